@@ -1,0 +1,96 @@
+//! Ports: the narrow traits through which the controller touches the world.
+//! The AWS adapters and the simulated cloud implement the same traits, and
+//! speak only the domain's types.
+
+pub mod clock;
+pub mod error;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::rollout::command::CreateTaskSet;
+use crate::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, TaskSet, Weights};
+use crate::time::Timestamp;
+
+pub use clock::{Clock, ScaledClock, SystemClock};
+pub use error::{CloudError, ErrorKind};
+
+/// A record as stored: the writer's attributes and the controller's status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredRecord {
+    pub key: ServiceKey,
+    /// Every attribute of the item except `status`, as JSON.
+    pub body: serde_json::Value,
+    /// `None` when the item has no status yet, or when it cannot be decoded
+    /// (the controller then rebuilds it from the live service).
+    pub status: Option<Status>,
+    /// Opaque concurrency token of the status attribute, for conditional writes.
+    pub status_version: u64,
+    /// When the writer last changed the record, where known.
+    pub written_at: Option<Timestamp>,
+}
+
+/// A record changed; the controller reconciles its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub key: ServiceKey,
+    pub at: Option<Timestamp>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusWrite {
+    Written {
+        version: u64,
+    },
+    /// Someone else wrote the status since it was read: re-read and decide again.
+    Conflict,
+    /// The record was deleted.
+    Gone,
+}
+
+/// The desired-state table.
+#[async_trait]
+pub trait DesiredStore: Send + Sync {
+    /// Every record (a full, paginated read).
+    async fn list(&self) -> Result<Vec<StoredRecord>, CloudError>;
+    async fn get(&self, key: &ServiceKey) -> Result<Option<StoredRecord>, CloudError>;
+    /// Writes only the status attribute, only if its version is still `expected`.
+    async fn write_status(
+        &self,
+        key: &ServiceKey,
+        expected: u64,
+        status: &Status,
+    ) -> Result<StatusWrite, CloudError>;
+    /// Sends changed keys until the feed ends or fails. The controller falls
+    /// back to periodic resync when it returns.
+    async fn watch(&self, changes: mpsc::Sender<Change>) -> Result<(), CloudError>;
+}
+
+/// ECS services that use the EXTERNAL deployment controller.
+#[async_trait]
+pub trait Ecs: Send + Sync {
+    /// Up to 10 services of one cluster in one call; task sets come inline.
+    async fn describe_services(
+        &self,
+        cluster: &str,
+        services: &[String],
+    ) -> Result<Vec<(String, ServiceState)>, CloudError>;
+    async fn create_task_set(
+        &self,
+        key: &ServiceKey,
+        request: &CreateTaskSet,
+    ) -> Result<TaskSet, CloudError>;
+    async fn set_primary(&self, key: &ServiceKey, task_set_arn: &str) -> Result<(), CloudError>;
+    async fn delete_task_set(&self, key: &ServiceKey, task_set_arn: &str)
+    -> Result<(), CloudError>;
+}
+
+/// The Application Load Balancer's weighted forward actions and target health.
+#[async_trait]
+pub trait LoadBalancer: Send + Sync {
+    async fn weights(&self, route: &Route) -> Result<Weights, CloudError>;
+    /// Sets the weights of the named target groups, keeping everything else
+    /// in the action and the rule as it was.
+    async fn set_weights(&self, route: &Route, weights: &Weights) -> Result<(), CloudError>;
+    async fn target_health(&self, target_group: &str) -> Result<TargetCounts, CloudError>;
+}

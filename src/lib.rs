@@ -1,0 +1,7 @@
+//! cutover: declarative blue/green releases for Amazon ECS.
+
+pub mod cloud;
+pub mod controller;
+pub mod rollout;
+pub mod sim;
+pub mod time;

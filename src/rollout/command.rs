@@ -1,0 +1,143 @@
+//! What a decision asks the controller to do, and what it reports.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::control::RolloutId;
+use super::observed::{Weights, short_arn};
+use super::spec::{Placement, Route, Version};
+use super::status::{Status, Transition};
+use crate::time::Timestamp;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreateTaskSet {
+    pub version: Version,
+    pub external_id: String,
+    /// Makes the create idempotent if a response is lost.
+    pub client_token: String,
+    pub target_group: String,
+    pub container: String,
+    pub container_port: u16,
+    pub scale_percent: f64,
+    /// A task set to copy network configuration and launch settings from.
+    pub template: Option<String>,
+    /// Used when there is no template (a service's first release).
+    pub placement: Placement,
+}
+
+/// An idempotent action on AWS. Commands run in order; the first failure stops
+/// the rest, and the next decision starts from what is then observed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "command")]
+pub enum Command {
+    CreateTaskSet(CreateTaskSet),
+    SetWeights { route: Route, weights: Weights },
+    SetPrimary { task_set: String },
+    DeleteTaskSet { task_set: String },
+}
+
+impl Command {
+    /// A bounded name for logs and metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::CreateTaskSet(_) => "create_task_set",
+            Command::SetWeights { .. } => "set_weights",
+            Command::SetPrimary { .. } => "set_primary",
+            Command::DeleteTaskSet { .. } => "delete_task_set",
+        }
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::CreateTaskSet(c) => write!(
+                f,
+                "create task set {} ({}) in {}",
+                c.external_id,
+                c.version,
+                short_arn(&c.target_group)
+            ),
+            Command::SetWeights { route, weights } => {
+                write!(f, "set weights {weights} on {}", short_arn(route.arn()))
+            }
+            Command::SetPrimary { task_set } => {
+                write!(f, "make task set {} primary", short_arn(task_set))
+            }
+            Command::DeleteTaskSet { task_set } => {
+                write!(f, "delete task set {}", short_arn(task_set))
+            }
+        }
+    }
+}
+
+/// When the controller should look at the service again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// Soon: the controller's poll interval (something is in motion).
+    Poll,
+    /// At this time, unless something changes first.
+    At(Timestamp),
+    /// Nothing to wait for: only a record change or the periodic resync.
+    Idle,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Promoted,
+    RolledBack,
+    Aborted,
+    Superseded,
+    Failed,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Promoted,
+        Outcome::RolledBack,
+        Outcome::Aborted,
+        Outcome::Superseded,
+        Outcome::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Promoted => "promoted",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Aborted => "aborted",
+            Outcome::Superseded => "superseded",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// Something worth telling logs, metrics and notifications about.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Transition(Transition),
+    RolloutStarted {
+        rollout: RolloutId,
+    },
+    StepCompleted {
+        rollout: RolloutId,
+        step: u32,
+        weight: u32,
+    },
+    RolloutFinished {
+        rollout: RolloutId,
+        outcome: Outcome,
+        duration: Duration,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub commands: Vec<Command>,
+    /// The status to write once every command has succeeded.
+    pub status: Status,
+    pub wake: Wake,
+    pub events: Vec<Event>,
+}

@@ -1,0 +1,25 @@
+//! The decision: pure rollout logic. Nothing in this module performs IO, reads
+//! a clock or knows about tokio or AWS types; it is tested with plain `#[test]`s.
+
+pub mod command;
+pub mod control;
+pub mod decide;
+pub mod key;
+pub mod observed;
+pub mod readiness;
+pub mod revision;
+pub mod spec;
+pub mod status;
+pub mod strategy;
+
+pub use command::{Command, CreateTaskSet, Decision, Event, Outcome, Wake};
+pub use control::{Control, Promote, RolloutId};
+pub use decide::{Desired, Reads, decide, reads};
+pub use key::ServiceKey;
+pub use observed::{
+    EcsService, Observed, ServiceState, Stability, TargetCounts, TaskSet, TaskSetStatus, Weights,
+};
+pub use revision::Revision;
+pub use spec::{RecordError, Route, Spec, Version, parse_record};
+pub use status::{Phase, Status};
+pub use strategy::{Step, Strategy};

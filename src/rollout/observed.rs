@@ -1,0 +1,199 @@
+//! What the controller saw of the live service, in the domain's words. The AWS
+//! adapters and the simulated cloud both produce these.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::revision::Revision;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskSetStatus {
+    Primary,
+    Active,
+    Draining,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Stability {
+    Stabilizing,
+    SteadyState,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskSet {
+    pub id: String,
+    pub arn: String,
+    pub task_definition: String,
+    pub external_id: Option<String>,
+    pub status: TaskSetStatus,
+    pub stability: Stability,
+    pub scale_percent: f64,
+    /// `None` where ECS does not report it: unknown, not zero.
+    pub computed_desired: Option<u32>,
+    pub running: Option<u32>,
+    pub pending: Option<u32>,
+    pub target_group: Option<String>,
+}
+
+impl TaskSet {
+    /// The revision cutover created this task set for, if it did.
+    pub fn revision(&self) -> Option<Revision> {
+        self.external_id
+            .as_deref()
+            .and_then(Revision::from_external_id)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EcsService {
+    pub desired_count: u32,
+    /// `EXTERNAL` for services cutover can drive.
+    pub deployment_controller: String,
+    pub task_sets: Vec<TaskSet>,
+}
+
+impl EcsService {
+    pub fn primary(&self) -> Option<&TaskSet> {
+        self.task_sets
+            .iter()
+            .find(|t| t.status == TaskSetStatus::Primary)
+    }
+
+    pub fn by_revision(&self, rev: &Revision) -> Option<&TaskSet> {
+        self.task_sets
+            .iter()
+            .find(|t| t.revision().as_ref() == Some(rev))
+    }
+
+    pub fn by_arn(&self, arn: &str) -> Option<&TaskSet> {
+        self.task_sets.iter().find(|t| t.arn == arn)
+    }
+
+    pub fn is_external(&self) -> bool {
+        self.deployment_controller == "EXTERNAL"
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum ServiceState {
+    Found(EcsService),
+    Missing,
+}
+
+/// The forward weights of one listener action: target group ARN to weight.
+/// cutover writes percentages; it compares shares, so weights other tools
+/// wrote (e.g. 1 and 0) still read right.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Weights(pub BTreeMap<String, u32>);
+
+impl Weights {
+    pub fn pair(active_tg: &str, active: u32, candidate_tg: &str, candidate: u32) -> Weights {
+        let mut m = BTreeMap::new();
+        m.insert(active_tg.to_string(), active);
+        m.insert(candidate_tg.to_string(), candidate);
+        Weights(m)
+    }
+
+    pub fn total(&self) -> u32 {
+        self.0.values().sum()
+    }
+
+    pub fn get(&self, tg: &str) -> u32 {
+        self.0.get(tg).copied().unwrap_or(0)
+    }
+
+    /// Share of `tg` in percent, rounded down.
+    pub fn percent(&self, tg: &str) -> u32 {
+        match self.total() {
+            0 => 0,
+            t => self.get(tg) * 100 / t,
+        }
+    }
+
+    /// Whether both route the same share of traffic to every target group.
+    pub fn same_shares(&self, other: &Weights) -> bool {
+        let (ta, tb) = (self.total() as u64, other.total() as u64);
+        if ta == 0 || tb == 0 {
+            return ta == tb;
+        }
+        self.0
+            .keys()
+            .chain(other.0.keys())
+            .all(|tg| self.get(tg) as u64 * tb == other.get(tg) as u64 * ta)
+    }
+}
+
+impl fmt::Display for Weights {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(tg, w)| format!("{}={w}", short_arn(tg)))
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// The last path segment of an ARN, for messages.
+pub fn short_arn(arn: &str) -> &str {
+    let tail = arn.rsplit(':').next().unwrap_or(arn);
+    let mut parts = tail.split('/');
+    match (parts.next(), parts.next()) {
+        (Some(_kind), Some(name)) => name,
+        _ => tail,
+    }
+}
+
+/// Target health counts of one target group.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetCounts {
+    pub healthy: u32,
+    pub unhealthy: u32,
+    pub initial: u32,
+    pub draining: u32,
+    pub other: u32,
+}
+
+/// One snapshot of a service, read before each decision. Optional parts are
+/// read only when the decision needs them (see `rollout::reads`); `None`
+/// means "not read", never "empty".
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Observed {
+    pub service: Option<ServiceState>,
+    pub production: Option<Weights>,
+    pub test: Option<Weights>,
+    /// Health of target groups that were asked for, by ARN.
+    pub targets: BTreeMap<String, TargetCounts>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_compare_by_share() {
+        let a = Weights::pair("a", 100, "b", 0);
+        let b = Weights::pair("a", 1, "b", 0);
+        let mut c = Weights::default();
+        c.0.insert("a".into(), 7);
+        assert!(a.same_shares(&b));
+        assert!(a.same_shares(&c));
+        assert!(!a.same_shares(&Weights::pair("a", 90, "b", 10)));
+        assert_eq!(Weights::pair("a", 90, "b", 10).percent("b"), 10);
+    }
+
+    #[test]
+    fn short_arn_keeps_the_name() {
+        assert_eq!(
+            short_arn("arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/web-blue/abc"),
+            "web-blue"
+        );
+        assert_eq!(short_arn("plain"), "plain");
+    }
+}

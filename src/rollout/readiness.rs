@@ -1,0 +1,170 @@
+//! When a candidate is ready for traffic, and the target health gate that
+//! keeps checking it while it serves.
+
+use super::observed::{EcsService, Stability, TargetCounts, TaskSet};
+use super::spec::TargetHealthGate;
+
+/// The candidate's desired task count: what ECS computed, or, where ECS does
+/// not report it, ceil(desiredCount × scale%).
+pub fn desired_tasks(task_set: &TaskSet, service: &EcsService) -> u32 {
+    task_set.computed_desired.unwrap_or_else(|| {
+        (service.desired_count as f64 * task_set.scale_percent / 100.0).ceil() as u32
+    })
+}
+
+/// Healthy targets the candidate needs. Never less than one: traffic must not
+/// go to an empty target group.
+pub fn required_healthy(task_set: &TaskSet, service: &EcsService, gate: &TargetHealthGate) -> u32 {
+    let desired = desired_tasks(task_set, service) as u64;
+    let needed = (desired * gate.min_healthy_percent as u64).div_ceil(100);
+    needed.max(1) as u32
+}
+
+/// Whether the candidate may take traffic; the error says what it waits for.
+pub fn ready(
+    task_set: &TaskSet,
+    service: &EcsService,
+    targets: Option<&TargetCounts>,
+    gate: &TargetHealthGate,
+) -> Result<(), String> {
+    if task_set.stability != Stability::SteadyState {
+        return Err(format!(
+            "task set is {:?}, waiting for STEADY_STATE",
+            task_set.stability
+        ));
+    }
+    if let (Some(running), Some(desired)) = (task_set.running, task_set.computed_desired) {
+        if running < desired {
+            return Err(format!("{running}/{desired} tasks running"));
+        }
+    }
+    target_health(task_set, service, targets, gate)
+}
+
+/// The target health gate: enough healthy targets in the candidate's group.
+pub fn target_health(
+    task_set: &TaskSet,
+    service: &EcsService,
+    targets: Option<&TargetCounts>,
+    gate: &TargetHealthGate,
+) -> Result<(), String> {
+    let need = required_healthy(task_set, service, gate);
+    match targets {
+        None => Err("target health not read yet".into()),
+        Some(t) if t.healthy >= need => Ok(()),
+        Some(t) => Err(format!(
+            "{}/{} healthy targets ({} unhealthy, {} initial)",
+            t.healthy, need, t.unhealthy, t.initial
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::observed::TaskSetStatus;
+
+    fn ts(computed: Option<u32>, running: Option<u32>, stability: Stability) -> TaskSet {
+        TaskSet {
+            id: "ts".into(),
+            arn: "arn:ts".into(),
+            task_definition: "web:2".into(),
+            external_id: None,
+            status: TaskSetStatus::Active,
+            stability,
+            scale_percent: 100.0,
+            computed_desired: computed,
+            running,
+            pending: None,
+            target_group: Some("tg".into()),
+        }
+    }
+
+    fn svc(desired: u32) -> EcsService {
+        EcsService {
+            desired_count: desired,
+            deployment_controller: "EXTERNAL".into(),
+            task_sets: vec![],
+        }
+    }
+
+    fn healthy(n: u32) -> TargetCounts {
+        TargetCounts {
+            healthy: n,
+            ..TargetCounts::default()
+        }
+    }
+
+    #[test]
+    fn ready_needs_steady_state_running_tasks_and_healthy_targets() {
+        let gate = TargetHealthGate::default();
+        let s = svc(3);
+        assert!(
+            ready(
+                &ts(Some(3), Some(3), Stability::SteadyState),
+                &s,
+                Some(&healthy(3)),
+                &gate
+            )
+            .is_ok()
+        );
+        assert!(
+            ready(
+                &ts(Some(3), Some(3), Stability::Stabilizing),
+                &s,
+                Some(&healthy(3)),
+                &gate
+            )
+            .is_err()
+        );
+        assert!(
+            ready(
+                &ts(Some(3), Some(2), Stability::SteadyState),
+                &s,
+                Some(&healthy(3)),
+                &gate
+            )
+            .is_err()
+        );
+        assert!(
+            ready(
+                &ts(Some(3), Some(3), Stability::SteadyState),
+                &s,
+                Some(&healthy(2)),
+                &gate
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn a_missing_count_is_unknown_not_zero() {
+        let gate = TargetHealthGate::default();
+        // ECS reported no counts: the bar comes from the service's desired count.
+        let t = ts(None, None, Stability::SteadyState);
+        assert_eq!(required_healthy(&t, &svc(4), &gate), 4);
+        assert!(ready(&t, &svc(4), Some(&healthy(3)), &gate).is_err());
+        assert!(ready(&t, &svc(4), Some(&healthy(4)), &gate).is_ok());
+    }
+
+    #[test]
+    fn an_empty_service_still_needs_one_healthy_target() {
+        let t = ts(Some(0), Some(0), Stability::SteadyState);
+        assert_eq!(
+            required_healthy(&t, &svc(0), &TargetHealthGate::default()),
+            1
+        );
+    }
+
+    #[test]
+    fn min_healthy_percent_lowers_the_bar() {
+        let gate = TargetHealthGate {
+            min_healthy_percent: 50,
+            failure_threshold: 1,
+        };
+        assert_eq!(
+            required_healthy(&ts(Some(5), None, Stability::SteadyState), &svc(5), &gate),
+            3
+        );
+    }
+}

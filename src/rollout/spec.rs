@@ -1,0 +1,622 @@
+//! The desired record: the public contract with platform teams. A record is
+//! parsed strictly into a [`Spec`]; anything wrong is reported as a
+//! [`RecordError`] that names the field and the fix.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::control::Control;
+use super::key::ServiceKey;
+use super::revision::Revision;
+use super::strategy::{Step, Strategy, humantime_serde_compat};
+
+pub const DEFAULT_BAKE: Duration = Duration::from_secs(5 * 60);
+pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(10 * 60);
+
+/// The attribute that holds the service key in a record.
+pub const KEY_ATTRIBUTE: &str = "service";
+/// The attribute the controller owns; writers never touch it.
+pub const STATUS_ATTRIBUTE: &str = "status";
+/// The attribute that carries promote/abort/retry requests.
+pub const CONTROL_ATTRIBUTE: &str = "control";
+
+/// What should run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Version {
+    /// `family:revision` or a full task definition ARN.
+    TaskDefinition(String),
+    /// The active task definition with `image` in `container`.
+    Image { image: String, container: String },
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Version::TaskDefinition(td) => f.write_str(td),
+            Version::Image { image, container } => write!(f, "{container}={image}"),
+        }
+    }
+}
+
+/// A place on the load balancer whose forward action cutover weighs.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    /// The listener's default action.
+    Listener(String),
+    /// A listener rule's forward action.
+    Rule(String),
+}
+
+impl Route {
+    pub fn arn(&self) -> &str {
+        match self {
+            Route::Listener(a) | Route::Rule(a) => a,
+        }
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Route::Listener(a) => write!(f, "listener {a}"),
+            Route::Rule(a) => write!(f, "rule {a}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traffic {
+    pub production: Route,
+    pub test: Option<Route>,
+    /// The two target groups that alternate between blue and green.
+    pub target_groups: [String; 2],
+    pub container: String,
+    pub container_port: u16,
+}
+
+impl Traffic {
+    /// The other target group of the pair, if `tg` is one of them.
+    pub fn other_target_group(&self, tg: &str) -> Option<&str> {
+        match &self.target_groups {
+            [a, b] if a == tg => Some(b),
+            [a, b] if b == tg => Some(a),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    pub subnets: Vec<String>,
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    #[serde(default)]
+    pub assign_public_ip: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityProvider {
+    pub provider: String,
+    #[serde(default)]
+    pub weight: u32,
+    #[serde(default)]
+    pub base: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Launch {
+    LaunchType(String),
+    CapacityProviders(Vec<CapacityProvider>),
+}
+
+/// Where a service's first task set runs. Later releases copy these from the
+/// active task set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    pub network: Option<Network>,
+    pub launch: Option<Launch>,
+}
+
+/// The built-in gate: the candidate's target group keeps enough healthy targets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TargetHealthGate {
+    /// Healthy targets needed, as a percentage of the candidate's desired count.
+    pub min_healthy_percent: u8,
+    /// Consecutive failing checks that fail the rollout.
+    pub failure_threshold: u32,
+}
+
+impl Default for TargetHealthGate {
+    fn default() -> Self {
+        TargetHealthGate {
+            min_healthy_percent: 100,
+            failure_threshold: 1,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gates {
+    pub target_health: TargetHealthGate,
+}
+
+/// A validated desired record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spec {
+    pub key: ServiceKey,
+    pub revision: Revision,
+    pub version: Version,
+    pub traffic: Traffic,
+    pub strategy: Strategy,
+    pub bake: Duration,
+    pub progress_deadline: Duration,
+    pub paused: bool,
+    pub auto_promote: bool,
+    pub gates: Gates,
+    pub placement: Placement,
+    pub control: Control,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Spec {
+    pub fn steps(&self) -> Vec<Step> {
+        self.strategy.steps(self.auto_promote)
+    }
+}
+
+/// One thing wrong with a record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub struct RecordError {
+    pub problems: Vec<Problem>,
+}
+
+impl RecordError {
+    pub fn one(field: impl Into<String>, message: impl Into<String>) -> Self {
+        RecordError {
+            problems: vec![Problem {
+                field: field.into(),
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            if p.field.is_empty() {
+                write!(f, "{}", p.message)?;
+            } else {
+                write!(f, "field `{}`: {}", p.field, p.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The record as written, before validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecord {
+    service: Option<String>,
+    task_definition: Option<String>,
+    image: Option<String>,
+    container: Option<String>,
+    container_port: Option<u16>,
+    production_listener: Option<String>,
+    production_rule: Option<String>,
+    test_listener: Option<String>,
+    test_rule: Option<String>,
+    target_groups: Option<Vec<String>>,
+    strategy: Option<Value>,
+    #[serde(default, with = "opt_duration")]
+    bake: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    progress_deadline: Option<Duration>,
+    #[serde(default)]
+    paused: bool,
+    auto_promote: Option<bool>,
+    #[serde(default)]
+    gates: Gates,
+    network: Option<Network>,
+    launch_type: Option<String>,
+    capacity_provider_strategy: Option<Vec<CapacityProvider>>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    control: Control,
+    /// Owned by the controller; ignored here.
+    #[allow(dead_code)]
+    status: Option<Value>,
+    /// Optional writer timestamp, used to measure detection latency.
+    #[allow(dead_code)]
+    updated_at: Option<Value>,
+}
+
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::Deserializer;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::humantime_serde_compat::deserialize(d).map(Some)
+    }
+}
+
+/// Parses and validates a record. `body` is the whole item as JSON.
+pub fn parse_record(key: &ServiceKey, body: &Value) -> Result<Spec, RecordError> {
+    let raw: RawRecord = serde_path_to_error::deserialize(body).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { String::new() } else { field };
+        RecordError::one(field, e.into_inner().to_string())
+    })?;
+    validate(key, raw)
+}
+
+fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
+    let mut problems = Vec::new();
+    let mut bad = |field: &str, message: String| {
+        problems.push(Problem {
+            field: field.to_string(),
+            message,
+        })
+    };
+
+    if let Some(s) = &raw.service {
+        if s != &key.to_string() {
+            bad(
+                KEY_ATTRIBUTE,
+                format!("{s:?} does not match the record's key {key:?}"),
+            );
+        }
+    }
+
+    let container = match raw.container.as_deref().map(str::trim) {
+        Some(c) if !c.is_empty() => c.to_string(),
+        _ => {
+            bad(
+                "container",
+                "is missing: name the container that receives traffic (and, with `image`, the one whose image changes)".into(),
+            );
+            String::new()
+        }
+    };
+    let container_port = match raw.container_port {
+        Some(p) if p > 0 => p,
+        Some(_) => {
+            bad("container_port", "must be from 1 to 65535".into());
+            0
+        }
+        None => {
+            bad(
+                "container_port",
+                "is missing: give the port the target groups send traffic to".into(),
+            );
+            0
+        }
+    };
+
+    let version = match (&raw.task_definition, &raw.image) {
+        (Some(td), None) => {
+            if let Err(m) = check_task_definition(td) {
+                bad("task_definition", m);
+            }
+            Version::TaskDefinition(td.trim().to_string())
+        }
+        (None, Some(image)) => {
+            if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
+                bad(
+                    "image",
+                    format!("{image:?} is not an image reference such as registry/repo:tag"),
+                );
+            }
+            Version::Image {
+                image: image.clone(),
+                container: container.clone(),
+            }
+        }
+        (Some(_), Some(_)) => {
+            bad(
+                "image",
+                "is given together with `task_definition`: give exactly one of them".into(),
+            );
+            Version::TaskDefinition(String::new())
+        }
+        (None, None) => {
+            bad(
+                "task_definition",
+                "is missing: give `task_definition` (family:revision or ARN) or `image`".into(),
+            );
+            Version::TaskDefinition(String::new())
+        }
+    };
+
+    let production = match (&raw.production_listener, &raw.production_rule) {
+        (Some(l), None) => check_route(&mut bad, "production_listener", l, Route::Listener),
+        (None, Some(r)) => check_route(&mut bad, "production_rule", r, Route::Rule),
+        (Some(_), Some(_)) => {
+            bad(
+                "production_rule",
+                "is given together with `production_listener`: give exactly one".into(),
+            );
+            Route::Listener(String::new())
+        }
+        (None, None) => {
+            bad(
+                "production_listener",
+                "is missing: give the listener ARN (or `production_rule`) that carries production traffic".into(),
+            );
+            Route::Listener(String::new())
+        }
+    };
+    let test = match (&raw.test_listener, &raw.test_rule) {
+        (Some(l), None) => Some(check_route(&mut bad, "test_listener", l, Route::Listener)),
+        (None, Some(r)) => Some(check_route(&mut bad, "test_rule", r, Route::Rule)),
+        (Some(_), Some(_)) => {
+            bad(
+                "test_rule",
+                "is given together with `test_listener`: give at most one".into(),
+            );
+            None
+        }
+        (None, None) => None,
+    };
+    if let Some(t) = &test {
+        if t.arn() == production.arn() && !t.arn().is_empty() {
+            bad(
+                "test_listener",
+                "is the production route: the test route must be a different listener or rule"
+                    .into(),
+            );
+        }
+    }
+
+    let target_groups: [String; 2] = match raw.target_groups.as_deref() {
+        Some([a, b]) => {
+            for (i, tg) in [a, b].iter().enumerate() {
+                if !tg.starts_with("arn:") || !tg.contains(":targetgroup/") {
+                    bad(
+                        &format!("target_groups[{i}]"),
+                        format!(
+                            "{tg:?} is not a target group ARN (arn:aws:elasticloadbalancing:…:targetgroup/…)"
+                        ),
+                    );
+                }
+            }
+            if a == b {
+                bad(
+                    "target_groups",
+                    "names the same target group twice: blue and green need one each".into(),
+                );
+            }
+            [a.clone(), b.clone()]
+        }
+        Some(other) => {
+            bad(
+                "target_groups",
+                format!(
+                    "has {} entries: give exactly 2 target group ARNs, one for blue and one for green",
+                    other.len()
+                ),
+            );
+            [String::new(), String::new()]
+        }
+        None => {
+            bad(
+                "target_groups",
+                "is missing: give the 2 target group ARNs that alternate between blue and green"
+                    .into(),
+            );
+            [String::new(), String::new()]
+        }
+    };
+
+    let strategy = match &raw.strategy {
+        None => Strategy::AllAtOnce,
+        Some(v) => match parse_strategy(v) {
+            Ok(s) => s,
+            Err((field, m)) => {
+                bad(&field, m);
+                Strategy::AllAtOnce
+            }
+        },
+    };
+
+    let gate = &raw.gates.target_health;
+    if !(1..=100).contains(&gate.min_healthy_percent) {
+        bad(
+            "gates.target_health.min_healthy_percent",
+            format!("{} is out of range: use 1 to 100", gate.min_healthy_percent),
+        );
+    }
+    if gate.failure_threshold == 0 {
+        bad(
+            "gates.target_health.failure_threshold",
+            "must be at least 1".into(),
+        );
+    }
+
+    let progress_deadline = raw.progress_deadline.unwrap_or(DEFAULT_PROGRESS_DEADLINE);
+    if progress_deadline < Duration::from_secs(30) {
+        bad(
+            "progress_deadline",
+            "is shorter than 30s: tasks and health checks need longer to settle".into(),
+        );
+    }
+
+    let launch = match (raw.launch_type, raw.capacity_provider_strategy) {
+        (Some(t), None) => {
+            if !["FARGATE", "EC2", "EXTERNAL"].contains(&t.as_str()) {
+                bad(
+                    "launch_type",
+                    format!("{t:?} is not one of FARGATE, EC2, EXTERNAL"),
+                );
+            }
+            Some(Launch::LaunchType(t))
+        }
+        (None, Some(cps)) => Some(Launch::CapacityProviders(cps)),
+        (Some(_), Some(_)) => {
+            bad(
+                "capacity_provider_strategy",
+                "is given together with `launch_type`: give at most one".into(),
+            );
+            None
+        }
+        (None, None) => None,
+    };
+    if let Some(n) = &raw.network {
+        if n.subnets.is_empty() {
+            bad(
+                "network.subnets",
+                "is empty: give at least one subnet".into(),
+            );
+        }
+    }
+
+    if !problems.is_empty() {
+        return Err(RecordError { problems });
+    }
+
+    let traffic = Traffic {
+        production,
+        test,
+        target_groups,
+        container,
+        container_port,
+    };
+    let placement = Placement {
+        network: raw.network,
+        launch,
+    };
+    let revision = Revision::digest(&json!({
+        "version": version,
+        "traffic": traffic,
+        "placement": placement,
+    }));
+    Ok(Spec {
+        key: key.clone(),
+        revision,
+        version,
+        traffic,
+        strategy,
+        bake: raw.bake.unwrap_or(DEFAULT_BAKE),
+        progress_deadline,
+        paused: raw.paused,
+        auto_promote: raw.auto_promote.unwrap_or(true),
+        gates: raw.gates,
+        placement,
+        control: raw.control,
+        labels: raw.labels,
+    })
+}
+
+fn check_route(
+    bad: &mut impl FnMut(&str, String),
+    field: &str,
+    arn: &str,
+    make: fn(String) -> Route,
+) -> Route {
+    let marker = if field.ends_with("_rule") {
+        ":listener-rule/"
+    } else {
+        ":listener/"
+    };
+    if !arn.starts_with("arn:") || !arn.contains(marker) {
+        bad(
+            field,
+            format!(
+                "{arn:?} is not an ALB {} ARN (arn:aws:elasticloadbalancing:…{marker}…)",
+                if marker.contains("rule") {
+                    "listener rule"
+                } else {
+                    "listener"
+                }
+            ),
+        );
+    }
+    make(arn.to_string())
+}
+
+fn check_task_definition(td: &str) -> Result<(), String> {
+    let td = td.trim();
+    let family_rev = if td.starts_with("arn:") {
+        match td.split_once(":task-definition/") {
+            Some((_, rest)) => rest,
+            None => {
+                return Err(format!(
+                    "{td:?} is not a task definition ARN (arn:aws:ecs:…:task-definition/family:revision)"
+                ));
+            }
+        }
+    } else {
+        td
+    };
+    match family_rev.rsplit_once(':') {
+        Some((family, rev))
+            if !family.is_empty()
+                && family
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && rev.parse::<u32>().is_ok_and(|r| r > 0) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{td:?} does not name a fixed revision: write family:revision (e.g. web:42) or a full ARN"
+        )),
+    }
+}
+
+fn parse_strategy(v: &Value) -> Result<Strategy, (String, String)> {
+    let strategy = match v {
+        Value::String(name) => Strategy::from_name(name).ok_or_else(|| {
+            (
+                "strategy".to_string(),
+                format!(
+                    "{name:?} is not a known strategy name: use all_at_once, one of CodeDeploy's \
+                     ECS configurations (e.g. CodeDeployDefault.ECSCanary10Percent5Minutes), \
+                     or a map such as {{type = \"canary\", percent = 10, interval = \"5m\"}}"
+                ),
+            )
+        })?,
+        Value::Object(_) => serde_path_to_error::deserialize::<_, Strategy>(v).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." {
+                "strategy".to_string()
+            } else {
+                format!("strategy.{path}")
+            };
+            (field, e.into_inner().to_string())
+        })?,
+        other => {
+            return Err((
+                "strategy".into(),
+                format!("expected a name or a map, found {other}"),
+            ));
+        }
+    };
+    strategy
+        .validate()
+        .map_err(|(f, m)| (format!("strategy.{f}"), m))?;
+    Ok(strategy)
+}

@@ -1,0 +1,272 @@
+//! What the controller writes back into the record's `status` attribute: enough
+//! to resume exactly after a restart, and to tell people what is going on.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::control::RolloutId;
+use super::revision::Revision;
+use crate::time::Timestamp;
+
+/// How many transitions the status keeps.
+pub const HISTORY_LIMIT: usize = 20;
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+pub enum Phase {
+    /// Nothing to do: the active task set runs the desired revision.
+    #[default]
+    Steady,
+    /// The candidate task set is created; waiting until it is ready.
+    Provisioning,
+    /// The candidate is behind the test route; pre-traffic checks run.
+    Testing,
+    /// Production weight moves to the candidate step by step.
+    Shifting,
+    /// Waiting for someone to promote the rollout.
+    AwaitingPromotion,
+    /// Held by `paused = true` in the record.
+    Paused,
+    /// The candidate serves everything; the old task set is kept for instant rollback.
+    Baking,
+    /// The old task set is being removed and the target groups swap roles.
+    Finalizing,
+    /// Traffic returns to the active task set and the candidate is removed.
+    RollingBack,
+    /// The revision failed and was rolled back; it is not tried again until retried.
+    Failed,
+    /// The record is invalid, or the service cannot be driven as configured.
+    Invalid,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 11] = [
+        Phase::Steady,
+        Phase::Provisioning,
+        Phase::Testing,
+        Phase::Shifting,
+        Phase::AwaitingPromotion,
+        Phase::Paused,
+        Phase::Baking,
+        Phase::Finalizing,
+        Phase::RollingBack,
+        Phase::Failed,
+        Phase::Invalid,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Steady => "Steady",
+            Phase::Provisioning => "Provisioning",
+            Phase::Testing => "Testing",
+            Phase::Shifting => "Shifting",
+            Phase::AwaitingPromotion => "AwaitingPromotion",
+            Phase::Paused => "Paused",
+            Phase::Baking => "Baking",
+            Phase::Finalizing => "Finalizing",
+            Phase::RollingBack => "RollingBack",
+            Phase::Failed => "Failed",
+            Phase::Invalid => "Invalid",
+        }
+    }
+
+    /// Phases that belong to a rollout in flight.
+    pub fn in_rollout(self) -> bool {
+        matches!(
+            self,
+            Phase::Provisioning
+                | Phase::Testing
+                | Phase::Shifting
+                | Phase::AwaitingPromotion
+                | Phase::Paused
+                | Phase::Baking
+                | Phase::Finalizing
+                | Phase::RollingBack
+        )
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A task set as the status remembers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSetRef {
+    pub arn: String,
+    pub task_definition: String,
+    pub target_group: String,
+    pub revision: Option<Revision>,
+}
+
+/// Why a rollout is being rolled back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum RollbackReason {
+    /// A gate said no.
+    GateFailed { gate: String, detail: String },
+    /// No progress within the progress deadline.
+    DeadlineExceeded { phase: Phase, detail: String },
+    /// Someone aborted the rollout.
+    Aborted,
+    /// A newer revision was written mid-rollout.
+    Superseded { by: Revision },
+}
+
+impl RollbackReason {
+    /// Whether the revision counts as failed afterwards.
+    pub fn fails_revision(&self) -> bool {
+        !matches!(self, RollbackReason::Superseded { .. })
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RollbackReason::GateFailed { .. } => "gate_failed",
+            RollbackReason::DeadlineExceeded { .. } => "deadline_exceeded",
+            RollbackReason::Aborted => "aborted",
+            RollbackReason::Superseded { .. } => "superseded",
+        }
+    }
+}
+
+impl fmt::Display for RollbackReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RollbackReason::GateFailed { gate, detail } => {
+                write!(f, "gate {gate} failed: {detail}")
+            }
+            RollbackReason::DeadlineExceeded { phase, detail } => {
+                write!(
+                    f,
+                    "no progress in {phase} within the progress deadline: {detail}"
+                )
+            }
+            RollbackReason::Aborted => write!(f, "aborted by request"),
+            RollbackReason::Superseded { by } => write!(f, "superseded by revision {by}"),
+        }
+    }
+}
+
+/// The rollout in flight.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollout {
+    pub id: RolloutId,
+    pub started_at: Timestamp,
+    /// The task set that served production when the rollout began; `None`
+    /// for a service's first release.
+    pub from: Option<TaskSetRef>,
+    /// The target group the candidate registers in.
+    pub target_group: String,
+    /// Index into the strategy's steps.
+    pub step: u32,
+    pub step_started_at: Timestamp,
+    /// Last time the rollout made progress; the progress deadline counts from here.
+    pub progress_at: Timestamp,
+    /// Consecutive failing checks of the target health gate.
+    #[serde(default)]
+    pub gate_failures: u32,
+    /// Set while rolling back.
+    #[serde(default)]
+    pub rollback: Option<RollbackReason>,
+    /// The phase to return to when a pause or an invalid record ends.
+    #[serde(default)]
+    pub resume_to: Option<Phase>,
+}
+
+/// A revision that failed; it stays failed until retried or replaced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub rollout: RolloutId,
+    pub reason: String,
+    pub at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub at: Timestamp,
+    pub from: Phase,
+    pub to: Phase,
+    pub reason: String,
+    #[serde(default)]
+    pub revision: Option<Revision>,
+}
+
+/// Commands already sent and not yet visible, so the controller does not
+/// resend them on every poll while AWS catches up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub fingerprint: String,
+    pub at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Status {
+    pub phase: Phase,
+    /// The spec revision this status was computed for.
+    pub observed_revision: Option<Revision>,
+    /// The revision serving production (the active task set's).
+    pub stable_revision: Option<Revision>,
+    pub active: Option<TaskSetRef>,
+    pub candidate: Option<TaskSetRef>,
+    /// Production weights in percent (active, candidate), as last verified.
+    pub weights: Option<(u32, u32)>,
+    pub rollout: Option<Rollout>,
+    pub failed: Option<Failure>,
+    pub phase_since: Timestamp,
+    pub message: String,
+    pub last_error: Option<String>,
+    pub pending: Option<Pending>,
+    pub history: Vec<Transition>,
+}
+
+impl Status {
+    pub fn record(&mut self, t: Transition) {
+        self.history.push(t);
+        if self.history.len() > HISTORY_LIMIT {
+            let excess = self.history.len() - HISTORY_LIMIT;
+            self.history.drain(..excess);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_is_bounded_and_keeps_the_newest() {
+        let mut s = Status::default();
+        for i in 0..(HISTORY_LIMIT as i64 + 5) {
+            s.record(Transition {
+                at: Timestamp(i),
+                from: Phase::Steady,
+                to: Phase::Provisioning,
+                reason: String::new(),
+                revision: None,
+            });
+        }
+        assert_eq!(s.history.len(), HISTORY_LIMIT);
+        assert_eq!(
+            s.history.last().unwrap().at,
+            Timestamp(HISTORY_LIMIT as i64 + 4)
+        );
+    }
+
+    #[test]
+    fn status_round_trips_through_json() {
+        let s = Status {
+            phase: Phase::Shifting,
+            message: "shifting".into(),
+            weights: Some((90, 10)),
+            ..Status::default()
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["phase"], "Shifting");
+        let back: Status = serde_json::from_value(v).unwrap();
+        assert_eq!(back, s);
+    }
+}

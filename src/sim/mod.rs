@@ -1,1 +1,211 @@
-//! The simulated cloud.
+//! The simulated cloud: a deterministic, seeded stand-in for ECS, the
+//! Application Load Balancer and the desired-state table. It implements the
+//! same ports as the AWS adapters, and adds what tests, the demo and the
+//! benchmark need: scenario setup, bad versions, faults, call counts, an
+//! event log and safety invariants.
+//!
+//! All state lives in one world behind a mutex that is never held across an
+//! `.await`. The world moves only when someone looks: every call first runs
+//! the events due by the injected clock's time, so a paused tokio runtime
+//! makes a whole scenario deterministic for a seed.
+
+mod alb;
+mod arn;
+mod builder;
+mod config;
+mod ecs;
+mod faults;
+mod invariants;
+mod ports;
+mod registry;
+mod scenario;
+mod scheduler;
+mod store;
+mod targets;
+mod world;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::cloud::{Clock, CloudError};
+use crate::rollout::{ServiceKey, ServiceState, TargetCounts, Weights};
+use crate::time::Timestamp;
+
+pub use alb::{Action, Condition, Forward, RouteConfig, Stickiness, WeightedTargetGroup};
+pub use arn::{ACCOUNT, REGION};
+pub use builder::SimBuilder;
+pub use config::{HealthCheck, SimConfig};
+pub use ecs::TASK_SET_LIMIT;
+pub use faults::{ApiGroup, FaultProfile, Faults};
+pub use registry::{BadVersion, Containers};
+pub use scenario::{ServiceArns, ServiceSetup};
+pub use targets::TargetState;
+pub use world::LogEntry;
+
+use world::World;
+
+/// A handle on the simulated cloud; clones share the same world.
+#[derive(Clone)]
+pub struct SimCloud {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    seed: u64,
+    clock: Arc<dyn Clock>,
+    world: Mutex<World>,
+    /// Wakes change feeds when a record changes.
+    changes: Notify,
+}
+
+impl SimCloud {
+    pub fn builder(seed: u64) -> SimBuilder {
+        SimBuilder::new(seed)
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.inner.seed
+    }
+
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.inner.clock.clone()
+    }
+
+    /// The world, brought up to the clock's time.
+    fn world(&self) -> MutexGuard<'_, World> {
+        let now = self.inner.clock.now();
+        let mut w = self
+            .inner
+            .world
+            .lock()
+            .expect("sim world lock poisoned: a panic while it was held");
+        w.advance_to(now);
+        w
+    }
+
+    /// Runs everything due by now. API calls do this themselves; a harness
+    /// calls it to let time pass with nobody looking.
+    pub fn advance(&self) {
+        drop(self.world());
+    }
+
+    /// Sleeps `d` on the clock, then advances the world.
+    pub async fn run_for(&self, d: Duration) {
+        self.inner.clock.sleep(d).await;
+        self.advance();
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.world().now
+    }
+
+    /// Calls made so far, by operation (e.g. `ecs:DescribeServices`),
+    /// including calls that failed with an injected fault.
+    pub fn calls(&self) -> BTreeMap<&'static str, u64> {
+        self.world().calls.clone()
+    }
+
+    pub fn call_count(&self, operation: &str) -> u64 {
+        self.world().calls.get(operation).copied().unwrap_or(0)
+    }
+
+    pub fn violations(&self) -> Vec<LogEntry> {
+        self.world().checks.violations.clone()
+    }
+
+    /// Everything that happened, in sim time order: enough to replay a
+    /// failing seed by reading.
+    pub fn event_log(&self) -> Vec<LogEntry> {
+        self.world().log_entries().to_vec()
+    }
+
+    /// The longest time a production route sent traffic to a target group
+    /// with no healthy target, counting an exposure still going on.
+    pub fn max_exposure(&self) -> Duration {
+        self.world().max_exposure()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.world().faults = faults;
+    }
+
+    /// Tasks of this task definition (`family:revision` or ARN) misbehave,
+    /// including tasks already running.
+    pub fn mark_task_definition_bad(&self, task_definition: &str, bad: BadVersion) {
+        let mut w = self.world();
+        w.registry.mark_task_definition(task_definition, bad);
+        w.log(format!("task definition {task_definition} marked {bad:?}"));
+        w.apply_badness_everywhere();
+    }
+
+    /// Tasks of any task definition with this image misbehave, including
+    /// tasks already running.
+    pub fn mark_image_bad(&self, image: &str, bad: BadVersion) {
+        let mut w = self.world();
+        w.registry.mark_image(image, bad);
+        w.log(format!("image {image} marked {bad:?}"));
+        w.apply_badness_everywhere();
+    }
+
+    /// Registers the next revision of `family` (or returns an identical one)
+    /// and returns `family:revision`.
+    pub fn register_task_definition(&self, family: &str, containers: Containers) -> String {
+        let rev = self.world().registry.register(family, containers);
+        format!("{family}:{rev}")
+    }
+
+    /// Changes a service's desired count, as an autoscaler would.
+    pub fn set_desired_count(&self, key: &ServiceKey, count: u32) -> Result<(), CloudError> {
+        self.world().set_desired_count(key, count)
+    }
+
+    /// The service as ECS would describe it, without cost or faults.
+    pub fn service(&self, key: &ServiceKey) -> ServiceState {
+        self.world().service_state(key)
+    }
+
+    /// The weights the load balancer applies now, without cost or faults.
+    pub fn visible_weights(&self, route_arn: &str) -> Option<Weights> {
+        self.world()
+            .lb
+            .routes
+            .get(route_arn)
+            .and_then(|r| r.visible.weights())
+    }
+
+    /// A listener's or rule's visible configuration.
+    pub fn route_config(&self, route_arn: &str) -> Option<RouteConfig> {
+        self.world().lb.routes.get(route_arn).map(|r| r.visible.clone())
+    }
+
+    /// Replaces a listener's or rule's configuration at once, e.g. to add
+    /// stickiness or another action; returns whether the route exists.
+    pub fn set_route_config(&self, route_arn: &str, config: RouteConfig) -> bool {
+        let mut w = self.world();
+        let replaced = w.lb.replace_route(route_arn, config);
+        w.route_changed(route_arn);
+        replaced
+    }
+
+    /// Marks a route as carrying production traffic (or not), which decides
+    /// whether the invariants watch it.
+    pub fn set_production(&self, route_arn: &str, production: bool) -> bool {
+        let mut w = self.world();
+        let Some(r) = w.lb.routes.get_mut(route_arn) else {
+            return false;
+        };
+        r.production = production;
+        w.route_changed(route_arn);
+        true
+    }
+
+    pub fn target_counts(&self, target_group: &str) -> Option<TargetCounts> {
+        self.world().target_counts(target_group).ok()
+    }
+}

@@ -1,0 +1,114 @@
+//! Building a simulated cloud for a scenario.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::Notify;
+
+use super::config::{HealthCheck, SimConfig};
+use super::faults::Faults;
+use super::world::World;
+use super::{Inner, SimCloud};
+use crate::cloud::{Clock, ScaledClock};
+use crate::time::Timestamp;
+
+/// Where the default clock starts: a fixed instant, so logs of a seed match.
+pub const DEFAULT_EPOCH: Timestamp = Timestamp(1_700_000_000_000);
+
+pub struct SimBuilder {
+    seed: u64,
+    clock: Option<Arc<dyn Clock>>,
+    config: SimConfig,
+    faults: Faults,
+}
+
+impl SimBuilder {
+    pub fn new(seed: u64) -> SimBuilder {
+        SimBuilder {
+            seed,
+            clock: None,
+            config: SimConfig::default(),
+            faults: Faults::default(),
+        }
+    }
+
+    /// Without one, a `ScaledClock` at factor 1 starting at `DEFAULT_EPOCH`
+    /// (deterministic only on a paused tokio runtime).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    pub fn config(mut self, config: SimConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    pub fn task_start(mut self, min: Duration, max: Duration) -> Self {
+        self.config.task_start = (min, max);
+        self
+    }
+
+    pub fn crash_after(mut self, min: Duration, max: Duration) -> Self {
+        self.config.crash_after = (min, max);
+        self
+    }
+
+    pub fn health_check(mut self, check: HealthCheck) -> Self {
+        self.config.health_check = check;
+        self
+    }
+
+    pub fn deregistration_delay(mut self, d: Duration) -> Self {
+        self.config.deregistration_delay = d;
+        self
+    }
+
+    pub fn visibility_delay(mut self, min: Duration, max: Duration) -> Self {
+        self.config.visibility_delay = (min, max);
+        self
+    }
+
+    pub fn report_counts(mut self, report: bool) -> Self {
+        self.config.report_counts = report;
+        self
+    }
+
+    pub fn replace_unhealthy(mut self, replace: bool) -> Self {
+        self.config.replace_unhealthy = replace;
+        self
+    }
+
+    pub fn keep_log(mut self, keep: bool) -> Self {
+        self.config.keep_log = keep;
+        self
+    }
+
+    pub fn build(self) -> SimCloud {
+        let clock = self
+            .clock
+            .unwrap_or_else(|| Arc::new(ScaledClock::new(DEFAULT_EPOCH, 1.0)));
+        let mut world = World::new(
+            clock.now(),
+            ChaCha8Rng::seed_from_u64(self.seed),
+            self.config,
+            self.faults,
+        );
+        world.log(format!("simulation starts with seed {}", self.seed));
+        SimCloud {
+            inner: Arc::new(Inner {
+                seed: self.seed,
+                clock,
+                world: Mutex::new(world),
+                changes: Notify::new(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! ECS services with the EXTERNAL deployment controller and their task sets.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::arn;
+use super::registry;
+use super::world::World;
+use crate::cloud::{CloudError, ErrorKind};
+use crate::rollout::command::CreateTaskSet;
+use crate::rollout::spec::Placement;
+use crate::rollout::{EcsService, ServiceKey, ServiceState, Stability, TaskSet, TaskSetStatus, Version};
+use crate::time::Timestamp;
+
+/// ECS refuses a sixth task set in a service.
+pub const TASK_SET_LIMIT: usize = 5;
+/// DescribeServices takes at most this many services per call.
+pub const DESCRIBE_LIMIT: usize = 10;
+
+#[derive(Debug, Default)]
+pub(crate) struct Services {
+    pub clusters: BTreeSet<String>,
+    pub by_key: BTreeMap<ServiceKey, Service>,
+    pub next_task: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Service {
+    pub desired_count: u32,
+    pub deployment_controller: String,
+    /// In creation order, as ECS lists them.
+    pub task_sets: Vec<SimTaskSet>,
+    /// Client token to the task set it created.
+    pub client_tokens: BTreeMap<String, String>,
+    /// What `Version::Image` builds on when there is no task set to copy.
+    pub base_task_definition: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TaskState {
+    Pending,
+    Running,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Task {
+    pub state: TaskState,
+    pub running_since: Option<Timestamp>,
+    /// The target this task registered in the task set's target group.
+    pub target: Option<String>,
+    pub crash_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct SimTaskSet {
+    pub id: String,
+    pub arn: String,
+    /// `family:revision`.
+    pub task_definition: String,
+    pub external_id: Option<String>,
+    pub status: TaskSetStatus,
+    pub scale_percent: f64,
+    pub target_group: Option<String>,
+    pub container_port: u16,
+    pub placement: Placement,
+    pub tasks: BTreeMap<u64, Task>,
+}
+
+impl SimTaskSet {
+    pub fn computed_desired(&self, desired_count: u32) -> u32 {
+        if self.status == TaskSetStatus::Draining {
+            return 0;
+        }
+        (f64::from(desired_count) * self.scale_percent / 100.0).ceil() as u32
+    }
+
+    fn count(&self, state: TaskState) -> u32 {
+        self.tasks.values().filter(|t| t.state == state).count() as u32
+    }
+
+    pub fn to_domain(&self, desired_count: u32, report_counts: bool) -> TaskSet {
+        let computed = self.computed_desired(desired_count);
+        let (running, pending) = (self.count(TaskState::Running), self.count(TaskState::Pending));
+        let steady = running == computed && pending == 0;
+        let reported = |n: u32| report_counts.then_some(n);
+        TaskSet {
+            id: self.id.clone(),
+            arn: self.arn.clone(),
+            task_definition: arn::task_definition(&self.task_definition),
+            external_id: self.external_id.clone(),
+            status: self.status,
+            stability: if steady || !report_counts {
+                Stability::SteadyState
+            } else {
+                Stability::Stabilizing
+            },
+            scale_percent: self.scale_percent,
+            computed_desired: reported(computed),
+            running: reported(running),
+            pending: reported(pending),
+            target_group: self.target_group.clone(),
+        }
+    }
+
+    /// ECS accepts a task set's id or its full ARN.
+    pub fn is(&self, id_or_arn: &str) -> bool {
+        self.arn == id_or_arn || self.id == id_or_arn
+    }
+}
+
+impl Service {
+    pub fn to_domain(&self, report_counts: bool) -> EcsService {
+        EcsService {
+            desired_count: self.desired_count,
+            deployment_controller: self.deployment_controller.clone(),
+            task_sets: self
+                .task_sets
+                .iter()
+                .map(|t| t.to_domain(self.desired_count, report_counts))
+                .collect(),
+        }
+    }
+
+    pub fn task_set(&self, id_or_arn: &str) -> Option<&SimTaskSet> {
+        self.task_sets.iter().find(|t| t.is(id_or_arn))
+    }
+}
+
+const DESCRIBE: &str = "ecs:DescribeServices";
+const CREATE: &str = "ecs:CreateTaskSet";
+const SET_PRIMARY: &str = "ecs:UpdateServicePrimaryTaskSet";
+const DELETE: &str = "ecs:DeleteTaskSet";
+
+impl World {
+    pub fn service_state(&self, key: &ServiceKey) -> ServiceState {
+        match self.services.by_key.get(key) {
+            Some(s) => ServiceState::Found(s.to_domain(self.config.report_counts)),
+            None => ServiceState::Missing,
+        }
+    }
+
+    pub fn describe_services(
+        &self,
+        cluster: &str,
+        names: &[String],
+    ) -> Result<Vec<(String, ServiceState)>, CloudError> {
+        if names.len() > DESCRIBE_LIMIT {
+            return Err(CloudError::new(
+                ErrorKind::Invalid,
+                DESCRIBE,
+                format!("{} services requested; at most {DESCRIBE_LIMIT} per call", names.len()),
+            ));
+        }
+        if !self.services.clusters.contains(cluster) {
+            return Err(CloudError::not_found(DESCRIBE, format!("cluster {cluster}")));
+        }
+        Ok(names
+            .iter()
+            .map(|n| (n.clone(), self.service_state(&ServiceKey::new(cluster, n.as_str()))))
+            .collect())
+    }
+
+    fn service_mut(&mut self, key: &ServiceKey, op: &'static str) -> Result<&mut Service, CloudError> {
+        self.services
+            .by_key
+            .get_mut(key)
+            .ok_or_else(|| CloudError::not_found(op, format!("service {key}")))
+    }
+
+    pub fn create_task_set(&mut self, key: &ServiceKey, req: &CreateTaskSet) -> Result<TaskSet, CloudError> {
+        let invalid = |m: String| CloudError::new(ErrorKind::Invalid, CREATE, m);
+        let report = self.config.report_counts;
+        let service = self.service_mut(key, CREATE)?;
+        if service.deployment_controller != "EXTERNAL" {
+            return Err(invalid(format!(
+                "service {key} uses the {} deployment controller; task sets need EXTERNAL",
+                service.deployment_controller
+            )));
+        }
+        if let Some(existing) = service
+            .client_tokens
+            .get(&req.client_token)
+            .and_then(|id| service.task_set(id))
+        {
+            return Ok(existing.to_domain(service.desired_count, report));
+        }
+        if service.task_sets.len() >= TASK_SET_LIMIT {
+            return Err(invalid(format!(
+                "service {key} already has {TASK_SET_LIMIT} task sets, the limit"
+            )));
+        }
+        if !(0.0..=100.0).contains(&req.scale_percent) {
+            return Err(invalid(format!("scale {} is not 0-100 percent", req.scale_percent)));
+        }
+        let placement = match &req.template {
+            Some(t) => match service.task_set(t) {
+                Some(template) => template.placement.clone(),
+                None => return Err(CloudError::not_found(CREATE, format!("task set {t}"))),
+            },
+            None if req.placement.network.is_none() => {
+                return Err(invalid(
+                    "Network Configuration must be provided when networkMode 'awsvpc' is specified"
+                        .into(),
+                ));
+            }
+            None => req.placement.clone(),
+        };
+        let base = req
+            .template
+            .as_deref()
+            .and_then(|t| service.task_set(t))
+            .or_else(|| service.task_sets.iter().find(|t| t.status == TaskSetStatus::Primary))
+            .map_or_else(|| service.base_task_definition.clone(), |t| t.task_definition.clone());
+        if !self.lb.target_groups.contains_key(&req.target_group) {
+            return Err(CloudError::not_found(CREATE, format!("target group {}", req.target_group)));
+        }
+        let task_definition = match &req.version {
+            Version::TaskDefinition(td) => self.registry.resolve(td, &req.container),
+            Version::Image { image, container } => self.registry.with_image(&base, container, image),
+        }
+        .map_err(invalid)?;
+        let has_container = registry::parse(&task_definition)
+            .and_then(|(f, r)| self.registry.containers(&f, r))
+            .is_some_and(|c| c.contains_key(&req.container));
+        if !has_container {
+            return Err(invalid(format!(
+                "the container {} does not exist in task definition {task_definition}",
+                req.container
+            )));
+        }
+        let id = format!("ecs-svc/{}", self.digits(19));
+        let task_set = SimTaskSet {
+            arn: arn::task_set(&key.cluster, &key.service, &id),
+            id: id.clone(),
+            task_definition,
+            external_id: Some(req.external_id.clone()),
+            status: TaskSetStatus::Active,
+            scale_percent: req.scale_percent,
+            target_group: Some(req.target_group.clone()),
+            container_port: req.container_port,
+            placement,
+            tasks: BTreeMap::new(),
+        };
+        self.log(format!(
+            "{key}: created task set {id} ({}) at {}% in {}",
+            task_set.task_definition,
+            task_set.scale_percent,
+            crate::rollout::observed::short_arn(&req.target_group)
+        ));
+        let service = self.service_mut(key, CREATE)?;
+        service.client_tokens.insert(req.client_token.clone(), id.clone());
+        service.task_sets.push(task_set);
+        self.reconcile_task_set(key, &id);
+        let service = self.service_mut(key, CREATE)?;
+        service
+            .task_set(&id)
+            .map(|t| t.to_domain(service.desired_count, report))
+            .ok_or_else(|| CloudError::not_found(CREATE, format!("task set {id}")))
+    }
+
+    pub fn set_primary(&mut self, key: &ServiceKey, id_or_arn: &str) -> Result<(), CloudError> {
+        let service = self.service_mut(key, SET_PRIMARY)?;
+        let Some(target) = service.task_set(id_or_arn) else {
+            return Err(CloudError::not_found(SET_PRIMARY, format!("task set {id_or_arn}")));
+        };
+        if target.status == TaskSetStatus::Draining {
+            return Err(CloudError::new(
+                ErrorKind::Invalid,
+                SET_PRIMARY,
+                format!("task set {id_or_arn} is DRAINING and cannot become primary"),
+            ));
+        }
+        for t in &mut service.task_sets {
+            if t.is(id_or_arn) {
+                t.status = TaskSetStatus::Primary;
+            } else if t.status == TaskSetStatus::Primary {
+                t.status = TaskSetStatus::Active;
+            }
+        }
+        self.log(format!("{key}: task set {id_or_arn} is primary"));
+        Ok(())
+    }
+
+    pub fn delete_task_set(&mut self, key: &ServiceKey, id_or_arn: &str) -> Result<(), CloudError> {
+        let service = self.service_mut(key, DELETE)?;
+        let Some(ts) = service.task_set(id_or_arn).cloned() else {
+            return Err(CloudError::not_found(DELETE, format!("task set {id_or_arn}")));
+        };
+        // Not documented either way; refusing is the worst case a
+        // controller must cope with, and it never needs to delete the primary.
+        if ts.status == TaskSetStatus::Primary {
+            return Err(CloudError::new(
+                ErrorKind::Invalid,
+                DELETE,
+                format!("task set {id_or_arn} is the primary task set; make another one primary first"),
+            ));
+        }
+        if ts.status == TaskSetStatus::Draining {
+            return Ok(());
+        }
+        self.check_task_set_delete(&ts.arn, ts.target_group.as_deref());
+        let service = self.service_mut(key, DELETE)?;
+        let Some(live) = service.task_sets.iter_mut().find(|t| t.is(id_or_arn)) else {
+            return Ok(());
+        };
+        live.status = TaskSetStatus::Draining;
+        live.scale_percent = 0.0;
+        // Pending tasks are simply cancelled; running ones serve until their
+        // targets have drained.
+        live.tasks.retain(|_, t| t.state == TaskState::Running);
+        let targets: Vec<String> = live.tasks.values().filter_map(|t| t.target.clone()).collect();
+        if let Some(tg) = &ts.target_group {
+            for target in &targets {
+                self.deregister_target(tg, target);
+            }
+        }
+        self.log(format!("{key}: task set {} draining", ts.id));
+        let at = self.now + self.config.deregistration_delay;
+        self.schedule(
+            at,
+            super::world::Event::TaskSetGone {
+                key: key.clone(),
+                task_set: ts.id,
+            },
+        );
+        Ok(())
+    }
+
+    pub(crate) fn task_set_gone(&mut self, key: &ServiceKey, id: &str) {
+        if let Some(service) = self.services.by_key.get_mut(key) {
+            service.task_sets.retain(|t| t.id != id);
+            self.log(format!("{key}: task set {id} deleted"));
+        }
+    }
+
+    pub fn set_desired_count(&mut self, key: &ServiceKey, count: u32) -> Result<(), CloudError> {
+        let service = self.service_mut(key, "ecs:UpdateService")?;
+        service.desired_count = count;
+        let ids: Vec<String> = service.task_sets.iter().map(|t| t.id.clone()).collect();
+        self.log(format!("{key}: desired count {count}"));
+        for id in ids {
+            self.reconcile_task_set(key, &id);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,135 @@
+//! Safety properties of production traffic, checked as the world changes.
+//! Violations are recorded, not raised, so a harness can report every one
+//! with the seed that produced it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::alb::forward_weights;
+use super::world::{LogEntry, World};
+use crate::rollout::observed::short_arn;
+use crate::rollout::{Route, Weights};
+use crate::time::Timestamp;
+
+#[derive(Debug, Default)]
+pub(crate) struct Invariants {
+    pub violations: Vec<LogEntry>,
+    /// Production routes that now send traffic to a target group without a
+    /// healthy target, and since when.
+    exposed_since: BTreeMap<String, Timestamp>,
+    max_exposure: Duration,
+}
+
+impl World {
+    pub fn violation(&mut self, text: String) {
+        self.log(format!("VIOLATION: {text}"));
+        self.checks.violations.push(LogEntry { at: self.now, text });
+    }
+
+    /// (a) and (c), for a change about to be made to a production route.
+    pub fn check_production_weights(&mut self, route: &Route, after: &Weights) {
+        let name = short_arn(route.arn()).to_string();
+        let total: u64 = after.0.values().map(|w| u64::from(*w)).sum();
+        if after.0.values().any(|w| *w > 100) || total != 100 {
+            self.violation(format!(
+                "production weights on {name} are not percentages summing to 100: {after}"
+            ));
+        }
+        for (tg, w) in &after.0 {
+            let healthy = self.lb.target_groups.get(tg).map_or(0, |g| g.healthy());
+            if *w > 0 && healthy == 0 {
+                self.violation(format!(
+                    "production weight {w} on {name} goes to {} which has no healthy target",
+                    short_arn(tg)
+                ));
+            }
+        }
+    }
+
+    /// (b): a task set must not be deleted while production sends it traffic,
+    /// whether that traffic is visible yet or only written.
+    pub fn check_task_set_delete(&mut self, task_set: &str, target_group: Option<&str>) {
+        let Some(tg) = target_group else {
+            return;
+        };
+        let routes: Vec<(String, u32, u32)> = self
+            .lb
+            .routes_by_target_group
+            .get(tg)
+            .into_iter()
+            .flatten()
+            .filter_map(|arn| {
+                let r = self.lb.routes.get(arn).filter(|r| r.production)?;
+                let w = |c: &super::alb::RouteConfig| c.forward().map_or(0, |f| forward_weights(f).get(tg));
+                Some((arn.clone(), w(&r.visible), w(&r.written)))
+            })
+            .collect();
+        for (route, visible, written) in routes {
+            if visible > 0 || written > 0 {
+                self.violation(format!(
+                    "task set {} deleted while production route {} weighs its target group {} \
+                     (visible {visible}, written {written})",
+                    short_arn(task_set),
+                    short_arn(&route),
+                    short_arn(tg)
+                ));
+            }
+        }
+    }
+
+    /// Re-checks exposure of the routes a target group change can affect.
+    pub fn target_group_changed(&mut self, target_group: &str) {
+        let routes: Vec<String> = self
+            .lb
+            .routes_by_target_group
+            .get(target_group)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        for route in routes {
+            self.route_changed(&route);
+        }
+    }
+
+    pub fn route_changed(&mut self, route: &str) {
+        let Some(r) = self.lb.routes.get(route).filter(|r| r.production) else {
+            return;
+        };
+        let exposed = r.visible.forward().is_some_and(|f| {
+            f.target_groups.iter().any(|t| {
+                t.weight > 0 && self.lb.target_groups.get(&t.arn).is_none_or(|g| g.healthy() == 0)
+            })
+        });
+        let now = self.now;
+        match (exposed, self.checks.exposed_since.get(route).copied()) {
+            (true, None) => {
+                self.checks.exposed_since.insert(route.to_string(), now);
+                self.log(format!(
+                    "production route {} exposed: weight on a target group without healthy targets",
+                    short_arn(route)
+                ));
+            }
+            (false, Some(since)) => {
+                self.checks.exposed_since.remove(route);
+                let lasted = now.since(since);
+                self.checks.max_exposure = self.checks.max_exposure.max(lasted);
+                self.log(format!(
+                    "production route {} no longer exposed after {}ms",
+                    short_arn(route),
+                    lasted.as_millis()
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    /// The longest exposure so far, counting exposures still going on.
+    pub fn max_exposure(&self) -> Duration {
+        self.checks
+            .exposed_since
+            .values()
+            .map(|since| self.now.since(*since))
+            .fold(self.checks.max_exposure, Duration::max)
+    }
+}

@@ -1,0 +1,143 @@
+//! The ports, as the controller sees them: every call is counted, may be
+//! slowed or fail as its API group's fault profile says, and then acts on
+//! the world at the time it arrives.
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use super::SimCloud;
+use super::faults::{ApiGroup, Verdict, roll};
+use crate::cloud::{
+    Change, CloudError, DesiredStore, Ecs, ErrorKind, LoadBalancer, StatusWrite, StoredRecord,
+};
+use crate::rollout::command::CreateTaskSet;
+use crate::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, TaskSet, Weights};
+
+impl SimCloud {
+    /// Counts the call, draws its fate and waits out its latency.
+    async fn call(&self, group: ApiGroup, op: &'static str) -> Result<Verdict, CloudError> {
+        let (verdict, latency, request_id) = {
+            let mut w = self.world();
+            *w.calls.entry(op).or_default() += 1;
+            let profile = w.faults.get(group).clone();
+            let (verdict, latency) = roll(&mut w.rng, &profile);
+            let request_id = match verdict {
+                Verdict::Proceed => None,
+                _ => Some(w.hex_id(16)),
+            };
+            (verdict, latency, request_id)
+        };
+        if !latency.is_zero() {
+            self.inner.clock.sleep(latency).await;
+        }
+        let fail = |kind: ErrorKind, message: &str| {
+            let mut e = CloudError::new(kind, op, message);
+            e.request_id = request_id.clone();
+            e
+        };
+        match verdict {
+            Verdict::Fail(ErrorKind::Throttled) => {
+                self.world().log(format!("{op} throttled"));
+                Err(fail(ErrorKind::Throttled, "Rate exceeded"))
+            }
+            Verdict::Fail(kind) => {
+                self.world().log(format!("{op} failed with a simulated 5xx"));
+                Err(fail(kind, "We encountered an internal error. Please try again."))
+            }
+            Verdict::LoseReply => Ok(Verdict::LoseReply),
+            Verdict::Proceed => Ok(Verdict::Proceed),
+        }
+    }
+
+    /// A mutation's reply, lost after the change was made if the verdict says so.
+    fn reply<T>(&self, op: &'static str, verdict: Verdict, result: Result<T, CloudError>) -> Result<T, CloudError> {
+        match (verdict, result) {
+            (Verdict::LoseReply, Ok(_)) => {
+                self.world().log(format!("{op} applied, but its reply was lost"));
+                Err(CloudError::new(ErrorKind::Transient, op, "connection reset after the request was sent"))
+            }
+            (_, result) => result,
+        }
+    }
+}
+
+#[async_trait]
+impl DesiredStore for SimCloud {
+    async fn list(&self) -> Result<Vec<StoredRecord>, CloudError> {
+        self.call(ApiGroup::Store, "dynamodb:Scan").await?;
+        Ok(self.world().records.list())
+    }
+
+    async fn get(&self, key: &ServiceKey) -> Result<Option<StoredRecord>, CloudError> {
+        self.call(ApiGroup::Store, "dynamodb:GetItem").await?;
+        Ok(self.world().records.get(key))
+    }
+
+    async fn write_status(&self, key: &ServiceKey, expected: u64, status: &Status) -> Result<StatusWrite, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let verdict = self.call(ApiGroup::Store, OP).await?;
+        let result = self.world().write_status(key, expected, status);
+        self.reply(OP, verdict, result)
+    }
+
+    async fn watch(&self, changes: mpsc::Sender<Change>) -> Result<(), CloudError> {
+        self.call(ApiGroup::Store, "dynamodb:DescribeStream").await?;
+        self.run_feed(changes).await
+    }
+}
+
+#[async_trait]
+impl Ecs for SimCloud {
+    async fn describe_services(&self, cluster: &str, services: &[String]) -> Result<Vec<(String, ServiceState)>, CloudError> {
+        self.call(ApiGroup::EcsRead, "ecs:DescribeServices").await?;
+        self.world().describe_services(cluster, services)
+    }
+
+    async fn create_task_set(&self, key: &ServiceKey, request: &CreateTaskSet) -> Result<TaskSet, CloudError> {
+        const OP: &str = "ecs:CreateTaskSet";
+        let verdict = self.call(ApiGroup::EcsMutation, OP).await?;
+        let result = self.world().create_task_set(key, request);
+        self.reply(OP, verdict, result)
+    }
+
+    async fn set_primary(&self, key: &ServiceKey, task_set_arn: &str) -> Result<(), CloudError> {
+        const OP: &str = "ecs:UpdateServicePrimaryTaskSet";
+        let verdict = self.call(ApiGroup::EcsMutation, OP).await?;
+        let result = self.world().set_primary(key, task_set_arn);
+        self.reply(OP, verdict, result)
+    }
+
+    async fn delete_task_set(&self, key: &ServiceKey, task_set_arn: &str) -> Result<(), CloudError> {
+        const OP: &str = "ecs:DeleteTaskSet";
+        let verdict = self.call(ApiGroup::EcsMutation, OP).await?;
+        let result = self.world().delete_task_set(key, task_set_arn);
+        self.reply(OP, verdict, result)
+    }
+}
+
+#[async_trait]
+impl LoadBalancer for SimCloud {
+    async fn weights(&self, route: &Route) -> Result<Weights, CloudError> {
+        let op = match route {
+            Route::Listener(_) => "elbv2:DescribeListeners",
+            Route::Rule(_) => "elbv2:DescribeRules",
+        };
+        self.call(ApiGroup::ElbRead, op).await?;
+        self.world().weights(route)
+    }
+
+    async fn set_weights(&self, route: &Route, weights: &Weights) -> Result<(), CloudError> {
+        let op = match route {
+            Route::Listener(_) => "elbv2:ModifyListener",
+            Route::Rule(_) => "elbv2:ModifyRule",
+        };
+        let verdict = self.call(ApiGroup::ElbMutation, op).await?;
+        let result = self.world().set_weights(route, weights);
+        self.reply(op, verdict, result)
+    }
+
+    async fn target_health(&self, target_group: &str) -> Result<TargetCounts, CloudError> {
+        self.call(ApiGroup::ElbRead, "elbv2:DescribeTargetHealth").await?;
+        self.world().target_counts(target_group)
+    }
+}

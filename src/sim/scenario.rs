@@ -1,0 +1,263 @@
+//! Scenario setup: services that already run one healthy version behind a
+//! production listener, and records that point cutover at them.
+
+use std::collections::BTreeMap;
+use serde_json::{Value, json};
+
+use super::SimCloud;
+use super::alb::{Action, Condition, RouteConfig, RouteKind, Stickiness};
+use super::arn;
+use super::ecs::{Service, SimTaskSet};
+use super::registry::{self, Containers};
+use super::targets::TargetGroup;
+use super::world::World;
+use crate::cloud::{CloudError, ErrorKind};
+use crate::rollout::spec::{Network, Placement, Route};
+use crate::rollout::{ServiceKey, TaskSetStatus};
+
+const OP: &str = "sim:AddService";
+
+#[derive(Clone, Debug)]
+pub struct ServiceSetup {
+    pub key: ServiceKey,
+    pub desired_count: u32,
+    /// `family:revision` the initial task set runs.
+    pub initial_task_definition: String,
+    pub container: String,
+    pub container_port: u16,
+    /// The container's image in the initial task definition, if it is new.
+    pub image: String,
+    pub test_listener: bool,
+    /// Production traffic goes through a listener rule (with a host header
+    /// condition) instead of the listener's default action.
+    pub production_rule: bool,
+    /// `EXTERNAL` for services cutover can drive.
+    pub deployment_controller: String,
+    /// The initial task set's external id; `None` as if made by hand.
+    pub initial_external_id: Option<String>,
+}
+
+impl ServiceSetup {
+    /// Two tasks of `<service>:1` with container `app` on port 8080, a
+    /// production listener and a test listener.
+    pub fn new(key: ServiceKey) -> ServiceSetup {
+        let family = key.service.clone();
+        ServiceSetup {
+            desired_count: 2,
+            initial_task_definition: format!("{family}:1"),
+            container: "app".into(),
+            container_port: 8080,
+            image: format!("registry.example/{family}:1"),
+            test_listener: true,
+            production_rule: false,
+            deployment_controller: "EXTERNAL".into(),
+            initial_external_id: None,
+            key,
+        }
+    }
+}
+
+/// What a record for the service needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceArns {
+    pub key: ServiceKey,
+    pub load_balancer: String,
+    pub production: Route,
+    pub test: Option<Route>,
+    /// Blue (serving at setup) first, then green.
+    pub target_groups: [String; 2],
+    pub initial_task_set: String,
+    pub container: String,
+    pub container_port: u16,
+}
+
+impl ServiceArns {
+    pub fn blue(&self) -> &str {
+        &self.target_groups[0]
+    }
+
+    pub fn green(&self) -> &str {
+        &self.target_groups[1]
+    }
+
+    /// A valid record body deploying `task_definition` with `strategy`
+    /// (a name such as `"all_at_once"` or a map); change fields as needed.
+    pub fn record(&self, task_definition: &str, strategy: Value) -> Value {
+        let mut body = json!({
+            "service": self.key.to_string(),
+            "task_definition": task_definition,
+            "container": self.container,
+            "container_port": self.container_port,
+            "target_groups": self.target_groups,
+            "strategy": strategy,
+            "bake": "1m",
+            "progress_deadline": "10m",
+            "paused": false,
+            "auto_promote": true,
+            "network": {
+                "subnets": ["subnet-0a1b2c3d", "subnet-4e5f6a7b"],
+                "security_groups": ["sg-0123456789abcdef0"],
+                "assign_public_ip": false
+            },
+            "launch_type": "FARGATE",
+            "labels": {"team": "sim"},
+        });
+        let (field, arn) = match &self.production {
+            Route::Listener(a) => ("production_listener", a),
+            Route::Rule(a) => ("production_rule", a),
+        };
+        body[field] = json!(arn);
+        match &self.test {
+            Some(Route::Listener(a)) => body["test_listener"] = json!(a),
+            Some(Route::Rule(a)) => body["test_rule"] = json!(a),
+            None => {}
+        }
+        body
+    }
+}
+
+impl SimCloud {
+    /// Creates the service with one PRIMARY task set already running and
+    /// healthy in the blue target group, and the listeners in front of it.
+    pub fn add_service(&self, setup: ServiceSetup) -> Result<ServiceArns, CloudError> {
+        self.world().add_service(setup)
+    }
+}
+
+impl World {
+    fn add_service(&mut self, setup: ServiceSetup) -> Result<ServiceArns, CloudError> {
+        let key = setup.key.clone();
+        if self.services.by_key.contains_key(&key) {
+            return Err(CloudError::new(ErrorKind::Invalid, OP, format!("service {key} exists")));
+        }
+        let (family, rev) = registry::parse(&setup.initial_task_definition).ok_or_else(|| {
+            CloudError::new(
+                ErrorKind::Invalid,
+                OP,
+                format!("{:?} is not family:revision", setup.initial_task_definition),
+            )
+        })?;
+        self.registry.ensure(
+            &family,
+            rev,
+            Containers::from([(setup.container.clone(), setup.image.clone())]),
+        );
+        let task_definition = format!("{family}:{rev}");
+
+        let lb_name = arn::elb_name(&key.service, "");
+        let lb_id = self.hex_id(16);
+        let blue = self.add_target_group(&arn::elb_name(&key.service, "-blue"));
+        let green = self.add_target_group(&arn::elb_name(&key.service, "-green"));
+        let forward = || Action::forward(&[(blue.as_str(), 100), (green.as_str(), 0)]);
+
+        let listener_id = self.hex_id(16);
+        let listener = arn::listener(&lb_name, &lb_id, &listener_id);
+        let production = if setup.production_rule {
+            let not_found = Action::FixedResponse {
+                status_code: 404,
+                content_type: "text/plain".into(),
+                body: "not found".into(),
+            };
+            self.lb.add_route(&listener, RouteKind::Listener, false, route(vec![not_found]));
+            let rule = arn::listener_rule(&lb_name, &lb_id, &listener_id, &self.hex_id(16));
+            let mut config = route(vec![forward()]);
+            config.priority = Some(10);
+            config.conditions = vec![Condition {
+                field: "host-header".into(),
+                values: vec![format!("{}.example.com", key.service)],
+            }];
+            if let Some(Action::Forward(f)) = config.actions.first_mut() {
+                f.stickiness = Some(Stickiness {
+                    enabled: false,
+                    duration_seconds: 3600,
+                });
+            }
+            self.lb.add_route(&rule, RouteKind::Rule, true, config);
+            Route::Rule(rule)
+        } else {
+            self.lb.add_route(&listener, RouteKind::Listener, true, route(vec![forward()]));
+            Route::Listener(listener)
+        };
+        let test = setup.test_listener.then(|| {
+            let test = arn::listener(&lb_name, &lb_id, &self.hex_id(16));
+            self.lb.add_route(&test, RouteKind::Listener, false, route(vec![forward()]));
+            Route::Listener(test)
+        });
+
+        let id = format!("ecs-svc/{}", self.digits(19));
+        let task_set = SimTaskSet {
+            arn: arn::task_set(&key.cluster, &key.service, &id),
+            id: id.clone(),
+            task_definition: task_definition.clone(),
+            external_id: setup.initial_external_id.clone(),
+            status: TaskSetStatus::Primary,
+            scale_percent: 100.0,
+            target_group: Some(blue.clone()),
+            container_port: setup.container_port,
+            placement: Placement {
+                network: Some(Network {
+                    subnets: vec!["subnet-0a1b2c3d".into()],
+                    security_groups: vec![],
+                    assign_public_ip: false,
+                }),
+                launch: None,
+            },
+            tasks: BTreeMap::new(),
+        };
+        let initial_task_set = task_set.arn.clone();
+        self.services.clusters.insert(key.cluster.clone());
+        self.services.by_key.insert(
+            key.clone(),
+            Service {
+                desired_count: setup.desired_count,
+                deployment_controller: setup.deployment_controller.clone(),
+                task_sets: vec![task_set],
+                client_tokens: BTreeMap::new(),
+                base_task_definition: task_definition.clone(),
+            },
+        );
+        // Registered long enough ago to have passed its health checks.
+        let check = self.config.health_check;
+        let warm = check.interval * check.healthy_threshold.max(1);
+        let registered = crate::time::Timestamp(self.now.0 - warm.as_millis() as i64);
+        for _ in 0..setup.desired_count {
+            self.add_running_task(&key, &id, registered);
+        }
+        self.log(format!(
+            "{key}: service added with {} tasks of {task_definition}",
+            setup.desired_count
+        ));
+        Ok(ServiceArns {
+            key,
+            load_balancer: arn::load_balancer(&lb_name, &lb_id),
+            production,
+            test,
+            target_groups: [blue, green],
+            initial_task_set,
+            container: setup.container,
+            container_port: setup.container_port,
+        })
+    }
+
+    fn add_target_group(&mut self, name: &str) -> String {
+        let arn = arn::target_group(name, &self.hex_id(16));
+        self.lb.target_groups.insert(
+            arn.clone(),
+            TargetGroup {
+                name: name.to_string(),
+                health_check: self.config.health_check,
+                deregistration_delay: self.config.deregistration_delay,
+                targets: BTreeMap::new(),
+            },
+        );
+        arn
+    }
+}
+
+fn route(actions: Vec<Action>) -> RouteConfig {
+    RouteConfig {
+        actions,
+        conditions: vec![],
+        priority: None,
+    }
+}

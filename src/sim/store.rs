@@ -1,0 +1,244 @@
+//! The desired-state table: records written by platform teams, each with a
+//! status the controller writes conditionally, and a change feed.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::SimCloud;
+use super::world::World;
+use crate::cloud::{Change, CloudError, ErrorKind, StatusWrite, StoredRecord};
+use crate::rollout::spec::STATUS_ATTRIBUTE;
+use crate::rollout::{ServiceKey, Status};
+use crate::time::Timestamp;
+
+#[derive(Debug)]
+struct Item {
+    body: Value,
+    /// Kept raw, so a scenario can store a status the controller cannot decode.
+    status: Option<Value>,
+    status_version: u64,
+    written_at: Timestamp,
+}
+
+#[derive(Debug, Default)]
+struct Feed {
+    changes: VecDeque<Change>,
+    broken: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Records {
+    items: BTreeMap<ServiceKey, Item>,
+    /// One counter for every version ever handed out, so a replaced item
+    /// never reuses a version a controller may still hold.
+    last_version: u64,
+    feeds: BTreeMap<u64, Feed>,
+    next_feed: u64,
+}
+
+impl Records {
+    fn next_version(&mut self) -> u64 {
+        self.last_version += 1;
+        self.last_version
+    }
+
+    fn announce(&mut self, key: &ServiceKey, at: Timestamp) {
+        for feed in self.feeds.values_mut() {
+            feed.changes.push_back(Change {
+                key: key.clone(),
+                at: Some(at),
+            });
+        }
+    }
+
+    fn stored(key: &ServiceKey, item: &Item) -> StoredRecord {
+        StoredRecord {
+            key: key.clone(),
+            body: item.body.clone(),
+            status: item
+                .status
+                .clone()
+                .and_then(|s| serde_json::from_value::<Status>(s).ok()),
+            status_version: item.status_version,
+            written_at: Some(item.written_at),
+        }
+    }
+
+    pub fn list(&self) -> Vec<StoredRecord> {
+        self.items.iter().map(|(k, i)| Self::stored(k, i)).collect()
+    }
+
+    pub fn get(&self, key: &ServiceKey) -> Option<StoredRecord> {
+        self.items.get(key).map(|i| Self::stored(key, i))
+    }
+}
+
+/// Splits the status attribute off a whole item.
+fn without_status(mut body: Value) -> (Value, Option<Value>) {
+    let status = body
+        .as_object_mut()
+        .and_then(|o| o.remove(STATUS_ATTRIBUTE));
+    (body, status)
+}
+
+impl World {
+    pub fn put_spec(&mut self, key: &ServiceKey, body: Value) {
+        let (body, _) = without_status(body);
+        let now = self.now;
+        let records = &mut self.records;
+        match records.items.get_mut(key) {
+            Some(item) => {
+                item.body = body;
+                item.written_at = now;
+            }
+            None => {
+                let status_version = records.next_version();
+                records.items.insert(
+                    key.clone(),
+                    Item {
+                        body,
+                        status: None,
+                        status_version,
+                        written_at: now,
+                    },
+                );
+            }
+        }
+        records.announce(key, now);
+        self.log(format!("{key}: record spec written"));
+    }
+
+    pub fn put_item(&mut self, key: &ServiceKey, body: Value) {
+        let (body, status) = without_status(body);
+        let now = self.now;
+        let status_version = self.records.next_version();
+        self.records.items.insert(
+            key.clone(),
+            Item {
+                body,
+                status,
+                status_version,
+                written_at: now,
+            },
+        );
+        self.records.announce(key, now);
+        self.log(format!("{key}: record replaced"));
+    }
+
+    pub fn delete_record(&mut self, key: &ServiceKey) -> bool {
+        let now = self.now;
+        let existed = self.records.items.remove(key).is_some();
+        if existed {
+            self.records.announce(key, now);
+            self.log(format!("{key}: record deleted"));
+        }
+        existed
+    }
+
+    pub fn write_status(&mut self, key: &ServiceKey, expected: u64, status: &Status) -> Result<StatusWrite, CloudError> {
+        let value = serde_json::to_value(status).map_err(|e| {
+            CloudError::new(ErrorKind::Invalid, "dynamodb:UpdateItem", format!("status does not encode: {e}"))
+        })?;
+        let version = self.records.next_version();
+        let Some(item) = self.records.items.get_mut(key) else {
+            return Ok(StatusWrite::Gone);
+        };
+        if item.status_version != expected {
+            return Ok(StatusWrite::Conflict);
+        }
+        item.status = Some(value);
+        item.status_version = version;
+        self.log(format!("{key}: status {} written", status.phase));
+        Ok(StatusWrite::Written { version })
+    }
+}
+
+/// Unregisters a feed however `watch` ends, including when its future is dropped.
+struct FeedGuard<'a> {
+    cloud: &'a SimCloud,
+    id: u64,
+}
+
+impl Drop for FeedGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut w) = self.cloud.inner.world.lock() {
+            w.records.feeds.remove(&self.id);
+        }
+    }
+}
+
+impl SimCloud {
+    /// Writes the writer's attributes, keeping the status (an UpdateItem).
+    pub fn put_spec(&self, key: &ServiceKey, body: Value) {
+        self.world().put_spec(key, body);
+        self.inner.changes.notify_waiters();
+    }
+
+    /// Replaces the whole item, status included (a PutItem). A `status`
+    /// attribute in `body` is stored as the status, decodable or not.
+    pub fn put_item(&self, key: &ServiceKey, body: Value) {
+        self.world().put_item(key, body);
+        self.inner.changes.notify_waiters();
+    }
+
+    /// Deletes a record; returns whether it existed.
+    pub fn delete(&self, key: &ServiceKey) -> bool {
+        let existed = self.world().delete_record(key);
+        self.inner.changes.notify_waiters();
+        existed
+    }
+
+    /// Ends every open change feed with a transient error, as when a stream
+    /// iterator expires; the controller must fall back to resync.
+    pub fn break_change_feeds(&self) {
+        for feed in self.world().records.feeds.values_mut() {
+            feed.broken = true;
+        }
+        self.inner.changes.notify_waiters();
+    }
+
+    pub(crate) async fn run_feed(&self, tx: mpsc::Sender<Change>) -> Result<(), CloudError> {
+        let id = {
+            let mut w = self.world();
+            w.records.next_feed += 1;
+            let id = w.records.next_feed;
+            w.records.feeds.insert(id, Feed::default());
+            id
+        };
+        let _guard = FeedGuard { cloud: self, id };
+        loop {
+            // Registered before draining, so a change made in between still wakes us.
+            let notified = self.inner.changes.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (batch, broken) = {
+                let mut w = self.world();
+                match w.records.feeds.get_mut(&id) {
+                    Some(feed) => (std::mem::take(&mut feed.changes), feed.broken),
+                    None => (VecDeque::new(), true),
+                }
+            };
+            let idle = batch.is_empty();
+            for change in batch {
+                if tx.send(change).await.is_err() {
+                    return Ok(());
+                }
+            }
+            if broken {
+                return Err(CloudError::new(
+                    ErrorKind::Transient,
+                    "dynamodb:GetRecords",
+                    "the change stream ended",
+                ));
+            }
+            if idle {
+                tokio::select! {
+                    _ = &mut notified => {}
+                    _ = tx.closed() => return Ok(()),
+                }
+            }
+        }
+    }
+}

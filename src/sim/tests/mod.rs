@@ -1,0 +1,1 @@
+//! Tests of the simulated cloud through the ports.

@@ -1,1 +1,227 @@
-//! The reconcile loop.
+//! The reconcile loop. It knows nothing of strategies: for each service it
+//! observes, asks the decision what to do, carries it out and stores the
+//! status, then looks again when the decision asked, on a change, or at the
+//! next resync.
+
+mod act;
+mod backoff;
+mod events;
+mod feed;
+mod observe;
+mod queue;
+mod reconcile;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::cloud::{Clock, DesiredStore, Ecs, LoadBalancer};
+use crate::rollout::ServiceKey;
+use crate::time::Timestamp;
+
+pub use events::{EVENT_BUFFER, EventReceiver, EventSender};
+
+use backoff::{Backoff, Retries, STREAM_CHANGE_FEED, STREAM_RESYNC, STREAM_SERVICES};
+use feed::Sources;
+use queue::WorkQueue;
+use reconcile::{Policy, Reconciler};
+use worker::Workers;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ControllerConfig {
+    /// How soon to look again while something is in motion.
+    pub poll_interval: Duration,
+    /// How often every record is listed and reconciled, whatever the feed says.
+    pub resync_interval: Duration,
+    /// How many services are reconciled at once.
+    pub concurrency: usize,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Seeds the retry jitter, so a simulation replays exactly.
+    pub seed: u64,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            poll_interval: Duration::from_secs(10),
+            resync_interval: Duration::from_secs(5 * 60),
+            concurrency: 8,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(5 * 60),
+            seed: 0,
+        }
+    }
+}
+
+pub struct Controller {
+    store: Arc<dyn DesiredStore>,
+    ecs: Arc<dyn Ecs>,
+    lb: Arc<dyn LoadBalancer>,
+    clock: Arc<dyn Clock>,
+    config: ControllerConfig,
+    policy: Policy,
+    queue: Arc<WorkQueue>,
+    events: EventSender,
+    synced: watch::Sender<bool>,
+}
+
+impl Controller {
+    pub fn new(
+        store: Arc<dyn DesiredStore>,
+        ecs: Arc<dyn Ecs>,
+        lb: Arc<dyn LoadBalancer>,
+        clock: Arc<dyn Clock>,
+        config: ControllerConfig,
+    ) -> Self {
+        Controller {
+            store,
+            ecs,
+            lb,
+            queue: WorkQueue::new(Arc::clone(&clock)),
+            clock,
+            config,
+            policy: Policy::default(),
+            events: events::channel(),
+            synced: watch::Sender::new(false),
+        }
+    }
+
+    #[cfg(test)]
+    fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Events of every applied decision, from now on.
+    pub fn subscribe(&self) -> EventReceiver {
+        self.events.subscribe()
+    }
+
+    pub fn handle(&self) -> ControllerHandle {
+        ControllerHandle {
+            queue: Arc::clone(&self.queue),
+            synced: self.synced.subscribe(),
+            events: self.events.clone(),
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled. Then it takes no new work, lets
+    /// passes in flight finish (commands and status write), and returns.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let config = &self.config;
+        let backoff =
+            |stream| Backoff::new(config.backoff_base, config.backoff_max, config.seed, stream);
+        let workers = Arc::new(Workers {
+            queue: Arc::clone(&self.queue),
+            reconciler: Arc::new(Reconciler {
+                store: Arc::clone(&self.store),
+                ecs: Arc::clone(&self.ecs),
+                lb: Arc::clone(&self.lb),
+                clock: Arc::clone(&self.clock),
+                events: self.events.clone(),
+                policy: self.policy,
+            }),
+            clock: Arc::clone(&self.clock),
+            retries: Mutex::new(Retries::new(backoff(STREAM_SERVICES))),
+            poll_interval: config.poll_interval,
+            resync_interval: config.resync_interval,
+        });
+        let sources = Arc::new(Sources {
+            store: Arc::clone(&self.store),
+            queue: Arc::clone(&self.queue),
+            clock: Arc::clone(&self.clock),
+        });
+
+        let mut feeding = JoinSet::new();
+        feeding.spawn({
+            let (sources, shutdown) = (Arc::clone(&sources), shutdown.clone());
+            let (interval, synced) = (config.resync_interval, self.synced.clone());
+            let backoff = backoff(STREAM_RESYNC);
+            async move { sources.resync(interval, backoff, synced, shutdown).await }
+        });
+        feeding.spawn({
+            let (sources, shutdown) = (Arc::clone(&sources), shutdown.clone());
+            let backoff = backoff(STREAM_CHANGE_FEED);
+            async move { sources.follow_changes(backoff, shutdown).await }
+        });
+        let mut working = JoinSet::new();
+        // Zero workers would accept work and never do it.
+        for _ in 0..config.concurrency.max(1) {
+            working.spawn(Arc::clone(&workers).work());
+        }
+
+        shutdown.cancelled().await;
+        tracing::info!(
+            in_flight = self.queue.in_flight(),
+            "shutting down: finishing reconciles in flight"
+        );
+        self.queue.close();
+        while let Some(done) = working.join_next().await {
+            if let Err(e) = done {
+                tracing::error!("a worker stopped abnormally: {e}");
+            }
+        }
+        while let Some(done) = feeding.join_next().await {
+            if let Err(e) = done {
+                tracing::error!("a work source stopped abnormally: {e}");
+            }
+        }
+        tracing::info!("controller stopped");
+    }
+}
+
+/// What the rest of the process may see of a running controller.
+#[derive(Clone)]
+pub struct ControllerHandle {
+    queue: Arc<WorkQueue>,
+    synced: watch::Receiver<bool>,
+    events: EventSender,
+}
+
+impl ControllerHandle {
+    /// Services waiting to be reconciled, due or not.
+    pub fn queue_depth(&self) -> usize {
+        self.queue.depth()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.queue.in_flight()
+    }
+
+    /// How long the longest-waiting due service has waited for a worker.
+    pub fn oldest_due_age(&self) -> Duration {
+        self.queue.oldest_due_age()
+    }
+
+    /// Whether every record has been listed and scheduled at least once.
+    pub fn is_synced(&self) -> bool {
+        *self.synced.borrow()
+    }
+
+    /// Waits for the first full sync; false if the controller went away first.
+    pub async fn synced(&self) -> bool {
+        self.synced.clone().wait_for(|s| *s).await.is_ok()
+    }
+
+    pub fn subscribe(&self) -> EventReceiver {
+        self.events.subscribe()
+    }
+
+    /// When `key` is next due to be reconciled, if it is scheduled.
+    pub fn next_due(&self, key: &ServiceKey) -> Option<Timestamp> {
+        self.queue.due(key)
+    }
+
+    /// Reconciles `key` as soon as a worker is free (e.g. on request from the API).
+    pub fn reconcile_now(&self, key: ServiceKey) {
+        self.queue.schedule_now(key);
+    }
+}

@@ -1,0 +1,78 @@
+//! Publishing what decisions report. Each event is logged and broadcast by the
+//! same call, so the log and its subscribers (demo, metrics, notifications)
+//! never disagree.
+
+use tokio::sync::broadcast;
+
+use crate::rollout::{Event, Revision, ServiceKey};
+use crate::time::format_duration;
+
+/// How many events a slow subscriber may fall behind before it misses some.
+pub const EVENT_BUFFER: usize = 1024;
+
+pub type EventSender = broadcast::Sender<(ServiceKey, Event)>;
+pub type EventReceiver = broadcast::Receiver<(ServiceKey, Event)>;
+
+pub fn channel() -> EventSender {
+    broadcast::channel(EVENT_BUFFER).0
+}
+
+pub fn publish(events: &EventSender, key: &ServiceKey, event: Event) {
+    log(key, &event);
+    // No subscriber is not an error: the log line above already happened.
+    let _ = events.send((key.clone(), event));
+}
+
+fn revision(event: &Event) -> Option<&Revision> {
+    match event {
+        Event::Transition(t) => t.revision.as_ref(),
+        Event::RolloutStarted { rollout }
+        | Event::StepCompleted { rollout, .. }
+        | Event::RolloutFinished { rollout, .. } => Some(&rollout.revision),
+    }
+}
+
+fn log(key: &ServiceKey, event: &Event) {
+    let revision = revision(event).map(|r| r.to_string());
+    let revision = revision.as_deref().unwrap_or("");
+    match event {
+        Event::Transition(t) => tracing::info!(
+            service = %key,
+            revision,
+            from = t.from.as_str(),
+            to = t.to.as_str(),
+            "{} → {}: {}",
+            t.from,
+            t.to,
+            t.reason
+        ),
+        Event::RolloutStarted { rollout } => {
+            tracing::info!(service = %key, revision, %rollout, "rollout {rollout} started")
+        }
+        Event::StepCompleted {
+            rollout,
+            step,
+            weight,
+        } => tracing::info!(
+            service = %key,
+            revision,
+            %rollout,
+            step,
+            weight,
+            "rollout {rollout} completed step {step}: candidate at {weight}%"
+        ),
+        Event::RolloutFinished {
+            rollout,
+            outcome,
+            duration,
+        } => tracing::info!(
+            service = %key,
+            revision,
+            %rollout,
+            outcome = outcome.as_str(),
+            "rollout {rollout} finished: {} after {}",
+            outcome.as_str(),
+            format_duration(*duration)
+        ),
+    }
+}

@@ -1,0 +1,112 @@
+//! Where work comes from: the store's change feed for prompt reaction, and a
+//! periodic full resync that catches whatever the feed missed.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::cloud::{Clock, CloudError, DesiredStore};
+
+use super::backoff::Backoff;
+use super::queue::WorkQueue;
+
+/// Changes the feed may deliver ahead of the queue taking them.
+const CHANGE_BUFFER: usize = 256;
+
+pub struct Sources {
+    pub store: Arc<dyn DesiredStore>,
+    pub queue: Arc<WorkQueue>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Sources {
+    /// Schedules every record now, then again every `interval`. `synced`
+    /// turns true after the first complete listing has been scheduled.
+    pub async fn resync(
+        &self,
+        interval: Duration,
+        mut backoff: Backoff,
+        synced: watch::Sender<bool>,
+        shutdown: CancellationToken,
+    ) {
+        let mut failures = 0;
+        while !shutdown.is_cancelled() {
+            let next = match self.schedule_all().await {
+                Ok(count) => {
+                    failures = 0;
+                    if !synced.send_replace(true) {
+                        tracing::info!(services = count, "first full sync scheduled every service");
+                    }
+                    self.clock.now() + interval
+                }
+                Err(e) => {
+                    failures += 1;
+                    let delay = backoff.delay(failures).min(interval);
+                    tracing::warn!(error = %e, retry_in = ?delay, "listing the records failed");
+                    self.clock.now() + delay
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                _ = self.clock.sleep_until(next) => {}
+            }
+        }
+    }
+
+    async fn schedule_all(&self) -> Result<usize, CloudError> {
+        let records = self.store.list().await?;
+        let now = self.clock.now();
+        let count = records.len();
+        for record in records {
+            self.queue.schedule(record.key, now);
+        }
+        Ok(count)
+    }
+
+    /// Follows the change feed, scheduling each changed key at once. When the
+    /// feed ends or fails it is opened again after a backoff; resync covers
+    /// the gap.
+    pub async fn follow_changes(&self, mut backoff: Backoff, shutdown: CancellationToken) {
+        let mut failures = 0;
+        while !shutdown.is_cancelled() {
+            let (tx, mut rx) = mpsc::channel(CHANGE_BUFFER);
+            let mut feed = pin!(self.store.watch(tx));
+            let mut delivered = false;
+            let ended = loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return,
+                    Some(change) = rx.recv() => {
+                        delivered = true;
+                        let now = self.clock.now();
+                        if let Some(at) = change.at {
+                            tracing::debug!(service = %change.key, latency = ?now.since(at), "record changed");
+                        }
+                        self.queue.schedule(change.key, now);
+                    }
+                    ended = &mut feed => break ended,
+                }
+            };
+            while let Ok(change) = rx.try_recv() {
+                self.queue.schedule_now(change.key);
+            }
+            // A feed that delivered something was healthy for a while; only
+            // back off harder when it keeps failing straight away.
+            failures = if delivered { 1 } else { failures + 1 };
+            let delay = backoff.delay(failures);
+            match ended {
+                Ok(()) => tracing::info!(reopen_in = ?delay, "the change feed ended"),
+                Err(e) => tracing::warn!(error = %e, reopen_in = ?delay, "the change feed failed"),
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                _ = self.clock.sleep(delay) => {}
+            }
+        }
+    }
+}

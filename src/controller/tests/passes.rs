@@ -1,0 +1,252 @@
+//! How one service's passes end up in the store and on the load balancer.
+
+use crate::cloud::{CloudError, ErrorKind};
+use crate::rollout::{Phase, Weights};
+
+use super::fakes::{key, listener, record, target_group};
+use super::*;
+
+fn green(name: &str) -> Weights {
+    Weights::pair(
+        &target_group(name, "blue"),
+        0,
+        &target_group(name, "green"),
+        100,
+    )
+}
+
+fn not_found() -> CloudError {
+    CloudError::not_found(
+        "elasticloadbalancing:ModifyListener",
+        format!("target group {}", target_group("web", "green")),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_valid_record_is_driven_to_its_goal_and_its_status_stored() {
+    let h = Harness::new();
+    h.cloud.put(&key("web"), record("web", &[]));
+    let mut run = h.start(config());
+    h.sleep(secs(30)).await;
+
+    assert_eq!(h.cloud.weights(&listener("web")), Some(green("web")));
+    let status = h.cloud.status(&key("web")).unwrap();
+    assert_eq!(status.phase, Phase::Steady);
+    assert_eq!(status.last_error, None);
+    assert_eq!(status.history.len(), 2);
+    assert_eq!(
+        run.transitions(),
+        [
+            ("web".into(), Phase::Steady, Phase::Shifting),
+            ("web".into(), Phase::Shifting, Phase::Steady),
+        ]
+    );
+    run.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_command_keeps_the_previous_phase_and_says_what_failed() {
+    let h = Harness::new();
+    h.cloud.put(&key("web"), record("web", &[]));
+    h.cloud.fail("set_weights", not_found(), None);
+    let mut run = h.start(config());
+    h.sleep(secs(5)).await;
+
+    let status = h.cloud.status(&key("web")).unwrap();
+    let expected = format!(
+        "set_weights failed: elasticloadbalancing:ModifyListener: target group {} not found",
+        target_group("web", "green")
+    );
+    assert_eq!(status.phase, Phase::Steady);
+    assert_eq!(status.last_error.as_deref(), Some(expected.as_str()));
+    assert_eq!(status.message, expected);
+    assert!(status.history.is_empty());
+    assert_eq!(h.cloud.weights(&listener("web")), None);
+    assert!(
+        run.transitions().is_empty(),
+        "a failed decision reports nothing"
+    );
+    // Not retryable: the owner must fix it, so the next look is a poll away.
+    let due = run.handle.next_due(&key("web")).unwrap();
+    assert!(due >= EPOCH + secs(10) && due <= EPOCH + secs(11), "{due}");
+
+    h.cloud.heal("set_weights");
+    h.sleep(secs(30)).await;
+    let status = h.cloud.status(&key("web")).unwrap();
+    assert_eq!(status.phase, Phase::Steady);
+    assert_eq!(status.last_error, None);
+    assert_eq!(h.cloud.weights(&listener("web")), Some(green("web")));
+    run.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn retryable_failures_back_off_until_they_clear() {
+    let h = Harness::new();
+    h.cloud.put(&key("web"), record("web", &[]));
+    let throttled = CloudError::new(
+        ErrorKind::Throttled,
+        "elasticloadbalancing:ModifyListener",
+        "Rate exceeded",
+    );
+    h.cloud.fail("set_weights", throttled, None);
+    let run = h.start(ControllerConfig {
+        poll_interval: secs(1),
+        ..config()
+    });
+    h.sleep(secs(60)).await;
+
+    // Polling every second would have tried 60 times.
+    let tries = h.cloud.calls("set_weights");
+    assert!((4..=8).contains(&tries), "{tries} tries");
+    let status = h.cloud.status(&key("web")).unwrap();
+    assert!(status.last_error.unwrap().contains("Rate exceeded"));
+
+    h.cloud.heal("set_weights");
+    h.sleep(secs(120)).await;
+    assert_eq!(h.phase(&key("web")), Some(Phase::Steady));
+    assert_eq!(h.cloud.weights(&listener("web")), Some(green("web")));
+    assert_eq!(h.cloud.status(&key("web")).unwrap().last_error, None);
+    run.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_status_conflict_is_followed_by_a_fresh_read() {
+    let h = Harness::new();
+    h.cloud.put(&key("web"), record("web", &[]));
+    h.cloud.state().interference.insert(key("web"), 1);
+    let poll_never = ControllerConfig {
+        poll_interval: secs(3600),
+        ..config()
+    };
+    let mut run = h.start(poll_never);
+    h.sleep(secs(1)).await;
+
+    // Only an immediate re-read can have stored a status this early.
+    let status = h.cloud.status(&key("web")).unwrap();
+    assert_eq!(status.phase, Phase::Steady);
+    assert_eq!(status.message, "on goal");
+    assert_eq!(h.cloud.calls("get"), 2);
+    assert!(
+        run.transitions().is_empty(),
+        "the dropped decision reports nothing"
+    );
+    run.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_invalid_record_does_not_stop_other_services() {
+    let h = Harness::new();
+    let mut bad = record("bad", &[]);
+    bad.as_object_mut().unwrap().remove("container");
+    h.cloud.put(&key("bad"), bad);
+    h.cloud.put(&key("good"), record("good", &[]));
+    let run = h.start(ControllerConfig {
+        concurrency: 1,
+        ..config()
+    });
+    h.sleep(secs(30)).await;
+
+    let status = h.cloud.status(&key("bad")).unwrap();
+    assert_eq!(status.phase, Phase::Invalid);
+    assert!(status.message.contains("container"), "{}", status.message);
+    assert_eq!(h.phase(&key("good")), Some(Phase::Steady));
+    assert_eq!(h.cloud.weights(&listener("good")), Some(green("good")));
+    run.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_read_backs_off_and_leaves_the_status_alone() {
+    let h = Harness::new();
+    h.cloud.put(&key("web"), record("web", &[]));
+    let unavailable = CloudError::new(
+        ErrorKind::Transient,
+        "ecs:DescribeServices",
+        "Service unavailable",
+    );
+    h.cloud.fail("describe_services", unavailable, None);
+    let run = h.start(config());
+    h.sleep(secs(30)).await;
+
+    assert!(h.cloud.calls("describe_services") >= 3);
+    assert_eq!(h.cloud.calls("write_status"), 0);
+    assert_eq!(h.cloud.calls("set_weights"), 0);
+    assert_eq!(h.cloud.status(&key("web")), None);
+
+    h.cloud.heal("describe_services");
+    h.sleep(secs(120)).await;
+    assert_eq!(h.phase(&key("web")), Some(Phase::Steady));
+    run.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deleted_record_is_forgotten() {
+    let h = Harness::new();
+    h.cloud.put(&key("web"), record("web", &[]));
+    let run = h.start(config());
+    h.sleep(secs(30)).await;
+    assert_eq!(h.phase(&key("web")), Some(Phase::Steady));
+
+    h.cloud.delete(&key("web"));
+    h.sleep(secs(1)).await;
+    assert_eq!(run.handle.next_due(&key("web")), None);
+    assert_eq!(run.handle.queue_depth(), 0);
+    run.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_decision_costs_one_service_a_retry_not_the_controller() {
+    let h = Harness::new();
+    h.cloud
+        .put(&key("boom"), record("boom", &[("panic", "yes")]));
+    h.cloud.put(&key("web"), record("web", &[]));
+    let run = h.start(ControllerConfig {
+        concurrency: 1,
+        ..config()
+    });
+    h.sleep(secs(30)).await;
+
+    assert_eq!(h.phase(&key("web")), Some(Phase::Steady));
+    assert_eq!(h.cloud.status(&key("boom")), None);
+    assert!(
+        run.handle.next_due(&key("boom")).is_some(),
+        "boom is retried"
+    );
+    run.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wake_time_is_honoured_but_never_later_than_a_resync() {
+    let h = Harness::new();
+    let soon = (EPOCH + secs(30)).millis().to_string();
+    let far = (EPOCH + secs(10 * 86_400)).millis().to_string();
+    h.cloud
+        .put(&key("soon"), record("soon", &[("wake_at", &soon)]));
+    h.cloud
+        .put(&key("far"), record("far", &[("wake_at", &far)]));
+    let run = h.start(config());
+    h.sleep(secs(1)).await;
+
+    assert_eq!(run.handle.next_due(&key("soon")), Some(EPOCH + secs(30)));
+    let due = run.handle.next_due(&key("far")).unwrap();
+    assert!(
+        due > EPOCH + secs(3599) && due <= EPOCH + secs(3601),
+        "{due}"
+    );
+    run.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn storing_a_failure_does_not_make_the_change_feed_spin() {
+    let h = Harness::new();
+    h.cloud.state().echo_status_writes = true;
+    h.cloud.put(&key("web"), record("web", &[]));
+    h.cloud.fail("set_weights", not_found(), None);
+    let run = h.start(config());
+    h.sleep(secs(60)).await;
+
+    // One try per poll, and one more for the echo of the single status write.
+    let tries = h.cloud.calls("set_weights");
+    assert!((6..=8).contains(&tries), "{tries} tries");
+    assert_eq!(h.cloud.calls("write_status"), 1);
+    run.stop().await;
+}

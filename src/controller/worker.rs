@@ -1,0 +1,96 @@
+//! Workers take due services from the queue, run a pass, and schedule the next
+//! one from how the pass ended.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinError;
+
+use crate::cloud::Clock;
+use crate::rollout::{ServiceKey, Wake};
+use crate::time::Timestamp;
+
+use super::backoff::Retries;
+use super::queue::WorkQueue;
+use super::reconcile::{Pass, PassError, Reconciler};
+
+pub struct Workers {
+    pub queue: Arc<WorkQueue>,
+    pub reconciler: Arc<Reconciler>,
+    pub clock: Arc<dyn Clock>,
+    pub retries: Mutex<Retries>,
+    pub poll_interval: Duration,
+    pub resync_interval: Duration,
+}
+
+impl Workers {
+    /// Runs passes until the queue closes. Returns only between passes, so a
+    /// pass that has begun always completes its commands and status write.
+    pub async fn work(self: Arc<Self>) {
+        while let Some(lease) = self.queue.next().await {
+            let reconciler = Arc::clone(&self.reconciler);
+            let key = lease.key().clone();
+            // Its own task, so that a panicking decision costs one service a
+            // retry instead of costing the controller a worker.
+            let pass = tokio::spawn(async move { reconciler.reconcile(&key).await }).await;
+            let next = self.next_pass(lease.key(), pass);
+            lease.finish(next);
+        }
+    }
+
+    /// When to look at the service again, given how this pass ended.
+    fn next_pass(
+        &self,
+        key: &ServiceKey,
+        pass: Result<Result<Pass, PassError>, JoinError>,
+    ) -> Option<Timestamp> {
+        let now = self.clock.now();
+        let mut retries = self.retries.lock().unwrap_or_else(|e| e.into_inner());
+        match pass {
+            Ok(Ok(Pass::Applied(wake))) => {
+                retries.succeeded(key);
+                match wake {
+                    Wake::Poll => Some(now + self.poll_interval),
+                    // Bounded so a far-off or mistaken wake-up time cannot
+                    // leave a service unwatched longer than a resync.
+                    Wake::At(t) => Some(t.min(now + self.resync_interval)),
+                    Wake::Idle => None,
+                }
+            }
+            Ok(Ok(Pass::Conflict)) => {
+                let delay = retries.conflicted(key);
+                tracing::debug!(service = %key, ?delay, "status changed meanwhile; reading it again");
+                Some(now + delay)
+            }
+            Ok(Ok(Pass::Gone)) => {
+                retries.forget(key);
+                None
+            }
+            Ok(Err(error)) => {
+                let kind = error.error_kind();
+                let delay = if kind.is_retryable() {
+                    retries.failed(key)
+                } else {
+                    // The owner must fix the record or the account; retrying
+                    // sooner would not help, and backing off further would
+                    // delay noticing the fix.
+                    self.poll_interval
+                };
+                tracing::warn!(
+                    service = %key,
+                    stage = error.stage(),
+                    error_kind = kind.as_str(),
+                    request_id = error.cloud().request_id.as_deref().unwrap_or(""),
+                    retry_in = ?delay,
+                    "{error}"
+                );
+                Some(now + delay)
+            }
+            Err(join) => {
+                let delay = retries.failed(key);
+                tracing::error!(service = %key, retry_in = ?delay, "reconcile aborted: {join}");
+                Some(now + delay)
+            }
+        }
+    }
+}

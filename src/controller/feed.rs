@@ -34,7 +34,13 @@ impl Sources {
     ) {
         let mut failures = 0;
         while !shutdown.is_cancelled() {
-            let next = match self.schedule_all().await {
+            // Listing changes nothing, so shutdown need not wait for it.
+            let listed = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                listed = self.schedule_all() => listed,
+            };
+            let next = match listed {
                 Ok(count) => {
                     failures = 0;
                     if !synced.send_replace(true) {

@@ -141,16 +141,18 @@ impl Controller {
         });
 
         let mut feeding = JoinSet::new();
+        // The feed starts first, so that a change made while the first
+        // listing runs is not likely to wait for the next resync.
+        feeding.spawn({
+            let (sources, shutdown) = (Arc::clone(&sources), shutdown.clone());
+            let backoff = backoff(STREAM_CHANGE_FEED);
+            async move { sources.follow_changes(backoff, shutdown).await }
+        });
         feeding.spawn({
             let (sources, shutdown) = (Arc::clone(&sources), shutdown.clone());
             let (interval, synced) = (config.resync_interval, self.synced.clone());
             let backoff = backoff(STREAM_RESYNC);
             async move { sources.resync(interval, backoff, synced, shutdown).await }
-        });
-        feeding.spawn({
-            let (sources, shutdown) = (Arc::clone(&sources), shutdown.clone());
-            let backoff = backoff(STREAM_CHANGE_FEED);
-            async move { sources.follow_changes(backoff, shutdown).await }
         });
         let mut working = JoinSet::new();
         // Zero workers would accept work and never do it.

@@ -1,5 +1,6 @@
 //! cutover: declarative blue/green releases for Amazon ECS.
 
+pub mod aws;
 pub mod cloud;
 pub mod controller;
 pub mod rollout;

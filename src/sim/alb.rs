@@ -85,7 +85,7 @@ impl RouteConfig {
     }
 
     pub fn weights(&self) -> Option<Weights> {
-        self.forward().map(|f| forward_weights(f))
+        self.forward().map(forward_weights)
     }
 }
 
@@ -175,7 +175,11 @@ impl LoadBalancers {
 
 fn operations(route: &Route) -> (&'static str, &'static str, RouteKind) {
     match route {
-        Route::Listener(_) => ("elbv2:DescribeListeners", "elbv2:ModifyListener", RouteKind::Listener),
+        Route::Listener(_) => (
+            "elbv2:DescribeListeners",
+            "elbv2:ModifyListener",
+            RouteKind::Listener,
+        ),
         Route::Rule(_) => ("elbv2:DescribeRules", "elbv2:ModifyRule", RouteKind::Rule),
     }
 }
@@ -194,7 +198,11 @@ impl World {
             .filter(|r| r.kind == kind)
             .ok_or_else(|| not_found(op, route))?;
         r.visible.weights().ok_or_else(|| {
-            CloudError::new(ErrorKind::Invalid, op, format!("{route} has no forward action"))
+            CloudError::new(
+                ErrorKind::Invalid,
+                op,
+                format!("{route} has no forward action"),
+            )
         })
     }
 
@@ -220,8 +228,8 @@ impl World {
         let written = r.written.clone();
         let mut actions = written.actions.clone();
         let production = r.production;
-        let forward =
-            forward_mut(&mut actions).ok_or_else(|| invalid(format!("{route} has no forward action")))?;
+        let forward = forward_mut(&mut actions)
+            .ok_or_else(|| invalid(format!("{route} has no forward action")))?;
         for (tg, w) in &weights.0 {
             match forward.target_groups.iter_mut().find(|t| &t.arn == tg) {
                 Some(t) => t.weight = *w,
@@ -282,18 +290,28 @@ impl World {
         }
         r.visible_version = version;
         r.visible.actions = actions;
-        let shown = r.visible.weights().map(|w| w.to_string()).unwrap_or_default();
+        let shown = r
+            .visible
+            .weights()
+            .map(|w| w.to_string())
+            .unwrap_or_default();
         self.log(format!("{} now forwards {shown}", short_arn(route)));
         self.route_changed(route);
     }
 
-    pub fn target_counts(&self, target_group: &str) -> Result<crate::rollout::TargetCounts, CloudError> {
+    pub fn target_counts(
+        &self,
+        target_group: &str,
+    ) -> Result<crate::rollout::TargetCounts, CloudError> {
         self.lb
             .target_groups
             .get(target_group)
             .map(TargetGroup::counts)
             .ok_or_else(|| {
-                CloudError::not_found("elbv2:DescribeTargetHealth", format!("target group {target_group}"))
+                CloudError::not_found(
+                    "elbv2:DescribeTargetHealth",
+                    format!("target group {target_group}"),
+                )
             })
     }
 }

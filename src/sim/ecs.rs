@@ -8,7 +8,9 @@ use super::world::World;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::spec::Placement;
-use crate::rollout::{EcsService, ServiceKey, ServiceState, Stability, TaskSet, TaskSetStatus, Version};
+use crate::rollout::{
+    EcsService, ServiceKey, ServiceState, Stability, TaskSet, TaskSetStatus, Version,
+};
 use crate::time::Timestamp;
 
 /// ECS refuses a sixth task set in a service.
@@ -79,7 +81,10 @@ impl SimTaskSet {
 
     pub fn to_domain(&self, desired_count: u32, report_counts: bool) -> TaskSet {
         let computed = self.computed_desired(desired_count);
-        let (running, pending) = (self.count(TaskState::Running), self.count(TaskState::Pending));
+        let (running, pending) = (
+            self.count(TaskState::Running),
+            self.count(TaskState::Pending),
+        );
         let steady = running == computed && pending == 0;
         let reported = |n: u32| report_counts.then_some(n);
         TaskSet {
@@ -147,26 +152,45 @@ impl World {
             return Err(CloudError::new(
                 ErrorKind::Invalid,
                 DESCRIBE,
-                format!("{} services requested; at most {DESCRIBE_LIMIT} per call", names.len()),
+                format!(
+                    "{} services requested; at most {DESCRIBE_LIMIT} per call",
+                    names.len()
+                ),
             ));
         }
         if !self.services.clusters.contains(cluster) {
-            return Err(CloudError::not_found(DESCRIBE, format!("cluster {cluster}")));
+            return Err(CloudError::not_found(
+                DESCRIBE,
+                format!("cluster {cluster}"),
+            ));
         }
         Ok(names
             .iter()
-            .map(|n| (n.clone(), self.service_state(&ServiceKey::new(cluster, n.as_str()))))
+            .map(|n| {
+                (
+                    n.clone(),
+                    self.service_state(&ServiceKey::new(cluster, n.as_str())),
+                )
+            })
             .collect())
     }
 
-    fn service_mut(&mut self, key: &ServiceKey, op: &'static str) -> Result<&mut Service, CloudError> {
+    fn service_mut(
+        &mut self,
+        key: &ServiceKey,
+        op: &'static str,
+    ) -> Result<&mut Service, CloudError> {
         self.services
             .by_key
             .get_mut(key)
             .ok_or_else(|| CloudError::not_found(op, format!("service {key}")))
     }
 
-    pub fn create_task_set(&mut self, key: &ServiceKey, req: &CreateTaskSet) -> Result<TaskSet, CloudError> {
+    pub fn create_task_set(
+        &mut self,
+        key: &ServiceKey,
+        req: &CreateTaskSet,
+    ) -> Result<TaskSet, CloudError> {
         let invalid = |m: String| CloudError::new(ErrorKind::Invalid, CREATE, m);
         let report = self.config.report_counts;
         let service = self.service_mut(key, CREATE)?;
@@ -189,7 +213,10 @@ impl World {
             )));
         }
         if !(0.0..=100.0).contains(&req.scale_percent) {
-            return Err(invalid(format!("scale {} is not 0-100 percent", req.scale_percent)));
+            return Err(invalid(format!(
+                "scale {} is not 0-100 percent",
+                req.scale_percent
+            )));
         }
         let placement = match &req.template {
             Some(t) => match service.task_set(t) {
@@ -208,14 +235,27 @@ impl World {
             .template
             .as_deref()
             .and_then(|t| service.task_set(t))
-            .or_else(|| service.task_sets.iter().find(|t| t.status == TaskSetStatus::Primary))
-            .map_or_else(|| service.base_task_definition.clone(), |t| t.task_definition.clone());
+            .or_else(|| {
+                service
+                    .task_sets
+                    .iter()
+                    .find(|t| t.status == TaskSetStatus::Primary)
+            })
+            .map_or_else(
+                || service.base_task_definition.clone(),
+                |t| t.task_definition.clone(),
+            );
         if !self.lb.target_groups.contains_key(&req.target_group) {
-            return Err(CloudError::not_found(CREATE, format!("target group {}", req.target_group)));
+            return Err(CloudError::not_found(
+                CREATE,
+                format!("target group {}", req.target_group),
+            ));
         }
         let task_definition = match &req.version {
             Version::TaskDefinition(td) => self.registry.resolve(td, &req.container),
-            Version::Image { image, container } => self.registry.with_image(&base, container, image),
+            Version::Image { image, container } => {
+                self.registry.with_image(&base, container, image)
+            }
         }
         .map_err(invalid)?;
         let has_container = registry::parse(&task_definition)
@@ -247,7 +287,9 @@ impl World {
             crate::rollout::observed::short_arn(&req.target_group)
         ));
         let service = self.service_mut(key, CREATE)?;
-        service.client_tokens.insert(req.client_token.clone(), id.clone());
+        service
+            .client_tokens
+            .insert(req.client_token.clone(), id.clone());
         service.task_sets.push(task_set);
         self.reconcile_task_set(key, &id);
         let service = self.service_mut(key, CREATE)?;
@@ -260,7 +302,10 @@ impl World {
     pub fn set_primary(&mut self, key: &ServiceKey, id_or_arn: &str) -> Result<(), CloudError> {
         let service = self.service_mut(key, SET_PRIMARY)?;
         let Some(target) = service.task_set(id_or_arn) else {
-            return Err(CloudError::not_found(SET_PRIMARY, format!("task set {id_or_arn}")));
+            return Err(CloudError::not_found(
+                SET_PRIMARY,
+                format!("task set {id_or_arn}"),
+            ));
         };
         if target.status == TaskSetStatus::Draining {
             return Err(CloudError::new(
@@ -283,7 +328,10 @@ impl World {
     pub fn delete_task_set(&mut self, key: &ServiceKey, id_or_arn: &str) -> Result<(), CloudError> {
         let service = self.service_mut(key, DELETE)?;
         let Some(ts) = service.task_set(id_or_arn).cloned() else {
-            return Err(CloudError::not_found(DELETE, format!("task set {id_or_arn}")));
+            return Err(CloudError::not_found(
+                DELETE,
+                format!("task set {id_or_arn}"),
+            ));
         };
         // Not documented either way; refusing is the worst case a
         // controller must cope with, and it never needs to delete the primary.
@@ -291,7 +339,9 @@ impl World {
             return Err(CloudError::new(
                 ErrorKind::Invalid,
                 DELETE,
-                format!("task set {id_or_arn} is the primary task set; make another one primary first"),
+                format!(
+                    "task set {id_or_arn} is the primary task set; make another one primary first"
+                ),
             ));
         }
         if ts.status == TaskSetStatus::Draining {
@@ -307,7 +357,11 @@ impl World {
         // Pending tasks are simply cancelled; running ones serve until their
         // targets have drained.
         live.tasks.retain(|_, t| t.state == TaskState::Running);
-        let targets: Vec<String> = live.tasks.values().filter_map(|t| t.target.clone()).collect();
+        let targets: Vec<String> = live
+            .tasks
+            .values()
+            .filter_map(|t| t.target.clone())
+            .collect();
         if let Some(tg) = &ts.target_group {
             for target in &targets {
                 self.deregister_target(tg, target);

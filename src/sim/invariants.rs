@@ -60,7 +60,9 @@ impl World {
             .flatten()
             .filter_map(|arn| {
                 let r = self.lb.routes.get(arn).filter(|r| r.production)?;
-                let w = |c: &super::alb::RouteConfig| c.forward().map_or(0, |f| forward_weights(f).get(tg));
+                let w = |c: &super::alb::RouteConfig| {
+                    c.forward().map_or(0, |f| forward_weights(f).get(tg))
+                };
                 Some((arn.clone(), w(&r.visible), w(&r.written)))
             })
             .collect();
@@ -98,7 +100,12 @@ impl World {
         };
         let exposed = r.visible.forward().is_some_and(|f| {
             f.target_groups.iter().any(|t| {
-                t.weight > 0 && self.lb.target_groups.get(&t.arn).is_none_or(|g| g.healthy() == 0)
+                t.weight > 0
+                    && self
+                        .lb
+                        .target_groups
+                        .get(&t.arn)
+                        .is_none_or(|g| g.healthy() == 0)
             })
         });
         let now = self.now;

@@ -181,7 +181,11 @@ impl SimCloud {
 
     /// A listener's or rule's visible configuration.
     pub fn route_config(&self, route_arn: &str) -> Option<RouteConfig> {
-        self.world().lb.routes.get(route_arn).map(|r| r.visible.clone())
+        self.world()
+            .lb
+            .routes
+            .get(route_arn)
+            .map(|r| r.visible.clone())
     }
 
     /// Replaces a listener's or rule's configuration at once, e.g. to add

@@ -41,8 +41,12 @@ impl SimCloud {
                 Err(fail(ErrorKind::Throttled, "Rate exceeded"))
             }
             Verdict::Fail(kind) => {
-                self.world().log(format!("{op} failed with a simulated 5xx"));
-                Err(fail(kind, "We encountered an internal error. Please try again."))
+                self.world()
+                    .log(format!("{op} failed with a simulated 5xx"));
+                Err(fail(
+                    kind,
+                    "We encountered an internal error. Please try again.",
+                ))
             }
             Verdict::LoseReply => Ok(Verdict::LoseReply),
             Verdict::Proceed => Ok(Verdict::Proceed),
@@ -50,11 +54,21 @@ impl SimCloud {
     }
 
     /// A mutation's reply, lost after the change was made if the verdict says so.
-    fn reply<T>(&self, op: &'static str, verdict: Verdict, result: Result<T, CloudError>) -> Result<T, CloudError> {
+    fn reply<T>(
+        &self,
+        op: &'static str,
+        verdict: Verdict,
+        result: Result<T, CloudError>,
+    ) -> Result<T, CloudError> {
         match (verdict, result) {
             (Verdict::LoseReply, Ok(_)) => {
-                self.world().log(format!("{op} applied, but its reply was lost"));
-                Err(CloudError::new(ErrorKind::Transient, op, "connection reset after the request was sent"))
+                self.world()
+                    .log(format!("{op} applied, but its reply was lost"));
+                Err(CloudError::new(
+                    ErrorKind::Transient,
+                    op,
+                    "connection reset after the request was sent",
+                ))
             }
             (_, result) => result,
         }
@@ -73,7 +87,12 @@ impl DesiredStore for SimCloud {
         Ok(self.world().records.get(key))
     }
 
-    async fn write_status(&self, key: &ServiceKey, expected: u64, status: &Status) -> Result<StatusWrite, CloudError> {
+    async fn write_status(
+        &self,
+        key: &ServiceKey,
+        expected: u64,
+        status: &Status,
+    ) -> Result<StatusWrite, CloudError> {
         const OP: &str = "dynamodb:UpdateItem";
         let verdict = self.call(ApiGroup::Store, OP).await?;
         let result = self.world().write_status(key, expected, status);
@@ -81,19 +100,28 @@ impl DesiredStore for SimCloud {
     }
 
     async fn watch(&self, changes: mpsc::Sender<Change>) -> Result<(), CloudError> {
-        self.call(ApiGroup::Store, "dynamodb:DescribeStream").await?;
+        self.call(ApiGroup::Store, "dynamodb:DescribeStream")
+            .await?;
         self.run_feed(changes).await
     }
 }
 
 #[async_trait]
 impl Ecs for SimCloud {
-    async fn describe_services(&self, cluster: &str, services: &[String]) -> Result<Vec<(String, ServiceState)>, CloudError> {
+    async fn describe_services(
+        &self,
+        cluster: &str,
+        services: &[String],
+    ) -> Result<Vec<(String, ServiceState)>, CloudError> {
         self.call(ApiGroup::EcsRead, "ecs:DescribeServices").await?;
         self.world().describe_services(cluster, services)
     }
 
-    async fn create_task_set(&self, key: &ServiceKey, request: &CreateTaskSet) -> Result<TaskSet, CloudError> {
+    async fn create_task_set(
+        &self,
+        key: &ServiceKey,
+        request: &CreateTaskSet,
+    ) -> Result<TaskSet, CloudError> {
         const OP: &str = "ecs:CreateTaskSet";
         let verdict = self.call(ApiGroup::EcsMutation, OP).await?;
         let result = self.world().create_task_set(key, request);
@@ -107,7 +135,11 @@ impl Ecs for SimCloud {
         self.reply(OP, verdict, result)
     }
 
-    async fn delete_task_set(&self, key: &ServiceKey, task_set_arn: &str) -> Result<(), CloudError> {
+    async fn delete_task_set(
+        &self,
+        key: &ServiceKey,
+        task_set_arn: &str,
+    ) -> Result<(), CloudError> {
         const OP: &str = "ecs:DeleteTaskSet";
         let verdict = self.call(ApiGroup::EcsMutation, OP).await?;
         let result = self.world().delete_task_set(key, task_set_arn);
@@ -137,7 +169,8 @@ impl LoadBalancer for SimCloud {
     }
 
     async fn target_health(&self, target_group: &str) -> Result<TargetCounts, CloudError> {
-        self.call(ApiGroup::ElbRead, "elbv2:DescribeTargetHealth").await?;
+        self.call(ApiGroup::ElbRead, "elbv2:DescribeTargetHealth")
+            .await?;
         self.world().target_counts(target_group)
     }
 }

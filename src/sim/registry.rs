@@ -69,9 +69,8 @@ impl Registry {
     /// on first use (copying the family's newest containers, or running
     /// `container` alone), so scenarios can name `web:2` without setup.
     pub fn resolve(&mut self, td: &str, container: &str) -> Result<String, String> {
-        let (family, rev) = parse(td).ok_or_else(|| {
-            format!("{td:?} is not a task definition (family:revision or ARN)")
-        })?;
+        let (family, rev) = parse(td)
+            .ok_or_else(|| format!("{td:?} is not a task definition (family:revision or ARN)"))?;
         if self.containers(&family, rev).is_none() {
             let containers = self
                 .families
@@ -89,7 +88,12 @@ impl Registry {
     }
 
     /// The task definition that runs `image` in `container`, based on `base`.
-    pub fn with_image(&mut self, base: &str, container: &str, image: &str) -> Result<String, String> {
+    pub fn with_image(
+        &mut self,
+        base: &str,
+        container: &str,
+        image: &str,
+    ) -> Result<String, String> {
         let (family, rev) =
             parse(base).ok_or_else(|| format!("{base:?} is not a task definition"))?;
         let mut containers = self

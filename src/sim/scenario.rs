@@ -1,8 +1,8 @@
 //! Scenario setup: services that already run one healthy version behind a
 //! production listener, and records that point cutover at them.
 
-use std::collections::BTreeMap;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 use super::SimCloud;
 use super::alb::{Action, Condition, RouteConfig, RouteKind, Stickiness};
@@ -35,6 +35,9 @@ pub struct ServiceSetup {
     pub deployment_controller: String,
     /// The initial task set's external id; `None` as if made by hand.
     pub initial_external_id: Option<String>,
+    /// `false` leaves the service without task sets, for a first release;
+    /// production then forwards to an empty blue target group.
+    pub initial_task_set: bool,
 }
 
 impl ServiceSetup {
@@ -52,6 +55,7 @@ impl ServiceSetup {
             production_rule: false,
             deployment_controller: "EXTERNAL".into(),
             initial_external_id: None,
+            initial_task_set: true,
             key,
         }
     }
@@ -66,7 +70,7 @@ pub struct ServiceArns {
     pub test: Option<Route>,
     /// Blue (serving at setup) first, then green.
     pub target_groups: [String; 2],
-    pub initial_task_set: String,
+    pub initial_task_set: Option<String>,
     pub container: String,
     pub container_port: u16,
 }
@@ -128,7 +132,11 @@ impl World {
     fn add_service(&mut self, setup: ServiceSetup) -> Result<ServiceArns, CloudError> {
         let key = setup.key.clone();
         if self.services.by_key.contains_key(&key) {
-            return Err(CloudError::new(ErrorKind::Invalid, OP, format!("service {key} exists")));
+            return Err(CloudError::new(
+                ErrorKind::Invalid,
+                OP,
+                format!("service {key} exists"),
+            ));
         }
         let (family, rev) = registry::parse(&setup.initial_task_definition).ok_or_else(|| {
             CloudError::new(
@@ -158,7 +166,12 @@ impl World {
                 content_type: "text/plain".into(),
                 body: "not found".into(),
             };
-            self.lb.add_route(&listener, RouteKind::Listener, false, route(vec![not_found]));
+            self.lb.add_route(
+                &listener,
+                RouteKind::Listener,
+                false,
+                route(vec![not_found]),
+            );
             let rule = arn::listener_rule(&lb_name, &lb_id, &listener_id, &self.hex_id(16));
             let mut config = route(vec![forward()]);
             config.priority = Some(10);
@@ -175,12 +188,14 @@ impl World {
             self.lb.add_route(&rule, RouteKind::Rule, true, config);
             Route::Rule(rule)
         } else {
-            self.lb.add_route(&listener, RouteKind::Listener, true, route(vec![forward()]));
+            self.lb
+                .add_route(&listener, RouteKind::Listener, true, route(vec![forward()]));
             Route::Listener(listener)
         };
         let test = setup.test_listener.then(|| {
             let test = arn::listener(&lb_name, &lb_id, &self.hex_id(16));
-            self.lb.add_route(&test, RouteKind::Listener, false, route(vec![forward()]));
+            self.lb
+                .add_route(&test, RouteKind::Listener, false, route(vec![forward()]));
             Route::Listener(test)
         });
 
@@ -204,14 +219,19 @@ impl World {
             },
             tasks: BTreeMap::new(),
         };
-        let initial_task_set = task_set.arn.clone();
+        let initial_task_set = setup.initial_task_set.then(|| task_set.arn.clone());
+        let task_sets = if setup.initial_task_set {
+            vec![task_set]
+        } else {
+            vec![]
+        };
         self.services.clusters.insert(key.cluster.clone());
         self.services.by_key.insert(
             key.clone(),
             Service {
                 desired_count: setup.desired_count,
                 deployment_controller: setup.deployment_controller.clone(),
-                task_sets: vec![task_set],
+                task_sets,
                 client_tokens: BTreeMap::new(),
                 base_task_definition: task_definition.clone(),
             },
@@ -220,13 +240,16 @@ impl World {
         let check = self.config.health_check;
         let warm = check.interval * check.healthy_threshold.max(1);
         let registered = crate::time::Timestamp(self.now.0 - warm.as_millis() as i64);
-        for _ in 0..setup.desired_count {
-            self.add_running_task(&key, &id, registered);
+        if setup.initial_task_set {
+            for _ in 0..setup.desired_count {
+                self.add_running_task(&key, &id, registered);
+            }
         }
-        self.log(format!(
-            "{key}: service added with {} tasks of {task_definition}",
-            setup.desired_count
-        ));
+        if setup.initial_task_set {
+            self.log(format!("{key}: service added, running {task_definition}"));
+        } else {
+            self.log(format!("{key}: service added without task sets"));
+        }
         Ok(ServiceArns {
             key,
             load_balancer: arn::load_balancer(&lb_name, &lb_id),

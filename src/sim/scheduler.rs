@@ -28,7 +28,12 @@ impl World {
             .iter()
             .rev()
             .filter(|(_, t)| t.state == TaskState::Pending)
-            .chain(ts.tasks.iter().rev().filter(|(_, t)| t.state == TaskState::Running))
+            .chain(
+                ts.tasks
+                    .iter()
+                    .rev()
+                    .filter(|(_, t)| t.state == TaskState::Running),
+            )
             .map(|(id, _)| *id)
             .take(live.saturating_sub(desired))
             .collect();
@@ -106,11 +111,19 @@ impl World {
         t.state = TaskState::Running;
         t.running_since = Some(since);
         let id = task.task;
-        let target = format!("10.{}.{}.{}:{port}", (id >> 16) & 255, (id >> 8) & 255, id & 255);
+        let target = format!(
+            "10.{}.{}.{}:{port}",
+            (id >> 16) & 255,
+            (id >> 8) & 255,
+            id & 255
+        );
         if target_group.is_some() {
             t.target = Some(target.clone());
         }
-        self.log(format!("{}: task {id} of {} running", task.key, task.task_set));
+        self.log(format!(
+            "{}: task {id} of {} running",
+            task.key, task.task_set
+        ));
         if let Some(tg) = target_group {
             self.register_target(&tg, target, task.clone(), since, None);
         }
@@ -134,7 +147,8 @@ impl World {
         let Some(t) = ts.tasks.get(&task.task) else {
             return;
         };
-        let (Some(since), target, crash_at) = (t.running_since, t.target.clone(), t.crash_at) else {
+        let (Some(since), target, crash_at) = (t.running_since, t.target.clone(), t.crash_at)
+        else {
             return;
         };
         let fail_from = match bad {
@@ -150,7 +164,13 @@ impl World {
             if let Some(t) = self.task_mut(task) {
                 t.crash_at = Some(at);
             }
-            self.schedule(at, Event::TaskCrashed(task.clone()));
+            self.schedule(
+                at,
+                Event::TaskReplaced {
+                    task: task.clone(),
+                    reason: "essential container exited",
+                },
+            );
         }
     }
 
@@ -187,10 +207,6 @@ impl World {
             .find(|t| t.id == task.task_set)?
             .tasks
             .get_mut(&task.task)
-    }
-
-    pub(crate) fn task_crashed(&mut self, task: &TaskRef) {
-        self.replace_task(task, "essential container exited");
     }
 
     /// Stops a task; the scheduler starts a replacement if one is still needed.

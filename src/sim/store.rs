@@ -137,9 +137,18 @@ impl World {
         existed
     }
 
-    pub fn write_status(&mut self, key: &ServiceKey, expected: u64, status: &Status) -> Result<StatusWrite, CloudError> {
+    pub fn write_status(
+        &mut self,
+        key: &ServiceKey,
+        expected: u64,
+        status: &Status,
+    ) -> Result<StatusWrite, CloudError> {
         let value = serde_json::to_value(status).map_err(|e| {
-            CloudError::new(ErrorKind::Invalid, "dynamodb:UpdateItem", format!("status does not encode: {e}"))
+            CloudError::new(
+                ErrorKind::Invalid,
+                "dynamodb:UpdateItem",
+                format!("status does not encode: {e}"),
+            )
         })?;
         let version = self.records.next_version();
         let Some(item) = self.records.items.get_mut(key) else {

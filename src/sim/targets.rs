@@ -229,7 +229,15 @@ impl World {
         self.log(format!("target {target} in {name} is {}", state.as_str()));
         self.target_group_changed(target_group);
         if state == TargetState::Unhealthy && self.config.replace_unhealthy {
-            self.replace_task(&task, "failed ELB health checks");
+            // ECS notices on its own schedule, not at the failing check.
+            let at = self.now + self.config.health_check.interval;
+            self.schedule(
+                at,
+                Event::TaskReplaced {
+                    task,
+                    reason: "failed ELB health checks",
+                },
+            );
         }
     }
 
@@ -237,7 +245,11 @@ impl World {
         let Some(tg) = self.lb.target_groups.get_mut(target_group) else {
             return;
         };
-        if tg.targets.get(target).is_some_and(|t| t.generation == generation) {
+        if tg
+            .targets
+            .get(target)
+            .is_some_and(|t| t.generation == generation)
+        {
             tg.targets.remove(target);
             let name = tg.name.clone();
             self.log(format!("target {target} left {name}"));
@@ -269,7 +281,10 @@ mod tests {
         let t = timeline(&HealthCheck::default(), T0, Some(T0));
         assert_eq!(
             t,
-            vec![(T0, TargetState::Initial), (secs(10), TargetState::Unhealthy)]
+            vec![
+                (T0, TargetState::Initial),
+                (secs(10), TargetState::Unhealthy)
+            ]
         );
     }
 

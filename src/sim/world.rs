@@ -44,7 +44,11 @@ pub(crate) struct TaskRef {
 #[derive(Clone, Debug)]
 pub(crate) enum Event {
     TaskRunning(TaskRef),
-    TaskCrashed(TaskRef),
+    /// ECS stops the task and starts a replacement.
+    TaskReplaced {
+        task: TaskRef,
+        reason: &'static str,
+    },
     TargetHealth {
         target_group: String,
         target: String,
@@ -124,7 +128,7 @@ impl World {
     fn handle(&mut self, event: Event) {
         match event {
             Event::TaskRunning(task) => self.task_running(&task),
-            Event::TaskCrashed(task) => self.task_crashed(&task),
+            Event::TaskReplaced { task, reason } => self.replace_task(&task, reason),
             Event::TargetHealth {
                 target_group,
                 target,

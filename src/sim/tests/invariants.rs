@@ -1,0 +1,133 @@
+use super::*;
+use crate::rollout::Weights;
+use crate::sim::BadVersion;
+
+#[tokio::test(start_paused = true)]
+async fn a_clean_blue_green_cutover_breaks_no_invariant() {
+    let sim = sim(40);
+    let arns = web(&sim);
+    let green = healthy_green(&sim, &arns, "web:2").await;
+    for step in [10, 50, 100] {
+        sim.set_weights(
+            &arns.production,
+            &Weights::pair(arns.blue(), 100 - step, arns.green(), step),
+        )
+        .await
+        .unwrap();
+        sim.run_for(secs(5)).await;
+    }
+    sim.set_primary(&arns.key, &green.arn).await.unwrap();
+    let blue = arns.initial_task_set.clone().unwrap();
+    sim.delete_task_set(&arns.key, &blue).await.unwrap();
+    sim.run_for(secs(60)).await;
+    assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
+    assert_eq!(sim.max_exposure(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleting_a_task_set_that_production_still_weighs_is_a_violation() {
+    let sim = sim(41);
+    let arns = web(&sim);
+    let green = healthy_green(&sim, &arns, "web:2").await;
+    sim.set_weights(
+        &arns.production,
+        &Weights::pair(arns.blue(), 50, arns.green(), 50),
+    )
+    .await
+    .unwrap();
+    sim.delete_task_set(&arns.key, &green.arn).await.unwrap();
+    let v = sim.violations();
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(v[0].text.contains("deleted while production"), "{}", v[0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleting_before_a_weight_change_is_visible_is_a_violation() {
+    let sim = SimCloud::builder(42)
+        .clock(clock())
+        .visibility_delay(secs(2), secs(2))
+        .build();
+    let arns = web(&sim);
+    let green = healthy_green(&sim, &arns, "web:2").await;
+    sim.set_weights(
+        &arns.production,
+        &Weights::pair(arns.blue(), 0, arns.green(), 100),
+    )
+    .await
+    .unwrap();
+    sim.set_primary(&arns.key, &green.arn).await.unwrap();
+    // The load balancer still sends everything to blue.
+    let blue = arns.initial_task_set.clone().unwrap();
+    sim.delete_task_set(&arns.key, &blue).await.unwrap();
+    let v = sim.violations();
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(v[0].text.contains("visible 100, written 0"), "{}", v[0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn production_weights_must_be_percentages_summing_to_100() {
+    let sim = sim(43);
+    let arns = web(&sim);
+    healthy_green(&sim, &arns, "web:2").await;
+    sim.set_weights(
+        &arns.production,
+        &Weights::pair(arns.blue(), 60, arns.green(), 60),
+    )
+    .await
+    .unwrap();
+    sim.set_weights(
+        &arns.production,
+        &Weights::pair(arns.blue(), 1, arns.green(), 0),
+    )
+    .await
+    .unwrap();
+    let v = sim.violations();
+    assert_eq!(v.len(), 2, "{v:#?}");
+    assert!(v.iter().all(|e| e.text.contains("summing to 100")));
+
+    // The test route is not production: anything goes there.
+    let test = arns.test.clone().unwrap();
+    sim.set_weights(&test, &Weights::pair(arns.blue(), 1, arns.green(), 0))
+        .await
+        .unwrap();
+    assert_eq!(sim.violations().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn production_weight_on_a_target_group_without_healthy_targets_is_a_violation() {
+    let sim = sim(44);
+    let arns = web(&sim);
+    sim.create_task_set(&arns.key, &request(&arns, td("web:2"), "green"))
+        .await
+        .unwrap();
+    sim.set_weights(
+        &arns.production,
+        &Weights::pair(arns.blue(), 90, arns.green(), 10),
+    )
+    .await
+    .unwrap();
+    let v = sim.violations();
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(v[0].text.contains("no healthy target"), "{}", v[0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn exposure_measures_how_long_production_served_a_group_gone_bad() {
+    let sim = SimCloud::builder(45)
+        .clock(clock())
+        .replace_unhealthy(false)
+        .build();
+    let arns = web(&sim);
+    sim.run_for(secs(10)).await;
+    assert_eq!(sim.max_exposure(), Duration::ZERO);
+    sim.mark_task_definition_bad("web:1", BadVersion::NeverHealthy);
+    sim.run_for(secs(100)).await;
+    let exposed = sim.max_exposure();
+    // Unhealthy after two failed checks, at most 10 s after the mark.
+    assert!(exposed >= secs(90) && exposed <= secs(100), "{exposed:?}");
+    assert!(
+        sim.violations().is_empty(),
+        "exposure is not a violation by itself"
+    );
+    let _ = arns;
+}

@@ -1,0 +1,147 @@
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::cloud::{DesiredStore, ErrorKind, StatusWrite};
+use crate::rollout::{Phase, Status};
+
+fn status(phase: Phase) -> Status {
+    Status {
+        phase,
+        ..Status::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_writes_are_conditional_on_the_version() {
+    let sim = sim(30);
+    let arns = web(&sim);
+    let written = sim.now();
+    sim.put_spec(&arns.key, arns.record("web:2", json!("all_at_once")));
+    let rec = sim.get(&arns.key).await.unwrap().unwrap();
+    assert_eq!(rec.status, None);
+    assert_eq!(rec.written_at, Some(written));
+
+    let v1 = match sim
+        .write_status(&arns.key, rec.status_version, &status(Phase::Provisioning))
+        .await
+    {
+        Ok(StatusWrite::Written { version }) => version,
+        other => panic!("{other:?}"),
+    };
+    let stale = sim
+        .write_status(&arns.key, rec.status_version, &status(Phase::Shifting))
+        .await
+        .unwrap();
+    assert_eq!(stale, StatusWrite::Conflict);
+    let rec = sim.get(&arns.key).await.unwrap().unwrap();
+    assert_eq!(
+        (rec.status_version, rec.status.map(|s| s.phase)),
+        (v1, Some(Phase::Provisioning))
+    );
+
+    // A spec update keeps the status; a whole-item put wipes it.
+    sim.put_spec(&arns.key, arns.record("web:3", json!("all_at_once")));
+    let rec = sim.get(&arns.key).await.unwrap().unwrap();
+    assert_eq!(
+        (rec.status_version, rec.body["task_definition"].clone()),
+        (v1, json!("web:3"))
+    );
+    assert!(rec.status.is_some());
+    sim.put_item(&arns.key, arns.record("web:4", json!("all_at_once")));
+    let rec = sim.get(&arns.key).await.unwrap().unwrap();
+    assert_eq!(rec.status, None);
+    assert_ne!(rec.status_version, v1);
+    assert_eq!(
+        sim.write_status(&arns.key, v1, &status(Phase::Shifting))
+            .await
+            .unwrap(),
+        StatusWrite::Conflict
+    );
+
+    assert!(sim.delete(&arns.key));
+    assert_eq!(
+        sim.write_status(&arns.key, rec.status_version, &status(Phase::Steady))
+            .await
+            .unwrap(),
+        StatusWrite::Gone
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_undecodable_status_reads_as_none() {
+    let sim = sim(31);
+    let arns = web(&sim);
+    let mut body = arns.record("web:2", json!("all_at_once"));
+    body["status"] = json!({"phase": "NoSuchPhase"});
+    sim.put_item(&arns.key, body);
+    let rec = sim.get(&arns.key).await.unwrap().unwrap();
+    assert_eq!(rec.status, None);
+    assert!(rec.body.get("status").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn list_returns_every_record_sorted_by_key() {
+    let sim = sim(32);
+    for name in ["zeta", "alpha", "mid"] {
+        sim.put_spec(
+            &ServiceKey::new("prod", name),
+            json!({"service": format!("prod/{name}")}),
+        );
+    }
+    sim.put_spec(&ServiceKey::new("dev", "zeta"), json!({}));
+    let keys: Vec<String> = sim
+        .list()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.key.to_string())
+        .collect();
+    assert_eq!(keys, ["dev/zeta", "prod/alpha", "prod/mid", "prod/zeta"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_change_feed_delivers_writer_changes_but_not_status_writes() {
+    let sim = sim(33);
+    let (tx, mut rx) = mpsc::channel(4);
+    let feed = tokio::spawn({
+        let sim = sim.clone();
+        async move { sim.watch(tx).await }
+    });
+    sim.run_for(Duration::from_secs(1)).await;
+    let a = ServiceKey::new("prod", "a");
+    let b = ServiceKey::new("prod", "b");
+    sim.put_spec(&a, json!({}));
+    sim.put_item(&b, json!({}));
+    let v = sim.get(&a).await.unwrap().unwrap().status_version;
+    sim.write_status(&a, v, &status(Phase::Steady))
+        .await
+        .unwrap();
+    sim.delete(&a);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(rx.recv().await.expect("a change").key);
+    }
+    assert_eq!(seen, [a.clone(), b, a]);
+    let quiet = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await;
+    assert!(quiet.is_err(), "the status write is not a change");
+
+    drop(rx);
+    assert_eq!(feed.await.unwrap(), Ok(()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_broken_change_feed_ends_with_a_retryable_error() {
+    let sim = sim(34);
+    let (tx, _rx) = mpsc::channel(4);
+    let feed = tokio::spawn({
+        let sim = sim.clone();
+        async move { sim.watch(tx).await }
+    });
+    sim.run_for(Duration::from_secs(1)).await;
+    sim.break_change_feeds();
+    let err = feed.await.unwrap().unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Transient);
+}

@@ -32,7 +32,7 @@ pub struct CreateTaskSet {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "command")]
 pub enum Command {
-    CreateTaskSet(CreateTaskSet),
+    CreateTaskSet(Box<CreateTaskSet>),
     SetWeights { route: Route, weights: Weights },
     SetPrimary { task_set: String },
     DeleteTaskSet { task_set: String },

@@ -1,19 +1,36 @@
-//! `decide`: the pure heart of cutover. (Being written.)
+//! `decide`: the pure heart of cutover. Given the record, a snapshot of the
+//! live service and the stored status, it returns the commands to run, the
+//! status to write and when to look again. It re-checks the observed world at
+//! every phase, so a lost or stale status, a restart or a lost response all
+//! converge without doing anything twice.
 
-use super::command::Decision;
-use super::observed::{Observed, ServiceState};
-use super::spec::{RecordError, Route, Spec};
-use super::status::Status;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::command::{Command, Decision, Event, Wake};
+use super::machine::Machine;
+use super::observed::{EcsService, Observed, ServiceState, TaskSet, TaskSetStatus};
+use super::spec::{RecordError, Route, Spec, Version};
+use super::status::{Pending, Phase, Status, Transition};
 use crate::time::Timestamp;
 
+/// A command already sent is not sent again for this long while AWS makes
+/// it visible (load balancer changes are eventually consistent).
+pub const RESEND_AFTER: Duration = Duration::from_secs(10);
+
+/// The most phase changes one decision walks through.
+const MAX_TRANSITIONS: usize = 12;
+
 /// The record as the decision sees it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum Desired<'a> {
     Valid(&'a Spec),
     Invalid(&'a RecordError),
 }
 
-/// What to read from the load balancer before deciding.
+/// What to read from the load balancer before deciding. A steady service
+/// needs nothing, so a sweep of a quiet fleet costs no load balancer call.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Reads {
     pub production: Option<Route>,
@@ -21,15 +38,205 @@ pub struct Reads {
     pub target_health: Vec<String>,
 }
 
-pub fn reads(_desired: &Desired, _service: Option<&ServiceState>, _status: &Status) -> Reads {
-    Reads::default()
+impl Reads {
+    pub fn is_empty(&self) -> bool {
+        self.production.is_none() && self.test.is_none() && self.target_health.is_empty()
+    }
 }
 
-pub fn decide(
-    _desired: &Desired,
-    _observed: &Observed,
-    _status: &Status,
-    _now: Timestamp,
-) -> Decision {
-    unimplemented!("decide is being written")
+/// Task sets that still count: a DRAINING task set is on its way out.
+pub(crate) fn live(svc: &EcsService) -> impl Iterator<Item = &TaskSet> {
+    svc.task_sets
+        .iter()
+        .filter(|t| t.status != TaskSetStatus::Draining)
+}
+
+/// Whether `task_set` runs what `spec` asks for.
+pub(crate) fn runs(spec: &Spec, task_set: &TaskSet) -> bool {
+    match task_set.revision() {
+        Some(rev) => rev == spec.revision,
+        // A task set cutover did not create: adopt it if it runs the very
+        // task definition the record names.
+        None => match &spec.version {
+            Version::TaskDefinition(td) => {
+                task_set.task_definition == *td
+                    || task_set
+                        .task_definition
+                        .strip_suffix(td.as_str())
+                        .is_some_and(|head| head.ends_with('/'))
+            }
+            Version::Image { .. } => false,
+        },
+    }
+}
+
+pub fn reads(desired: &Desired, service: Option<&ServiceState>, status: &Status) -> Reads {
+    let (Desired::Valid(spec), Some(ServiceState::Found(svc))) = (desired, service) else {
+        return Reads::default();
+    };
+    if !svc.is_external() {
+        return Reads::default();
+    }
+    let primary = svc.primary();
+    let strays = live(svc).any(|t| t.status != TaskSetStatus::Primary);
+    let target_group = match &status.rollout {
+        Some(r) => Some(r.target_group.clone()),
+        None => {
+            let settled = primary.is_some_and(|p| runs(spec, p));
+            let failed = status
+                .failed
+                .as_ref()
+                .is_some_and(|f| f.rollout.revision == spec.revision)
+                && spec.control.retry.as_ref() != status.failed.as_ref().map(|f| &f.rollout);
+            if (settled || failed) && !strays {
+                return Reads::default();
+            }
+            match primary.and_then(|p| p.target_group.as_deref()) {
+                Some(tg) => spec.traffic.other_target_group(tg).map(str::to_string),
+                None => Some(spec.traffic.target_groups[0].clone()),
+            }
+        }
+    };
+    Reads {
+        production: Some(spec.traffic.production.clone()),
+        test: spec.traffic.test.clone(),
+        target_health: target_group.into_iter().collect(),
+    }
+}
+
+/// What the decision is building: the next status, commands and events.
+pub(crate) struct Draft {
+    pub status: Status,
+    pub commands: Vec<Command>,
+    pub events: Vec<Event>,
+    pub wake: Wake,
+    pub now: Timestamp,
+}
+
+impl Draft {
+    pub fn transition(&mut self, to: Phase, reason: impl Into<String>) {
+        let from = self.status.phase;
+        if from == to {
+            return;
+        }
+        let t = Transition {
+            at: self.now,
+            from,
+            to,
+            reason: reason.into(),
+            revision: self.status.rollout.as_ref().map(|r| r.id.revision.clone()),
+        };
+        self.status.phase = to;
+        self.status.phase_since = self.now;
+        self.status.record(t.clone());
+        self.events.push(Event::Transition(t));
+    }
+
+    pub fn say(&mut self, message: impl Into<String>) {
+        self.status.message = message.into();
+    }
+
+    /// Asks to be woken; the soonest request wins.
+    pub fn wake(&mut self, w: Wake) {
+        self.wake = match (self.wake, w) {
+            (Wake::Poll, _) | (_, Wake::Poll) => Wake::Poll,
+            (Wake::At(a), Wake::At(b)) => Wake::At(a.min(b)),
+            (Wake::At(a), Wake::Idle) | (Wake::Idle, Wake::At(a)) => Wake::At(a),
+            (Wake::Idle, Wake::Idle) => Wake::Idle,
+        };
+    }
+
+    /// Holds everything as it is and explains why: the record is invalid or
+    /// the service cannot be driven as configured.
+    pub fn hold(&mut self, why: String) {
+        let phase = self.status.phase;
+        let mut message = why.clone();
+        if let Some(r) = self.status.rollout.as_mut() {
+            if phase != Phase::Invalid {
+                r.resume_to = Some(phase);
+            }
+            message = format!(
+                "{why}; rollout of revision {} is held where it is until this is fixed",
+                r.id.revision
+            );
+        }
+        self.transition(Phase::Invalid, why);
+        self.say(message);
+        self.wake(Wake::Idle);
+    }
+
+    fn finish(mut self) -> Decision {
+        // Don't resend the exact commands of the last decision while AWS is
+        // still making them visible; do resend once that grace has passed.
+        if self.commands.is_empty() {
+            self.status.pending = None;
+        } else {
+            let fingerprint = fingerprint(&self.commands);
+            let fresh =
+                self.status.pending.as_ref().is_some_and(|p| {
+                    p.fingerprint == fingerprint && self.now < p.at + RESEND_AFTER
+                });
+            if fresh {
+                self.commands.clear();
+            } else {
+                self.status.pending = Some(Pending {
+                    fingerprint,
+                    at: self.now,
+                });
+            }
+            self.wake(Wake::Poll);
+        }
+        Decision {
+            commands: self.commands,
+            status: self.status,
+            wake: self.wake,
+            events: self.events,
+        }
+    }
+}
+
+fn fingerprint(commands: &[Command]) -> String {
+    let bytes = serde_json::to_vec(commands).unwrap_or_default();
+    hex::encode(&Sha256::digest(&bytes)[..8])
+}
+
+pub fn decide(desired: &Desired, observed: &Observed, status: &Status, now: Timestamp) -> Decision {
+    let mut draft = Draft {
+        status: status.clone(),
+        commands: Vec::new(),
+        events: Vec::new(),
+        wake: Wake::Idle,
+        now,
+    };
+    draft.status.last_error = None;
+    match desired {
+        Desired::Invalid(err) => draft.hold(format!("record is invalid: {err}")),
+        Desired::Valid(spec) => {
+            draft.status.observed_revision = Some(spec.revision.clone());
+            match &observed.service {
+                None => {
+                    draft.say("waiting to observe the ECS service");
+                    draft.wake(Wake::Poll);
+                }
+                Some(ServiceState::Missing) => draft.hold(format!(
+                    "ECS service {} not found in cluster {}: create it with deploymentController EXTERNAL, or fix the record's key",
+                    spec.key.service, spec.key.cluster
+                )),
+                Some(ServiceState::Found(svc)) if !svc.is_external() => draft.hold(format!(
+                    "ECS service {} uses the {} deployment controller: cutover drives services created with deploymentController EXTERNAL",
+                    spec.key, svc.deployment_controller
+                )),
+                Some(ServiceState::Found(svc)) => {
+                    let mut machine = Machine {
+                        spec,
+                        svc,
+                        observed,
+                        d: &mut draft,
+                    };
+                    machine.run(MAX_TRANSITIONS);
+                }
+            }
+        }
+    }
+    draft.finish()
 }

@@ -5,9 +5,11 @@ pub mod command;
 pub mod control;
 pub mod decide;
 pub mod key;
+mod machine;
 pub mod observed;
 pub mod readiness;
 pub mod revision;
+mod rollback;
 pub mod spec;
 pub mod status;
 pub mod strategy;
@@ -22,4 +24,7 @@ pub use observed::{
 pub use revision::Revision;
 pub use spec::{RecordError, Route, Spec, Version, parse_record};
 pub use status::{Phase, Status};
+
+#[cfg(test)]
+mod tests;
 pub use strategy::{Step, Strategy};

@@ -33,10 +33,10 @@ pub fn ready(
             task_set.stability
         ));
     }
-    if let (Some(running), Some(desired)) = (task_set.running, task_set.computed_desired) {
-        if running < desired {
-            return Err(format!("{running}/{desired} tasks running"));
-        }
+    if let (Some(running), Some(desired)) = (task_set.running, task_set.computed_desired)
+        && running < desired
+    {
+        return Err(format!("{running}/{desired} tasks running"));
     }
     target_health(task_set, service, targets, gate)
 }

@@ -282,13 +282,13 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
         })
     };
 
-    if let Some(s) = &raw.service {
-        if s != &key.to_string() {
-            bad(
-                KEY_ATTRIBUTE,
-                format!("{s:?} does not match the record's key {key:?}"),
-            );
-        }
+    if let Some(s) = &raw.service
+        && s != &key.to_string()
+    {
+        bad(
+            KEY_ATTRIBUTE,
+            format!("{s:?} does not match the record's key {key:?}"),
+        );
     }
 
     let container = match raw.container.as_deref().map(str::trim) {
@@ -381,14 +381,14 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
         }
         (None, None) => None,
     };
-    if let Some(t) = &test {
-        if t.arn() == production.arn() && !t.arn().is_empty() {
-            bad(
-                "test_listener",
-                "is the production route: the test route must be a different listener or rule"
-                    .into(),
-            );
-        }
+    if let Some(t) = &test
+        && t.arn() == production.arn()
+        && !t.arn().is_empty()
+    {
+        bad(
+            "test_listener",
+            "is the production route: the test route must be a different listener or rule".into(),
+        );
     }
 
     let target_groups: [String; 2] = match raw.target_groups.as_deref() {
@@ -484,13 +484,13 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
         }
         (None, None) => None,
     };
-    if let Some(n) = &raw.network {
-        if n.subnets.is_empty() {
-            bad(
-                "network.subnets",
-                "is empty: give at least one subnet".into(),
-            );
-        }
+    if let Some(n) = &raw.network
+        && n.subnets.is_empty()
+    {
+        bad(
+            "network.subnets",
+            "is empty: give at least one subnet".into(),
+        );
     }
 
     if !problems.is_empty() {
@@ -599,15 +599,7 @@ fn parse_strategy(v: &Value) -> Result<Strategy, (String, String)> {
                 ),
             )
         })?,
-        Value::Object(_) => serde_path_to_error::deserialize::<_, Strategy>(v).map_err(|e| {
-            let path = e.path().to_string();
-            let field = if path == "." {
-                "strategy".to_string()
-            } else {
-                format!("strategy.{path}")
-            };
-            (field, e.into_inner().to_string())
-        })?,
+        Value::Object(map) => parse_strategy_map(map)?,
         other => {
             return Err((
                 "strategy".into(),
@@ -619,4 +611,77 @@ fn parse_strategy(v: &Value) -> Result<Strategy, (String, String)> {
         .validate()
         .map_err(|(f, m)| (format!("strategy.{f}"), m))?;
     Ok(strategy)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EveryFields {
+    percent: u8,
+    #[serde(with = "humantime_serde_compat")]
+    interval: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepFields {
+    steps: Vec<Step>,
+}
+
+/// Dispatches on `type` by hand: serde's internally tagged enums lose the
+/// path of a nested error, and the path is what tells a writer where to look.
+fn parse_strategy_map(map: &serde_json::Map<String, Value>) -> Result<Strategy, (String, String)> {
+    const TYPES: &str = "all_at_once, canary, linear, steps";
+    let ty = match map.get("type") {
+        Some(Value::String(t)) => t.as_str(),
+        Some(other) => {
+            return Err((
+                "strategy.type".into(),
+                format!("expected one of {TYPES}, found {other}"),
+            ));
+        }
+        None => {
+            return Err((
+                "strategy.type".into(),
+                format!("is missing: use one of {TYPES}"),
+            ));
+        }
+    };
+    let mut rest = map.clone();
+    rest.remove("type");
+    let rest = Value::Object(rest);
+    fn fields<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, (String, String)> {
+        serde_path_to_error::deserialize(v).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." {
+                "strategy".to_string()
+            } else {
+                format!("strategy.{path}")
+            };
+            (field, e.into_inner().to_string())
+        })
+    }
+    match ty {
+        "all_at_once" => {
+            if let Some(k) = rest.as_object().and_then(|m| m.keys().next()) {
+                return Err((
+                    format!("strategy.{k}"),
+                    "all_at_once takes no parameters".into(),
+                ));
+            }
+            Ok(Strategy::AllAtOnce)
+        }
+        "canary" => fields::<EveryFields>(&rest).map(|f| Strategy::Canary {
+            percent: f.percent,
+            interval: f.interval,
+        }),
+        "linear" => fields::<EveryFields>(&rest).map(|f| Strategy::Linear {
+            percent: f.percent,
+            interval: f.interval,
+        }),
+        "steps" => fields::<StepFields>(&rest).map(|f| Strategy::Steps { steps: f.steps }),
+        other => Err((
+            "strategy.type".into(),
+            format!("{other:?} is not a strategy: use one of {TYPES}"),
+        )),
+    }
 }

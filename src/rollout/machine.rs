@@ -1,0 +1,668 @@
+//! The forward phases of a rollout: start, provision, test, shift, bake,
+//! finalize. Each handler checks the observed world before acting and either
+//! moves to another phase (`Flow::Next`) or waits (`Flow::Wait`).
+
+use super::command::{Command, CreateTaskSet, Event, Outcome, Wake};
+use super::control::RolloutId;
+use super::decide::{Draft, live, runs};
+use super::observed::{EcsService, Observed, TaskSet, TaskSetStatus, Weights, short_arn};
+use super::readiness;
+use super::revision::Revision;
+use super::spec::Spec;
+use super::status::{Phase, RollbackReason, Rollout, TaskSetRef};
+use super::strategy::Step;
+
+pub(crate) enum Flow {
+    Next,
+    Wait,
+}
+
+pub(crate) struct Machine<'a, 'd> {
+    pub spec: &'a Spec,
+    pub svc: &'a EcsService,
+    pub observed: &'a Observed,
+    pub d: &'d mut Draft,
+}
+
+pub(crate) fn task_set_ref(t: &TaskSet) -> TaskSetRef {
+    TaskSetRef {
+        arn: t.arn.clone(),
+        task_definition: t.task_definition.clone(),
+        target_group: t.target_group.clone().unwrap_or_default(),
+        revision: t.revision(),
+    }
+}
+
+impl<'a> Machine<'a, '_> {
+    pub fn run(&mut self, max_transitions: usize) {
+        if self.d.status.phase == Phase::Invalid {
+            let resume = self
+                .d
+                .status
+                .rollout
+                .as_mut()
+                .and_then(|r| r.resume_to.take())
+                .unwrap_or(Phase::Steady);
+            self.d
+                .transition(resume, "the record and the service are valid again");
+        }
+        for _ in 0..max_transitions {
+            let flow = match self.d.status.rollout.clone() {
+                Some(r) => self.in_rollout(r),
+                None => self.between_rollouts(),
+            };
+            if let Flow::Wait = flow {
+                return;
+            }
+        }
+        self.d.wake(Wake::Poll);
+    }
+
+    fn now(&self) -> crate::time::Timestamp {
+        self.d.now
+    }
+
+    fn rollout(&mut self) -> &mut Rollout {
+        self.d
+            .status
+            .rollout
+            .as_mut()
+            .expect("only called while a rollout is in flight")
+    }
+
+    /// The live task set created for the rollout's revision.
+    fn candidate(&self, rev: &Revision) -> Option<&'a TaskSet> {
+        live(self.svc).find(|t| t.revision().as_ref() == Some(rev))
+    }
+
+    fn candidate_share(&self, r: &Rollout) -> u32 {
+        self.observed
+            .production
+            .as_ref()
+            .map_or(0, |w| w.percent(&r.target_group))
+    }
+
+    /// Production weights with `candidate` percent on the rollout's group.
+    fn production_weights(&self, r: &Rollout, candidate: u32) -> Weights {
+        let other = self
+            .spec
+            .traffic
+            .other_target_group(&r.target_group)
+            .unwrap_or_default();
+        let from = r.from.as_ref().map_or(other, |f| f.target_group.as_str());
+        Weights::pair(from, 100 - candidate, &r.target_group, candidate)
+    }
+
+    fn record_weights(&mut self, r: &Rollout) {
+        if let Some(w) = &self.observed.production {
+            let from = r.from.as_ref().map_or(0, |f| w.percent(&f.target_group));
+            self.d.status.weights = Some((from, w.percent(&r.target_group)));
+        }
+    }
+
+    // ---- between rollouts ------------------------------------------------
+
+    fn between_rollouts(&mut self) -> Flow {
+        let spec = self.spec;
+        let primary = self.svc.primary();
+        if let Some(p) = primary.filter(|p| runs(spec, p)) {
+            return self.steady(p);
+        }
+        if let Some(f) = self.d.status.failed.clone()
+            && f.rollout.revision == spec.revision
+        {
+            if spec.control.retry.as_ref() != Some(&f.rollout) {
+                self.d.transition(Phase::Failed, f.reason.clone());
+                self.d.say(format!(
+                    "revision {} failed: {}; write a new version, or retry",
+                    spec.revision, f.reason
+                ));
+                self.d.wake(Wake::Idle);
+                return Flow::Wait;
+            }
+            return self.start(f.rollout.attempt + 1, "retry requested");
+        }
+        self.start(1, "new revision")
+    }
+
+    fn steady(&mut self, primary: &TaskSet) -> Flow {
+        let spec = self.spec;
+        self.d.status.active = Some(task_set_ref(primary));
+        self.d.status.stable_revision = Some(spec.revision.clone());
+        self.d.status.candidate = None;
+        self.d.transition(
+            Phase::Steady,
+            format!("revision {} is serving", spec.revision),
+        );
+        // Task sets cutover made for other revisions and that no rollout owns:
+        // left behind by a lost status. Take traffic off them, then remove them.
+        let strays: Vec<&TaskSet> = live(self.svc)
+            .filter(|t| t.status != TaskSetStatus::Primary && t.revision().is_some())
+            .collect();
+        let primary_tg = primary.target_group.clone().unwrap_or_default();
+        for stray in &strays {
+            let tg = stray.target_group.clone().unwrap_or_default();
+            match &self.observed.production {
+                None => {
+                    self.d.wake(Wake::Poll);
+                    return Flow::Wait;
+                }
+                Some(w) if w.get(&tg) > 0 && tg != primary_tg => {
+                    self.d.commands.push(Command::SetWeights {
+                        route: spec.traffic.production.clone(),
+                        weights: Weights::pair(&primary_tg, 100, &tg, 0),
+                    });
+                    self.d.say(format!(
+                        "moving traffic off leftover task set {}",
+                        short_arn(&stray.arn)
+                    ));
+                    return Flow::Wait;
+                }
+                Some(_) => self.d.commands.push(Command::DeleteTaskSet {
+                    task_set: stray.arn.clone(),
+                }),
+            }
+        }
+        if strays.is_empty() {
+            self.d.status.weights = Some((100, 0));
+            self.d.say(format!(
+                "steady on revision {} ({})",
+                spec.revision, primary.task_definition
+            ));
+            self.d.wake(Wake::Idle);
+        } else {
+            self.d.say("removing leftover task sets");
+        }
+        Flow::Wait
+    }
+
+    fn start(&mut self, attempt: u32, why: &str) -> Flow {
+        let spec = self.spec;
+        let primary = self.svc.primary();
+        let target_group = match primary {
+            None => spec.traffic.target_groups[0].clone(),
+            Some(p) => {
+                let tg = p.target_group.as_deref().unwrap_or("(none)");
+                match spec.traffic.other_target_group(tg) {
+                    Some(other) => other.to_string(),
+                    None => {
+                        self.d.hold(format!(
+                            "the active task set serves target group {tg}, which is not one of the record's target_groups: list it there"
+                        ));
+                        return Flow::Wait;
+                    }
+                }
+            }
+        };
+        let id = RolloutId {
+            revision: spec.revision.clone(),
+            attempt,
+        };
+        let now = self.now();
+        let mut rollout = Rollout {
+            id: id.clone(),
+            started_at: now,
+            from: primary.map(task_set_ref),
+            target_group,
+            step: 0,
+            step_started_at: now,
+            progress_at: now,
+            gate_failures: 0,
+            rollback: None,
+            resume_to: None,
+        };
+        // A candidate already in place means a status was lost mid-rollout:
+        // pick up where the traffic is instead of starting over.
+        let mut phase = Phase::Provisioning;
+        if let Some(c) = self.candidate(&spec.revision) {
+            if let Some(tg) = &c.target_group {
+                rollout.target_group = tg.clone();
+            }
+            let share = self.candidate_share(&rollout);
+            if c.status == TaskSetStatus::Primary && share == 100 {
+                phase = Phase::Baking;
+                rollout.step = self.steps(&rollout).len() as u32;
+            } else if share > 0 {
+                phase = Phase::Shifting;
+                rollout.step = self
+                    .steps(&rollout)
+                    .iter()
+                    .position(|s| matches!(s, Step::SetWeight(w) if *w as u32 >= share))
+                    .unwrap_or(0) as u32;
+            }
+        }
+        self.d.status.rollout = Some(rollout);
+        self.d.status.candidate = None;
+        self.d.events.push(Event::RolloutStarted { rollout: id });
+        self.d.transition(
+            phase,
+            format!(
+                "{why}: rolling out revision {} ({}) with {}",
+                spec.revision, spec.version, spec.strategy
+            ),
+        );
+        Flow::Next
+    }
+
+    /// The rollout's steps; a first release has nothing to shift from.
+    fn steps(&self, r: &Rollout) -> Vec<Step> {
+        if r.from.is_none() {
+            vec![Step::SetWeight(100)]
+        } else {
+            self.spec.steps()
+        }
+    }
+
+    // ---- in a rollout ----------------------------------------------------
+
+    fn in_rollout(&mut self, r: Rollout) -> Flow {
+        let spec = self.spec;
+        self.record_weights(&r);
+        if r.rollback.is_some() {
+            return self.roll_back(r);
+        }
+        if r.id.revision != spec.revision {
+            return self.begin_rollback(RollbackReason::Superseded {
+                by: spec.revision.clone(),
+            });
+        }
+        if spec.control.abort.as_ref() == Some(&r.id) {
+            return self.begin_rollback(RollbackReason::Aborted);
+        }
+        let phase = self.d.status.phase;
+        if spec.paused && phase != Phase::Finalizing {
+            return self.paused(r, phase);
+        }
+        match phase {
+            Phase::Paused => {
+                let resume = self.rollout().resume_to.take().unwrap_or(Phase::Shifting);
+                let now = self.now();
+                let rr = self.rollout();
+                rr.step_started_at = now;
+                rr.progress_at = now;
+                self.d.transition(resume, "resumed");
+                Flow::Next
+            }
+            Phase::Provisioning => self.provision(r),
+            Phase::Testing => self.test(r),
+            Phase::Shifting | Phase::AwaitingPromotion => self.shift(r),
+            Phase::Baking => self.bake(r),
+            Phase::Finalizing => self.finalize(r),
+            // A rollout with a phase that does not belong to one (an old or
+            // hand-edited status): start its phases again from the world.
+            _ => {
+                self.d.status.rollout = None;
+                self.between_rollouts()
+            }
+        }
+    }
+
+    fn paused(&mut self, r: Rollout, phase: Phase) -> Flow {
+        if let Some(flow) = self.health_gate(&r) {
+            return flow;
+        }
+        if phase != Phase::Paused {
+            self.rollout().resume_to = Some(phase);
+        }
+        self.d
+            .transition(Phase::Paused, "paused = true in the record");
+        self.d.say(format!(
+            "paused at step {} with {}% on the candidate; set paused = false to continue",
+            r.step,
+            self.candidate_share(&r)
+        ));
+        // While the candidate serves traffic its health is still watched.
+        let w = if self.candidate_share(&r) > 0 {
+            Wake::Poll
+        } else {
+            Wake::Idle
+        };
+        self.d.wake(w);
+        Flow::Wait
+    }
+
+    /// Rolls back when the deadline passed without progress; otherwise waits.
+    fn wait_for_progress(&mut self, r: &Rollout, waiting_for: String) -> Flow {
+        if self.now() >= r.progress_at + self.spec.progress_deadline {
+            return self.begin_rollback(RollbackReason::DeadlineExceeded {
+                phase: self.d.status.phase,
+                detail: waiting_for,
+            });
+        }
+        self.d.say(waiting_for);
+        self.d.wake(Wake::Poll);
+        Flow::Wait
+    }
+
+    fn progress(&mut self) {
+        let now = self.now();
+        let r = self.rollout();
+        r.progress_at = now;
+        r.gate_failures = 0;
+    }
+
+    fn provision(&mut self, r: Rollout) -> Flow {
+        let spec = self.spec;
+        let Some(c) = self.candidate(&r.id.revision) else {
+            self.d
+                .commands
+                .push(Command::CreateTaskSet(Box::new(CreateTaskSet {
+                    version: spec.version.clone(),
+                    external_id: r.id.revision.external_id(),
+                    client_token: format!("cutover-{}", r.id).replace('#', "-"),
+                    target_group: r.target_group.clone(),
+                    container: spec.traffic.container.clone(),
+                    container_port: spec.traffic.container_port,
+                    scale_percent: 100.0,
+                    template: r.from.as_ref().map(|f| f.arn.clone()),
+                    placement: spec.placement.clone(),
+                })));
+            return self.wait_for_progress(
+                &r,
+                format!(
+                    "creating the candidate task set for revision {}",
+                    r.id.revision
+                ),
+            );
+        };
+        self.d.status.candidate = Some(task_set_ref(c));
+        let targets = self.observed.targets.get(&r.target_group);
+        match readiness::ready(c, self.svc, targets, &spec.gates.target_health) {
+            Ok(()) => {
+                self.progress();
+                let next = if spec.traffic.test.is_some() && r.from.is_some() {
+                    Phase::Testing
+                } else {
+                    Phase::Shifting
+                };
+                self.d.transition(next, "candidate is ready");
+                Flow::Next
+            }
+            Err(why) => self.wait_for_progress(&r, format!("waiting for the candidate: {why}")),
+        }
+    }
+
+    fn test(&mut self, r: Rollout) -> Flow {
+        let spec = self.spec;
+        let (Some(route), Some(from)) = (spec.traffic.test.clone(), r.from.clone()) else {
+            self.d.transition(Phase::Shifting, "no test route");
+            return Flow::Next;
+        };
+        if self.candidate(&r.id.revision).is_none() {
+            self.d
+                .transition(Phase::Provisioning, "the candidate task set disappeared");
+            return Flow::Next;
+        }
+        let want = Weights::pair(&from.target_group, 0, &r.target_group, 100);
+        match &self.observed.test {
+            None => {
+                self.d.wake(Wake::Poll);
+                Flow::Wait
+            }
+            Some(w) if !w.same_shares(&want) => {
+                self.d.commands.push(Command::SetWeights {
+                    route,
+                    weights: want,
+                });
+                self.wait_for_progress(&r, "sending test traffic to the candidate".into())
+            }
+            Some(_) => {
+                if let Some(flow) = self.health_gate(&r) {
+                    return flow;
+                }
+                self.progress();
+                let now = self.now();
+                let rr = self.rollout();
+                rr.step = 0;
+                rr.step_started_at = now;
+                self.d.transition(
+                    Phase::Shifting,
+                    "the candidate passed its checks on the test route",
+                );
+                Flow::Next
+            }
+        }
+    }
+
+    /// The target health gate. `Some(flow)` when the rollout must stop here.
+    fn health_gate(&mut self, r: &Rollout) -> Option<Flow> {
+        let c = self.candidate(&r.id.revision)?;
+        let gate = &self.spec.gates.target_health;
+        let targets = self.observed.targets.get(&r.target_group);
+        match readiness::target_health(c, self.svc, targets, gate) {
+            Ok(()) => {
+                self.rollout().gate_failures = 0;
+                None
+            }
+            Err(why) if targets.is_none() => {
+                self.d.say(why);
+                self.d.wake(Wake::Poll);
+                Some(Flow::Wait)
+            }
+            Err(why) => {
+                let failures = r.gate_failures + 1;
+                self.rollout().gate_failures = failures;
+                if failures >= gate.failure_threshold {
+                    return Some(self.begin_rollback(RollbackReason::GateFailed {
+                        gate: "target_health".into(),
+                        detail: why,
+                    }));
+                }
+                self.d.say(format!(
+                    "target health check failed ({failures}/{}): {why}",
+                    gate.failure_threshold
+                ));
+                self.d.wake(Wake::Poll);
+                Some(Flow::Wait)
+            }
+        }
+    }
+
+    fn advance(&mut self, step: u32) {
+        let now = self.now();
+        let r = self.rollout();
+        r.step = step + 1;
+        r.step_started_at = now;
+        r.progress_at = now;
+    }
+
+    fn shift(&mut self, r: Rollout) -> Flow {
+        let spec = self.spec;
+        let Some(c) = self.candidate(&r.id.revision) else {
+            return self.begin_rollback(RollbackReason::GateFailed {
+                gate: "target_health".into(),
+                detail: "the candidate task set disappeared".into(),
+            });
+        };
+        if let Some(flow) = self.health_gate(&r) {
+            return flow;
+        }
+        let steps = self.steps(&r);
+        let Some(step) = steps.get(r.step as usize).cloned() else {
+            if c.status != TaskSetStatus::Primary {
+                self.d.commands.push(Command::SetPrimary {
+                    task_set: c.arn.clone(),
+                });
+            }
+            self.progress();
+            let now = self.now();
+            self.rollout().step_started_at = now;
+            self.d
+                .transition(Phase::Baking, "all production traffic is on the candidate");
+            self.d.say("making the candidate primary");
+            self.d.wake(Wake::Poll);
+            return Flow::Wait;
+        };
+        match step {
+            Step::SetWeight(w) => {
+                let want = self.production_weights(&r, w as u32);
+                match &self.observed.production {
+                    None => {
+                        self.d.wake(Wake::Poll);
+                        Flow::Wait
+                    }
+                    Some(seen) if seen.same_shares(&want) => {
+                        self.d.status.weights = Some((100 - w as u32, w as u32));
+                        self.d.events.push(Event::StepCompleted {
+                            rollout: r.id.clone(),
+                            step: r.step,
+                            weight: w as u32,
+                        });
+                        self.advance(r.step);
+                        Flow::Next
+                    }
+                    Some(_) => {
+                        self.d.commands.push(Command::SetWeights {
+                            route: spec.traffic.production.clone(),
+                            weights: want,
+                        });
+                        self.wait_for_progress(
+                            &r,
+                            format!("shifting {w}% of production traffic to the candidate"),
+                        )
+                    }
+                }
+            }
+            Step::Pause(d) => {
+                let until = r.step_started_at + d;
+                if self.now() >= until {
+                    self.advance(r.step);
+                    return Flow::Next;
+                }
+                self.d.say(format!(
+                    "holding {}% on the candidate until {until}",
+                    self.candidate_share(&r)
+                ));
+                self.d.wake(Wake::At(until));
+                self.d.wake(Wake::Poll);
+                Flow::Wait
+            }
+            Step::PauseUntilPromoted => {
+                let promoted = spec
+                    .control
+                    .promote
+                    .as_ref()
+                    .is_some_and(|p| p.rollout == r.id && p.step == r.step);
+                if promoted {
+                    self.advance(r.step);
+                    self.d.transition(Phase::Shifting, "promoted");
+                    return Flow::Next;
+                }
+                self.d.transition(
+                    Phase::AwaitingPromotion,
+                    format!("step {} waits for promotion", r.step),
+                );
+                self.d.say(format!(
+                    "waiting for promotion with {}% on the candidate: run `cutover promote {}`",
+                    self.candidate_share(&r),
+                    spec.key
+                ));
+                self.d.wake(Wake::Poll);
+                Flow::Wait
+            }
+        }
+    }
+
+    fn bake(&mut self, r: Rollout) -> Flow {
+        let spec = self.spec;
+        let Some(c) = self.candidate(&r.id.revision) else {
+            return self.begin_rollback(RollbackReason::GateFailed {
+                gate: "target_health".into(),
+                detail: "the candidate task set disappeared".into(),
+            });
+        };
+        if let Some(flow) = self.health_gate(&r) {
+            return flow;
+        }
+        let want = self.production_weights(&r, 100);
+        if let Some(seen) = &self.observed.production
+            && !seen.same_shares(&want)
+        {
+            self.d.commands.push(Command::SetWeights {
+                route: spec.traffic.production.clone(),
+                weights: want,
+            });
+            return self.wait_for_progress(&r, "restoring full traffic to the candidate".into());
+        }
+        if c.status != TaskSetStatus::Primary {
+            self.d.commands.push(Command::SetPrimary {
+                task_set: c.arn.clone(),
+            });
+            return self.wait_for_progress(&r, "making the candidate primary".into());
+        }
+        let bake = if r.from.is_some() {
+            spec.bake
+        } else {
+            Default::default()
+        };
+        let until = r.step_started_at + bake;
+        if self.now() >= until {
+            self.progress();
+            self.d.transition(Phase::Finalizing, "bake time is over");
+            return Flow::Next;
+        }
+        self.d.say(format!(
+            "baking until {until}; the old task set stays for instant rollback"
+        ));
+        self.d.wake(Wake::Poll);
+        Flow::Wait
+    }
+
+    fn finalize(&mut self, r: Rollout) -> Flow {
+        let spec = self.spec;
+        let old = r
+            .from
+            .as_ref()
+            .and_then(|f| live(self.svc).find(|t| t.arn == f.arn));
+        if let Some(old) = old {
+            let want = self.production_weights(&r, 100);
+            match &self.observed.production {
+                Some(seen) if seen.same_shares(&want) => {
+                    self.d.commands.push(Command::DeleteTaskSet {
+                        task_set: old.arn.clone(),
+                    });
+                    self.d
+                        .say(format!("removing the old task set {}", short_arn(&old.arn)));
+                }
+                _ => {
+                    self.d
+                        .say("waiting for the old target group to reach weight 0");
+                    self.d.commands.push(Command::SetWeights {
+                        route: spec.traffic.production.clone(),
+                        weights: want,
+                    });
+                }
+            }
+            self.d.wake(Wake::Poll);
+            return Flow::Wait;
+        }
+        let duration = self.now().since(r.started_at);
+        let candidate = self.candidate(&r.id.revision).map(task_set_ref);
+        self.d.status.active = candidate;
+        self.d.status.candidate = None;
+        self.d.status.stable_revision = Some(r.id.revision.clone());
+        self.d.status.weights = Some((100, 0));
+        self.d.events.push(Event::RolloutFinished {
+            rollout: r.id.clone(),
+            outcome: Outcome::Promoted,
+            duration,
+        });
+        self.d.status.rollout = None;
+        self.d.transition(
+            Phase::Steady,
+            format!(
+                "revision {} promoted; its target group is now the active one",
+                r.id.revision
+            ),
+        );
+        Flow::Next
+    }
+
+    pub fn begin_rollback(&mut self, reason: RollbackReason) -> Flow {
+        self.d.say(format!("rolling back: {reason}"));
+        let text = reason.to_string();
+        self.rollout().rollback = Some(reason);
+        self.d.transition(Phase::RollingBack, text);
+        Flow::Next
+    }
+}

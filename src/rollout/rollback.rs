@@ -1,0 +1,126 @@
+//! Rolling back: traffic returns to the task set that served before the
+//! rollout in one weight change, that task set is primary again, and only
+//! then is the candidate removed.
+
+use super::command::{Command, Event, Outcome, Wake};
+use super::decide::live;
+use super::machine::{Flow, Machine};
+use super::observed::{TaskSetStatus, Weights, short_arn};
+use super::status::{Failure, Phase, RollbackReason, Rollout};
+
+impl Machine<'_, '_> {
+    pub(crate) fn roll_back(&mut self, r: Rollout) -> Flow {
+        let Some(reason) = r.rollback.clone() else {
+            return Flow::Next;
+        };
+        let spec = self.spec;
+        let candidate = live(self.svc).find(|t| t.revision().as_ref() == Some(&r.id.revision));
+        let previous = r
+            .from
+            .as_ref()
+            .and_then(|f| live(self.svc).find(|t| t.arn == f.arn));
+
+        if let (Some(from), Some(prev)) = (&r.from, previous) {
+            let want = Weights::pair(&from.target_group, 100, &r.target_group, 0);
+            match &self.observed.production {
+                None => {
+                    self.d.wake(Wake::Poll);
+                    return Flow::Wait;
+                }
+                Some(seen) if !seen.same_shares(&want) => {
+                    self.d.commands.push(Command::SetWeights {
+                        route: spec.traffic.production.clone(),
+                        weights: want,
+                    });
+                    self.d.say(format!(
+                        "rolling back ({reason}): returning all production traffic to {}",
+                        short_arn(&prev.arn)
+                    ));
+                    self.d.wake(Wake::Poll);
+                    return Flow::Wait;
+                }
+                Some(_) => self.d.status.weights = Some((100, 0)),
+            }
+            if let (Some(route), Some(seen)) = (&spec.traffic.test, &self.observed.test) {
+                let want = Weights::pair(&from.target_group, 100, &r.target_group, 0);
+                if !seen.same_shares(&want) {
+                    self.d.commands.push(Command::SetWeights {
+                        route: route.clone(),
+                        weights: want,
+                    });
+                }
+            }
+            if prev.status != TaskSetStatus::Primary {
+                self.d.commands.push(Command::SetPrimary {
+                    task_set: prev.arn.clone(),
+                });
+                self.d.say(format!(
+                    "rolling back ({reason}): making the previous task set primary again"
+                ));
+                self.d.wake(Wake::Poll);
+                return Flow::Wait;
+            }
+        }
+        if let Some(c) = candidate {
+            self.d.commands.push(Command::DeleteTaskSet {
+                task_set: c.arn.clone(),
+            });
+            self.d.say(format!(
+                "rolling back ({reason}): removing the candidate task set"
+            ));
+            self.d.wake(Wake::Poll);
+            return Flow::Wait;
+        }
+        if !self.d.commands.is_empty() {
+            self.d.wake(Wake::Poll);
+            return Flow::Wait;
+        }
+        self.finish_rollback(r, reason)
+    }
+
+    fn finish_rollback(&mut self, r: Rollout, reason: RollbackReason) -> Flow {
+        let duration = self.d.now.since(r.started_at);
+        let outcome = match &reason {
+            RollbackReason::Superseded { .. } => Outcome::Superseded,
+            RollbackReason::Aborted => Outcome::Aborted,
+            _ if r.from.is_none() => Outcome::Failed,
+            _ => Outcome::RolledBack,
+        };
+        self.d.events.push(Event::RolloutFinished {
+            rollout: r.id.clone(),
+            outcome,
+            duration,
+        });
+        self.d.status.candidate = None;
+        self.d.status.rollout = None;
+        if let Some(from) = &r.from {
+            self.d.status.active = Some(from.clone());
+            self.d.status.stable_revision = from.revision.clone();
+        }
+        if reason.fails_revision() {
+            let text = reason.to_string();
+            self.d.status.failed = Some(Failure {
+                rollout: r.id.clone(),
+                reason: text.clone(),
+                at: self.d.now,
+            });
+            let back = if r.from.is_some() {
+                "rolled back to the previous task set"
+            } else {
+                "the first release was removed"
+            };
+            self.d.transition(Phase::Failed, format!("{text}; {back}"));
+            self.d.say(format!(
+                "revision {} failed: {text}; {back}. Write a new version, or retry",
+                r.id.revision
+            ));
+            self.d.wake(Wake::Idle);
+            return Flow::Wait;
+        }
+        self.d.transition(
+            Phase::Steady,
+            format!("rolled back revision {}: {reason}", r.id.revision),
+        );
+        Flow::Next
+    }
+}

@@ -1,0 +1,292 @@
+//! A tiny, synchronous world for decision tests: it applies commands the way
+//! ECS and the load balancer would, instantly, so a test can run a rollout
+//! step by step and assert on the resulting state.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::rollout::{
+    Command, Decision, Desired, EcsService, Observed, Phase, ServiceKey, ServiceState, Spec,
+    Stability, Status, TargetCounts, TaskSet, TaskSetStatus, Wake, Weights, decide, parse_record,
+    reads,
+};
+use crate::time::Timestamp;
+
+pub const BLUE: &str = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-blue/1";
+pub const GREEN: &str = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-green/2";
+pub const PROD: &str = "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/web/1/80";
+pub const TEST: &str = "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/web/1/8080";
+
+pub fn record(td: &str, strategy: Value) -> Value {
+    json!({
+        "service": "prod/web",
+        "task_definition": td,
+        "container": "app",
+        "container_port": 8080,
+        "production_listener": PROD,
+        "target_groups": [BLUE, GREEN],
+        "strategy": strategy,
+        "bake": "2m",
+        "progress_deadline": "5m",
+    })
+}
+
+pub struct World {
+    pub body: Value,
+    pub svc: EcsService,
+    pub production: Weights,
+    pub test: Weights,
+    /// Healthy targets per target group, as the load balancer reports them.
+    pub healthy: std::collections::BTreeMap<String, u32>,
+    /// Whether a new task set becomes healthy on its own.
+    pub candidate_healthy: bool,
+    pub status: Status,
+    pub now: Timestamp,
+    pub next_id: u32,
+    pub created: u32,
+    pub deleted: Vec<String>,
+    /// Every production weight the load balancer took, in order.
+    pub weight_log: Vec<u32>,
+    pub last: Option<Decision>,
+}
+
+impl World {
+    /// A service running `web:1` in blue, 100% of production on blue.
+    pub fn new(body: Value) -> World {
+        let blue = TaskSet {
+            id: "ts-1".into(),
+            arn: "arn:aws:ecs:us-east-1:1:task-set/prod/web/ecs-svc/1".into(),
+            task_definition: "arn:aws:ecs:us-east-1:1:task-definition/web:1".into(),
+            external_id: None,
+            status: TaskSetStatus::Primary,
+            stability: Stability::SteadyState,
+            scale_percent: 100.0,
+            computed_desired: Some(3),
+            running: Some(3),
+            pending: Some(0),
+            target_group: Some(BLUE.into()),
+        };
+        let mut healthy = std::collections::BTreeMap::new();
+        healthy.insert(BLUE.to_string(), 3);
+        healthy.insert(GREEN.to_string(), 0);
+        World {
+            body,
+            svc: EcsService {
+                desired_count: 3,
+                deployment_controller: "EXTERNAL".into(),
+                task_sets: vec![blue],
+            },
+            production: Weights::pair(BLUE, 100, GREEN, 0),
+            test: Weights::pair(BLUE, 100, GREEN, 0),
+            healthy,
+            candidate_healthy: true,
+            status: Status::default(),
+            now: Timestamp(1_700_000_000_000),
+            next_id: 2,
+            created: 0,
+            deleted: vec![],
+            weight_log: vec![],
+            last: None,
+        }
+    }
+
+    pub fn spec(&self) -> Result<Spec, crate::rollout::RecordError> {
+        parse_record(&ServiceKey::new("prod", "web"), &self.body)
+    }
+
+    pub fn observe(&self, spec: &Result<Spec, crate::rollout::RecordError>) -> Observed {
+        let desired = match spec {
+            Ok(s) => Desired::Valid(s),
+            Err(e) => Desired::Invalid(e),
+        };
+        let service = ServiceState::Found(self.svc.clone());
+        let r = reads(&desired, Some(&service), &self.status);
+        let mut observed = Observed {
+            service: Some(service),
+            ..Observed::default()
+        };
+        if r.production.is_some() {
+            observed.production = Some(self.production.clone());
+        }
+        if r.test.is_some() {
+            observed.test = Some(self.test.clone());
+        }
+        for tg in r.target_health {
+            let healthy = self.healthy.get(&tg).copied().unwrap_or(0);
+            observed.targets.insert(
+                tg,
+                TargetCounts {
+                    healthy,
+                    ..TargetCounts::default()
+                },
+            );
+        }
+        observed
+    }
+
+    /// One reconcile: decide, apply every command, keep the new status.
+    pub fn step(&mut self) -> Decision {
+        let spec = self.spec();
+        let observed = self.observe(&spec);
+        let desired = match &spec {
+            Ok(s) => Desired::Valid(s),
+            Err(e) => Desired::Invalid(e),
+        };
+        let decision = decide(&desired, &observed, &self.status, self.now);
+        for c in &decision.commands {
+            self.apply(c);
+        }
+        self.status = decision.status.clone();
+        self.last = Some(decision.clone());
+        decision
+    }
+
+    fn apply(&mut self, c: &Command) {
+        match c {
+            Command::CreateTaskSet(req) => {
+                assert!(
+                    !self
+                        .svc
+                        .task_sets
+                        .iter()
+                        .any(|t| t.external_id.as_deref() == Some(&req.external_id)),
+                    "a second task set for {}",
+                    req.external_id
+                );
+                self.created += 1;
+                let n = self.next_id;
+                self.next_id += 1;
+                self.svc.task_sets.push(TaskSet {
+                    id: format!("ts-{n}"),
+                    arn: format!("arn:aws:ecs:us-east-1:1:task-set/prod/web/ecs-svc/{n}"),
+                    task_definition: "web:2".into(),
+                    external_id: Some(req.external_id.clone()),
+                    status: TaskSetStatus::Active,
+                    stability: Stability::SteadyState,
+                    scale_percent: 100.0,
+                    computed_desired: Some(3),
+                    running: Some(3),
+                    pending: Some(0),
+                    target_group: Some(req.target_group.clone()),
+                });
+                if self.candidate_healthy {
+                    self.healthy.insert(req.target_group.clone(), 3);
+                }
+            }
+            Command::SetWeights { route, weights } => {
+                let target = if route.arn() == PROD {
+                    &mut self.production
+                } else {
+                    &mut self.test
+                };
+                for (tg, w) in &weights.0 {
+                    target.0.insert(tg.clone(), *w);
+                }
+                if route.arn() == PROD {
+                    assert_eq!(
+                        self.production.total(),
+                        100,
+                        "production weights sum to 100"
+                    );
+                    for (tg, w) in &self.production.0 {
+                        if *w > 0 {
+                            assert!(
+                                self.healthy.get(tg).copied().unwrap_or(0) > 0,
+                                "weight {w} on {tg} which has no healthy target"
+                            );
+                        }
+                    }
+                    let green = self.candidate_share();
+                    self.weight_log.push(green);
+                }
+            }
+            Command::SetPrimary { task_set } => {
+                for t in &mut self.svc.task_sets {
+                    if t.arn == *task_set {
+                        t.status = TaskSetStatus::Primary;
+                    } else if t.status == TaskSetStatus::Primary {
+                        t.status = TaskSetStatus::Active;
+                    }
+                }
+            }
+            Command::DeleteTaskSet { task_set } => {
+                let t = self
+                    .svc
+                    .task_sets
+                    .iter()
+                    .find(|t| t.arn == *task_set)
+                    .expect("deleting a task set that exists");
+                if let Some(tg) = &t.target_group {
+                    assert_eq!(
+                        self.production.get(tg),
+                        0,
+                        "deleting a task set that still receives traffic"
+                    );
+                    self.healthy.insert(tg.clone(), 0);
+                }
+                self.svc.task_sets.retain(|t| t.arn != *task_set);
+                self.deleted.push(task_set.clone());
+            }
+        }
+    }
+
+    /// Production share of whichever target group is not the first task set's.
+    pub fn candidate_share(&self) -> u32 {
+        let active_tg = self
+            .status
+            .rollout
+            .as_ref()
+            .map(|r| r.target_group.clone())
+            .unwrap_or_else(|| GREEN.to_string());
+        self.production.percent(&active_tg)
+    }
+
+    pub fn advance(&mut self, d: Duration) {
+        self.now = self.now + d;
+    }
+
+    /// Steps until the phase is `until` (or `limit` steps pass), moving the
+    /// clock on by `tick` after each step.
+    pub fn run_until(&mut self, until: Phase, tick: Duration, limit: usize) -> bool {
+        for _ in 0..limit {
+            self.step();
+            if self.status.phase == until {
+                return true;
+            }
+            self.advance(tick);
+        }
+        false
+    }
+
+    /// Runs a rollout to its end (Steady or Failed).
+    pub fn settle(&mut self) -> Phase {
+        for _ in 0..2_000 {
+            let d = self.step();
+            let done = matches!(self.status.phase, Phase::Steady | Phase::Failed)
+                && self.status.rollout.is_none()
+                && d.commands.is_empty()
+                && d.wake == Wake::Idle;
+            if done {
+                return self.status.phase;
+            }
+            self.advance(Duration::from_secs(5));
+        }
+        panic!("no settled state: {:?}", self.status);
+    }
+
+    pub fn set(&mut self, field: &str, value: Value) {
+        self.body[field] = value;
+    }
+
+    pub fn phases(&self) -> Vec<Phase> {
+        let mut v = vec![];
+        for t in &self.status.history {
+            if v.is_empty() {
+                v.push(t.from);
+            }
+            v.push(t.to);
+        }
+        v
+    }
+}

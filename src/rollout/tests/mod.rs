@@ -1,0 +1,4 @@
+mod fixture;
+mod flows;
+mod records;
+mod restarts;

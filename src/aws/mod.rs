@@ -3,12 +3,17 @@
 //! [`crate::cloud::CloudError`]s.
 
 pub mod error;
+mod item;
+pub mod store;
+mod streams;
 
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+pub use store::DynamoStore;
 
 /// Attempts per call, the first included. The SDK's standard mode backs off
 /// exponentially with jitter between them; this is the only retry layer on a

@@ -1,0 +1,260 @@
+//! The desired-state table in DynamoDB.
+//!
+//! Teams own every attribute of a record except `status` and
+//! `status_version`, which the controller owns. Status writes are conditional
+//! updates of those two attributes only, so a team's concurrent write to the
+//! spec is never lost and two controllers never overwrite each other.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
+};
+use tokio::sync::mpsc;
+
+use super::error::{code, from_sdk};
+use super::item::{VERSION_ATTRIBUTE, key_value, record_from_item, status_value};
+use super::streams::Feed;
+use crate::cloud::{Change, CloudError, DesiredStore, ErrorKind, StatusWrite, StoredRecord};
+use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
+use crate::rollout::{ServiceKey, Status};
+
+/// How long `create_table` waits for a new table to become usable.
+const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
+const TABLE_POLL: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    dynamodb: Client,
+    streams: aws_sdk_dynamodbstreams::Client,
+    table: String,
+    poll: Duration,
+}
+
+/// What `create_table` found or made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableReady {
+    /// False when the table existed already.
+    pub created: bool,
+    /// The stream's view type, when a stream is enabled. The change feed
+    /// needs `NEW_AND_OLD_IMAGES`; without it the controller only resyncs.
+    pub stream_view: Option<String>,
+}
+
+impl DynamoStore {
+    pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
+        DynamoStore {
+            dynamodb: Client::new(config),
+            streams: aws_sdk_dynamodbstreams::Client::new(config),
+            table: table.into(),
+            poll: Duration::from_millis(500),
+        }
+    }
+
+    /// How often the change feed asks each shard for records.
+    pub fn with_poll_interval(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table (on-demand billing, key `service`, a stream with
+    /// old and new images) and waits until it is active. An existing table
+    /// is fine if its key is right.
+    pub async fn create_table(&self) -> Result<TableReady, CloudError> {
+        const OP: &str = "dynamodb:CreateTable";
+        let build = |e: aws_sdk_dynamodb::error::BuildError| {
+            CloudError::new(ErrorKind::Invalid, OP, e.to_string())
+        };
+        let created = self
+            .dynamodb
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(KEY_ATTRIBUTE)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(build)?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(KEY_ATTRIBUTE)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(build)?,
+            )
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(build)?,
+            )
+            .send()
+            .await;
+        let created = match created {
+            Ok(_) => true,
+            Err(e) if code(&e) == Some("ResourceInUseException") => false,
+            Err(e) => return Err(from_sdk(OP, e)),
+        };
+        let stream_view = self.wait_until_active().await?;
+        Ok(TableReady {
+            created,
+            stream_view,
+        })
+    }
+
+    async fn wait_until_active(&self) -> Result<Option<String>, CloudError> {
+        const OP: &str = "dynamodb:DescribeTable";
+        let deadline = tokio::time::Instant::now() + TABLE_ACTIVE_TIMEOUT;
+        loop {
+            let out = self
+                .dynamodb
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(|e| from_sdk(OP, e))?;
+            let Some(table) = out.table else {
+                return Err(CloudError::not_found(OP, format!("table {}", self.table)));
+            };
+            let key_ok = matches!(
+                table.key_schema(),
+                [k] if k.attribute_name() == KEY_ATTRIBUTE && *k.key_type() == KeyType::Hash
+            );
+            if !key_ok {
+                return Err(CloudError::new(
+                    ErrorKind::Invalid,
+                    OP,
+                    format!(
+                        "table {} exists with another key: cutover needs a partition key `{KEY_ATTRIBUTE}` and no sort key",
+                        self.table
+                    ),
+                ));
+            }
+            if table.table_status() == Some(&TableStatus::Active) {
+                let view = table
+                    .stream_specification()
+                    .filter(|s| s.stream_enabled())
+                    .and_then(|s| s.stream_view_type())
+                    .map(|v| v.as_str().to_string());
+                return Ok(view);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(CloudError::new(
+                    ErrorKind::Transient,
+                    OP,
+                    format!(
+                        "table {} is not active after {TABLE_ACTIVE_TIMEOUT:?}",
+                        self.table
+                    ),
+                ));
+            }
+            tokio::time::sleep(TABLE_POLL).await;
+        }
+    }
+}
+
+#[async_trait]
+impl DesiredStore for DynamoStore {
+    async fn list(&self) -> Result<Vec<StoredRecord>, CloudError> {
+        let mut pages = self
+            .dynamodb
+            .scan()
+            .table_name(&self.table)
+            .into_paginator()
+            .send();
+        let mut records = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| from_sdk("dynamodb:Scan", e))?;
+            for item in page.items.unwrap_or_default() {
+                match record_from_item(item) {
+                    Ok(r) => records.push(r),
+                    // Nobody can act on an item without a key; it is not a record.
+                    Err(e) => tracing::warn!(table = %self.table, error = %e, "skipping an item"),
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    async fn get(&self, key: &ServiceKey) -> Result<Option<StoredRecord>, CloudError> {
+        const OP: &str = "dynamodb:GetItem";
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, key_value(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| from_sdk(OP, e))?;
+        match out.item {
+            None => Ok(None),
+            Some(item) => record_from_item(item)
+                .map(Some)
+                .map_err(|e| CloudError::new(ErrorKind::Invalid, OP, format!("{key}: {e}"))),
+        }
+    }
+
+    async fn write_status(
+        &self,
+        key: &ServiceKey,
+        expected: u64,
+        status: &Status,
+    ) -> Result<StatusWrite, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let value = status_value(status).map_err(|e| {
+            CloudError::new(ErrorKind::Other, OP, format!("encoding the status: {e}"))
+        })?;
+        let next = expected + 1;
+        // A record that never had a status has no version attribute; a
+        // version of 0 is accepted as the same thing.
+        let version_matches = if expected == 0 {
+            "(attribute_not_exists(#version) OR #version = :expected)"
+        } else {
+            "#version = :expected"
+        };
+        let result = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, key_value(key))
+            .update_expression("SET #status = :status, #version = :next")
+            .condition_expression(format!("attribute_exists(#key) AND {version_matches}"))
+            .expression_attribute_names("#key", KEY_ATTRIBUTE)
+            .expression_attribute_names("#status", STATUS_ATTRIBUTE)
+            .expression_attribute_names("#version", VERSION_ATTRIBUTE)
+            .expression_attribute_values(":status", value)
+            .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
+            .expression_attribute_values(":next", AttributeValue::N(next.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(StatusWrite::Written { version: next }),
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => {
+                // The condition does not say which half failed: look.
+                match self.get(key).await? {
+                    Some(_) => Ok(StatusWrite::Conflict),
+                    None => Ok(StatusWrite::Gone),
+                }
+            }
+            Err(e) => Err(from_sdk(OP, e)),
+        }
+    }
+
+    async fn watch(&self, changes: mpsc::Sender<Change>) -> Result<(), CloudError> {
+        Feed::new(&self.dynamodb, &self.streams, &self.table, self.poll)
+            .run(changes)
+            .await
+    }
+}

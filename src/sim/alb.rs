@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::arn::label;
 use super::targets::TargetGroup;
 use super::world::{Event, World};
 use crate::cloud::{CloudError, ErrorKind};
-use crate::rollout::observed::short_arn;
 use crate::rollout::{Route, Weights};
 
 /// A forward action sends traffic to at most this many target groups.
@@ -226,6 +226,7 @@ impl World {
         // Like ModifyRule, the change applies to the latest accepted
         // configuration, not to what happens to be visible yet.
         let written = r.written.clone();
+        let before = written.weights().unwrap_or_default();
         let mut actions = written.actions.clone();
         let production = r.production;
         let forward = forward_mut(&mut actions)
@@ -246,7 +247,7 @@ impl World {
         }
         let after = forward_weights(forward);
         if production {
-            self.check_production_weights(route, &after);
+            self.check_production_weights(route, &before, &after);
         }
         let delay = self.draw(self.config.visibility_delay);
         let config = RouteConfig {
@@ -262,7 +263,7 @@ impl World {
         let version = r.written_version;
         self.log(format!(
             "{} weights set to {after} (visible in {}ms)",
-            short_arn(route.arn()),
+            label(route.arn()),
             delay.as_millis()
         ));
         if delay.is_zero() {
@@ -295,7 +296,7 @@ impl World {
             .weights()
             .map(|w| w.to_string())
             .unwrap_or_default();
-        self.log(format!("{} now forwards {shown}", short_arn(route)));
+        self.log(format!("{} now forwards {shown}", label(route)));
         self.route_changed(route);
     }
 

@@ -36,3 +36,40 @@ pub fn elb_name(base: &str, suffix: &str) -> String {
     let base: String = base.chars().take(room).collect();
     format!("{base}{suffix}")
 }
+
+/// A short, unambiguous name for logs: the target group or load balancer
+/// name, or the task set id. (The last path segment alone would name every
+/// listener `app`.)
+pub fn label(arn: &str) -> String {
+    let Some((_, resource)) = arn.rsplit_once(':') else {
+        return arn.to_string();
+    };
+    let parts: Vec<&str> = resource.split('/').collect();
+    let short = |id: &str| id.chars().take(6).collect::<String>();
+    match parts.as_slice() {
+        ["targetgroup", name, ..] => (*name).to_string(),
+        ["listener", "app", lb, _, id] => format!("listener {lb}/{}", short(id)),
+        ["listener-rule", "app", lb, _, _, id] => format!("rule {lb}/{}", short(id)),
+        ["task-set", _, _, rest @ ..] => rest.join("/"),
+        _ => resource.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_name_what_people_recognise() {
+        assert_eq!(label(&target_group("web-blue", "0123")), "web-blue");
+        assert_eq!(
+            label(&listener("web", "aa", "bbbbbbbbbb")),
+            "listener web/bbbbbb"
+        );
+        assert_eq!(
+            label(&listener_rule("web", "aa", "bb", "cc")),
+            "rule web/cc"
+        );
+        assert_eq!(label(&task_set("prod", "web", "ecs-svc/42")), "ecs-svc/42");
+    }
+}

@@ -284,7 +284,7 @@ impl World {
             "{key}: created task set {id} ({}) at {}% in {}",
             task_set.task_definition,
             task_set.scale_percent,
-            crate::rollout::observed::short_arn(&req.target_group)
+            arn::label(&req.target_group)
         ));
         let service = self.service_mut(key, CREATE)?;
         service

@@ -2,12 +2,12 @@
 //! Violations are recorded, not raised, so a harness can report every one
 //! with the seed that produced it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::alb::forward_weights;
+use super::arn::label;
 use super::world::{LogEntry, World};
-use crate::rollout::observed::short_arn;
 use crate::rollout::{Route, Weights};
 use crate::time::Timestamp;
 
@@ -17,6 +17,10 @@ pub(crate) struct Invariants {
     /// Production routes that now send traffic to a target group without a
     /// healthy target, and since when.
     exposed_since: BTreeMap<String, Timestamp>,
+    /// Production routes seen unexposed at least once. A route that starts
+    /// out exposed (a first release forwarding to an empty target group) is
+    /// not the world changing under anyone, so it is not timed until then.
+    armed: BTreeSet<String>,
     max_exposure: Duration,
 }
 
@@ -27,8 +31,11 @@ impl World {
     }
 
     /// (a) and (c), for a change about to be made to a production route.
-    pub fn check_production_weights(&mut self, route: &Route, after: &Weights) {
-        let name = short_arn(route.arn()).to_string();
+    /// (a) blames a change only for weight it adds to a target group without
+    /// healthy targets: re-asserting weights the world has since made unsafe
+    /// shows up as exposure instead.
+    pub fn check_production_weights(&mut self, route: &Route, before: &Weights, after: &Weights) {
+        let name = label(route.arn());
         let total: u64 = after.0.values().map(|w| u64::from(*w)).sum();
         if after.0.values().any(|w| *w > 100) || total != 100 {
             self.violation(format!(
@@ -37,10 +44,10 @@ impl World {
         }
         for (tg, w) in &after.0 {
             let healthy = self.lb.target_groups.get(tg).map_or(0, |g| g.healthy());
-            if *w > 0 && healthy == 0 {
+            if *w > before.get(tg) && healthy == 0 {
                 self.violation(format!(
                     "production weight {w} on {name} goes to {} which has no healthy target",
-                    short_arn(tg)
+                    label(tg)
                 ));
             }
         }
@@ -71,9 +78,9 @@ impl World {
                 self.violation(format!(
                     "task set {} deleted while production route {} weighs its target group {} \
                      (visible {visible}, written {written})",
-                    short_arn(task_set),
-                    short_arn(&route),
-                    short_arn(tg)
+                    label(task_set),
+                    label(&route),
+                    label(tg)
                 ));
             }
         }
@@ -96,6 +103,11 @@ impl World {
 
     pub fn route_changed(&mut self, route: &str) {
         let Some(r) = self.lb.routes.get(route).filter(|r| r.production) else {
+            // No longer production: an exposure going on ends here.
+            if let Some(since) = self.checks.exposed_since.remove(route) {
+                let lasted = self.now.since(since);
+                self.checks.max_exposure = self.checks.max_exposure.max(lasted);
+            }
             return;
         };
         let exposed = r.visible.forward().is_some_and(|f| {
@@ -109,12 +121,17 @@ impl World {
             })
         });
         let now = self.now;
+        if !exposed {
+            self.checks.armed.insert(route.to_string());
+        } else if !self.checks.armed.contains(route) {
+            return;
+        }
         match (exposed, self.checks.exposed_since.get(route).copied()) {
             (true, None) => {
                 self.checks.exposed_since.insert(route.to_string(), now);
                 self.log(format!(
                     "production route {} exposed: weight on a target group without healthy targets",
-                    short_arn(route)
+                    label(route)
                 ));
             }
             (false, Some(since)) => {
@@ -123,7 +140,7 @@ impl World {
                 self.checks.max_exposure = self.checks.max_exposure.max(lasted);
                 self.log(format!(
                     "production route {} no longer exposed after {}ms",
-                    short_arn(route),
+                    label(route),
                     lasted.as_millis()
                 ));
             }

@@ -245,6 +245,7 @@ impl World {
                 self.add_running_task(&key, &id, registered);
             }
         }
+        self.route_changed(production.arn());
         if setup.initial_task_set {
             self.log(format!("{key}: service added, running {task_definition}"));
         } else {

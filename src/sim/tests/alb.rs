@@ -161,6 +161,9 @@ async fn weights_above_the_elb_limit_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Invalid);
-    let config: Option<RouteConfig> = sim.route_config(arns.production.arn());
-    assert!(config.is_some());
+    let unchanged: Option<RouteConfig> = sim.route_config(arns.production.arn());
+    assert_eq!(
+        unchanged.and_then(|c| c.weights()),
+        Some(Weights::pair(arns.blue(), 100, arns.green(), 0))
+    );
 }

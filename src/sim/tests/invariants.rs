@@ -1,4 +1,5 @@
 use super::*;
+use crate::cloud::DesiredStore;
 use crate::rollout::Weights;
 use crate::sim::BadVersion;
 
@@ -121,13 +122,42 @@ async fn exposure_measures_how_long_production_served_a_group_gone_bad() {
     sim.run_for(secs(10)).await;
     assert_eq!(sim.max_exposure(), Duration::ZERO);
     sim.mark_task_definition_bad("web:1", BadVersion::NeverHealthy);
-    sim.run_for(secs(100)).await;
+    sim.run_for(secs(50)).await;
+    // Re-asserting weights the world made unsafe adds no traffic: not a violation.
+    sim.set_weights(
+        &arns.production,
+        &Weights::pair(arns.blue(), 100, arns.green(), 0),
+    )
+    .await
+    .unwrap();
+    sim.run_for(secs(50)).await;
     let exposed = sim.max_exposure();
     // Unhealthy after two failed checks, at most 10 s after the mark.
-    assert!(exposed >= secs(90) && exposed <= secs(100), "{exposed:?}");
+    assert!(exposed >= secs(90) && exposed <= secs(101), "{exposed:?}");
+    assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_that_starts_without_tasks_is_not_counted_as_exposed() {
+    let sim = sim(46);
+    let mut setup = ServiceSetup::new(key());
+    setup.initial_task_set = false;
+    let arns = sim.add_service(setup).unwrap();
+    sim.run_for(secs(60)).await;
+    assert_eq!(sim.max_exposure(), Duration::ZERO);
+    assert_eq!(sim.target_counts(arns.blue()), Some(Default::default()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_sim_can_be_handed_to_the_controller_as_each_port() {
+    let sim = Arc::new(sim(47));
+    let ecs: Arc<dyn Ecs> = sim.clone();
+    let lb: Arc<dyn LoadBalancer> = sim.clone();
+    let store: Arc<dyn DesiredStore> = sim;
     assert!(
-        sim.violations().is_empty(),
-        "exposure is not a violation by itself"
+        ecs.describe_services("prod", &[]).await.is_err(),
+        "no such cluster"
     );
-    let _ = arns;
+    assert!(lb.target_health("nope").await.is_err());
+    assert!(store.list().await.unwrap().is_empty());
 }

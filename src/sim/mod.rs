@@ -33,13 +33,13 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::cloud::{Clock, CloudError};
+use crate::cloud::{Clock, CloudError, StoredRecord};
 use crate::rollout::{ServiceKey, ServiceState, TargetCounts, Weights};
 use crate::time::Timestamp;
 
 pub use alb::{Action, Condition, Forward, RouteConfig, Stickiness, WeightedTargetGroup};
 pub use arn::{ACCOUNT, REGION};
-pub use builder::SimBuilder;
+pub use builder::{DEFAULT_EPOCH, SimBuilder};
 pub use config::{HealthCheck, SimConfig};
 pub use ecs::TASK_SET_LIMIT;
 pub use faults::{ApiGroup, FaultProfile, Faults};
@@ -207,6 +207,11 @@ impl SimCloud {
         r.production = production;
         w.route_changed(route_arn);
         true
+    }
+
+    /// Every record, sorted by key, without cost or faults.
+    pub fn records(&self) -> Vec<StoredRecord> {
+        self.world().records.list()
     }
 
     pub fn target_counts(&self, target_group: &str) -> Option<TargetCounts> {

@@ -1,6 +1,7 @@
 //! cutover: declarative blue/green releases for Amazon ECS.
 
 pub mod aws;
+pub mod cli;
 pub mod cloud;
 pub mod controller;
 pub mod rollout;

@@ -1,3 +1,3 @@
-fn main() {
-    println!("cutover");
+fn main() -> std::process::ExitCode {
+    cutover::cli::main()
 }

@@ -5,7 +5,9 @@
 use super::command::{Command, CreateTaskSet, Event, Outcome, Wake};
 use super::control::RolloutId;
 use super::decide::{Draft, live, runs};
-use super::observed::{EcsService, Observed, TaskSet, TaskSetStatus, Weights, short_arn};
+use super::observed::{
+    EcsService, Observed, TaskSet, TaskSetStatus, Weights, short_arn, short_task_definition,
+};
 use super::readiness;
 use super::revision::Revision;
 use super::spec::Spec;
@@ -167,7 +169,8 @@ impl<'a> Machine<'a, '_> {
             self.d.status.weights = Some((100, 0));
             self.d.say(format!(
                 "steady on revision {} ({})",
-                spec.revision, primary.task_definition
+                spec.revision,
+                short_task_definition(&primary.task_definition)
             ));
             self.d.wake(Wake::Idle);
         } else {

@@ -150,6 +150,12 @@ pub fn short_arn(arn: &str) -> &str {
     }
 }
 
+/// `family:revision` of a task definition ARN, for messages.
+pub fn short_task_definition(td: &str) -> &str {
+    td.rsplit_once(":task-definition/")
+        .map_or(td, |(_, tail)| tail)
+}
+
 /// Target health counts of one target group.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetCounts {

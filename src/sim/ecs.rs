@@ -114,12 +114,16 @@ impl SimTaskSet {
 
 impl Service {
     pub fn to_domain(&self, report_counts: bool) -> EcsService {
+        // Services under another deployment controller have deployments,
+        // not task sets.
+        let external = self.deployment_controller == "EXTERNAL";
         EcsService {
             desired_count: self.desired_count,
             deployment_controller: self.deployment_controller.clone(),
             task_sets: self
                 .task_sets
                 .iter()
+                .filter(|_| external)
                 .map(|t| t.to_domain(self.desired_count, report_counts))
                 .collect(),
         }
@@ -175,7 +179,7 @@ impl World {
             .collect())
     }
 
-    fn service_mut(
+    pub(crate) fn service_mut(
         &mut self,
         key: &ServiceKey,
         op: &'static str,
@@ -376,24 +380,6 @@ impl World {
                 task_set: ts.id,
             },
         );
-        Ok(())
-    }
-
-    pub(crate) fn task_set_gone(&mut self, key: &ServiceKey, id: &str) {
-        if let Some(service) = self.services.by_key.get_mut(key) {
-            service.task_sets.retain(|t| t.id != id);
-            self.log(format!("{key}: task set {id} deleted"));
-        }
-    }
-
-    pub fn set_desired_count(&mut self, key: &ServiceKey, count: u32) -> Result<(), CloudError> {
-        let service = self.service_mut(key, "ecs:UpdateService")?;
-        service.desired_count = count;
-        let ids: Vec<String> = service.task_sets.iter().map(|t| t.id.clone()).collect();
-        self.log(format!("{key}: desired count {count}"));
-        for id in ids {
-            self.reconcile_task_set(key, &id);
-        }
         Ok(())
     }
 }

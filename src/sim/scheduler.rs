@@ -4,6 +4,7 @@
 use super::ecs::{Task, TaskState};
 use super::registry::BadVersion;
 use super::world::{Event, TaskRef, World};
+use crate::cloud::CloudError;
 use crate::rollout::{ServiceKey, TaskSetStatus};
 use crate::time::Timestamp;
 
@@ -238,5 +239,23 @@ impl World {
             self.deregister_target(&tg, &target);
         }
         true
+    }
+
+    pub(crate) fn task_set_gone(&mut self, key: &ServiceKey, id: &str) {
+        if let Some(service) = self.services.by_key.get_mut(key) {
+            service.task_sets.retain(|t| t.id != id);
+            self.log(format!("{key}: task set {id} deleted"));
+        }
+    }
+
+    pub fn set_desired_count(&mut self, key: &ServiceKey, count: u32) -> Result<(), CloudError> {
+        let service = self.service_mut(key, "ecs:UpdateService")?;
+        service.desired_count = count;
+        let ids: Vec<String> = service.task_sets.iter().map(|t| t.id.clone()).collect();
+        self.log(format!("{key}: desired count {count}"));
+        for id in ids {
+            self.reconcile_task_set(key, &id);
+        }
+        Ok(())
     }
 }

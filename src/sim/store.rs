@@ -150,13 +150,15 @@ impl World {
                 format!("status does not encode: {e}"),
             )
         })?;
+        match self.records.items.get(key) {
+            None => return Ok(StatusWrite::Gone),
+            Some(item) if item.status_version != expected => return Ok(StatusWrite::Conflict),
+            Some(_) => {}
+        }
         let version = self.records.next_version();
         let Some(item) = self.records.items.get_mut(key) else {
             return Ok(StatusWrite::Gone);
         };
-        if item.status_version != expected {
-            return Ok(StatusWrite::Conflict);
-        }
         item.status = Some(value);
         item.status_version = version;
         self.log(format!("{key}: status {} written", status.phase));

@@ -278,3 +278,33 @@ async fn the_record_helper_writes_a_valid_record() {
         assert_eq!(spec.traffic.production, a.production);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn task_sets_follow_the_service_desired_count() {
+    let sim = sim(14);
+    let arns = web(&sim);
+    sim.set_desired_count(&arns.key, 5).unwrap();
+    sim.run_for(secs(45)).await;
+    assert_eq!(sim.target_health(arns.blue()).await.unwrap().healthy, 5);
+    sim.set_desired_count(&arns.key, 1).unwrap();
+    let blue = service(&sim, &arns.key).await.task_sets[0].clone();
+    assert_eq!((blue.computed_desired, blue.running), (Some(1), Some(1)));
+    let health = sim.target_health(arns.blue()).await.unwrap();
+    assert_eq!((health.healthy, health.draining), (1, 4));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_under_another_deployment_controller_takes_no_task_sets() {
+    let sim = sim(15);
+    let mut setup = ServiceSetup::new(key());
+    setup.deployment_controller = "ECS".into();
+    let arns = sim.add_service(setup).unwrap();
+    let svc = service(&sim, &arns.key).await;
+    assert!(!svc.is_external());
+    assert!(svc.task_sets.is_empty());
+    let err = sim
+        .create_task_set(&arns.key, &request(&arns, td("web:2"), "t"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Invalid);
+}

@@ -60,6 +60,8 @@ impl Default for FaultProfile {
     }
 }
 
+/// One fault profile per API group. The default has no errors and 10-100 ms
+/// of latency everywhere.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Faults {
     pub ecs_read: FaultProfile,

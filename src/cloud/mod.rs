@@ -19,7 +19,7 @@ pub use error::{CloudError, ErrorKind};
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredRecord {
     pub key: ServiceKey,
-    /// Every attribute of the item except `status`, as JSON.
+    /// Every attribute of the item except `status` and `status_version`, as JSON.
     pub body: serde_json::Value,
     /// `None` when the item has no status yet, or when it cannot be decoded
     /// (the controller then rebuilds it from the live service).

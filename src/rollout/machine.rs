@@ -95,6 +95,27 @@ impl<'a> Machine<'a, '_> {
         Weights::pair(from, 100 - candidate, &r.target_group, candidate)
     }
 
+    /// Sends production weights and remembers them as the last written.
+    pub(crate) fn set_production(&mut self, weights: Weights) {
+        self.d.status.production_written = Some(weights.clone());
+        self.d.commands.push(Command::SetWeights {
+            route: self.spec.traffic.production.clone(),
+            weights,
+        });
+    }
+
+    /// Production shows `want` and nothing else is on its way there.
+    pub(crate) fn production_settled(&self, want: &Weights) -> Option<bool> {
+        let seen = self.observed.production.as_ref()?;
+        let written = self
+            .d
+            .status
+            .production_written
+            .as_ref()
+            .is_none_or(|w| w.same_shares(want));
+        Some(seen.same_shares(want) && written)
+    }
+
     fn record_weights(&mut self, r: &Rollout) {
         if let Some(w) = &self.observed.production {
             let from = r.from.as_ref().map_or(0, |f| w.percent(&f.target_group));
@@ -136,31 +157,30 @@ impl<'a> Machine<'a, '_> {
             Phase::Steady,
             format!("revision {} is serving", spec.revision),
         );
-        // Task sets cutover made for other revisions and that no rollout owns:
-        // left behind by a lost status. Take traffic off them, then remove them.
+        // A service with a record is cutover's to deploy, so a task set that
+        // no rollout owns was left behind by a lost status: take traffic off
+        // it, then remove it.
         let strays: Vec<&TaskSet> = live(self.svc)
-            .filter(|t| t.status != TaskSetStatus::Primary && t.revision().is_some())
+            .filter(|t| t.status != TaskSetStatus::Primary)
             .collect();
         let primary_tg = primary.target_group.clone().unwrap_or_default();
         for stray in &strays {
             let tg = stray.target_group.clone().unwrap_or_default();
-            match &self.observed.production {
+            let want = Weights::pair(&primary_tg, 100, &tg, 0);
+            match self.production_settled(&want) {
                 None => {
                     self.d.wake(Wake::Poll);
                     return Flow::Wait;
                 }
-                Some(w) if w.get(&tg) > 0 && tg != primary_tg => {
-                    self.d.commands.push(Command::SetWeights {
-                        route: spec.traffic.production.clone(),
-                        weights: Weights::pair(&primary_tg, 100, &tg, 0),
-                    });
+                Some(false) if tg != primary_tg => {
+                    self.set_production(want);
                     self.d.say(format!(
                         "moving traffic off leftover task set {}",
                         short_arn(&stray.arn)
                     ));
                     return Flow::Wait;
                 }
-                Some(_) => self.d.commands.push(Command::DeleteTaskSet {
+                _ => self.d.commands.push(Command::DeleteTaskSet {
                     task_set: stray.arn.clone(),
                 }),
             }
@@ -264,15 +284,20 @@ impl<'a> Machine<'a, '_> {
         if r.rollback.is_some() {
             return self.roll_back(r);
         }
-        if r.id.revision != spec.revision {
-            return self.begin_rollback(RollbackReason::Superseded {
-                by: spec.revision.clone(),
-            });
-        }
-        if spec.control.abort.as_ref() == Some(&r.id) {
-            return self.begin_rollback(RollbackReason::Aborted);
-        }
         let phase = self.d.status.phase;
+        // Once the old task set is being removed there is nothing to return
+        // to: finishing is the only safe way out, and a newer revision or an
+        // abort waits for it.
+        if phase != Phase::Finalizing {
+            if r.id.revision != spec.revision {
+                return self.begin_rollback(RollbackReason::Superseded {
+                    by: spec.revision.clone(),
+                });
+            }
+            if spec.control.abort.as_ref() == Some(&r.id) {
+                return self.begin_rollback(RollbackReason::Aborted);
+            }
+        }
         if spec.paused && phase != Phase::Finalizing {
             return self.paused(r, phase);
         }
@@ -515,10 +540,7 @@ impl<'a> Machine<'a, '_> {
                         Flow::Next
                     }
                     Some(_) => {
-                        self.d.commands.push(Command::SetWeights {
-                            route: spec.traffic.production.clone(),
-                            weights: want,
-                        });
+                        self.set_production(want);
                         self.wait_for_progress(
                             &r,
                             format!("shifting {w}% of production traffic to the candidate"),
@@ -581,10 +603,7 @@ impl<'a> Machine<'a, '_> {
         if let Some(seen) = &self.observed.production
             && !seen.same_shares(&want)
         {
-            self.d.commands.push(Command::SetWeights {
-                route: spec.traffic.production.clone(),
-                weights: want,
-            });
+            self.set_production(want);
             return self.wait_for_progress(&r, "restoring full traffic to the candidate".into());
         }
         if c.status != TaskSetStatus::Primary {
@@ -612,15 +631,14 @@ impl<'a> Machine<'a, '_> {
     }
 
     fn finalize(&mut self, r: Rollout) -> Flow {
-        let spec = self.spec;
         let old = r
             .from
             .as_ref()
             .and_then(|f| live(self.svc).find(|t| t.arn == f.arn));
         if let Some(old) = old {
             let want = self.production_weights(&r, 100);
-            match &self.observed.production {
-                Some(seen) if seen.same_shares(&want) => {
+            match self.production_settled(&want) {
+                Some(true) => {
                     self.d.commands.push(Command::DeleteTaskSet {
                         task_set: old.arn.clone(),
                     });
@@ -630,10 +648,7 @@ impl<'a> Machine<'a, '_> {
                 _ => {
                     self.d
                         .say("waiting for the old target group to reach weight 0");
-                    self.d.commands.push(Command::SetWeights {
-                        route: spec.traffic.production.clone(),
-                        weights: want,
-                    });
+                    self.set_production(want);
                 }
             }
             self.d.wake(Wake::Poll);

@@ -20,18 +20,20 @@ impl Machine<'_, '_> {
             .as_ref()
             .and_then(|f| live(self.svc).find(|t| t.arn == f.arn));
 
+        if r.from.is_some() && previous.is_none() {
+            return self.nothing_to_return_to(r, reason);
+        }
         if let (Some(from), Some(prev)) = (&r.from, previous) {
             let want = Weights::pair(&from.target_group, 100, &r.target_group, 0);
-            match &self.observed.production {
+            match self.production_settled(&want) {
                 None => {
                     self.d.wake(Wake::Poll);
                     return Flow::Wait;
                 }
-                Some(seen) if !seen.same_shares(&want) => {
-                    self.d.commands.push(Command::SetWeights {
-                        route: spec.traffic.production.clone(),
-                        weights: want,
-                    });
+                Some(false) => {
+                    // Written even when it already looks right: an earlier
+                    // write may still be on its way to the load balancer.
+                    self.set_production(want);
                     self.d.say(format!(
                         "rolling back ({reason}): returning all production traffic to {}",
                         short_arn(&prev.arn)
@@ -39,7 +41,7 @@ impl Machine<'_, '_> {
                     self.d.wake(Wake::Poll);
                     return Flow::Wait;
                 }
-                Some(_) => self.d.status.weights = Some((100, 0)),
+                Some(true) => self.d.status.weights = Some((100, 0)),
             }
             if let (Some(route), Some(seen)) = (&spec.traffic.test, &self.observed.test) {
                 let want = Weights::pair(&from.target_group, 100, &r.target_group, 0);
@@ -76,6 +78,41 @@ impl Machine<'_, '_> {
             return Flow::Wait;
         }
         self.finish_rollback(r, reason)
+    }
+
+    /// The task set to return to is gone (removed by hand, or by a finished
+    /// bake): the candidate is all that serves, so it stays.
+    fn nothing_to_return_to(&mut self, r: Rollout, reason: RollbackReason) -> Flow {
+        let duration = self.d.now.since(r.started_at);
+        let outcome = match reason {
+            RollbackReason::Superseded { .. } => Outcome::Superseded,
+            RollbackReason::Aborted => Outcome::Aborted,
+            _ => Outcome::Failed,
+        };
+        self.d.events.push(Event::RolloutFinished {
+            rollout: r.id.clone(),
+            outcome,
+            duration,
+        });
+        if let Some(c) = live(self.svc).find(|t| t.revision().as_ref() == Some(&r.id.revision)) {
+            self.d.status.active = Some(super::machine::task_set_ref(c));
+            self.d.status.stable_revision = Some(r.id.revision.clone());
+        }
+        self.d.status.candidate = None;
+        self.d.status.rollout = None;
+        let text = format!(
+            "cannot roll back ({reason}): the previous task set is gone, so the candidate keeps serving"
+        );
+        if reason.fails_revision() {
+            self.d.status.failed = Some(Failure {
+                rollout: r.id.clone(),
+                reason: text.clone(),
+                at: self.d.now,
+            });
+        }
+        self.d.transition(Phase::Failed, text.clone());
+        self.d.say(text);
+        Flow::Next
     }
 
     fn finish_rollback(&mut self, r: Rollout, reason: RollbackReason) -> Flow {

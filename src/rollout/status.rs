@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::control::RolloutId;
+use super::observed::Weights;
 use super::revision::Revision;
 use crate::time::Timestamp;
 
@@ -220,6 +221,11 @@ pub struct Status {
     pub message: String,
     pub last_error: Option<String>,
     pub pending: Option<Pending>,
+    /// The production weights cutover last wrote. A load balancer shows
+    /// writes late, so a state that merely looks right is trusted only when
+    /// it is also what was last written.
+    #[serde(default)]
+    pub production_written: Option<Weights>,
     pub history: Vec<Transition>,
 }
 

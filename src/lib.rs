@@ -3,7 +3,9 @@
 pub mod aws;
 pub mod cli;
 pub mod cloud;
+pub mod config;
 pub mod controller;
 pub mod rollout;
 pub mod sim;
+pub mod telemetry;
 pub mod time;

@@ -1,6 +1,7 @@
 //! The `cutover` command line.
 
 mod demo;
+mod setup;
 
 use std::process::ExitCode;
 
@@ -21,6 +22,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the real controller against a simulated cloud on an accelerated clock.
     Demo(demo::DemoArgs),
+    /// Validate the configuration (file and CUTOVER_* variables) and print it.
+    CheckConfig(setup::CheckConfigArgs),
+    /// Create the desired-state table with its stream (for development).
+    InitTable(setup::ConfigArgs),
 }
 
 /// Exit codes: 0 ok, 1 failed, 2 usage (clap's own).
@@ -28,6 +33,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::CheckConfig(args) => setup::check_config(args),
+        Command::InitTable(args) => runtime().and_then(|rt| rt.block_on(setup::init_table(args))),
     };
     match result {
         Ok(code) => code,
@@ -36,4 +43,10 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

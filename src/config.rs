@@ -1,0 +1,302 @@
+//! The daemon's configuration: a strict TOML file, overridden key by key by
+//! `CUTOVER_<KEY>` environment variables. AWS credentials never come from
+//! here: only from the standard provider chain.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rollout::strategy::humantime_serde_compat;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub region: String,
+    pub table: String,
+    pub endpoint_url: Option<String>,
+    #[serde(with = "humantime_serde_compat")]
+    pub poll_interval: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub resync_interval: Duration,
+    pub concurrency: usize,
+    pub listen: String,
+    pub log_format: LogFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            region: "us-east-1".into(),
+            table: "cutover-desired".into(),
+            endpoint_url: None,
+            poll_interval: Duration::from_secs(5),
+            resync_interval: Duration::from_secs(300),
+            concurrency: 16,
+            listen: "0.0.0.0:8080".into(),
+            log_format: LogFormat::Json,
+        }
+    }
+}
+
+/// Every key, what it means, and how the example shows it. The example file
+/// is generated from this table, and a test keeps the two in step.
+pub const KEYS: &[(&str, &str, &str)] = &[
+    (
+        "region",
+        "AWS region of the table, the ECS services and the load balancers.",
+        "region = \"us-east-1\"",
+    ),
+    (
+        "table",
+        "DynamoDB table that holds one desired record per service.",
+        "table = \"cutover-desired\"",
+    ),
+    (
+        "endpoint_url",
+        "Send every AWS call to this endpoint instead of AWS's (a local emulator).",
+        "# endpoint_url = \"http://127.0.0.1:5000\"",
+    ),
+    (
+        "poll_interval",
+        "How often a service in the middle of a rollout is looked at.",
+        "poll_interval = \"5s\"",
+    ),
+    (
+        "resync_interval",
+        "How often every record is read again, in case a change notification was missed.",
+        "resync_interval = \"5m\"",
+    ),
+    (
+        "concurrency",
+        "How many services are reconciled at the same time.",
+        "concurrency = 16",
+    ),
+    (
+        "listen",
+        "Address of the HTTP server (/metrics, /healthz, /readyz, the API).",
+        "listen = \"0.0.0.0:8080\"",
+    ),
+    (
+        "log_format",
+        "\"json\" for log shippers, \"text\" for people.",
+        "log_format = \"json\"",
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+impl Config {
+    /// Reads `path` (if given), then applies `CUTOVER_*` overrides from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let (name, text) = match path {
+            Some(p) => (
+                p.display().to_string(),
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?,
+            ),
+            None => ("(defaults)".to_string(), String::new()),
+        };
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: name.clone(),
+            message: e.to_string(),
+        })?;
+        for (key, _, _) in KEYS {
+            let var = format!("CUTOVER_{}", key.to_uppercase());
+            if let Some(raw) = env(&var) {
+                table.insert(key.to_string(), env_value(key, &raw, &var)?);
+            }
+        }
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let field = e.path().to_string();
+                let inner = e.into_inner();
+                let message = if field == "." {
+                    inner.message().to_string()
+                } else {
+                    format!("`{field}`: {}", inner.message())
+                };
+                ConfigError::Invalid {
+                    path: name.clone(),
+                    message,
+                }
+            })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: name,
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.table.trim().is_empty() {
+            return Err("`table` is empty: name the DynamoDB table of desired records".into());
+        }
+        if self.concurrency == 0 {
+            return Err("`concurrency` is 0: use at least 1".into());
+        }
+        if self.poll_interval < Duration::from_millis(100) {
+            return Err("`poll_interval` is under 100ms: that would spend the AWS request budget on polling".into());
+        }
+        if self.resync_interval < self.poll_interval {
+            return Err("`resync_interval` is shorter than `poll_interval`".into());
+        }
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!(
+                "`listen` {:?} is not an address such as 0.0.0.0:8080",
+                self.listen
+            ));
+        }
+        if let Some(url) = &self.endpoint_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(format!(
+                "`endpoint_url` {url:?} must start with http:// or https://"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The commented example, as checked in under `config/`.
+    pub fn example() -> String {
+        let mut out = String::from(
+            "# cutover configuration. Every key is optional; the values shown are the defaults.\n\
+             # Each key can be overridden by an environment variable CUTOVER_<KEY>, e.g. CUTOVER_TABLE.\n\
+             # AWS credentials are never read from this file: cutover uses the standard AWS\n\
+             # provider chain (environment, profile, ECS task role, instance role).\n",
+        );
+        for (_, doc, example) in KEYS {
+            out.push_str(&format!("\n# {doc}\n{example}\n"));
+        }
+        out
+    }
+}
+
+/// An environment value typed like the key it overrides.
+fn env_value(key: &str, raw: &str, var: &str) -> Result<toml::Value, ConfigError> {
+    Ok(match key {
+        "concurrency" => {
+            toml::Value::Integer(raw.trim().parse().map_err(|_| ConfigError::Env {
+                var: var.to_string(),
+                message: format!("{raw:?} is not a whole number"),
+            })?)
+        }
+        _ => toml::Value::String(raw.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn load_str(text: &str, env: &BTreeMap<&str, &str>) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("cutover-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("{n}.toml"));
+        std::fs::write(&path, text).unwrap();
+        Config::load(Some(&path), |k| env.get(k).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn the_checked_in_example_is_what_the_code_generates() {
+        let checked_in = include_str!("../config/cutover.example.toml");
+        assert_eq!(
+            checked_in,
+            Config::example(),
+            "config/cutover.example.toml drifted: regenerate it with `cutover check-config --print-example > config/cutover.example.toml`"
+        );
+    }
+
+    #[test]
+    fn the_example_parses_to_the_defaults_and_documents_every_key() {
+        let parsed: Config = toml::from_str(&Config::example()).unwrap();
+        let mut with_endpoint = Config::default();
+        with_endpoint.endpoint_url = None;
+        assert_eq!(parsed, with_endpoint);
+        let mut all = Config::default();
+        all.endpoint_url = Some("http://x".into());
+        let table = toml::Table::try_from(&all).unwrap();
+        let documented: Vec<&str> = KEYS.iter().map(|(k, _, _)| *k).collect();
+        for key in table.keys() {
+            assert!(documented.contains(&key.as_str()), "{key} is not in KEYS");
+        }
+        assert_eq!(table.len(), KEYS.len());
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_key_and_the_file() {
+        let e = load_str("tabel = \"x\"\n", &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tabel") && e.contains(".toml"), "{e}");
+    }
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        let env = BTreeMap::from([
+            ("CUTOVER_TABLE", "from-env"),
+            ("CUTOVER_CONCURRENCY", "3"),
+            ("CUTOVER_POLL_INTERVAL", "2s"),
+        ]);
+        let c = load_str("table = \"from-file\"\nconcurrency = 9\n", &env).unwrap();
+        assert_eq!(c.table, "from-env");
+        assert_eq!(c.concurrency, 3);
+        assert_eq!(c.poll_interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_bad_environment_value_names_the_variable() {
+        let env = BTreeMap::from([("CUTOVER_CONCURRENCY", "lots")]);
+        let e = load_str("", &env).unwrap_err().to_string();
+        assert!(e.contains("CUTOVER_CONCURRENCY"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        for (text, needle) in [
+            ("concurrency = 0\n", "concurrency"),
+            ("poll_interval = \"1ms\"\n", "poll_interval"),
+            ("listen = \"everywhere\"\n", "listen"),
+            ("log_format = \"xml\"\n", "log_format"),
+            ("poll_interval = \"soon\"\n", "soon"),
+        ] {
+            let e = load_str(text, &BTreeMap::new()).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn no_file_means_defaults() {
+        assert_eq!(Config::load(None, no_env).unwrap(), Config::default());
+    }
+}

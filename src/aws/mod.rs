@@ -2,6 +2,7 @@
 //! implements a port from [`crate::cloud`] and hands back domain types and
 //! [`crate::cloud::CloudError`]s.
 
+pub mod calls;
 pub mod error;
 mod item;
 pub mod store;

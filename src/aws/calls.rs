@@ -1,0 +1,383 @@
+//! Counts every AWS request attempt by service, operation and outcome.
+//!
+//! An SDK interceptor sees each attempt, including the ones the SDK's own
+//! retry loop makes after a throttle or a 5xx: those attempts spend the
+//! account's shared request budget just like the first one, so a wrapper
+//! around `send()` would undercount exactly when counting matters most.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef, InterceptorContext,
+};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::retries::ErrorKind as RetryErrorKind;
+use aws_smithy_runtime_api::client::retries::classifiers::{
+    ClassifyRetry, RetryAction, RetryReason,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+
+/// Upper bounds of the latency histogram, Prometheus style.
+pub const LATENCY_BUCKETS: [Duration; 11] = [
+    Duration::from_millis(5),
+    Duration::from_millis(10),
+    Duration::from_millis(25),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_millis(2500),
+    Duration::from_secs(5),
+    Duration::from_secs(10),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Outcome {
+    Ok,
+    /// Rate limited: the attempt spent budget and achieved nothing.
+    Throttled,
+    /// Any other failure: a service error, a timeout, a dropped connection.
+    Error,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 3] = [Outcome::Ok, Outcome::Throttled, Outcome::Error];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Throttled => "throttled",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The labels of one counter. Services are IAM prefixes (`ecs`,
+/// `elasticloadbalancing`, `dynamodb`) and operations the API's names
+/// (`DescribeServices`): both come from a fixed set compiled into the SDK, so
+/// they stay bounded as metric labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CallKey {
+    pub service: &'static str,
+    pub operation: &'static str,
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallStats {
+    pub count: u64,
+    pub latency_sum: Duration,
+    /// Attempts that took at most `LATENCY_BUCKETS[i]` (cumulative, so the
+    /// last bucket's `+Inf` is `count`).
+    pub latency_buckets: [u64; LATENCY_BUCKETS.len()],
+}
+
+impl CallStats {
+    fn add(&mut self, latency: Duration) {
+        self.count += 1;
+        self.latency_sum += latency;
+        for (bound, n) in LATENCY_BUCKETS.iter().zip(&mut self.latency_buckets) {
+            if latency <= *bound {
+                *n += 1;
+            }
+        }
+    }
+}
+
+/// The shared registry: clone it freely, every clone counts into the same map.
+#[derive(Clone, Debug, Default)]
+pub struct ApiCalls {
+    stats: Arc<Mutex<BTreeMap<CallKey, CallStats>>>,
+}
+
+impl ApiCalls {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn record(&self, key: CallKey, latency: Duration) {
+        // A panic while holding this lock cannot leave a half-updated entry
+        // worth refusing to read, so poisoning is ignored.
+        let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+        stats.entry(key).or_default().add(latency);
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<CallKey, CallStats> {
+        self.stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Attempts of one operation, whatever their outcome.
+    pub fn count(&self, service: &str, operation: &str) -> u64 {
+        self.sum(|k| k.service == service && k.operation == operation)
+    }
+
+    pub fn count_outcome(&self, service: &str, operation: &str, outcome: Outcome) -> u64 {
+        self.sum(|k| k.service == service && k.operation == operation && k.outcome == outcome)
+    }
+
+    /// Attempts of every operation of every service.
+    pub fn total(&self) -> u64 {
+        self.sum(|_| true)
+    }
+
+    fn sum(&self, matches: impl Fn(&CallKey) -> bool) -> u64 {
+        self.stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(k, _)| matches(k))
+            .map(|(_, s)| s.count)
+            .sum()
+    }
+
+    /// The interceptor to add to any SDK client's config builder.
+    pub fn interceptor(&self) -> CountCalls {
+        CountCalls {
+            calls: self.clone(),
+        }
+    }
+}
+
+/// An ECS client whose attempts are counted in `calls`.
+pub fn ecs_client(sdk: &SdkConfig, calls: &ApiCalls) -> aws_sdk_ecs::Client {
+    let config = aws_sdk_ecs::config::Builder::from(sdk)
+        .interceptor(calls.interceptor())
+        .build();
+    aws_sdk_ecs::Client::from_conf(config)
+}
+
+/// A DynamoDB client whose attempts are counted in `calls`.
+pub fn dynamodb_client(sdk: &SdkConfig, calls: &ApiCalls) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .interceptor(calls.interceptor())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// A DynamoDB Streams client whose attempts are counted in `calls`.
+pub fn dynamodbstreams_client(
+    sdk: &SdkConfig,
+    calls: &ApiCalls,
+) -> aws_sdk_dynamodbstreams::Client {
+    let config = aws_sdk_dynamodbstreams::config::Builder::from(sdk)
+        .interceptor(calls.interceptor())
+        .build();
+    aws_sdk_dynamodbstreams::Client::from_conf(config)
+}
+
+/// The interceptor behind [`ApiCalls::interceptor`].
+#[derive(Clone, Debug)]
+pub struct CountCalls {
+    calls: ApiCalls,
+}
+
+/// When the current attempt started, kept in the operation's config bag
+/// because one interceptor serves many requests at once.
+#[derive(Clone, Copy, Debug)]
+struct AttemptStarted(Instant);
+
+impl Storable for AttemptStarted {
+    type Storer = StoreReplace<Self>;
+}
+
+impl Intercept for CountCalls {
+    fn name(&self) -> &'static str {
+        "cutover::CountCalls"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        cfg.interceptor_state()
+            .store_put(AttemptStarted(Instant::now()));
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let latency = cfg
+            .load::<AttemptStarted>()
+            .map_or(Duration::ZERO, |s| s.0.elapsed());
+        let (service, operation) = match cfg.load::<Metadata>() {
+            Some(m) => (service_label(m.service()), intern(m.name())),
+            None => ("unknown", "unknown"),
+        };
+        let outcome = outcome(context.inner(), runtime_components);
+        self.calls.record(
+            CallKey {
+                service,
+                operation,
+                outcome,
+            },
+            latency,
+        );
+        Ok(())
+    }
+}
+
+fn outcome(context: &InterceptorContext, runtime_components: &RuntimeComponents) -> Outcome {
+    if let Some(Ok(_)) = context.output_or_error() {
+        return Outcome::Ok;
+    }
+    let too_many = context
+        .response()
+        .is_some_and(|r| r.status().as_u16() == 429);
+    if too_many
+        || retry_verdict(context, runtime_components) == Some(RetryErrorKind::ThrottlingError)
+    {
+        Outcome::Throttled
+    } else {
+        Outcome::Error
+    }
+}
+
+/// What the operation's own retry classifiers make of the attempt. They are
+/// typed with the operation's error, which an interceptor shared by every
+/// operation cannot name, and they know each service's throttling codes.
+/// Runs them the way the SDK's retry strategy does: in priority order, a
+/// later opinion replacing an earlier one, a refusal ending the run.
+fn retry_verdict(
+    context: &InterceptorContext,
+    runtime_components: &RuntimeComponents,
+) -> Option<RetryErrorKind> {
+    let mut verdict = RetryAction::NoActionIndicated;
+    for classifier in runtime_components.retry_classifiers() {
+        let next = classifier.classify_retry_v2(context, &verdict);
+        if next == RetryAction::NoActionIndicated {
+            continue;
+        }
+        verdict = next;
+        if verdict == RetryAction::RetryForbidden {
+            break;
+        }
+    }
+    match verdict {
+        RetryAction::RetryIndicated(RetryReason::RetryableError { kind, .. }) => Some(kind),
+        _ => None,
+    }
+}
+
+/// The IAM prefix of a service, from the name the SDK gives it.
+fn service_label(sdk_name: &str) -> &'static str {
+    match sdk_name {
+        "ECS" => "ecs",
+        "Elastic Load Balancing v2" | "Elastic Load Balancing" => "elasticloadbalancing",
+        // Streams actions are `dynamodb:GetRecords` etc. in IAM.
+        "DynamoDB" | "DynamoDB Streams" => "dynamodb",
+        "CloudWatch" => "cloudwatch",
+        "CodeDeploy" => "codedeploy",
+        "STS" => "sts",
+        other => intern(&other.to_ascii_lowercase().replace(' ', "-")),
+    }
+}
+
+/// Operation names as `&'static str` labels. The SDK only lends them out;
+/// each distinct name is leaked once, and there are only as many as the
+/// linked SDKs have operations.
+fn intern(name: &str) -> &'static str {
+    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(service: &'static str, operation: &'static str, outcome: Outcome) -> CallKey {
+        CallKey {
+            service,
+            operation,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn counts_by_operation_and_outcome() {
+        let calls = ApiCalls::new();
+        let other = calls.clone();
+        calls.record(
+            key("ecs", "DescribeServices", Outcome::Ok),
+            Duration::from_millis(3),
+        );
+        other.record(
+            key("ecs", "DescribeServices", Outcome::Throttled),
+            Duration::from_millis(30),
+        );
+        calls.record(
+            key("dynamodb", "Scan", Outcome::Error),
+            Duration::from_secs(20),
+        );
+        assert_eq!(calls.count("ecs", "DescribeServices"), 2);
+        assert_eq!(
+            calls.count_outcome("ecs", "DescribeServices", Outcome::Throttled),
+            1
+        );
+        assert_eq!(calls.count("ecs", "CreateTaskSet"), 0);
+        assert_eq!(calls.total(), 3);
+        assert_eq!(calls.snapshot().len(), 3);
+    }
+
+    #[test]
+    fn latency_buckets_are_cumulative() {
+        let calls = ApiCalls::new();
+        let k = key("ecs", "DescribeServices", Outcome::Ok);
+        calls.record(k, Duration::from_millis(5));
+        calls.record(k, Duration::from_millis(300));
+        calls.record(k, Duration::from_secs(60));
+        let stats = calls.snapshot()[&k];
+        assert_eq!(stats.count, 3);
+        assert_eq!(stats.latency_sum, Duration::from_millis(60_305));
+        assert_eq!(stats.latency_buckets[0], 1, "5ms is within the 5ms bucket");
+        assert_eq!(stats.latency_buckets[5], 1, "300ms is over 250ms");
+        assert_eq!(stats.latency_buckets[6], 2);
+        assert_eq!(stats.latency_buckets[LATENCY_BUCKETS.len() - 1], 2);
+    }
+
+    #[test]
+    fn services_are_named_by_iam_prefix() {
+        assert_eq!(service_label("ECS"), "ecs");
+        assert_eq!(
+            service_label("Elastic Load Balancing v2"),
+            "elasticloadbalancing"
+        );
+        assert_eq!(service_label("DynamoDB Streams"), "dynamodb");
+        assert_eq!(service_label("Resource Groups"), "resource-groups");
+    }
+
+    #[test]
+    fn interned_names_are_shared() {
+        let a = intern(&String::from("DescribeServices"));
+        let b = intern(&String::from("DescribeServices"));
+        assert!(std::ptr::eq(a, b));
+    }
+}

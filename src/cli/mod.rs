@@ -1,6 +1,7 @@
 //! The `cutover` command line.
 
 mod demo;
+mod run;
 mod setup;
 
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the real controller against a simulated cloud on an accelerated clock.
     Demo(demo::DemoArgs),
+    /// Run the controller against AWS (or the endpoint in the configuration).
+    Run(setup::ConfigArgs),
     /// Validate the configuration (file and CUTOVER_* variables) and print it.
     CheckConfig(setup::CheckConfigArgs),
     /// Create the desired-state table with its stream (for development).
@@ -33,6 +36,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
         Command::CheckConfig(args) => setup::check_config(args),
         Command::InitTable(args) => runtime().and_then(|rt| rt.block_on(setup::init_table(args))),
     };

@@ -2,6 +2,8 @@
 //! implements a port from [`crate::cloud`] and hands back domain types and
 //! [`crate::cloud::CloudError`]s.
 
+pub mod alb;
+pub mod alb_convert;
 pub mod calls;
 pub mod error;
 mod item;

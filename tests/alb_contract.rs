@@ -295,3 +295,22 @@ async fn target_health_counts_registered_targets() {
         TargetCounts::default()
     );
 }
+
+#[tokio::test]
+async fn a_missing_target_group_in_new_weights_is_not_found_and_the_rule_is_kept() {
+    let f = fixture().await;
+    let route = Route::Rule(f.rule.clone());
+    let before = f.raw_rule(&f.rule).await;
+    let gone = missing(&f.green);
+
+    let err = f
+        .alb
+        .set_weights(&route, &Weights::pair(&f.blue, 90, &gone, 10))
+        .await
+        .unwrap_err();
+
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    assert_eq!(err.operation, "elasticloadbalancing:ModifyRule");
+    assert!(err.message.contains(&gone), "{err}");
+    assert_eq!(f.raw_rule(&f.rule).await, before);
+}

@@ -5,6 +5,10 @@
 pub mod alb;
 pub mod alb_convert;
 pub mod calls;
+pub mod ecs;
+mod ecs_convert;
+mod ecs_counts;
+mod ecs_image;
 pub mod error;
 mod item;
 pub mod store;

@@ -1,0 +1,250 @@
+//! ECS services under the EXTERNAL deployment controller, through the SDK.
+//!
+//! Reading is DescribeServices alone: task sets come inline, ten services a
+//! call, so a sweep of the fleet costs a tenth of a call per service. The
+//! other calls happen only when the controller changes something.
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_ecs::Client;
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ecs::types::{LoadBalancer, Scale, ScaleUnit, TaskSet as SdkTaskSet};
+
+use super::calls::{ApiCalls, ecs_client};
+use super::ecs_convert::{
+    DESCRIBE_LIMIT, Launching, Subject, describe_result, name_missing, task_set,
+};
+use super::ecs_counts::CountsProbe;
+use super::ecs_image::task_definition_with_image;
+use super::error::{code, from_sdk};
+use crate::cloud::{CloudError, Ecs, ErrorKind};
+use crate::rollout::command::CreateTaskSet;
+use crate::rollout::{ServiceKey, ServiceState, TaskSet, Version};
+
+#[derive(Clone, Debug)]
+pub struct EcsAdapter {
+    client: Client,
+}
+
+impl EcsAdapter {
+    /// Every request attempt is counted in `calls`.
+    pub fn new(sdk: &SdkConfig, calls: &ApiCalls) -> Self {
+        EcsAdapter {
+            client: ecs_client(sdk, calls),
+        }
+    }
+
+    /// The task set to copy placement and, for an image release, the task
+    /// definition from. One DescribeTaskSets per rollout, not per sweep.
+    async fn template(&self, key: &ServiceKey, arn: &str) -> Result<SdkTaskSet, CloudError> {
+        const OP: &str = "ecs:DescribeTaskSets";
+        let subject = Subject {
+            task_set: Some(arn),
+            ..Subject::of(key)
+        };
+        let out = self
+            .client
+            .describe_task_sets()
+            .cluster(&key.cluster)
+            .service(&key.service)
+            .task_sets(arn)
+            .send()
+            .await
+            .map_err(|e| ecs_error(OP, &subject, e))?;
+        out.task_sets
+            .unwrap_or_default()
+            .into_iter()
+            .find(|t| t.task_set_arn() == Some(arn) || t.id().is_some_and(|id| arn.ends_with(id)))
+            .ok_or_else(|| CloudError::not_found(OP, format!("task set {arn}")))
+    }
+
+    /// What an image release builds on without a template: the task
+    /// definition the service was created with, if any.
+    async fn service_task_definition(&self, key: &ServiceKey) -> Result<String, CloudError> {
+        const OP: &str = "ecs:DescribeServices";
+        let out = self
+            .client
+            .describe_services()
+            .cluster(&key.cluster)
+            .services(&key.service)
+            .send()
+            .await
+            .map_err(|e| ecs_error(OP, &Subject::of(key), e))?;
+        let service = out
+            .services()
+            .iter()
+            .find(|s| {
+                s.service_name() == Some(key.service.as_str()) && s.status() == Some("ACTIVE")
+            })
+            .ok_or_else(|| CloudError::not_found(OP, format!("service {key}")))?;
+        service.task_definition().map(str::to_string).ok_or_else(|| {
+            CloudError::new(
+                ErrorKind::Invalid,
+                OP,
+                format!(
+                    "service {key} has no task set and no task definition to put the image into: \
+                     give `task_definition` for its first release"
+                ),
+            )
+        })
+    }
+}
+
+/// [`from_sdk`], with ECS's not-found answers naming what was not found.
+pub(super) fn ecs_error<E>(op: &'static str, subject: &Subject<'_>, err: SdkError<E>) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let code = code(&err).map(str::to_string);
+    let message = err
+        .as_service_error()
+        .and_then(|e| e.message())
+        .map(str::to_string);
+    name_missing(
+        from_sdk(op, err),
+        code.as_deref(),
+        message.as_deref(),
+        subject,
+    )
+}
+
+#[async_trait]
+impl Ecs for EcsAdapter {
+    async fn describe_services(
+        &self,
+        cluster: &str,
+        services: &[String],
+    ) -> Result<Vec<(String, ServiceState)>, CloudError> {
+        const OP: &str = "ecs:DescribeServices";
+        let subject = Subject {
+            cluster,
+            ..Subject::default()
+        };
+        let mut found = Vec::with_capacity(services.len());
+        for batch in services.chunks(DESCRIBE_LIMIT) {
+            let probe = CountsProbe::default();
+            let out = self
+                .client
+                .describe_services()
+                .cluster(cluster)
+                .set_services(Some(batch.to_vec()))
+                .customize()
+                .interceptor(probe.clone())
+                .send()
+                .await
+                .map_err(|e| ecs_error(OP, &subject, e))?;
+            let states = describe_result(batch, out.services(), out.failures(), &probe.reports())
+                .map_err(|m| CloudError::new(ErrorKind::Other, OP, m))?;
+            found.extend(states);
+        }
+        Ok(found)
+    }
+
+    async fn create_task_set(
+        &self,
+        key: &ServiceKey,
+        request: &CreateTaskSet,
+    ) -> Result<TaskSet, CloudError> {
+        const OP: &str = "ecs:CreateTaskSet";
+        let invalid = |m: String| CloudError::new(ErrorKind::Invalid, OP, m);
+        let template = match &request.template {
+            Some(arn) => Some(self.template(key, arn).await?),
+            None => None,
+        };
+        let launching = match &template {
+            Some(t) => Launching::copy_of(t),
+            None => Launching::from_placement(&request.placement).map_err(invalid)?,
+        };
+        let task_definition = match &request.version {
+            Version::TaskDefinition(td) => td.clone(),
+            Version::Image { image, container } => {
+                let base = match template.as_ref().and_then(|t| t.task_definition()) {
+                    Some(td) => td.to_string(),
+                    None => self.service_task_definition(key).await?,
+                };
+                task_definition_with_image(&self.client, &base, container, image).await?
+            }
+        };
+        let subject = Subject {
+            task_definition: Some(&task_definition),
+            target_group: Some(&request.target_group),
+            ..Subject::of(key)
+        };
+        let load_balancer = LoadBalancer::builder()
+            .target_group_arn(&request.target_group)
+            .container_name(&request.container)
+            .container_port(i32::from(request.container_port))
+            .build();
+        let scale = Scale::builder()
+            .value(request.scale_percent)
+            .unit(ScaleUnit::Percent)
+            .build();
+        let probe = CountsProbe::default();
+        let out = self
+            .client
+            .create_task_set()
+            .cluster(&key.cluster)
+            .service(&key.service)
+            .task_definition(&task_definition)
+            .external_id(&request.external_id)
+            .client_token(&request.client_token)
+            .load_balancers(load_balancer)
+            .scale(scale)
+            .set_network_configuration(launching.network)
+            .set_launch_type(launching.launch_type)
+            .set_capacity_provider_strategy(launching.capacity_providers)
+            .set_platform_version(launching.platform_version)
+            .customize()
+            .interceptor(probe.clone())
+            .send()
+            .await
+            .map_err(|e| ecs_error(OP, &subject, e))?;
+        let created = out.task_set.ok_or_else(|| {
+            CloudError::new(ErrorKind::Other, OP, "ECS answered without the task set")
+        })?;
+        let reports = probe.reports();
+        task_set(&created, reports.for_task_set(created.task_set_arn()))
+            .map_err(|m| CloudError::new(ErrorKind::Other, OP, m))
+    }
+
+    async fn set_primary(&self, key: &ServiceKey, task_set_arn: &str) -> Result<(), CloudError> {
+        const OP: &str = "ecs:UpdateServicePrimaryTaskSet";
+        let subject = Subject {
+            task_set: Some(task_set_arn),
+            ..Subject::of(key)
+        };
+        self.client
+            .update_service_primary_task_set()
+            .cluster(&key.cluster)
+            .service(&key.service)
+            .primary_task_set(task_set_arn)
+            .send()
+            .await
+            .map_err(|e| ecs_error(OP, &subject, e))?;
+        Ok(())
+    }
+
+    async fn delete_task_set(
+        &self,
+        key: &ServiceKey,
+        task_set_arn: &str,
+    ) -> Result<(), CloudError> {
+        const OP: &str = "ecs:DeleteTaskSet";
+        let subject = Subject {
+            task_set: Some(task_set_arn),
+            ..Subject::of(key)
+        };
+        // Deleted task sets still have tasks; without force ECS refuses
+        // until they are scaled to 0, which the controller never does.
+        self.client
+            .delete_task_set()
+            .cluster(&key.cluster)
+            .service(&key.service)
+            .task_set(task_set_arn)
+            .force(true)
+            .send()
+            .await
+            .map_err(|e| ecs_error(OP, &subject, e))?;
+        Ok(())
+    }
+}

@@ -5,7 +5,7 @@
 //! updates of those two attributes only, so a team's concurrent write to the
 //! spec is never lost and two controllers never overwrite each other.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -19,7 +19,11 @@ use tokio::sync::mpsc;
 use super::error::{code, from_sdk};
 use super::item::{VERSION_ATTRIBUTE, key_value, record_from_item, status_value};
 use super::streams::Feed;
-use crate::cloud::{Change, CloudError, DesiredStore, ErrorKind, StatusWrite, StoredRecord};
+use crate::cloud::write::{UPDATED_AT_ATTRIBUTE, check_changes, next_updated_at, parse_updated_at};
+use crate::cloud::{
+    Change, CloudError, DesiredStore, ErrorKind, Precondition, SpecChanges, SpecWrite, StatusWrite,
+    StoredRecord,
+};
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
 use crate::rollout::{ServiceKey, Status};
 
@@ -247,6 +251,94 @@ impl DesiredStore for DynamoStore {
                     Some(_) => Ok(StatusWrite::Conflict),
                     None => Ok(StatusWrite::Gone),
                 }
+            }
+            Err(e) => Err(from_sdk(OP, e)),
+        }
+    }
+
+    async fn write_spec(
+        &self,
+        key: &ServiceKey,
+        changes: &SpecChanges,
+        precondition: Precondition,
+    ) -> Result<SpecWrite, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        check_changes(OP, changes)?;
+        let previous = match &precondition {
+            Precondition::Unchanged {
+                updated_at: Some(v),
+            } => parse_updated_at(v),
+            _ => None,
+        };
+        let at = next_updated_at(SystemTime::now(), previous, Duration::from_micros(1));
+        let updated_at = humantime::format_rfc3339_micros(at).to_string();
+        let mut update = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, key_value(key))
+            .expression_attribute_names("#key", KEY_ATTRIBUTE)
+            .expression_attribute_names("#updated", UPDATED_AT_ATTRIBUTE)
+            .expression_attribute_values(":updated", AttributeValue::S(updated_at.clone()));
+        let mut sets = vec!["#updated = :updated".to_string()];
+        let mut removes = Vec::new();
+        // Placeholders for every name: attribute names are the writer's
+        // choice and may be DynamoDB reserved words.
+        for (i, (name, value)) in changes.iter().enumerate() {
+            let placeholder = format!("#a{i}");
+            update = update.expression_attribute_names(&placeholder, name);
+            match value {
+                Some(v) => {
+                    let value_name = format!(":v{i}");
+                    let v = serde_dynamo::to_attribute_value(v).map_err(|e| {
+                        CloudError::new(ErrorKind::Invalid, OP, format!("attribute `{name}`: {e}"))
+                    })?;
+                    update = update.expression_attribute_values(&value_name, v);
+                    sets.push(format!("{placeholder} = {value_name}"));
+                }
+                None => removes.push(placeholder),
+            }
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let condition = match &precondition {
+            Precondition::Exists => "attribute_exists(#key)",
+            Precondition::Absent => "attribute_not_exists(#key)",
+            Precondition::Unchanged { updated_at: None } => {
+                "attribute_exists(#key) AND attribute_not_exists(#updated)"
+            }
+            Precondition::Unchanged {
+                updated_at: Some(expected),
+            } => {
+                let expected = serde_dynamo::to_attribute_value(expected).map_err(|e| {
+                    CloudError::new(ErrorKind::Invalid, OP, format!("`updated_at`: {e}"))
+                })?;
+                update = update.expression_attribute_values(":expected", expected);
+                "attribute_exists(#key) AND #updated = :expected"
+            }
+        };
+        let result = update
+            .update_expression(expression)
+            .condition_expression(condition)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(SpecWrite::Written { updated_at }),
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => {
+                // The SDK retries a write whose reply was lost; the retry
+                // then fails the condition against our own first attempt.
+                // Our `updated_at` in the item means the write happened.
+                let ours = self.get(key).await?.is_some_and(|r| {
+                    r.body.get(UPDATED_AT_ATTRIBUTE).and_then(|v| v.as_str())
+                        == Some(updated_at.as_str())
+                });
+                Ok(if ours {
+                    SpecWrite::Written { updated_at }
+                } else {
+                    SpecWrite::PreconditionFailed
+                })
             }
             Err(e) => Err(from_sdk(OP, e)),
         }

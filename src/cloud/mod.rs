@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod write;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
@@ -14,6 +15,7 @@ use crate::time::Timestamp;
 
 pub use clock::{Clock, ScaledClock, SystemClock};
 pub use error::{CloudError, ErrorKind};
+pub use write::{Precondition, SpecChanges, SpecWrite};
 
 /// A record as stored: the writer's attributes and the controller's status.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,6 +66,28 @@ pub trait DesiredStore: Send + Sync {
     /// Sends changed keys until the feed ends or fails. The controller falls
     /// back to periodic resync when it returns.
     async fn watch(&self, changes: mpsc::Sender<Change>) -> Result<(), CloudError>;
+    /// The writers' side (the CLI, the API): sets and removes attributes of
+    /// the record in one conditional write, creating it under
+    /// `Precondition::Absent`, and always sets `updated_at`. It never touches
+    /// `status` or `status_version`; naming them (or the key, or
+    /// `updated_at`) is an `ErrorKind::Invalid` error. The record is not
+    /// validated here: writers check it with `rollout::parse_record` first.
+    ///
+    /// Stores that only ever serve the controller (test doubles) need not
+    /// take writes, hence the default.
+    async fn write_spec(
+        &self,
+        key: &ServiceKey,
+        changes: &SpecChanges,
+        precondition: Precondition,
+    ) -> Result<SpecWrite, CloudError> {
+        let _ = (changes, precondition);
+        Err(CloudError::new(
+            ErrorKind::Other,
+            "dynamodb:UpdateItem",
+            format!("this store takes no writes to the record of {key}"),
+        ))
+    }
 }
 
 /// ECS services that use the EXTERNAL deployment controller.

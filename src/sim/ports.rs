@@ -8,7 +8,8 @@ use tokio::sync::mpsc;
 use super::SimCloud;
 use super::faults::{ApiGroup, Verdict, roll};
 use crate::cloud::{
-    Change, CloudError, DesiredStore, Ecs, ErrorKind, LoadBalancer, StatusWrite, StoredRecord,
+    Change, CloudError, DesiredStore, Ecs, ErrorKind, LoadBalancer, Precondition, SpecChanges,
+    SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, TaskSet, Weights};
@@ -96,6 +97,19 @@ impl DesiredStore for SimCloud {
         const OP: &str = "dynamodb:UpdateItem";
         let verdict = self.call(ApiGroup::Store, OP).await?;
         let result = self.world().write_status(key, expected, status);
+        self.reply(OP, verdict, result)
+    }
+
+    async fn write_spec(
+        &self,
+        key: &ServiceKey,
+        changes: &SpecChanges,
+        precondition: Precondition,
+    ) -> Result<SpecWrite, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let verdict = self.call(ApiGroup::Store, OP).await?;
+        let result = self.world().write_spec(key, changes, &precondition);
+        self.inner.changes.notify_waiters();
         self.reply(OP, verdict, result)
     }
 

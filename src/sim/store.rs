@@ -2,14 +2,18 @@
 //! status the controller writes conditionally, and a change feed.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::SimCloud;
 use super::world::World;
-use crate::cloud::{Change, CloudError, ErrorKind, StatusWrite, StoredRecord};
-use crate::rollout::spec::STATUS_ATTRIBUTE;
+use crate::cloud::write::{UPDATED_AT_ATTRIBUTE, check_changes, next_updated_at, parse_updated_at};
+use crate::cloud::{
+    Change, CloudError, ErrorKind, Precondition, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
+};
+use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
 use crate::rollout::{ServiceKey, Status};
 use crate::time::Timestamp;
 
@@ -135,6 +139,78 @@ impl World {
             self.log(format!("{key}: record deleted"));
         }
         existed
+    }
+
+    /// A writer's conditional change to a record's attributes (an
+    /// UpdateItem with a condition); the status is kept.
+    pub fn write_spec(
+        &mut self,
+        key: &ServiceKey,
+        changes: &SpecChanges,
+        precondition: &Precondition,
+    ) -> Result<SpecWrite, CloudError> {
+        check_changes("dynamodb:UpdateItem", changes)?;
+        let existing = self.records.items.get(key);
+        let holds = match (precondition, existing) {
+            (Precondition::Absent, found) => found.is_none(),
+            (_, None) => false,
+            (Precondition::Exists, Some(_)) => true,
+            (Precondition::Unchanged { updated_at }, Some(item)) => {
+                item.body.get(UPDATED_AT_ATTRIBUTE) == updated_at.as_ref()
+            }
+        };
+        if !holds {
+            self.log(format!("{key}: record write refused by its precondition"));
+            return Ok(SpecWrite::PreconditionFailed);
+        }
+        let previous = existing.map(|item| {
+            let stored = item
+                .body
+                .get(UPDATED_AT_ATTRIBUTE)
+                .and_then(parse_updated_at);
+            stored.map_or(item.written_at, |s| {
+                item.written_at.max(Timestamp::from_system(s))
+            })
+        });
+        // Stored with millisecond precision, so writes move on by at least that.
+        let at = Timestamp::from_system(next_updated_at(
+            self.now.to_system(),
+            previous.map(Timestamp::to_system),
+            Duration::from_millis(1),
+        ));
+        if existing.is_none() {
+            let status_version = self.records.next_version();
+            self.records.items.insert(
+                key.clone(),
+                Item {
+                    body: serde_json::json!({ KEY_ATTRIBUTE: key.to_string() }),
+                    status: None,
+                    status_version,
+                    written_at: at,
+                },
+            );
+        }
+        let Some(item) = self.records.items.get_mut(key) else {
+            return Ok(SpecWrite::PreconditionFailed);
+        };
+        if !item.body.is_object() {
+            item.body = serde_json::json!({ KEY_ATTRIBUTE: key.to_string() });
+        }
+        if let Some(body) = item.body.as_object_mut() {
+            for (name, value) in changes {
+                match value {
+                    Some(v) => body.insert(name.clone(), v.clone()),
+                    None => body.remove(name),
+                };
+            }
+            body.insert(UPDATED_AT_ATTRIBUTE.into(), Value::String(at.to_string()));
+        }
+        item.written_at = at;
+        self.records.announce(key, at);
+        self.log(format!("{key}: record spec changed by a writer"));
+        Ok(SpecWrite::Written {
+            updated_at: at.to_string(),
+        })
     }
 
     pub fn write_status(

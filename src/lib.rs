@@ -5,6 +5,8 @@ pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod controller;
+pub mod http;
+pub mod metrics;
 pub mod rollout;
 pub mod sim;
 pub mod telemetry;

@@ -108,7 +108,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
                         outcome.as_str(),
                         format_duration(duration)
                     ),
-                    Event::RolloutStarted { .. } => {}
+                    Event::RolloutStarted { .. } | Event::GateEvaluated { .. } => {}
                 }
             }
         }

@@ -1,9 +1,10 @@
-//! Publishing what decisions report. Each event is logged and broadcast by the
-//! same call, so the log and its subscribers (demo, metrics, notifications)
-//! never disagree.
+//! Publishing what decisions report. Each event is logged, counted and
+//! broadcast by the same call, so the log, the metrics and the subscribers
+//! (demo, notifications) never disagree.
 
 use tokio::sync::broadcast;
 
+use crate::metrics::Metrics;
 use crate::rollout::{Event, Revision, ServiceKey};
 use crate::time::format_duration;
 
@@ -17,8 +18,11 @@ pub fn channel() -> EventSender {
     broadcast::channel(EVENT_BUFFER).0
 }
 
-pub fn publish(events: &EventSender, key: &ServiceKey, event: Event) {
+pub fn publish(events: &EventSender, metrics: Option<&Metrics>, key: &ServiceKey, event: Event) {
     log(key, &event);
+    if let Some(m) = metrics {
+        m.event(&event);
+    }
     // No subscriber is not an error: the log line above already happened.
     let _ = events.send((key.clone(), event));
 }
@@ -26,6 +30,8 @@ pub fn publish(events: &EventSender, key: &ServiceKey, event: Event) {
 fn revision(event: &Event) -> Option<&Revision> {
     match event {
         Event::Transition(t) => t.revision.as_ref(),
+        // The reconcile span carries the revision.
+        Event::GateEvaluated { .. } => None,
         Event::RolloutStarted { rollout }
         | Event::StepCompleted { rollout, .. }
         | Event::RolloutFinished { rollout, .. } => Some(&rollout.revision),
@@ -74,5 +80,13 @@ fn log(key: &ServiceKey, event: &Event) {
             outcome.as_str(),
             format_duration(*duration)
         ),
+        // Every poll of a rollout checks its gates: passes are routine.
+        Event::GateEvaluated { gate, passed: true } => {
+            tracing::debug!(service = %key, gate, result = "pass", "gate {gate} passed")
+        }
+        Event::GateEvaluated {
+            gate,
+            passed: false,
+        } => tracing::info!(service = %key, gate, result = "fail", "gate {gate} failed a check"),
     }
 }

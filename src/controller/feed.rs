@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 use crate::cloud::{Clock, CloudError, DesiredStore};
 
 use super::backoff::Backoff;
+use super::detect::Detection;
+use super::health::StoreHealth;
 use super::queue::WorkQueue;
 
 /// Changes the feed may deliver ahead of the queue taking them.
@@ -20,6 +22,8 @@ pub struct Sources {
     pub store: Arc<dyn DesiredStore>,
     pub queue: Arc<WorkQueue>,
     pub clock: Arc<dyn Clock>,
+    pub health: Arc<StoreHealth>,
+    pub detection: Arc<Detection>,
 }
 
 impl Sources {
@@ -51,7 +55,13 @@ impl Sources {
                 Err(e) => {
                     failures += 1;
                     let delay = backoff.delay(failures).min(interval);
-                    tracing::warn!(error = %e, retry_in = ?delay, "listing the records failed");
+                    tracing::warn!(
+                        operation = e.operation,
+                        error_kind = e.kind.as_str(),
+                        request_id = e.request_id.as_deref().unwrap_or(""),
+                        retry_in = ?delay,
+                        "listing the records failed: {e}"
+                    );
                     self.clock.now() + delay
                 }
             };
@@ -64,8 +74,18 @@ impl Sources {
     }
 
     async fn schedule_all(&self) -> Result<usize, CloudError> {
-        let records = self.store.list().await?;
+        let listed = self.store.list().await;
         let now = self.clock.now();
+        let records = match listed {
+            Ok(records) => {
+                self.health.succeeded(now);
+                records
+            }
+            Err(e) => {
+                self.health.failed(now, &e);
+                return Err(e);
+            }
+        };
         let count = records.len();
         for record in records {
             self.queue.schedule(record.key, now);
@@ -91,6 +111,7 @@ impl Sources {
                         let now = self.clock.now();
                         if let Some(at) = change.at {
                             tracing::debug!(service = %change.key, latency = ?now.since(at), "record changed");
+                            self.detection.changed(&change.key, at);
                         }
                         self.queue.schedule(change.key, now);
                     }
@@ -98,6 +119,9 @@ impl Sources {
                 }
             };
             while let Ok(change) = rx.try_recv() {
+                if let Some(at) = change.at {
+                    self.detection.changed(&change.key, at);
+                }
                 self.queue.schedule_now(change.key);
             }
             // A feed that delivered something was healthy for a while; only
@@ -106,7 +130,13 @@ impl Sources {
             let delay = backoff.delay(failures);
             match ended {
                 Ok(()) => tracing::info!(reopen_in = ?delay, "the change feed ended"),
-                Err(e) => tracing::warn!(error = %e, reopen_in = ?delay, "the change feed failed"),
+                Err(e) => tracing::warn!(
+                    operation = e.operation,
+                    error_kind = e.kind.as_str(),
+                    request_id = e.request_id.as_deref().unwrap_or(""),
+                    reopen_in = ?delay,
+                    "the change feed failed: {e}"
+                ),
             }
             tokio::select! {
                 biased;

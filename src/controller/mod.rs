@@ -5,8 +5,10 @@
 
 mod act;
 mod backoff;
+mod detect;
 mod events;
 mod feed;
+mod health;
 mod observe;
 mod queue;
 mod reconcile;
@@ -23,13 +25,17 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cloud::{Clock, DesiredStore, Ecs, LoadBalancer};
+use crate::metrics::Metrics;
 use crate::rollout::ServiceKey;
 use crate::time::Timestamp;
 
 pub use events::{EVENT_BUFFER, EventReceiver, EventSender};
+pub use health::{NotReady, ReadyRules, StoreState};
 
 use backoff::{Backoff, Retries, STREAM_CHANGE_FEED, STREAM_RESYNC, STREAM_SERVICES};
+use detect::Detection;
 use feed::Sources;
+use health::StoreHealth;
 use queue::WorkQueue;
 use reconcile::{Policy, Reconciler};
 use worker::Workers;
@@ -71,6 +77,8 @@ pub struct Controller {
     queue: Arc<WorkQueue>,
     events: EventSender,
     synced: watch::Sender<bool>,
+    metrics: Option<Arc<Metrics>>,
+    health: Arc<StoreHealth>,
 }
 
 impl Controller {
@@ -91,7 +99,16 @@ impl Controller {
             policy: Policy::default(),
             events: events::channel(),
             synced: watch::Sender::new(false),
+            metrics: None,
+            health: Arc::new(StoreHealth::default()),
         }
+    }
+
+    /// Counts reconciles, rollouts, gates and detection latency into
+    /// `metrics`, and keeps its per-service gauges.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     #[cfg(test)]
@@ -110,6 +127,8 @@ impl Controller {
             queue: Arc::clone(&self.queue),
             synced: self.synced.subscribe(),
             events: self.events.clone(),
+            health: Arc::clone(&self.health),
+            ready_rules: ReadyRules::for_resync(self.config.resync_interval),
         }
     }
 
@@ -117,6 +136,7 @@ impl Controller {
     /// passes in flight finish (commands and status write), and returns.
     pub async fn run(self, shutdown: CancellationToken) {
         let config = &self.config;
+        let detection = Arc::new(Detection::new(self.clock.now()));
         let backoff =
             |stream| Backoff::new(config.backoff_base, config.backoff_max, config.seed, stream);
         let workers = Arc::new(Workers {
@@ -128,16 +148,22 @@ impl Controller {
                 clock: Arc::clone(&self.clock),
                 events: self.events.clone(),
                 policy: self.policy,
+                metrics: self.metrics.clone(),
+                detection: Arc::clone(&detection),
+                health: Arc::clone(&self.health),
             }),
             clock: Arc::clone(&self.clock),
             retries: Mutex::new(Retries::new(backoff(STREAM_SERVICES))),
             poll_interval: config.poll_interval,
             resync_interval: config.resync_interval,
+            metrics: self.metrics.clone(),
         });
         let sources = Arc::new(Sources {
             store: Arc::clone(&self.store),
             queue: Arc::clone(&self.queue),
             clock: Arc::clone(&self.clock),
+            health: Arc::clone(&self.health),
+            detection,
         });
 
         let mut feeding = JoinSet::new();
@@ -186,9 +212,27 @@ pub struct ControllerHandle {
     queue: Arc<WorkQueue>,
     synced: watch::Receiver<bool>,
     events: EventSender,
+    health: Arc<StoreHealth>,
+    ready_rules: ReadyRules,
 }
 
 impl ControllerHandle {
+    /// Whether the controller can do its job at `now`: it has listed every
+    /// record once, and the desired-state table answers.
+    pub fn readiness(&self, now: Timestamp) -> Result<(), NotReady> {
+        health::readiness(
+            self.is_synced(),
+            &self.health.state(),
+            now,
+            self.ready_rules,
+        )
+    }
+
+    /// How the last requests to the desired-state table went.
+    pub fn store_state(&self) -> StoreState {
+        self.health.state()
+    }
+
     /// Services waiting to be reconciled, due or not.
     pub fn queue_depth(&self) -> usize {
         self.queue.depth()

@@ -9,13 +9,16 @@ use tracing::field::Empty;
 use crate::cloud::StoredRecord;
 use crate::cloud::{Clock, CloudError, DesiredStore, Ecs, ErrorKind, LoadBalancer, StatusWrite};
 use crate::rollout::{
-    Decision, Desired, Observed, Reads, ServiceKey, ServiceState, Status, Wake, parse_record,
+    Decision, Desired, Observed, Reads, ServiceKey, ServiceState, Spec, Status, Wake, parse_record,
 };
-use crate::time::Timestamp;
+use crate::time::{Timestamp, format_duration};
 
 use super::act::{self, CommandFailed};
+use super::detect::Detection;
 use super::events::{self, EventSender};
+use super::health::StoreHealth;
 use super::observe::observe;
+use crate::metrics::Metrics;
 
 pub type ReadsFn = fn(&Desired<'_>, Option<&ServiceState>, &Status) -> Reads;
 pub type DecideFn = fn(&Desired<'_>, &Observed, &Status, Timestamp) -> Decision;
@@ -92,6 +95,9 @@ pub struct Reconciler {
     pub clock: Arc<dyn Clock>,
     pub events: EventSender,
     pub policy: Policy,
+    pub metrics: Option<Arc<Metrics>>,
+    pub detection: Arc<Detection>,
+    pub health: Arc<StoreHealth>,
 }
 
 impl Reconciler {
@@ -103,8 +109,11 @@ impl Reconciler {
 
     async fn pass(&self, key: &ServiceKey) -> Result<Pass, PassError> {
         let span = tracing::Span::current();
-        let Some(record) = self.store.get(key).await.map_err(PassError::Store)? else {
+        let read = self.store.get(key).await;
+        self.store_answered(read.as_ref().map(drop));
+        let Some(record) = read.map_err(PassError::Store)? else {
             tracing::debug!("the record is gone");
+            self.forget(key);
             return Ok(Pass::Gone);
         };
         // A missing or unreadable status is rebuilt by the decision from the
@@ -130,7 +139,11 @@ impl Reconciler {
         )
         .await
         .map_err(PassError::Observe)?;
-        let decision = (self.policy.decide)(&desired, &observed, &previous, self.clock.now());
+        let now = self.clock.now();
+        let decision = (self.policy.decide)(&desired, &observed, &previous, now);
+        if let (Desired::Valid(spec), false) = (&desired, decision.commands.is_empty()) {
+            self.first_action(key, spec, &record, now);
+        }
 
         let commands = &decision.commands;
         if let Err(failed) = act::execute(self.ecs.as_ref(), self.lb.as_ref(), key, commands).await
@@ -148,18 +161,61 @@ impl Reconciler {
             let written = self
                 .store
                 .write_status(key, record.status_version, &status)
-                .await
-                .map_err(PassError::WriteStatus)?;
-            match written {
+                .await;
+            self.store_answered(written.as_ref().map(drop));
+            match written.map_err(PassError::WriteStatus)? {
                 StatusWrite::Written { .. } => {}
                 StatusWrite::Conflict => return Ok(Pass::Conflict),
-                StatusWrite::Gone => return Ok(Pass::Gone),
+                StatusWrite::Gone => {
+                    self.forget(key);
+                    return Ok(Pass::Gone);
+                }
             }
         }
+        if let Some(m) = &self.metrics {
+            m.service(key, &status);
+        }
         for event in decision.events {
-            events::publish(&self.events, key, event);
+            events::publish(&self.events, self.metrics.as_deref(), key, event);
         }
         Ok(Pass::Applied(decision.wake))
+    }
+
+    fn store_answered(&self, result: Result<(), &CloudError>) {
+        let now = self.clock.now();
+        match result {
+            Ok(()) => self.health.succeeded(now),
+            Err(e) => self.health.failed(now, e),
+        }
+    }
+
+    fn forget(&self, key: &ServiceKey) {
+        self.detection.forget(key);
+        if let Some(m) = &self.metrics {
+            m.service_gone(key);
+        }
+    }
+
+    /// Reports how long the record's write waited for this, the first
+    /// decision with commands for its revision.
+    fn first_action(&self, key: &ServiceKey, spec: &Spec, record: &StoredRecord, now: Timestamp) {
+        let Some(latency) =
+            self.detection
+                .first_action(key, &spec.revision, record.written_at, now)
+        else {
+            return;
+        };
+        tracing::info!(
+            service = %key,
+            revision = %spec.revision,
+            detection_latency_seconds = latency.as_secs_f64(),
+            "acting on revision {} {} after the record was written",
+            spec.revision,
+            format_duration(latency)
+        );
+        if let Some(m) = &self.metrics {
+            m.detected(latency);
+        }
     }
 
     /// Keeps the status the failed decision started from, so the phase does
@@ -172,16 +228,26 @@ impl Reconciler {
         }
         status.last_error = Some(text.clone());
         status.message = text;
-        match self
+        let written = self
             .store
             .write_status(&record.key, record.status_version, &status)
-            .await
-        {
-            Ok(StatusWrite::Written { .. }) => {}
+            .await;
+        self.store_answered(written.as_ref().map(drop));
+        match written {
+            Ok(StatusWrite::Written { .. }) => {
+                if let Some(m) = &self.metrics {
+                    m.service(&record.key, &status);
+                }
+            }
             Ok(StatusWrite::Conflict | StatusWrite::Gone) => tracing::debug!(
                 "the record changed before the failure could be stored; the retry reads it afresh"
             ),
-            Err(e) => tracing::warn!(error = %e, "storing the failure in the status failed"),
+            Err(e) => tracing::warn!(
+                operation = e.operation,
+                error_kind = e.kind.as_str(),
+                request_id = e.request_id.as_deref().unwrap_or(""),
+                "storing the failure in the status failed: {e}"
+            ),
         }
     }
 }

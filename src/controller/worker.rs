@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::task::JoinError;
 
 use crate::cloud::Clock;
+use crate::metrics::Metrics;
 use crate::rollout::{ServiceKey, Wake};
 use crate::time::Timestamp;
 
@@ -21,6 +22,7 @@ pub struct Workers {
     pub retries: Mutex<Retries>,
     pub poll_interval: Duration,
     pub resync_interval: Duration,
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Workers {
@@ -32,7 +34,11 @@ impl Workers {
             let key = lease.key().clone();
             // Its own task, so that a panicking decision costs one service a
             // retry instead of costing the controller a worker.
+            let started = tokio::time::Instant::now();
             let pass = tokio::spawn(async move { reconciler.reconcile(&key).await }).await;
+            if let Some(m) = &self.metrics {
+                m.reconciled(started.elapsed());
+            }
             let next = self.next_pass(lease.key(), pass);
             lease.finish(next);
         }
@@ -80,17 +86,27 @@ impl Workers {
                     service = %key,
                     stage = error.stage(),
                     error_kind = kind.as_str(),
+                    operation = error.cloud().operation,
                     request_id = error.cloud().request_id.as_deref().unwrap_or(""),
                     retry_in = ?delay,
                     "{error}"
                 );
+                self.count_failure(error.stage(), kind.as_str());
                 Some(now + delay)
             }
             Err(join) => {
                 let delay = retries.failed(key);
                 tracing::error!(service = %key, retry_in = ?delay, "reconcile aborted: {join}");
+                self.count_failure("panic", "panic");
                 Some(now + delay)
             }
+        }
+    }
+
+    /// Next to the log line of the same failure, so the two agree.
+    fn count_failure(&self, stage: &'static str, kind: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.reconcile_failed(stage, kind);
         }
     }
 }

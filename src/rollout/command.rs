@@ -114,6 +114,12 @@ impl Outcome {
     }
 }
 
+/// The gate's name in events, rollback reasons and metric labels.
+pub const TARGET_HEALTH: &str = "target_health";
+
+/// Every gate a decision may report on.
+pub const GATES: [&str; 1] = [TARGET_HEALTH];
+
 /// Something worth telling logs, metrics and notifications about.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -130,6 +136,12 @@ pub enum Event {
         rollout: RolloutId,
         outcome: Outcome,
         duration: Duration,
+    },
+    /// A gate looked at the candidate; reported at most once per gate and
+    /// decision, and only when it had something to look at.
+    GateEvaluated {
+        gate: &'static str,
+        passed: bool,
     },
 }
 

@@ -2,7 +2,7 @@
 //! finalize. Each handler checks the observed world before acting and either
 //! moves to another phase (`Flow::Next`) or waits (`Flow::Wait`).
 
-use super::command::{Command, CreateTaskSet, Event, Outcome, Wake};
+use super::command::{Command, CreateTaskSet, Event, Outcome, TARGET_HEALTH, Wake};
 use super::control::RolloutId;
 use super::decide::{Draft, live, runs};
 use super::observed::{
@@ -459,6 +459,7 @@ impl<'a> Machine<'a, '_> {
         let targets = self.observed.targets.get(&r.target_group);
         match readiness::target_health(c, self.svc, targets, gate) {
             Ok(()) => {
+                self.gate_evaluated(true);
                 self.rollout().gate_failures = 0;
                 None
             }
@@ -468,11 +469,12 @@ impl<'a> Machine<'a, '_> {
                 Some(Flow::Wait)
             }
             Err(why) => {
+                self.gate_evaluated(false);
                 let failures = r.gate_failures + 1;
                 self.rollout().gate_failures = failures;
                 if failures >= gate.failure_threshold {
                     return Some(self.begin_rollback(RollbackReason::GateFailed {
-                        gate: "target_health".into(),
+                        gate: TARGET_HEALTH.into(),
                         detail: why,
                     }));
                 }
@@ -483,6 +485,26 @@ impl<'a> Machine<'a, '_> {
                 self.d.wake(Wake::Poll);
                 Some(Flow::Wait)
             }
+        }
+    }
+
+    /// One decision may pass the gate several times on the same snapshot;
+    /// that is still one look at the candidate.
+    fn gate_evaluated(&mut self, passed: bool) {
+        let seen = self.d.events.iter().any(|e| {
+            matches!(
+                e,
+                Event::GateEvaluated {
+                    gate: TARGET_HEALTH,
+                    ..
+                }
+            )
+        });
+        if !seen {
+            self.d.events.push(Event::GateEvaluated {
+                gate: TARGET_HEALTH,
+                passed,
+            });
         }
     }
 
@@ -498,7 +520,7 @@ impl<'a> Machine<'a, '_> {
         let spec = self.spec;
         let Some(c) = self.candidate(&r.id.revision) else {
             return self.begin_rollback(RollbackReason::GateFailed {
-                gate: "target_health".into(),
+                gate: TARGET_HEALTH.into(),
                 detail: "the candidate task set disappeared".into(),
             });
         };
@@ -592,7 +614,7 @@ impl<'a> Machine<'a, '_> {
         let spec = self.spec;
         let Some(c) = self.candidate(&r.id.revision) else {
             return self.begin_rollback(RollbackReason::GateFailed {
-                gate: "target_health".into(),
+                gate: TARGET_HEALTH.into(),
                 detail: "the candidate task set disappeared".into(),
             });
         };

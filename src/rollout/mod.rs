@@ -14,7 +14,7 @@ pub mod spec;
 pub mod status;
 pub mod strategy;
 
-pub use command::{Command, CreateTaskSet, Decision, Event, Outcome, Wake};
+pub use command::{Command, CreateTaskSet, Decision, Event, GATES, Outcome, TARGET_HEALTH, Wake};
 pub use control::{Control, Promote, RolloutId};
 pub use decide::{Desired, Reads, decide, reads};
 pub use key::ServiceKey;

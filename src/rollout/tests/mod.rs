@@ -1,4 +1,5 @@
 mod fixture;
 mod flows;
+mod gates;
 mod records;
 mod restarts;

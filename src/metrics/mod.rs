@@ -1,0 +1,312 @@
+//! Prometheus metrics. Each process (and each test) builds its own registry,
+//! so several controllers can run side by side without sharing counters.
+//!
+//! Labels stay bounded: a service key, and names from fixed sets (`Phase`,
+//! `Outcome`, `ErrorKind`, gate names, SDK operation names). Revisions, ARNs,
+//! request ids and error messages belong in logs, never in labels.
+
+mod aws;
+mod queue;
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::aws::calls::ApiCalls;
+use crate::controller::ControllerHandle;
+use crate::rollout::{Event, GATES, Outcome, Phase, ServiceKey, Status};
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A reconcile pass is a handful of AWS calls: milliseconds to seconds.
+const RECONCILE_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Rollouts last from a minute (all at once, short bake) to hours.
+const ROLLOUT_BUCKETS: &[f64] = &[
+    60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0,
+];
+/// A change feed reacts in about a second; a missed change waits for the
+/// next resync, five minutes by default.
+const DETECTION_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    reconcile_duration: Histogram,
+    reconcile_errors: IntCounterVec,
+    rollouts_started: IntCounter,
+    rollouts_finished: IntCounterVec,
+    rollout_duration: HistogramVec,
+    gate_evaluations: IntCounterVec,
+    service_phase: IntGaugeVec,
+    candidate_weight: IntGaugeVec,
+    steps_completed: IntGaugeVec,
+    phase_since: prometheus::GaugeVec,
+    detection_latency: Histogram,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn gauge_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntGaugeVec> {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+fn histogram_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    buckets: &[f64],
+    labels: &[&str],
+) -> prometheus::Result<HistogramVec> {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+        labels,
+    )?;
+    r.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
+fn histogram(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    buckets: &[f64],
+) -> prometheus::Result<Histogram> {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))?;
+    r.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
+impl Metrics {
+    /// Registers every metric the controller itself updates. Fails only on a
+    /// programming error (a malformed or duplicate name), which the tests
+    /// exercise.
+    pub fn new() -> prometheus::Result<Metrics> {
+        let r = Registry::new();
+        let build = gauge_vec(
+            &r,
+            "cutover_build_info",
+            "The running cutover version; always 1.",
+            &["version"],
+        )?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+
+        let m = Metrics {
+            reconcile_duration: histogram(
+                &r,
+                "cutover_reconcile_duration_seconds",
+                "Time one reconcile pass took: read the record, observe, decide, act, write the status.",
+                RECONCILE_BUCKETS,
+            )?,
+            reconcile_errors: counter_vec(
+                &r,
+                "cutover_reconcile_errors_total",
+                "Reconcile passes that failed, by where they failed and the kind of AWS error.",
+                &["stage", "kind"],
+            )?,
+            rollouts_started: {
+                let c = IntCounter::new("cutover_rollouts_started_total", "Rollouts started.")?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
+            rollouts_finished: counter_vec(
+                &r,
+                "cutover_rollouts_finished_total",
+                "Rollouts finished, by outcome.",
+                &["outcome"],
+            )?,
+            rollout_duration: histogram_vec(
+                &r,
+                "cutover_rollout_duration_seconds",
+                "Time from a rollout's start to its end, by outcome.",
+                ROLLOUT_BUCKETS,
+                &["outcome"],
+            )?,
+            gate_evaluations: counter_vec(
+                &r,
+                "cutover_gate_evaluations_total",
+                "Gate checks of a candidate, by gate and result (pass or fail).",
+                &["gate", "result"],
+            )?,
+            service_phase: gauge_vec(
+                &r,
+                "cutover_service_phase",
+                "1 for the phase the service is in, 0 for the others.",
+                &["service", "phase"],
+            )?,
+            candidate_weight: gauge_vec(
+                &r,
+                "cutover_service_candidate_weight",
+                "Percent of production traffic on the candidate, as last verified on the load balancer.",
+                &["service"],
+            )?,
+            steps_completed: gauge_vec(
+                &r,
+                "cutover_service_steps_completed",
+                "Strategy steps the rollout in flight has completed; 0 between rollouts.",
+                &["service"],
+            )?,
+            phase_since: {
+                let g = prometheus::GaugeVec::new(
+                    Opts::new(
+                        "cutover_service_phase_since_timestamp_seconds",
+                        "When the service entered its current phase, in seconds since the Unix epoch.",
+                    ),
+                    &["service"],
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
+            detection_latency: histogram(
+                &r,
+                "cutover_detection_latency_seconds",
+                "Time from a record's write to the first action taken on its revision.",
+                DETECTION_BUCKETS,
+            )?,
+            registry: r,
+        };
+        // Known label values start at zero, so `increase()` sees the first
+        // rollback and dashboards show every outcome from the start.
+        for outcome in Outcome::ALL {
+            m.rollouts_finished.with_label_values(&[outcome.as_str()]);
+        }
+        for gate in GATES {
+            for result in ["pass", "fail"] {
+                m.gate_evaluations.with_label_values(&[gate, result]);
+            }
+        }
+        Ok(m)
+    }
+
+    /// Exports the AWS request counts of `calls`, read at each scrape.
+    pub fn export_api_calls(&self, calls: &ApiCalls) -> prometheus::Result<()> {
+        self.registry
+            .register(Box::new(aws::ApiCallsCollector::new(calls.clone())?))
+    }
+
+    /// Exports the controller's work queue, read at each scrape.
+    pub fn export_queue(&self, handle: &ControllerHandle) -> prometheus::Result<()> {
+        for collector in queue::collectors(handle)? {
+            self.registry.register(collector)?;
+        }
+        Ok(())
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Everything, in Prometheus' text format.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+
+    pub fn reconciled(&self, took: Duration) {
+        self.reconcile_duration.observe(took.as_secs_f64());
+    }
+
+    pub fn reconcile_failed(&self, stage: &'static str, kind: &'static str) {
+        self.reconcile_errors
+            .with_label_values(&[stage, kind])
+            .inc();
+    }
+
+    /// Counts what a decision reported. Called by the same function that
+    /// logs the event, so the two never disagree.
+    pub fn event(&self, event: &Event) {
+        match event {
+            Event::RolloutStarted { .. } => self.rollouts_started.inc(),
+            Event::RolloutFinished {
+                outcome, duration, ..
+            } => {
+                self.rollouts_finished
+                    .with_label_values(&[outcome.as_str()])
+                    .inc();
+                self.rollout_duration
+                    .with_label_values(&[outcome.as_str()])
+                    .observe(duration.as_secs_f64());
+            }
+            Event::GateEvaluated { gate, passed } => {
+                let result = if *passed { "pass" } else { "fail" };
+                self.gate_evaluations
+                    .with_label_values(&[gate, result])
+                    .inc();
+            }
+            // The phase gauge follows the stored status instead, which
+            // also covers services that have not moved since startup.
+            Event::Transition(_) | Event::StepCompleted { .. } => {}
+        }
+    }
+
+    /// The service's gauges, from the status as stored.
+    pub fn service(&self, key: &ServiceKey, status: &Status) {
+        let service = key.to_string();
+        for phase in Phase::ALL {
+            self.service_phase
+                .with_label_values(&[service.as_str(), phase.as_str()])
+                .set(i64::from(phase == status.phase));
+        }
+        let candidate = status.weights.map_or(0, |(_, c)| c);
+        self.candidate_weight
+            .with_label_values(&[service.as_str()])
+            .set(i64::from(candidate));
+        let steps = status.rollout.as_ref().map_or(0, |r| r.step);
+        self.steps_completed
+            .with_label_values(&[service.as_str()])
+            .set(i64::from(steps));
+        self.phase_since
+            .with_label_values(&[service.as_str()])
+            .set(status.phase_since.millis() as f64 / 1000.0);
+    }
+
+    /// Drops the gauges of a service whose record was deleted.
+    pub fn service_gone(&self, key: &ServiceKey) {
+        let service = key.to_string();
+        for phase in Phase::ALL {
+            let _ = self
+                .service_phase
+                .remove_label_values(&[service.as_str(), phase.as_str()]);
+        }
+        for gauge in [&self.candidate_weight, &self.steps_completed] {
+            let _ = gauge.remove_label_values(&[service.as_str()]);
+        }
+        let _ = self.phase_since.remove_label_values(&[service.as_str()]);
+    }
+
+    pub fn detected(&self, latency: Duration) {
+        self.detection_latency.observe(latency.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,34 @@
+//! The work queue's gauges, read from the controller at scrape time.
+
+use prometheus::PullingGauge;
+use prometheus::core::Collector;
+
+use crate::controller::ControllerHandle;
+
+pub fn collectors(handle: &ControllerHandle) -> prometheus::Result<Vec<Box<dyn Collector>>> {
+    let depth = {
+        let handle = handle.clone();
+        PullingGauge::new(
+            "cutover_workqueue_depth",
+            "Services waiting in the work queue, due or not.",
+            Box::new(move || handle.queue_depth() as f64),
+        )?
+    };
+    let oldest = {
+        let handle = handle.clone();
+        PullingGauge::new(
+            "cutover_workqueue_oldest_item_age_seconds",
+            "How long the longest-waiting due service has waited for a worker.",
+            Box::new(move || handle.oldest_due_age().as_secs_f64()),
+        )?
+    };
+    let in_flight = {
+        let handle = handle.clone();
+        PullingGauge::new(
+            "cutover_workqueue_in_flight",
+            "Services being reconciled right now.",
+            Box::new(move || handle.in_flight() as f64),
+        )?
+    };
+    Ok(vec![Box::new(depth), Box::new(oldest), Box::new(in_flight)])
+}

@@ -1,0 +1,431 @@
+//! An ECS service behind an ALB on the emulator, set up the way a platform
+//! team would, with the plain SDK; and the `cutover run` daemon as a child
+//! process that is killed if a test fails.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_ecs::types::{
+    AwsVpcConfiguration, Compatibility, ContainerDefinition, DeploymentController,
+    DeploymentControllerType, LaunchType, LoadBalancer, NetworkConfiguration, NetworkMode,
+    PortMapping, Scale, ScaleUnit,
+};
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, ForwardActionConfig, ProtocolEnum, TargetDescription, TargetGroupTuple,
+    TargetTypeEnum,
+};
+use serde_json::{Value, json};
+
+use crate::support;
+use crate::support::emulator::{Exclusive, exclusive};
+
+pub const CLUSTER: &str = "prod";
+pub const SERVICE: &str = "web";
+pub const TABLE: &str = "cutover-e2e";
+
+pub struct World {
+    pub emulator: Exclusive,
+    pub ecs: aws_sdk_ecs::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub blue: String,
+    pub green: String,
+    pub production: String,
+    pub test_listener: String,
+    pub initial_task_set: String,
+}
+
+pub async fn world() -> World {
+    let emulator = exclusive().await;
+    let config = support::aws::config(&emulator).await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let ecs = aws_sdk_ecs::Client::new(&config);
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.0.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let vpc = vpc.vpc.unwrap().vpc_id.unwrap();
+    let mut subnets = vec![];
+    for (cidr, zone) in [("10.0.1.0/24", "us-east-1a"), ("10.0.2.0/24", "us-east-1b")] {
+        let s = ec2
+            .create_subnet()
+            .vpc_id(&vpc)
+            .cidr_block(cidr)
+            .availability_zone(zone)
+            .send()
+            .await
+            .unwrap();
+        subnets.push(s.subnet.unwrap().subnet_id.unwrap());
+    }
+    let lb = elb
+        .create_load_balancer()
+        .name("shop")
+        .set_subnets(Some(subnets.clone()))
+        .send()
+        .await
+        .unwrap();
+    let lb = lb
+        .load_balancers
+        .unwrap()
+        .remove(0)
+        .load_balancer_arn
+        .unwrap();
+    let mut groups = vec![];
+    for name in ["web-blue", "web-green"] {
+        let tg = elb
+            .create_target_group()
+            .name(name)
+            .protocol(ProtocolEnum::Http)
+            .port(8080)
+            .vpc_id(&vpc)
+            .target_type(TargetTypeEnum::Ip)
+            .send()
+            .await
+            .unwrap();
+        groups.push(
+            tg.target_groups
+                .unwrap()
+                .remove(0)
+                .target_group_arn
+                .unwrap(),
+        );
+    }
+    let (blue, green) = (groups[0].clone(), groups[1].clone());
+    let forward = |w_blue: i32| {
+        Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .target_groups(
+                        TargetGroupTuple::builder()
+                            .target_group_arn(&blue)
+                            .weight(w_blue)
+                            .build(),
+                    )
+                    .target_groups(
+                        TargetGroupTuple::builder()
+                            .target_group_arn(&green)
+                            .weight(100 - w_blue)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    };
+    let mut listeners = vec![];
+    for port in [80, 8080] {
+        let l = elb
+            .create_listener()
+            .load_balancer_arn(&lb)
+            .protocol(ProtocolEnum::Http)
+            .port(port)
+            .default_actions(forward(100))
+            .send()
+            .await
+            .unwrap();
+        listeners.push(l.listeners.unwrap().remove(0).listener_arn.unwrap());
+    }
+
+    ecs.create_cluster()
+        .cluster_name(CLUSTER)
+        .send()
+        .await
+        .unwrap();
+    for image in ["registry.example/web:1", "registry.example/web:2"] {
+        ecs.register_task_definition()
+            .family("web")
+            .network_mode(NetworkMode::Awsvpc)
+            .requires_compatibilities(Compatibility::Fargate)
+            .cpu("256")
+            .memory("512")
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("app")
+                    .image(image)
+                    .memory(512)
+                    .port_mappings(PortMapping::builder().container_port(8080).build())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    // Desired count 0: the emulator cannot place awsvpc tasks; the tests
+    // play ECS's part by registering targets themselves.
+    ecs.create_service()
+        .cluster(CLUSTER)
+        .service_name(SERVICE)
+        .desired_count(0)
+        .deployment_controller(
+            DeploymentController::builder()
+                .r#type(DeploymentControllerType::External)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let ts = ecs
+        .create_task_set()
+        .cluster(CLUSTER)
+        .service(SERVICE)
+        .task_definition("web:1")
+        .launch_type(LaunchType::Fargate)
+        .network_configuration(
+            NetworkConfiguration::builder()
+                .awsvpc_configuration(
+                    AwsVpcConfiguration::builder()
+                        .set_subnets(Some(subnets))
+                        .security_groups("sg-0123456789abcdef0")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .load_balancers(
+            LoadBalancer::builder()
+                .target_group_arn(&blue)
+                .container_name("app")
+                .container_port(8080)
+                .build(),
+        )
+        .scale(
+            Scale::builder()
+                .unit(ScaleUnit::Percent)
+                .value(100.0)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let initial = ts.task_set.unwrap().task_set_arn.unwrap();
+    ecs.update_service_primary_task_set()
+        .cluster(CLUSTER)
+        .service(SERVICE)
+        .primary_task_set(&initial)
+        .send()
+        .await
+        .unwrap();
+    let w = World {
+        emulator,
+        ecs,
+        elb,
+        ddb,
+        blue,
+        green,
+        production: listeners[0].clone(),
+        test_listener: listeners[1].clone(),
+        initial_task_set: initial,
+    };
+    w.register_targets(&w.blue.clone(), 10).await;
+    w
+}
+
+impl World {
+    pub fn endpoint(&self) -> String {
+        self.emulator.endpoint()
+    }
+
+    /// The record a team writes, as plain JSON.
+    pub fn record(&self, task_definition: &str, strategy: Value, deadline: &str) -> Value {
+        json!({
+            "service": format!("{CLUSTER}/{SERVICE}"),
+            "task_definition": task_definition,
+            "container": "app",
+            "container_port": 8080,
+            "production_listener": self.production,
+            "test_listener": self.test_listener,
+            "target_groups": [self.blue, self.green],
+            "strategy": strategy,
+            "bake": "2s",
+            "progress_deadline": deadline,
+        })
+    }
+
+    /// A plain `PutItem`, the way `aws dynamodb put-item` writes.
+    pub async fn put_record(&self, record: &Value) {
+        let item: std::collections::HashMap<String, AttributeValue> = serde_dynamo::to_item(record).unwrap();
+        self.ddb
+            .put_item()
+            .table_name(TABLE)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    pub async fn status(&self) -> Option<Value> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(TABLE)
+            .key("service", AttributeValue::S(format!("{CLUSTER}/{SERVICE}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        let item = out.item?;
+        let v: Value = serde_dynamo::from_item(item).unwrap();
+        v.get("status").cloned()
+    }
+
+    /// The service's task sets as (arn, externalId, status).
+    pub async fn task_sets(&self) -> Vec<(String, Option<String>, String)> {
+        let out = self
+            .ecs
+            .describe_services()
+            .cluster(CLUSTER)
+            .services(SERVICE)
+            .send()
+            .await
+            .unwrap();
+        let svc = out.services.unwrap().remove(0);
+        svc.task_sets
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| {
+                (
+                    t.task_set_arn.unwrap_or_default(),
+                    t.external_id,
+                    t.status.unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// Green's share of a listener's forward action, in percent.
+    pub async fn green_share(&self, listener: &str) -> u32 {
+        let out = self
+            .elb
+            .describe_listeners()
+            .listener_arns(listener)
+            .send()
+            .await
+            .unwrap();
+        let actions = out
+            .listeners
+            .unwrap()
+            .remove(0)
+            .default_actions
+            .unwrap_or_default();
+        let groups = actions[0]
+            .forward_config
+            .as_ref()
+            .unwrap()
+            .target_groups
+            .clone()
+            .unwrap_or_default();
+        let total: i32 = groups.iter().map(|g| g.weight.unwrap_or(0)).sum();
+        let green: i32 = groups
+            .iter()
+            .filter(|g| g.target_group_arn.as_deref() == Some(&self.green))
+            .map(|g| g.weight.unwrap_or(0))
+            .sum();
+        if total == 0 {
+            0
+        } else {
+            (green * 100 / total) as u32
+        }
+    }
+
+    /// What ECS would do when tasks start: IP targets in the task set's group.
+    pub async fn register_targets(&self, target_group: &str, first_octet: u8) {
+        let mut req = self.elb.register_targets().target_group_arn(target_group);
+        for i in 1..=2 {
+            req = req.targets(
+                TargetDescription::builder()
+                    .id(format!("10.0.{first_octet}.{i}"))
+                    .port(8080)
+                    .build(),
+            );
+        }
+        req.send().await.unwrap();
+    }
+}
+
+/// The daemon as a child process; killed on drop so a failed test leaves
+/// nothing running.
+pub struct Daemon {
+    child: Child,
+    pub log: std::path::PathBuf,
+}
+
+impl Daemon {
+    pub fn start(endpoint: &str) -> Daemon {
+        let log = std::env::temp_dir().join(format!(
+            "cutover-e2e-{}-{}.log",
+            std::process::id(),
+            rand_suffix()
+        ));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .arg("run")
+            .env("CUTOVER_ENDPOINT_URL", endpoint)
+            .env("CUTOVER_TABLE", TABLE)
+            .env("CUTOVER_REGION", "us-east-1")
+            .env("CUTOVER_POLL_INTERVAL", "300ms")
+            .env("CUTOVER_RESYNC_INTERVAL", "5s")
+            .env("CUTOVER_LISTEN", "127.0.0.1:0")
+            .env("CUTOVER_LOG_FORMAT", "text")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Daemon { child, log }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM and wait: the daemon must stop cleanly.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cutover did not stop after SIGTERM:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+pub fn init_table(endpoint: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .arg("init-table")
+        .env("CUTOVER_ENDPOINT_URL", endpoint)
+        .env("CUTOVER_TABLE", TABLE)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "init-table: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

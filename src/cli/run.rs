@@ -4,6 +4,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::setup::{ConfigArgs, endpoint};
@@ -14,16 +16,31 @@ use crate::aws::sdk_config;
 use crate::aws::store::DynamoStore;
 use crate::cloud::{Clock, DesiredStore, Ecs, LoadBalancer, SystemClock};
 use crate::controller::{Controller, ControllerConfig};
+use crate::http::{self, ApiState, ApiToken};
+use crate::metrics::Metrics;
 use crate::telemetry;
 
 pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let config = args.load()?;
     telemetry::init(config.log_format);
+    let token = ApiToken::from_env(|k| std::env::var(k).ok())?;
+    // Bound before anything else starts, so a taken port fails fast.
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (`listen`)", config.listen))?;
+    // With port 0 the system picks one; the log says which.
+    let listening = listener
+        .local_addr()
+        .map_or_else(|_| config.listen.clone(), |a| a.to_string());
     let sdk = sdk_config(&endpoint(&config)).await;
     let calls = ApiCalls::new();
+    let metrics = Arc::new(Metrics::new().context("registering the metrics")?);
+    metrics
+        .export_api_calls(&calls)
+        .context("registering the AWS request metrics")?;
     let store: Arc<dyn DesiredStore> = Arc::new(DynamoStore::new(&sdk, &config.table));
     let ecs: Arc<dyn Ecs> = Arc::new(EcsAdapter::new(&sdk, &calls));
-    let lb: Arc<dyn LoadBalancer> = Arc::new(AlbAdapter::new(&sdk));
+    let lb: Arc<dyn LoadBalancer> = Arc::new(AlbAdapter::counted(&sdk, &calls));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Jitter only needs to differ between replicas, not to be secret.
     let seed = SystemTime::now()
@@ -31,10 +48,10 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
     let controller = Controller::new(
-        store,
+        Arc::clone(&store),
         ecs,
-        lb,
-        clock,
+        Arc::clone(&lb),
+        Arc::clone(&clock),
         ControllerConfig {
             poll_interval: config.poll_interval,
             resync_interval: config.resync_interval,
@@ -42,17 +59,49 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
             seed,
             ..ControllerConfig::default()
         },
-    );
+    )
+    .with_metrics(Arc::clone(&metrics));
+    let handle = controller.handle();
+    metrics
+        .export_queue(&handle)
+        .context("registering the work queue metrics")?;
+    let actions_enabled = token.is_some();
+    let api = http::router(ApiState {
+        store,
+        lb,
+        controller: handle,
+        metrics,
+        clock,
+        token,
+    });
+
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
+    // The server outlives the controller's drain, so probes and metrics
+    // keep answering while reconciles in flight finish.
+    let stop_serving = CancellationToken::new();
+    let server = tokio::spawn(http::serve(listener, api, stop_serving.clone()));
     tracing::info!(
         table = %config.table,
         region = %config.region,
         endpoint = config.endpoint_url.as_deref().unwrap_or("aws"),
         concurrency = config.concurrency,
+        listen = %listening,
+        actions_enabled,
         "cutover is running"
     );
+    if !actions_enabled {
+        tracing::info!(
+            "API actions are disabled: set CUTOVER_API_TOKEN or CUTOVER_API_TOKEN_FILE to enable them"
+        );
+    }
     controller.run(shutdown).await;
+    stop_serving.cancel();
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server failed"),
+        Err(e) => tracing::error!(error = %e, "the HTTP server stopped abnormally"),
+    }
     tracing::info!("cutover stopped; every reconcile in flight finished");
     Ok(ExitCode::SUCCESS)
 }

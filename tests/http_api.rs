@@ -1,0 +1,322 @@
+//! The HTTP API in front of a running controller over the simulated cloud:
+//! a real axum server on loopback, a paused tokio clock for the controller.
+
+#[path = "http_client/mod.rs"]
+mod http_client;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use cutover::cloud::{Clock, DesiredStore, ScaledClock};
+use cutover::controller::{Controller, ControllerConfig, ControllerHandle};
+use cutover::http::{self, ApiState, ApiToken};
+use cutover::metrics::Metrics;
+use cutover::rollout::{Phase, ServiceKey};
+use cutover::sim::{DEFAULT_EPOCH, Faults, ServiceSetup, SimCloud};
+
+use http_client::{get, post};
+
+const TOKEN: &str = "test-token-0123456789";
+
+struct Api {
+    sim: SimCloud,
+    clock: Arc<dyn Clock>,
+    addr: SocketAddr,
+    handle: ControllerHandle,
+    controller: Option<Controller>,
+    shutdown: CancellationToken,
+}
+
+fn web() -> ServiceKey {
+    ServiceKey::new("prod", "web")
+}
+
+fn steady() -> ServiceKey {
+    ServiceKey::new("prod", "api")
+}
+
+/// `prod/web` rolls out `web:2` and waits for a promotion before its last
+/// step; `prod/api` already runs what its record asks for.
+async fn api(token: Option<&str>) -> Api {
+    let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(DEFAULT_EPOCH, 1.0));
+    let sim = SimCloud::builder(11)
+        .clock(Arc::clone(&clock))
+        .faults(Faults::none())
+        .build();
+    let w = sim.add_service(ServiceSetup::new(web())).unwrap();
+    let mut body = w.record(
+        "web:2",
+        json!({"type": "canary", "percent": 10, "interval": "1m"}),
+    );
+    body["auto_promote"] = json!(false);
+    sim.put_spec(&web(), body);
+    let a = sim.add_service(ServiceSetup::new(steady())).unwrap();
+    sim.put_spec(&steady(), a.record("api:1", json!("all_at_once")));
+
+    let metrics = Arc::new(Metrics::new().unwrap());
+    let controller = Controller::new(
+        Arc::new(sim.clone()),
+        Arc::new(sim.clone()),
+        Arc::new(sim.clone()),
+        Arc::clone(&clock),
+        ControllerConfig {
+            poll_interval: Duration::from_secs(5),
+            resync_interval: Duration::from_secs(60),
+            seed: 11,
+            ..ControllerConfig::default()
+        },
+    )
+    .with_metrics(Arc::clone(&metrics));
+    let handle = controller.handle();
+    metrics.export_queue(&handle).unwrap();
+    let router = http::router(ApiState {
+        store: Arc::new(sim.clone()),
+        lb: Arc::new(sim.clone()),
+        controller: handle.clone(),
+        metrics,
+        clock: Arc::clone(&clock),
+        token: token.map(|t| ApiToken::new(t).unwrap()),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(http::serve(listener, router, shutdown.clone()));
+    Api {
+        sim,
+        clock,
+        addr,
+        handle,
+        controller: Some(controller),
+        shutdown,
+    }
+}
+
+impl Api {
+    async fn start(&mut self) {
+        if let Some(c) = self.controller.take() {
+            tokio::spawn(c.run(self.shutdown.clone()));
+        }
+        assert!(self.handle.synced().await);
+    }
+
+    async fn phase(&self, key: &ServiceKey) -> Option<Phase> {
+        let record = DesiredStore::get(&self.sim, key).await.ok()??;
+        record.status.map(|s| s.phase)
+    }
+
+    async fn wait_for(&self, key: &ServiceKey, phase: Phase) {
+        for _ in 0..400 {
+            if self.phase(key).await == Some(phase) {
+                return;
+            }
+            self.clock.sleep(Duration::from_secs(5)).await;
+        }
+        panic!("{key} never reached {phase}: {:?}", self.phase(key).await);
+    }
+
+    async fn body(&self, key: &ServiceKey) -> Value {
+        DesiredStore::get(&self.sim, key)
+            .await
+            .unwrap()
+            .unwrap()
+            .body
+    }
+}
+
+fn error_of(r: &http_client::Response) -> String {
+    let v = r.json();
+    assert!(v["message"].is_string(), "{v}");
+    v["error"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(start_paused = true)]
+async fn readiness_waits_for_the_first_full_sync() {
+    let mut api = api(None).await;
+    let r = get(api.addr, "/readyz").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["reason"], "not_synced", "{}", r.body);
+    assert_eq!(get(api.addr, "/healthz").await.status, 200, "alive anyway");
+    api.start().await;
+    let r = get(api.addr, "/readyz").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test(start_paused = true)]
+async fn actions_are_forbidden_while_no_token_is_configured() {
+    let mut api = api(None).await;
+    api.start().await;
+    api.wait_for(&web(), Phase::AwaitingPromotion).await;
+    let r = post(api.addr, "/v1/services/prod/web/promote", Some(TOKEN), "").await;
+    assert_eq!(r.status, 403);
+    assert_eq!(error_of(&r), "mutations_disabled");
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("CUTOVER_API_TOKEN")
+    );
+    assert!(api.body(&web()).await.get("control").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_or_wrong_token_is_unauthorized_and_the_right_one_promotes() {
+    let mut api = api(Some(TOKEN)).await;
+    api.start().await;
+    api.wait_for(&web(), Phase::AwaitingPromotion).await;
+    let path = "/v1/services/prod/web/promote";
+
+    let missing = post(api.addr, path, None, "").await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(error_of(&missing), "unauthorized");
+    assert!(missing.header("www-authenticate").is_some());
+    let wrong = post(api.addr, path, Some("not-the-token"), "").await;
+    assert_eq!(wrong.status, 401);
+    assert!(!wrong.body.contains(TOKEN));
+    assert!(api.body(&web()).await.get("control").is_none());
+
+    let r = post(api.addr, path, Some(TOKEN), "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rollout = r.json()["rollout"].as_str().unwrap().to_string();
+    let control = &api.body(&web()).await["control"];
+    assert_eq!(control["promote"]["rollout"], json!(rollout), "{control}");
+    assert!(control["promote"]["step"].is_u64(), "{control}");
+    api.wait_for(&web(), Phase::Steady).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unknown_service_is_not_found() {
+    let mut api = api(Some(TOKEN)).await;
+    api.start().await;
+    let r = get(api.addr, "/v1/services/prod/nothing").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(error_of(&r), "not_found");
+    let r = post(api.addr, "/v1/services/prod/nothing/pause", Some(TOKEN), "").await;
+    assert_eq!(r.status, 404);
+    let r = get(api.addr, "/v2/anything").await;
+    assert_eq!((r.status, error_of(&r).as_str()), (404, "not_found"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn actions_that_do_not_apply_now_are_conflicts() {
+    let mut api = api(Some(TOKEN)).await;
+    api.start().await;
+    api.wait_for(&steady(), Phase::Steady).await;
+    for action in ["promote", "abort", "retry"] {
+        let path = format!("/v1/services/prod/api/{action}");
+        let r = post(api.addr, &path, Some(TOKEN), "").await;
+        assert_eq!(r.status, 409, "{action}: {}", r.body);
+        assert_eq!(error_of(&r), "conflict");
+    }
+    api.wait_for(&web(), Phase::AwaitingPromotion).await;
+    let stale = json!({"rollout": "00000000#9"}).to_string();
+    let r = post(
+        api.addr,
+        "/v1/services/prod/web/promote",
+        Some(TOKEN),
+        &stale,
+    )
+    .await;
+    assert_eq!(r.status, 409, "a request for another rollout: {}", r.body);
+}
+
+#[tokio::test(start_paused = true)]
+async fn malformed_paths_and_bodies_are_bad_requests() {
+    let mut api = api(Some(TOKEN)).await;
+    api.start().await;
+    for (path, body) in [
+        ("/v1/services/prod/web/frobnicate", ""),
+        ("/v1/services/prod/we%20b/pause", ""),
+        ("/v1/services/prod/web/pause", "{"),
+        ("/v1/services/prod/web/pause", "[1]"),
+        ("/v1/services/prod/web/pause", r#"{"step": 1}"#),
+        (
+            "/v1/services/prod/web/pause",
+            r#"{"rollout": "no-attempt"}"#,
+        ),
+    ] {
+        let r = post(api.addr, path, Some(TOKEN), body).await;
+        assert_eq!(r.status, 400, "{path} {body}: {}", r.body);
+        assert_eq!(error_of(&r), "bad_request");
+    }
+    let r = get(api.addr, "/v1/services/prod/we%20b").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    // Unauthenticated callers learn nothing about the path.
+    let r = post(api.addr, "/v1/services/prod/web/frobnicate", None, "").await;
+    assert_eq!(r.status, 401);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pause_and_resume_write_the_record_and_the_rollout_follows() {
+    let mut api = api(Some(TOKEN)).await;
+    api.start().await;
+    api.wait_for(&web(), Phase::AwaitingPromotion).await;
+    let r = post(api.addr, "/v1/services/prod/web/pause", Some(TOKEN), "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(api.body(&web()).await["paused"], json!(true));
+    api.wait_for(&web(), Phase::Paused).await;
+    let r = post(api.addr, "/v1/services/prod/web/resume", Some(TOKEN), "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    api.wait_for(&web(), Phase::AwaitingPromotion).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn services_show_their_status_and_one_service_its_live_weights() {
+    let mut api = api(None).await;
+    api.start().await;
+    api.wait_for(&web(), Phase::AwaitingPromotion).await;
+    let list = get(api.addr, "/v1/services").await;
+    assert_eq!(list.status, 200);
+    let services = list.json()["services"].as_array().unwrap().clone();
+    let names: Vec<&str> = services
+        .iter()
+        .filter_map(|s| s["service"].as_str())
+        .collect();
+    assert_eq!(names, ["prod/api", "prod/web"]);
+    let web_view = &services[1];
+    assert_eq!(web_view["status"]["phase"], "AwaitingPromotion");
+    assert_eq!(web_view["record"]["valid"], true);
+    assert!(
+        web_view["actions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("promote"))
+    );
+
+    let one = get(api.addr, "/v1/services/prod/web").await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    let weights = one.json()["live"]["production"].clone();
+    let total: u64 = weights
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(total, 100, "{weights}");
+    assert!(
+        weights.as_object().unwrap().values().any(|w| w == 10),
+        "{weights}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn metrics_are_served_in_the_text_format() {
+    let mut api = api(None).await;
+    api.start().await;
+    api.wait_for(&steady(), Phase::Steady).await;
+    let r = get(api.addr, "/metrics").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    assert!(r.body.contains("cutover_build_info{version="), "{}", r.body);
+    assert!(
+        r.body
+            .contains("cutover_service_phase{phase=\"Steady\",service=\"prod/api\"} 1"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("cutover_workqueue_depth"), "{}", r.body);
+}

@@ -1,8 +1,14 @@
 //! The `cutover` command line.
 
+mod connect;
+mod control;
 mod demo;
+mod format;
+mod plan;
 mod run;
+mod set;
 mod setup;
+mod status;
 
 use std::process::ExitCode;
 
@@ -29,6 +35,24 @@ pub enum Command {
     CheckConfig(setup::CheckConfigArgs),
     /// Create the desired-state table with its stream (for development).
     InitTable(setup::ConfigArgs),
+    /// Write the version a service should run (creating its record if needed).
+    Set(Box<set::SetArgs>),
+    /// Show every service's phase, or one service in detail.
+    Status(status::StatusArgs),
+    /// Show a service's recorded transitions, oldest first.
+    History(status::HistoryArgs),
+    /// Let a rollout that waits for promotion go on to its next step.
+    Promote(control::ControlArgs),
+    /// Roll back the rollout in flight and do not start its revision again.
+    Abort(control::ControlArgs),
+    /// Hold a service's rollout where it is.
+    Pause(control::ControlArgs),
+    /// Let a paused rollout go on.
+    Resume(control::ControlArgs),
+    /// Start a failed revision again.
+    Retry(control::ControlArgs),
+    /// Show what the controller would do for a service now, without doing it.
+    Plan(plan::PlanArgs),
 }
 
 /// Exit codes: 0 ok, 1 failed, 2 usage (clap's own).
@@ -39,14 +63,31 @@ pub fn main() -> ExitCode {
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
         Command::CheckConfig(args) => setup::check_config(args),
         Command::InitTable(args) => runtime().and_then(|rt| rt.block_on(setup::init_table(args))),
+        Command::Set(args) => runtime().and_then(|rt| rt.block_on(set::set(*args))),
+        Command::Status(args) => runtime().and_then(|rt| rt.block_on(status::status(args))),
+        Command::History(args) => runtime().and_then(|rt| rt.block_on(status::history(args))),
+        Command::Promote(args) => control(control::Request::Promote, args),
+        Command::Abort(args) => control(control::Request::Abort, args),
+        Command::Pause(args) => control(control::Request::Pause, args),
+        Command::Resume(args) => control(control::Request::Resume, args),
+        Command::Retry(args) => control(control::Request::Retry, args),
+        Command::Plan(args) => runtime().and_then(|rt| rt.block_on(plan::plan(args))),
     };
     match result {
         Ok(code) => code,
+        Err(e) if e.is::<connect::Usage>() => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
     }
+}
+
+fn control(request: control::Request, args: control::ControlArgs) -> anyhow::Result<ExitCode> {
+    runtime().and_then(|rt| rt.block_on(control::run(request, args)))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

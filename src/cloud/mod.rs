@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod observe;
 pub mod write;
 
 use async_trait::async_trait;

@@ -247,4 +247,28 @@ impl Ecs for EcsAdapter {
             .map_err(|e| ecs_error(OP, &subject, e))?;
         Ok(())
     }
+
+    async fn stopped_tasks(&self, key: &ServiceKey, task_set_arn: &str) -> Result<u32, CloudError> {
+        const OP: &str = "ecs:ListTasks";
+        let subject = Subject {
+            task_set: Some(task_set_arn),
+            ..Subject::of(key)
+        };
+        // ECS starts a task set's tasks with `startedBy` set to the task set's id.
+        let id = task_set_arn.rsplit('/').next().unwrap_or(task_set_arn);
+        let mut pages = self
+            .client
+            .list_tasks()
+            .cluster(&key.cluster)
+            .started_by(id)
+            .desired_status(aws_sdk_ecs::types::DesiredStatus::Stopped)
+            .into_paginator()
+            .send();
+        let mut stopped = 0u32;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ecs_error(OP, &subject, e))?;
+            stopped += page.task_arns.map_or(0, |a| a.len() as u32);
+        }
+        Ok(stopped)
+    }
 }

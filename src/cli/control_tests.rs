@@ -21,6 +21,9 @@ fn rollout(step: u32) -> Rollout {
         gate_failures: 0,
         rollback: None,
         resume_to: None,
+        gates: Default::default(),
+        hooks: Default::default(),
+        hook_verdicts: Default::default(),
     }
 }
 

@@ -62,12 +62,13 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         Err(problems) => Desired::Invalid(problems),
     };
     let (ecs, lb) = (aws.ecs(), aws.lb());
-    let observed = observe(&ecs, &lb, key, |service| {
-        reads(&desired, Some(service), &status)
+    let now = Timestamp::from_system(SystemTime::now());
+    // A dry run calls no one's endpoints: gates read as unchecked.
+    let observed = observe(&ecs, &lb, &crate::cloud::NoChecks, key, |service| {
+        reads(&desired, Some(service), &status, now)
     })
     .await
     .with_context(|| format!("observing {key}"))?;
-    let now = Timestamp::from_system(SystemTime::now());
     let decision = decide(&desired, &observed, &status, now);
     if let Ok(spec) = &spec {
         println!("{key}: revision {} ({})", spec.revision, spec.version);

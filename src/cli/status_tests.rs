@@ -72,6 +72,9 @@ fn shifting() -> Status {
             gate_failures: 0,
             rollback: None,
             resume_to: None,
+            gates: Default::default(),
+            hooks: Default::default(),
+            hook_verdicts: Default::default(),
         }),
         history: (0..8)
             .map(|i| {

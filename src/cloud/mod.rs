@@ -11,6 +11,8 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::rollout::command::CreateTaskSet;
+use crate::rollout::gate::{Probe, Reading, Verdict};
+use crate::rollout::hook::{HookAnswer, HookPayload};
 use crate::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, TaskSet, Weights};
 use crate::time::Timestamp;
 
@@ -108,6 +110,59 @@ pub trait Ecs: Send + Sync {
     async fn set_primary(&self, key: &ServiceKey, task_set_arn: &str) -> Result<(), CloudError>;
     async fn delete_task_set(&self, key: &ServiceKey, task_set_arn: &str)
     -> Result<(), CloudError>;
+    /// Tasks of this task set that stopped since it was created (for the
+    /// task failure gate).
+    async fn stopped_tasks(&self, key: &ServiceKey, task_set_arn: &str) -> Result<u32, CloudError>;
+}
+
+/// Analysis gates and lifecycle hooks: calls to the service owners' own
+/// endpoints (HTTP checks, Prometheus, CloudWatch alarms, webhooks).
+#[async_trait]
+pub trait Checks: Send + Sync {
+    /// One reading of one gate. Never an error: a check that cannot be made
+    /// (timeout, refused connection, bad answer) is a failing reading that says why.
+    async fn read(&self, key: &ServiceKey, probe: &Probe) -> Reading;
+    /// Calls a hook. `Some` when it answered with its verdict at once, `None`
+    /// when it accepted the call and will report later through the API.
+    async fn call_hook(
+        &self,
+        url: &str,
+        payload: &HookPayload,
+    ) -> Result<Option<(HookAnswer, String)>, CloudError>;
+}
+
+/// For a controller that has no way to reach gates or hooks: every reading
+/// says so, and no gate ever passes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoChecks;
+
+#[async_trait]
+impl Checks for NoChecks {
+    async fn read(&self, _key: &ServiceKey, probe: &Probe) -> Reading {
+        Reading {
+            at: Timestamp::EPOCH,
+            verdict: Verdict::Inconclusive,
+            detail: format!(
+                "gate {} cannot be checked: this controller has no checker",
+                probe.name()
+            ),
+        }
+    }
+
+    async fn call_hook(
+        &self,
+        _url: &str,
+        payload: &HookPayload,
+    ) -> Result<Option<(HookAnswer, String)>, CloudError> {
+        Err(CloudError::new(
+            ErrorKind::Invalid,
+            "hook:Call",
+            format!(
+                "hook {} cannot be called: this controller has no checker",
+                payload.hook
+            ),
+        ))
+    }
 }
 
 /// The Application Load Balancer's weighted forward actions and target health.

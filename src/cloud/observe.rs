@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{CloudError, Ecs, LoadBalancer};
+use super::{Checks, CloudError, Ecs, LoadBalancer};
 use crate::rollout::{Observed, Reads, ServiceKey, ServiceState};
 
 /// `reads` says, from the described service, what to read from the load
@@ -12,6 +12,7 @@ use crate::rollout::{Observed, Reads, ServiceKey, ServiceState};
 pub async fn observe(
     ecs: &dyn Ecs,
     lb: &dyn LoadBalancer,
+    checks: &dyn Checks,
     key: &ServiceKey,
     reads: impl FnOnce(&ServiceState) -> Reads + Send,
 ) -> Result<Observed, CloudError> {
@@ -31,11 +32,21 @@ pub async fn observe(
             targets.insert(tg.clone(), lb.target_health(tg).await?);
         }
     }
+    let mut gates = BTreeMap::new();
+    for probe in &reads.probes {
+        gates.insert(probe.name().to_string(), checks.read(key, probe).await);
+    }
+    let failed_tasks = match &reads.failed_tasks {
+        Some(task_set) => Some(ecs.stopped_tasks(key, task_set).await?),
+        None => None,
+    };
     Ok(Observed {
         service: Some(service),
         production,
         test,
         targets,
+        gates,
+        failed_tasks,
     })
 }
 

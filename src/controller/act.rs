@@ -1,6 +1,7 @@
 //! Carrying out a decision's commands, in order, stopping at the first failure.
 
-use crate::cloud::{CloudError, Ecs, ErrorKind, LoadBalancer};
+use crate::cloud::{Checks, CloudError, Ecs, ErrorKind, LoadBalancer};
+use crate::rollout::hook::{HookPoint, HookVerdict};
 use crate::rollout::{Command, ServiceKey};
 
 /// A command AWS refused; the commands after it were not attempted.
@@ -10,41 +11,70 @@ pub struct CommandFailed {
     pub error: CloudError,
 }
 
+/// What commands act through.
+pub struct Ports<'a> {
+    pub ecs: &'a dyn Ecs,
+    pub lb: &'a dyn LoadBalancer,
+    pub checks: &'a dyn Checks,
+}
+
+/// Runs the commands; returns the verdicts of hooks that answered at once.
 pub async fn execute(
-    ecs: &dyn Ecs,
-    lb: &dyn LoadBalancer,
+    ports: &Ports<'_>,
     key: &ServiceKey,
     commands: &[Command],
-) -> Result<(), CommandFailed> {
+) -> Result<Vec<(HookPoint, HookVerdict)>, CommandFailed> {
+    let mut answers = Vec::new();
     for command in commands {
-        if let Err(error) = execute_one(ecs, lb, key, command).await {
-            return Err(CommandFailed {
-                kind: command.kind(),
-                error,
-            });
+        match execute_one(ports, key, command).await {
+            Ok(answer) => answers.extend(answer),
+            Err(error) => {
+                return Err(CommandFailed {
+                    kind: command.kind(),
+                    error,
+                });
+            }
         }
         tracing::info!(service = %key, command = command.kind(), "{command}");
     }
-    Ok(())
+    Ok(answers)
 }
 
 async fn execute_one(
-    ecs: &dyn Ecs,
-    lb: &dyn LoadBalancer,
+    ports: &Ports<'_>,
     key: &ServiceKey,
     command: &Command,
-) -> Result<(), CloudError> {
+) -> Result<Option<(HookPoint, HookVerdict)>, CloudError> {
     match command {
-        Command::CreateTaskSet(request) => ecs.create_task_set(key, request).await.map(drop),
-        Command::SetWeights { route, weights } => lb.set_weights(route, weights).await,
-        Command::SetPrimary { task_set } => ecs.set_primary(key, task_set).await,
+        Command::CreateTaskSet(request) => {
+            ports.ecs.create_task_set(key, request).await.map(|_| None)
+        }
+        Command::SetWeights { route, weights } => {
+            ports.lb.set_weights(route, weights).await.map(|_| None)
+        }
+        Command::SetPrimary { task_set } => {
+            ports.ecs.set_primary(key, task_set).await.map(|_| None)
+        }
         Command::DeleteTaskSet { task_set } => {
-            match ecs.delete_task_set(key, task_set).await {
+            match ports.ecs.delete_task_set(key, task_set).await {
                 // The goal is that the task set is gone; a retried delete
                 // whose first response was lost finds exactly that.
-                Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
-                other => other,
+                Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+                other => other.map(|_| None),
             }
+        }
+        Command::InvokeHook { url, payload } => {
+            let answer = ports.checks.call_hook(url, payload).await?;
+            Ok(answer.map(|(verdict, detail)| {
+                (
+                    payload.hook,
+                    HookVerdict {
+                        rollout: payload.rollout.clone(),
+                        verdict,
+                        detail,
+                    },
+                )
+            }))
         }
     }
 }

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cloud::{Clock, DesiredStore, Ecs, LoadBalancer};
+use crate::cloud::{Checks, Clock, DesiredStore, Ecs, LoadBalancer, NoChecks};
 use crate::metrics::Metrics;
 use crate::rollout::ServiceKey;
 use crate::time::Timestamp;
@@ -71,6 +71,7 @@ pub struct Controller {
     store: Arc<dyn DesiredStore>,
     ecs: Arc<dyn Ecs>,
     lb: Arc<dyn LoadBalancer>,
+    checks: Arc<dyn Checks>,
     clock: Arc<dyn Clock>,
     config: ControllerConfig,
     policy: Policy,
@@ -97,11 +98,19 @@ impl Controller {
             clock,
             config,
             policy: Policy::default(),
+            checks: Arc::new(NoChecks),
             events: events::channel(),
             synced: watch::Sender::new(false),
             metrics: None,
             health: Arc::new(StoreHealth::default()),
         }
+    }
+
+    /// Reaches analysis gates and lifecycle hooks through `checks`. Without
+    /// it, gates never pass and hooks cannot be called.
+    pub fn with_checks(mut self, checks: Arc<dyn Checks>) -> Self {
+        self.checks = checks;
+        self
     }
 
     /// Counts reconciles, rollouts, gates and detection latency into
@@ -145,6 +154,7 @@ impl Controller {
                 store: Arc::clone(&self.store),
                 ecs: Arc::clone(&self.ecs),
                 lb: Arc::clone(&self.lb),
+                checks: Arc::clone(&self.checks),
                 clock: Arc::clone(&self.clock),
                 events: self.events.clone(),
                 policy: self.policy,

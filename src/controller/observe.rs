@@ -1,21 +1,25 @@
 //! Reading the live service before a decision, with the policy's reads.
 
 use crate::cloud::observe::observe as observe_with;
-use crate::cloud::{CloudError, Ecs, LoadBalancer};
+use crate::cloud::{Checks, CloudError, Ecs, LoadBalancer};
 use crate::rollout::{Desired, Observed, ServiceKey, Status};
+use crate::time::Timestamp;
 
 use super::reconcile::Policy;
 
+#[allow(clippy::too_many_arguments)]
 pub async fn observe(
     ecs: &dyn Ecs,
     lb: &dyn LoadBalancer,
+    checks: &dyn Checks,
     policy: &Policy,
     key: &ServiceKey,
     desired: &Desired<'_>,
     status: &Status,
+    now: Timestamp,
 ) -> Result<Observed, CloudError> {
-    observe_with(ecs, lb, key, |service| {
-        (policy.reads)(desired, Some(service), status)
+    observe_with(ecs, lb, checks, key, |service| {
+        (policy.reads)(desired, Some(service), status, now)
     })
     .await
 }

@@ -7,7 +7,9 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::cloud::StoredRecord;
-use crate::cloud::{Clock, CloudError, DesiredStore, Ecs, ErrorKind, LoadBalancer, StatusWrite};
+use crate::cloud::{
+    Checks, Clock, CloudError, DesiredStore, Ecs, ErrorKind, LoadBalancer, StatusWrite,
+};
 use crate::rollout::{
     Decision, Desired, Observed, Reads, ServiceKey, ServiceState, Spec, Status, Wake, parse_record,
 };
@@ -20,7 +22,7 @@ use super::health::StoreHealth;
 use super::observe::observe;
 use crate::metrics::Metrics;
 
-pub type ReadsFn = fn(&Desired<'_>, Option<&ServiceState>, &Status) -> Reads;
+pub type ReadsFn = fn(&Desired<'_>, Option<&ServiceState>, &Status, Timestamp) -> Reads;
 pub type DecideFn = fn(&Desired<'_>, &Observed, &Status, Timestamp) -> Decision;
 
 /// The pure rollout logic the loop consults. Only the loop's own tests swap
@@ -92,6 +94,7 @@ pub struct Reconciler {
     pub store: Arc<dyn DesiredStore>,
     pub ecs: Arc<dyn Ecs>,
     pub lb: Arc<dyn LoadBalancer>,
+    pub checks: Arc<dyn Checks>,
     pub clock: Arc<dyn Clock>,
     pub events: EventSender,
     pub policy: Policy,
@@ -132,10 +135,12 @@ impl Reconciler {
         let observed = observe(
             self.ecs.as_ref(),
             self.lb.as_ref(),
+            self.checks.as_ref(),
             &self.policy,
             key,
             &desired,
             &previous,
+            self.clock.now(),
         )
         .await
         .map_err(PassError::Observe)?;
@@ -146,14 +151,27 @@ impl Reconciler {
         }
 
         let commands = &decision.commands;
-        if let Err(failed) = act::execute(self.ecs.as_ref(), self.lb.as_ref(), key, commands).await
-        {
-            let error = PassError::Command(failed);
-            self.report_failure(&record, previous, &error).await;
-            return Err(error);
-        }
+        let ports = act::Ports {
+            ecs: self.ecs.as_ref(),
+            lb: self.lb.as_ref(),
+            checks: self.checks.as_ref(),
+        };
+        let answers = match act::execute(&ports, key, commands).await {
+            Ok(answers) => answers,
+            Err(failed) => {
+                let error = PassError::Command(failed);
+                self.report_failure(&record, previous, &error).await;
+                return Err(error);
+            }
+        };
 
         let mut status = decision.status;
+        // A hook that answered at once: its verdict belongs to this rollout.
+        if let Some(r) = status.rollout.as_mut() {
+            for (point, verdict) in answers {
+                r.hook_verdicts.insert(point, verdict);
+            }
+        }
         // `last_error` belongs to the loop, not the decision: it describes
         // the last failed pass, and this pass did not fail.
         status.last_error = None;

@@ -245,6 +245,9 @@ mod tests {
                 gate_failures: 0,
                 rollback: None,
                 resume_to: None,
+                gates: Default::default(),
+                hooks: Default::default(),
+                hook_verdicts: Default::default(),
             }),
             ..Status::default()
         }

@@ -112,6 +112,9 @@ fn the_phase_gauge_has_one_series_per_phase_and_follows_the_status_until_the_rec
             gate_failures: 0,
             rollback: None,
             resume_to: None,
+            gates: Default::default(),
+            hooks: Default::default(),
+            hook_verdicts: Default::default(),
         }),
         ..Status::default()
     };

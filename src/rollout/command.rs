@@ -33,9 +33,21 @@ pub struct CreateTaskSet {
 #[serde(rename_all = "snake_case", tag = "command")]
 pub enum Command {
     CreateTaskSet(Box<CreateTaskSet>),
-    SetWeights { route: Route, weights: Weights },
-    SetPrimary { task_set: String },
-    DeleteTaskSet { task_set: String },
+    SetWeights {
+        route: Route,
+        weights: Weights,
+    },
+    SetPrimary {
+        task_set: String,
+    },
+    DeleteTaskSet {
+        task_set: String,
+    },
+    /// Calls a lifecycle hook once; its verdict arrives in `control.hooks`.
+    InvokeHook {
+        url: String,
+        payload: super::hook::HookPayload,
+    },
 }
 
 impl Command {
@@ -46,6 +58,7 @@ impl Command {
             Command::SetWeights { .. } => "set_weights",
             Command::SetPrimary { .. } => "set_primary",
             Command::DeleteTaskSet { .. } => "delete_task_set",
+            Command::InvokeHook { .. } => "invoke_hook",
         }
     }
 }
@@ -68,6 +81,9 @@ impl fmt::Display for Command {
             }
             Command::DeleteTaskSet { task_set } => {
                 write!(f, "delete task set {}", short_arn(task_set))
+            }
+            Command::InvokeHook { url, payload } => {
+                write!(f, "call the {} hook at {url}", payload.hook)
             }
         }
     }

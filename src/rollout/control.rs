@@ -72,6 +72,8 @@ pub struct Control {
     pub abort: Option<RolloutId>,
     /// Start this failed rollout's revision again.
     pub retry: Option<RolloutId>,
+    /// Verdicts of lifecycle hooks, by hook point.
+    pub hooks: super::hook::HookVerdicts,
 }
 
 #[cfg(test)]

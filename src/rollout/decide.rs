@@ -9,6 +9,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::command::{Command, Decision, Event, Wake};
+use super::gate::Probe;
 use super::machine::Machine;
 use super::observed::{EcsService, Observed, ServiceState, TaskSet, TaskSetStatus};
 use super::spec::{RecordError, Route, Spec, Version};
@@ -31,16 +32,24 @@ pub enum Desired<'a> {
 
 /// What to read from the load balancer before deciding. A steady service
 /// needs nothing, so a sweep of a quiet fleet costs no load balancer call.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Reads {
     pub production: Option<Route>,
     pub test: Option<Route>,
     pub target_health: Vec<String>,
+    /// Analysis gates due for a reading.
+    pub probes: Vec<Probe>,
+    /// The candidate task set whose stopped tasks to count.
+    pub failed_tasks: Option<String>,
 }
 
 impl Reads {
     pub fn is_empty(&self) -> bool {
-        self.production.is_none() && self.test.is_none() && self.target_health.is_empty()
+        self.production.is_none()
+            && self.test.is_none()
+            && self.target_health.is_empty()
+            && self.probes.is_empty()
+            && self.failed_tasks.is_none()
     }
 }
 
@@ -70,7 +79,12 @@ pub(crate) fn runs(spec: &Spec, task_set: &TaskSet) -> bool {
     }
 }
 
-pub fn reads(desired: &Desired, service: Option<&ServiceState>, status: &Status) -> Reads {
+pub fn reads(
+    desired: &Desired,
+    service: Option<&ServiceState>,
+    status: &Status,
+    now: Timestamp,
+) -> Reads {
     let (Desired::Valid(spec), Some(ServiceState::Found(svc))) = (desired, service) else {
         return Reads::default();
     };
@@ -97,11 +111,45 @@ pub fn reads(desired: &Desired, service: Option<&ServiceState>, status: &Status)
             }
         }
     };
+    let mut probes = Vec::new();
+    let mut failed_tasks = None;
+    if let Some(r) = &status.rollout
+        && r.rollback.is_none()
+    {
+        if gated(status.phase) {
+            probes = spec
+                .gates
+                .probes()
+                .into_iter()
+                .filter(|p| {
+                    r.gates
+                        .get(p.name())
+                        .and_then(|g| g.last_at)
+                        .is_none_or(|t| now >= t + p.interval())
+                })
+                .collect();
+        }
+        if spec.gates.task_failures.is_some()
+            && (gated(status.phase) || status.phase == Phase::Provisioning)
+        {
+            failed_tasks = svc.by_revision(&r.id.revision).map(|t| t.arn.clone());
+        }
+    }
     Reads {
         production: Some(spec.traffic.production.clone()),
         test: spec.traffic.test.clone(),
         target_health: target_group.into_iter().collect(),
+        probes,
+        failed_tasks,
     }
+}
+
+/// Phases in which the candidate has traffic and the gates are watched.
+pub(crate) fn gated(phase: Phase) -> bool {
+    matches!(
+        phase,
+        Phase::Testing | Phase::Shifting | Phase::AwaitingPromotion | Phase::Paused | Phase::Baking
+    )
 }
 
 /// What the decision is building: the next status, commands and events.

@@ -5,6 +5,7 @@
 use super::command::{Command, CreateTaskSet, Event, Outcome, TARGET_HEALTH, Wake};
 use super::control::RolloutId;
 use super::decide::{Draft, live, runs};
+use super::hook::HookPoint;
 use super::observed::{
     EcsService, Observed, TaskSet, TaskSetStatus, Weights, short_arn, short_task_definition,
 };
@@ -233,6 +234,9 @@ impl<'a> Machine<'a, '_> {
             gate_failures: 0,
             rollback: None,
             resume_to: None,
+            gates: Default::default(),
+            hooks: Default::default(),
+            hook_verdicts: Default::default(),
         };
         // A candidate already in place means a status was lost mid-rollout:
         // pick up where the traffic is instead of starting over.
@@ -326,7 +330,7 @@ impl<'a> Machine<'a, '_> {
     }
 
     fn paused(&mut self, r: Rollout, phase: Phase) -> Flow {
-        if let Some(flow) = self.health_gate(&r) {
+        if let Err(flow) = self.gates(&r) {
             return flow;
         }
         if phase != Phase::Paused {
@@ -362,6 +366,20 @@ impl<'a> Machine<'a, '_> {
         Flow::Wait
     }
 
+    /// Waits on gates after a timed hold ended: the progress deadline counts
+    /// from the end of the hold, not from its start.
+    fn wait_after(&mut self, held_until: crate::time::Timestamp, why: String) -> Flow {
+        if self.now() >= held_until + self.spec.progress_deadline {
+            return self.begin_rollback(RollbackReason::DeadlineExceeded {
+                phase: self.d.status.phase,
+                detail: why,
+            });
+        }
+        self.d.say(why);
+        self.d.wake(Wake::Poll);
+        Flow::Wait
+    }
+
     fn progress(&mut self) {
         let now = self.now();
         let r = self.rollout();
@@ -372,6 +390,9 @@ impl<'a> Machine<'a, '_> {
     fn provision(&mut self, r: Rollout) -> Flow {
         let spec = self.spec;
         let Some(c) = self.candidate(&r.id.revision) else {
+            if let Some(flow) = self.hook(&r, HookPoint::BeforeInstall) {
+                return flow;
+            }
             self.d
                 .commands
                 .push(Command::CreateTaskSet(Box::new(CreateTaskSet {
@@ -394,10 +415,18 @@ impl<'a> Machine<'a, '_> {
             );
         };
         self.d.status.candidate = Some(task_set_ref(c));
+        if let Some(flow) = self.task_failures(&r) {
+            return flow;
+        }
         let targets = self.observed.targets.get(&r.target_group);
         match readiness::ready(c, self.svc, targets, &spec.gates.target_health) {
             Ok(()) => {
+                if let Some(flow) = self.hook(&r, HookPoint::AfterInstall) {
+                    return flow;
+                }
                 self.progress();
+                let now = self.now();
+                self.rollout().step_started_at = now;
                 let next = if spec.traffic.test.is_some() && r.from.is_some() {
                     Phase::Testing
                 } else {
@@ -435,7 +464,12 @@ impl<'a> Machine<'a, '_> {
                 self.wait_for_progress(&r, "sending test traffic to the candidate".into())
             }
             Some(_) => {
-                if let Some(flow) = self.health_gate(&r) {
+                match self.gates(&r) {
+                    Err(flow) => return flow,
+                    Ok(Some(why)) => return self.wait_for_progress(&r, why),
+                    Ok(None) => {}
+                }
+                if let Some(flow) = self.hook(&r, HookPoint::AfterTestTraffic) {
                     return flow;
                 }
                 self.progress();
@@ -453,7 +487,7 @@ impl<'a> Machine<'a, '_> {
     }
 
     /// The target health gate. `Some(flow)` when the rollout must stop here.
-    fn health_gate(&mut self, r: &Rollout) -> Option<Flow> {
+    pub(crate) fn health_gate(&mut self, r: &Rollout) -> Option<Flow> {
         let c = self.candidate(&r.id.revision)?;
         let gate = &self.spec.gates.target_health;
         let targets = self.observed.targets.get(&r.target_group);
@@ -524,9 +558,10 @@ impl<'a> Machine<'a, '_> {
                 detail: "the candidate task set disappeared".into(),
             });
         };
-        if let Some(flow) = self.health_gate(&r) {
-            return flow;
-        }
+        let waiting = match self.gates(&r) {
+            Ok(waiting) => waiting,
+            Err(flow) => return flow,
+        };
         let steps = self.steps(&r);
         let Some(step) = steps.get(r.step as usize).cloned() else {
             if c.status != TaskSetStatus::Primary {
@@ -553,6 +588,9 @@ impl<'a> Machine<'a, '_> {
                     }
                     Some(seen) if seen.same_shares(&want) => {
                         self.d.status.weights = Some((100 - w as u32, w as u32));
+                        if let Some(why) = waiting {
+                            return self.wait_for_progress(&r, why);
+                        }
                         self.d.events.push(Event::StepCompleted {
                             rollout: r.id.clone(),
                             step: r.step,
@@ -562,6 +600,11 @@ impl<'a> Machine<'a, '_> {
                         Flow::Next
                     }
                     Some(_) => {
+                        if self.candidate_share(&r) == 0
+                            && let Some(flow) = self.hook(&r, HookPoint::BeforeProductionTraffic)
+                        {
+                            return flow;
+                        }
                         self.set_production(want);
                         self.wait_for_progress(
                             &r,
@@ -573,6 +616,9 @@ impl<'a> Machine<'a, '_> {
             Step::Pause(d) => {
                 let until = r.step_started_at + d;
                 if self.now() >= until {
+                    if let Some(why) = waiting {
+                        return self.wait_after(until, why);
+                    }
                     self.advance(r.step);
                     return Flow::Next;
                 }
@@ -618,9 +664,10 @@ impl<'a> Machine<'a, '_> {
                 detail: "the candidate task set disappeared".into(),
             });
         };
-        if let Some(flow) = self.health_gate(&r) {
-            return flow;
-        }
+        let waiting = match self.gates(&r) {
+            Ok(waiting) => waiting,
+            Err(flow) => return flow,
+        };
         let want = self.production_weights(&r, 100);
         if let Some(seen) = &self.observed.production
             && !seen.same_shares(&want)
@@ -639,8 +686,14 @@ impl<'a> Machine<'a, '_> {
         } else {
             Default::default()
         };
+        if let Some(flow) = self.hook(&r, HookPoint::AfterProductionTraffic) {
+            return flow;
+        }
         let until = r.step_started_at + bake;
         if self.now() >= until {
+            if let Some(why) = waiting {
+                return self.wait_after(until, why);
+            }
             self.progress();
             self.d.transition(Phase::Finalizing, "bake time is over");
             return Flow::Next;
@@ -698,7 +751,7 @@ impl<'a> Machine<'a, '_> {
         Flow::Next
     }
 
-    pub fn begin_rollback(&mut self, reason: RollbackReason) -> Flow {
+    pub(crate) fn begin_rollback(&mut self, reason: RollbackReason) -> Flow {
         self.d.say(format!("rolling back: {reason}"));
         let text = reason.to_string();
         self.rollout().rollback = Some(reason);

@@ -1,9 +1,12 @@
 //! The decision: pure rollout logic. Nothing in this module performs IO, reads
 //! a clock or knows about tokio or AWS types; it is tested with plain `#[test]`s.
 
+mod checks;
 pub mod command;
 pub mod control;
 pub mod decide;
+pub mod gate;
+pub mod hook;
 pub mod key;
 mod machine;
 pub mod observed;

@@ -176,6 +176,10 @@ pub struct Observed {
     pub test: Option<Weights>,
     /// Health of target groups that were asked for, by ARN.
     pub targets: BTreeMap<String, TargetCounts>,
+    /// The newest reading of each analysis gate, by gate name.
+    pub gates: BTreeMap<String, super::gate::Reading>,
+    /// Candidate tasks that stopped since the candidate was created, where read.
+    pub failed_tasks: Option<u32>,
 }
 
 #[cfg(test)]

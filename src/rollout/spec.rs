@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::control::Control;
+use super::gate::Gates;
+use super::hook::Hooks;
 use super::key::ServiceKey;
 use super::revision::Revision;
 use super::strategy::{Step, Strategy, humantime_serde_compat};
@@ -145,14 +147,26 @@ impl Default for TargetHealthGate {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Gates {
-    pub target_health: TargetHealthGate,
+/// Where rollout events are sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notification {
+    pub url: String,
+    /// `json` (cutover's own payload) or `slack` (an incoming-webhook message).
+    #[serde(default)]
+    pub format: NotificationFormat,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationFormat {
+    #[default]
+    Json,
+    Slack,
 }
 
 /// A validated desired record.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
     pub key: ServiceKey,
     pub revision: Revision,
@@ -164,6 +178,8 @@ pub struct Spec {
     pub paused: bool,
     pub auto_promote: bool,
     pub gates: Gates,
+    pub hooks: Hooks,
+    pub notifications: Vec<Notification>,
     pub placement: Placement,
     pub control: Control,
     pub labels: BTreeMap<String, String>,
@@ -238,6 +254,10 @@ struct RawRecord {
     auto_promote: Option<bool>,
     #[serde(default)]
     gates: Gates,
+    #[serde(default)]
+    hooks: Hooks,
+    #[serde(default)]
+    notifications: Vec<Notification>,
     network: Option<Network>,
     launch_type: Option<String>,
     capacity_provider_strategy: Option<Vec<CapacityProvider>>,
@@ -456,6 +476,18 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
         );
     }
 
+    for (field, message) in raw.gates.validate().into_iter().chain(raw.hooks.validate()) {
+        bad(&field, message);
+    }
+    for (i, n) in raw.notifications.iter().enumerate() {
+        if !(n.url.starts_with("http://") || n.url.starts_with("https://")) {
+            bad(
+                &format!("notifications[{i}].url"),
+                format!("{:?} must start with http:// or https://", n.url),
+            );
+        }
+    }
+
     let progress_deadline = raw.progress_deadline.unwrap_or(DEFAULT_PROGRESS_DEADLINE);
     if progress_deadline < Duration::from_secs(30) {
         bad(
@@ -524,6 +556,8 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
         paused: raw.paused,
         auto_promote: raw.auto_promote.unwrap_or(true),
         gates: raw.gates,
+        hooks: raw.hooks,
+        notifications: raw.notifications,
         placement,
         control: raw.control,
         labels: raw.labels,

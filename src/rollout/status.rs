@@ -5,7 +5,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use super::control::RolloutId;
+use super::gate::GateState;
+use super::hook::HookPoint;
 use super::observed::Weights;
 use super::revision::Revision;
 use crate::time::Timestamp;
@@ -116,6 +120,8 @@ pub enum RollbackReason {
     Aborted,
     /// A newer revision was written mid-rollout.
     Superseded { by: Revision },
+    /// A lifecycle hook answered fail, or not in time.
+    HookFailed { hook: HookPoint, detail: String },
 }
 
 impl RollbackReason {
@@ -130,6 +136,7 @@ impl RollbackReason {
             RollbackReason::DeadlineExceeded { .. } => "deadline_exceeded",
             RollbackReason::Aborted => "aborted",
             RollbackReason::Superseded { .. } => "superseded",
+            RollbackReason::HookFailed { .. } => "hook_failed",
         }
     }
 }
@@ -148,6 +155,9 @@ impl fmt::Display for RollbackReason {
             }
             RollbackReason::Aborted => write!(f, "aborted by request"),
             RollbackReason::Superseded { by } => write!(f, "superseded by revision {by}"),
+            RollbackReason::HookFailed { hook, detail } => {
+                write!(f, "hook {hook} failed: {detail}")
+            }
         }
     }
 }
@@ -176,6 +186,16 @@ pub struct Rollout {
     /// The phase to return to when a pause or an invalid record ends.
     #[serde(default)]
     pub resume_to: Option<Phase>,
+    /// What each analysis gate said, so far, in this rollout.
+    #[serde(default)]
+    pub gates: BTreeMap<String, GateState>,
+    /// When each lifecycle hook was called, in this rollout.
+    #[serde(default)]
+    pub hooks: BTreeMap<HookPoint, Timestamp>,
+    /// Verdicts of hooks that answered at once (late ones arrive in the
+    /// record's `control.hooks`).
+    #[serde(default)]
+    pub hook_verdicts: BTreeMap<HookPoint, super::hook::HookVerdict>,
 }
 
 /// A revision that failed; it stays failed until retried or replaced.

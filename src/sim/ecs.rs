@@ -65,6 +65,8 @@ pub(crate) struct SimTaskSet {
     pub container_port: u16,
     pub placement: Placement,
     pub tasks: BTreeMap<u64, Task>,
+    /// Tasks that stopped by themselves (crashed or replaced as unhealthy).
+    pub stopped: u32,
 }
 
 impl SimTaskSet {
@@ -283,6 +285,7 @@ impl World {
             container_port: req.container_port,
             placement,
             tasks: BTreeMap::new(),
+            stopped: 0,
         };
         self.log(format!(
             "{key}: created task set {id} ({}) at {}% in {}",

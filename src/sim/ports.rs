@@ -16,7 +16,11 @@ use crate::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, Task
 
 impl SimCloud {
     /// Counts the call, draws its fate and waits out its latency.
-    async fn call(&self, group: ApiGroup, op: &'static str) -> Result<Verdict, CloudError> {
+    pub(super) async fn call(
+        &self,
+        group: ApiGroup,
+        op: &'static str,
+    ) -> Result<Verdict, CloudError> {
         let (verdict, latency, request_id) = {
             let mut w = self.world();
             *w.calls.entry(op).or_default() += 1;
@@ -55,7 +59,7 @@ impl SimCloud {
     }
 
     /// A mutation's reply, lost after the change was made if the verdict says so.
-    fn reply<T>(
+    pub(super) fn reply<T>(
         &self,
         op: &'static str,
         verdict: Verdict,
@@ -157,6 +161,20 @@ impl Ecs for SimCloud {
         const OP: &str = "ecs:DeleteTaskSet";
         let verdict = self.call(ApiGroup::EcsMutation, OP).await?;
         let result = self.world().delete_task_set(key, task_set_arn);
+        self.reply(OP, verdict, result)
+    }
+
+    async fn stopped_tasks(&self, key: &ServiceKey, task_set_arn: &str) -> Result<u32, CloudError> {
+        const OP: &str = "ecs:ListTasks";
+        let verdict = self.call(ApiGroup::EcsRead, OP).await?;
+        let result = self
+            .world()
+            .services
+            .by_key
+            .get(key)
+            .and_then(|s| s.task_sets.iter().find(|t| t.arn == task_set_arn))
+            .map(|t| t.stopped)
+            .ok_or_else(|| CloudError::not_found(OP, format!("task set {task_set_arn}")));
         self.reply(OP, verdict, result)
     }
 }

@@ -218,6 +218,7 @@ impl World {
                 launch: None,
             },
             tasks: BTreeMap::new(),
+            stopped: 0,
         };
         let initial_task_set = setup.initial_task_set.then(|| task_set.arn.clone());
         let task_sets = if setup.initial_task_set {

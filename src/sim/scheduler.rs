@@ -231,6 +231,7 @@ impl World {
         let Some(stopped) = ts.tasks.remove(&task.task) else {
             return false;
         };
+        ts.stopped += 1;
         self.log(format!(
             "{}: task {} of {} stopped: {reason}",
             task.key, task.task, task.task_set

@@ -250,7 +250,8 @@ impl World {
 
     /// A plain `PutItem`, the way `aws dynamodb put-item` writes.
     pub async fn put_record(&self, record: &Value) {
-        let item: std::collections::HashMap<String, AttributeValue> = serde_dynamo::to_item(record).unwrap();
+        let item: std::collections::HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(record).unwrap();
         self.ddb
             .put_item()
             .table_name(TABLE)

@@ -283,6 +283,14 @@ impl Ecs for FakeCloud {
     ) -> Result<(), CloudError> {
         self.enter("delete_task_set", format!("{key} {task_set_arn}"))
     }
+
+    async fn stopped_tasks(
+        &self,
+        _key: &ServiceKey,
+        _task_set_arn: &str,
+    ) -> Result<u32, CloudError> {
+        Ok(0)
+    }
 }
 
 #[async_trait]

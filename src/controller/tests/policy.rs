@@ -13,12 +13,18 @@ use super::super::reconcile::Policy;
 
 pub const POLICY: Policy = Policy { reads, decide };
 
-fn reads(desired: &Desired<'_>, _service: Option<&ServiceState>, _status: &Status) -> Reads {
+fn reads(
+    desired: &Desired<'_>,
+    _service: Option<&ServiceState>,
+    _status: &Status,
+    _now: Timestamp,
+) -> Reads {
     match desired {
         Desired::Valid(spec) => Reads {
             production: Some(spec.traffic.production.clone()),
             test: None,
             target_health: spec.traffic.target_groups.to_vec(),
+            ..Reads::default()
         },
         Desired::Invalid(_) => Reads::default(),
     }

@@ -49,6 +49,12 @@ pub struct World {
     /// Every production weight the load balancer took, in order.
     pub weight_log: Vec<u32>,
     pub last: Option<Decision>,
+    /// Hooks called, in order.
+    pub hooks_called: Vec<crate::rollout::hook::HookPoint>,
+    /// Stopped candidate tasks the next observation reports.
+    pub failed_tasks: u32,
+    /// Gate readings the next observation returns, by gate name.
+    pub readings: std::collections::BTreeMap<String, crate::rollout::gate::Reading>,
 }
 
 impl World {
@@ -88,6 +94,9 @@ impl World {
             deleted: vec![],
             weight_log: vec![],
             last: None,
+            hooks_called: vec![],
+            failed_tasks: 0,
+            readings: Default::default(),
         }
     }
 
@@ -101,7 +110,7 @@ impl World {
             Err(e) => Desired::Invalid(e),
         };
         let service = ServiceState::Found(self.svc.clone());
-        let r = reads(&desired, Some(&service), &self.status);
+        let r = reads(&desired, Some(&service), &self.status, self.now);
         let mut observed = Observed {
             service: Some(service),
             ..Observed::default()
@@ -111,6 +120,16 @@ impl World {
         }
         if r.test.is_some() {
             observed.test = Some(self.test.clone());
+        }
+        if r.failed_tasks.is_some() {
+            observed.failed_tasks = Some(self.failed_tasks);
+        }
+        for probe in &r.probes {
+            if let Some(reading) = self.readings.get(probe.name()) {
+                observed
+                    .gates
+                    .insert(probe.name().to_string(), reading.clone());
+            }
         }
         for tg in r.target_health {
             let healthy = self.healthy.get(&tg).copied().unwrap_or(0);
@@ -209,6 +228,9 @@ impl World {
                         t.status = TaskSetStatus::Active;
                     }
                 }
+            }
+            Command::InvokeHook { payload, .. } => {
+                self.hooks_called.push(payload.hook);
             }
             Command::DeleteTaskSet { task_set } => {
                 let t = self

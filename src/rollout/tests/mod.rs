@@ -1,3 +1,4 @@
+mod checks;
 mod fixture;
 mod flows;
 mod gates;

@@ -1,0 +1,143 @@
+//! Analysis gates and lifecycle hooks inside the phases: a failed gate or
+//! hook rolls back; a step moves on only once every gate has passed since
+//! it began, and a hook point only once its hook said pass.
+
+use super::command::{Command, Event, Wake};
+use super::gate::{Assessment, assess};
+use super::hook::{HookAnswer, HookPayload, HookPoint};
+use super::machine::{Flow, Machine};
+use super::status::{RollbackReason, Rollout};
+
+impl Machine<'_, '_> {
+    /// Every gate: target health, task failures and the analysis gates.
+    /// `Ok(None)` when all passed since the current step began, `Ok(Some(why))`
+    /// while some still wait for a passing reading, `Err` to stop here.
+    pub(crate) fn gates(&mut self, r: &Rollout) -> Result<Option<String>, Flow> {
+        if let Some(flow) = self.health_gate(r) {
+            return Err(flow);
+        }
+        if let Some(flow) = self.task_failures(r) {
+            return Err(flow);
+        }
+        let probes = self.spec.gates.probes();
+        if probes.is_empty() {
+            return Ok(None);
+        }
+        let mut state = r.gates.clone();
+        let assessment = assess(&probes, &self.observed.gates, &mut state, r.step_started_at);
+        for probe in &probes {
+            if let Some(reading) = self.observed.gates.get(probe.name())
+                && r.gates.get(probe.name()).and_then(|g| g.last_at) != Some(reading.at)
+            {
+                self.d.events.push(Event::GateEvaluated {
+                    gate: probe.kind(),
+                    passed: reading.verdict == super::gate::Verdict::Pass,
+                });
+            }
+        }
+        if let Some(rr) = self.d.status.rollout.as_mut() {
+            rr.gates = state;
+        }
+        match assessment {
+            Assessment::Pass => Ok(None),
+            Assessment::Wait(why) => {
+                self.d.wake(Wake::Poll);
+                Ok(Some(why))
+            }
+            Assessment::Fail { gate, detail } => {
+                Err(self.begin_rollback(RollbackReason::GateFailed { gate, detail }))
+            }
+        }
+    }
+
+    /// ECS's circuit breaker, in cutover's hands: too many candidate tasks
+    /// stopped since the candidate was created.
+    pub(crate) fn task_failures(&mut self, _r: &Rollout) -> Option<Flow> {
+        let gate = self.spec.gates.task_failures.as_ref()?;
+        let stopped = self.observed.failed_tasks?;
+        if stopped >= gate.threshold {
+            self.d.events.push(Event::GateEvaluated {
+                gate: "task_failures",
+                passed: false,
+            });
+            return Some(self.begin_rollback(RollbackReason::GateFailed {
+                gate: "task_failures".into(),
+                detail: format!(
+                    "{stopped} candidate tasks stopped (threshold {})",
+                    gate.threshold
+                ),
+            }));
+        }
+        None
+    }
+
+    /// `None` when the hook at `point` passed or none is declared; otherwise
+    /// what to do meanwhile: call it, wait for it, or roll back.
+    pub(crate) fn hook(&mut self, r: &Rollout, point: HookPoint) -> Option<Flow> {
+        let spec = self.spec;
+        let hook = spec.hooks.get(point)?;
+        let verdict = spec
+            .control
+            .hooks
+            .get(&point)
+            .filter(|v| v.rollout == r.id)
+            .or_else(|| r.hook_verdicts.get(&point));
+        if let Some(v) = verdict {
+            if v.verdict == HookAnswer::Pass {
+                return None;
+            }
+            let detail = if v.detail.is_empty() {
+                "it answered fail".to_string()
+            } else {
+                v.detail.clone()
+            };
+            return Some(self.begin_rollback(RollbackReason::HookFailed {
+                hook: point,
+                detail,
+            }));
+        }
+        let now = self.d.now;
+        match r.hooks.get(&point) {
+            Some(called) if now >= *called + hook.timeout => {
+                Some(self.begin_rollback(RollbackReason::HookFailed {
+                    hook: point,
+                    detail: format!(
+                        "no verdict within {}",
+                        crate::time::format_duration(hook.timeout)
+                    ),
+                }))
+            }
+            Some(_) => {
+                self.d
+                    .say(format!("waiting for the {point} hook's verdict"));
+                self.d.wake(Wake::Poll);
+                Some(Flow::Wait)
+            }
+            None => {
+                let weights = self.d.status.weights.unwrap_or((100, 0));
+                let payload = HookPayload {
+                    service: spec.key.to_string(),
+                    hook: point,
+                    rollout: r.id.clone(),
+                    revision: r.id.revision.as_str().to_string(),
+                    phase: self.d.status.phase.as_str().to_string(),
+                    weights,
+                    report_to: format!(
+                        "/v1/services/{}/{}/hooks/{point}",
+                        spec.key.cluster, spec.key.service
+                    ),
+                };
+                if let Some(rr) = self.d.status.rollout.as_mut() {
+                    rr.hooks.insert(point, now);
+                }
+                self.d.commands.push(Command::InvokeHook {
+                    url: hook.url.clone(),
+                    payload,
+                });
+                self.d.say(format!("calling the {point} hook"));
+                self.d.wake(Wake::Poll);
+                Some(Flow::Wait)
+            }
+        }
+    }
+}

@@ -3,4 +3,5 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod cli;
 pub mod emulator;

@@ -9,12 +9,16 @@ mod support;
 mod world;
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use cutover::rollout::{Phase, Status};
 use serde_json::{Value, json};
 
-use support::cli::{Run, cutover};
+use support::cli::{Run, cutover, spawn};
 use world::{CLUSTER, SERVICE, TABLE, World};
 
 fn key() -> String {
@@ -328,6 +332,76 @@ async fn promote_and_abort_act_only_on_the_rollout_the_status_names() {
         record["control"]["promote"]["step"], 1,
         "other requests are kept"
     );
+}
+
+/// Lines of a running command's stdout, as they come.
+fn lines_of(child: &mut std::process::Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The lines until `within` has passed.
+fn collect(lines: &mpsc::Receiver<String>, within: Duration) -> Vec<String> {
+    let until = Instant::now() + within;
+    let mut seen = Vec::new();
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_watch_redraws_only_when_a_record_changes_and_stops_on_ctrl_c() {
+    let w = ready().await;
+    set_new(&w, &key(), "all_at_once").expect(0);
+    let mut watch = spawn(&w.endpoint(), TABLE, &["status", "--watch"]);
+    let lines = lines_of(&mut watch);
+
+    let first = collect(&lines, Duration::from_secs(5));
+    let draws = |seen: &[String]| seen.iter().filter(|l| l.starts_with("as of ")).count();
+    assert_eq!(draws(&first), 1, "{first:#?}");
+    assert!(first.iter().any(|l| l.starts_with(&key())), "{first:#?}");
+    // Several polls with nothing changed: nothing new is printed.
+    let quiet = collect(&lines, Duration::from_secs(3));
+    assert!(quiet.is_empty(), "{quiet:#?}");
+
+    run(&w, &["pause", &key()]).expect(0);
+    let after = collect(&lines, Duration::from_secs(5));
+    assert_eq!(draws(&after), 1, "one redraw for the change: {after:#?}");
+    // Not a terminal: no escape codes in the output.
+    assert!(
+        first.iter().chain(&after).all(|l| !l.contains('\x1b')),
+        "{first:#?}"
+    );
+
+    let pid = watch.id().to_string();
+    Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    let until = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = watch.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > until {
+            let _ = watch.kill();
+            panic!("status --watch did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
 }
 
 #[test]

@@ -247,31 +247,58 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         print!("{}", render(&records, key, now()));
         return Ok(ExitCode::SUCCESS);
     }
+    watch(&aws, &store, key).await
+}
+
+/// Polls about every second and redraws only when a record or its status
+/// changed. Ages alone do not count, so a quiet fleet prints nothing new into
+/// a log; the header says when the view was drawn. The screen is cleared
+/// only on a terminal.
+async fn watch(
+    aws: &Aws,
+    store: &DynamoStore,
+    key: Option<&ServiceKey>,
+) -> anyhow::Result<ExitCode> {
     let terminal = std::io::stdout().is_terminal();
+    // One Ctrl-C listener for the whole watch: once polled, an interrupt that
+    // arrives mid-read is kept for the next select instead of being lost.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     let mut shown: Option<Vec<StoredRecord>> = None;
+    let mut last_error = None;
     loop {
-        match fetch(&aws, &store, key).await {
-            // Ages alone do not count as a change, so a quiet fleet prints
-            // nothing new into a log; the header says when it was drawn.
-            Ok(records) if shown.as_ref() != Some(&records) => {
-                let at = now();
-                let mut out = String::new();
-                if terminal {
-                    out.push_str("\x1b[H\x1b[2J");
+        let fetched = tokio::select! {
+            fetched = fetch(aws, store, key) => fetched,
+            _ = &mut interrupted => return Ok(ExitCode::SUCCESS),
+        };
+        match fetched {
+            Ok(records) => {
+                last_error = None;
+                if shown.as_ref() != Some(&records) {
+                    let at = now();
+                    let mut out = String::new();
+                    if terminal {
+                        out.push_str("\x1b[H\x1b[2J");
+                    }
+                    out.push_str(&format!("as of {} (Ctrl-C to stop)\n", format::time(at)));
+                    out.push_str(&render(&records, key, at));
+                    print!("{out}");
+                    std::io::stdout().flush().ok();
+                    shown = Some(records);
                 }
-                out.push_str(&format!("as of {} (Ctrl-C to stop)\n", format::time(at)));
-                out.push_str(&render(&records, key, at));
-                print!("{out}");
-                std::io::stdout().flush().ok();
-                shown = Some(records);
             }
-            Ok(_) => {}
-            // Keep watching through a passing error; say so where it is seen.
-            Err(e) => eprintln!("{}: {e:#}", format::time(now())),
+            // Keep watching through a passing error, saying so once.
+            Err(e) => {
+                let text = format!("{e:#}");
+                if last_error.as_ref() != Some(&text) {
+                    eprintln!("{}: {text}", format::time(now()));
+                    last_error = Some(text);
+                }
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(WATCH_POLL) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            _ = &mut interrupted => return Ok(ExitCode::SUCCESS),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! configured only through `CUTOVER_*` variables and the standard AWS
 //! credential chain.
 
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 use super::aws::REGION;
 
@@ -29,8 +29,10 @@ impl Run {
     }
 }
 
-pub fn cutover(endpoint: &str, table: &str, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+/// The binary with the emulator's endpoint, the table and dummy credentials.
+pub fn command(endpoint: &str, table: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cutover"));
+    command
         .args(args)
         .env_remove("CUTOVER_CONFIG")
         .env("CUTOVER_ENDPOINT_URL", endpoint)
@@ -42,7 +44,13 @@ pub fn cutover(endpoint: &str, table: &str, args: &[&str]) -> Run {
         .env_remove("AWS_PROFILE")
         .env("AWS_CONFIG_FILE", "/nonexistent/cutover-test")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/cutover-test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    command
+}
+
+/// Runs to the end.
+pub fn cutover(endpoint: &str, table: &str, args: &[&str]) -> Run {
+    let out = command(endpoint, table, args)
         .output()
         .unwrap_or_else(|e| panic!("running cutover {args:?}: {e}"));
     Run {
@@ -50,4 +58,14 @@ pub fn cutover(endpoint: &str, table: &str, args: &[&str]) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Starts a long-running command (`status --watch`) with its stdout piped.
+pub fn spawn(endpoint: &str, table: &str, args: &[&str]) -> Child {
+    command(endpoint, table, args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting cutover {args:?}: {e}"))
 }

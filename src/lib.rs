@@ -1,12 +1,14 @@
 //! cutover: declarative blue/green releases for Amazon ECS.
 
 pub mod aws;
+pub mod checks;
 pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod controller;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod rollout;
 pub mod sim;
 pub mod telemetry;

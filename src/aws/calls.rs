@@ -182,6 +182,14 @@ pub fn dynamodbstreams_client(
     aws_sdk_dynamodbstreams::Client::from_conf(config)
 }
 
+/// A CloudWatch client whose attempts are counted in `calls`.
+pub fn cloudwatch_client(sdk: &SdkConfig, calls: &ApiCalls) -> aws_sdk_cloudwatch::Client {
+    let config = aws_sdk_cloudwatch::config::Builder::from(sdk)
+        .interceptor(calls.interceptor())
+        .build();
+    aws_sdk_cloudwatch::Client::from_conf(config)
+}
+
 /// The interceptor behind [`ApiCalls::interceptor`].
 #[derive(Clone, Debug)]
 pub struct CountCalls {

@@ -5,6 +5,7 @@
 pub mod alb;
 pub mod alb_convert;
 pub mod calls;
+pub mod cloudwatch;
 pub mod ecs;
 mod ecs_convert;
 mod ecs_counts;

@@ -11,14 +11,20 @@ use tokio_util::sync::CancellationToken;
 use super::setup::{ConfigArgs, endpoint};
 use crate::aws::alb::AlbAdapter;
 use crate::aws::calls::ApiCalls;
+use crate::aws::cloudwatch::CloudWatchAlarms;
 use crate::aws::ecs::EcsAdapter;
 use crate::aws::sdk_config;
 use crate::aws::store::DynamoStore;
+use crate::checks::{self, AlarmBatcher, LiveChecks, Pacing};
 use crate::cloud::{Clock, DesiredStore, Ecs, LoadBalancer, SystemClock};
 use crate::controller::{Controller, ControllerConfig};
 use crate::http::{self, ApiState, ApiToken};
 use crate::metrics::Metrics;
+use crate::notify::{Notifier, NotifyPolicy};
 use crate::telemetry;
+
+/// How long notifications still queued at shutdown may take to go out.
+const NOTIFY_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let config = args.load()?;
@@ -42,6 +48,15 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let ecs: Arc<dyn Ecs> = Arc::new(EcsAdapter::new(&sdk, &calls));
     let lb: Arc<dyn LoadBalancer> = Arc::new(AlbAdapter::counted(&sdk, &calls));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let client = checks::client()?;
+    let alarms = AlarmBatcher::new(
+        Arc::new(CloudWatchAlarms::new(&sdk, &calls)),
+        Arc::clone(&clock),
+        Pacing::default(),
+    );
+    let checks = LiveChecks::new(client.clone(), Arc::clone(&clock)).with_alarms(alarms);
+    let (notifier, courier) =
+        Notifier::start(client, NotifyPolicy::default(), Some(Arc::clone(&metrics)));
     // Jitter only needs to differ between replicas, not to be secret.
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -60,7 +75,9 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
             ..ControllerConfig::default()
         },
     )
-    .with_metrics(Arc::clone(&metrics));
+    .with_metrics(Arc::clone(&metrics))
+    .with_checks(Arc::new(checks))
+    .with_notifier(notifier);
     let handle = controller.handle();
     metrics
         .export_queue(&handle)
@@ -96,6 +113,9 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         );
     }
     controller.run(shutdown).await;
+    // The controller, and with it the last notifier, is gone: what is
+    // still queued gets a short while to go out.
+    courier.finish(NOTIFY_DRAIN).await;
     stop_serving.cancel();
     match server.await {
         Ok(Ok(())) => {}

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cloud::{Checks, Clock, DesiredStore, Ecs, LoadBalancer, NoChecks};
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::rollout::ServiceKey;
 use crate::time::Timestamp;
 
@@ -72,6 +73,7 @@ pub struct Controller {
     ecs: Arc<dyn Ecs>,
     lb: Arc<dyn LoadBalancer>,
     checks: Arc<dyn Checks>,
+    notifier: Option<Notifier>,
     clock: Arc<dyn Clock>,
     config: ControllerConfig,
     policy: Policy,
@@ -99,6 +101,7 @@ impl Controller {
             config,
             policy: Policy::default(),
             checks: Arc::new(NoChecks),
+            notifier: None,
             events: events::channel(),
             synced: watch::Sender::new(false),
             metrics: None,
@@ -110,6 +113,13 @@ impl Controller {
     /// it, gates never pass and hooks cannot be called.
     pub fn with_checks(mut self, checks: Arc<dyn Checks>) -> Self {
         self.checks = checks;
+        self
+    }
+
+    /// Tells the endpoints in each record's `notifications` about its
+    /// rollouts' starts, steps, ends and rollbacks.
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = Some(notifier);
         self
     }
 
@@ -155,6 +165,7 @@ impl Controller {
                 ecs: Arc::clone(&self.ecs),
                 lb: Arc::clone(&self.lb),
                 checks: Arc::clone(&self.checks),
+                notifier: self.notifier.clone(),
                 clock: Arc::clone(&self.clock),
                 events: self.events.clone(),
                 policy: self.policy,

@@ -21,6 +21,7 @@ use super::events::{self, EventSender};
 use super::health::StoreHealth;
 use super::observe::observe;
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 
 pub type ReadsFn = fn(&Desired<'_>, Option<&ServiceState>, &Status, Timestamp) -> Reads;
 pub type DecideFn = fn(&Desired<'_>, &Observed, &Status, Timestamp) -> Decision;
@@ -95,6 +96,7 @@ pub struct Reconciler {
     pub ecs: Arc<dyn Ecs>,
     pub lb: Arc<dyn LoadBalancer>,
     pub checks: Arc<dyn Checks>,
+    pub notifier: Option<Notifier>,
     pub clock: Arc<dyn Clock>,
     pub events: EventSender,
     pub policy: Policy,
@@ -122,6 +124,7 @@ impl Reconciler {
         // A missing or unreadable status is rebuilt by the decision from the
         // live service, starting from the default.
         let previous = record.status.clone().unwrap_or_default();
+        let previous_phase = previous.phase;
         span.record("phase", previous.phase.as_str());
         let spec = parse_record(key, &record.body);
         let desired = match &spec {
@@ -192,6 +195,19 @@ impl Reconciler {
         }
         if let Some(m) = &self.metrics {
             m.service(key, &status);
+        }
+        // Only for a stored status: a pass that lost its write is decided
+        // again, and its events come with that decision.
+        if let (Some(n), Ok(spec)) = (&self.notifier, &spec) {
+            let before = previous_phase;
+            n.notify(
+                key,
+                &spec.notifications,
+                &decision.events,
+                before,
+                &status,
+                now,
+            );
         }
         for event in decision.events {
             events::publish(&self.events, self.metrics.as_deref(), key, event);

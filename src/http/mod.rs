@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod error;
+pub mod hooks;
 mod services;
 pub mod token;
 mod write;
@@ -48,6 +49,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/v1/services/{cluster}/{service}/{action}",
             post(write::act),
+        )
+        .route(
+            "/v1/services/{cluster}/{service}/hooks/{point}",
+            post(hooks::report),
         )
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)

@@ -18,9 +18,9 @@ use crate::cloud::{Precondition, SpecWrite};
 
 /// A read-modify-write that loses to a concurrent writer reads again; after
 /// this many losses the caller is told to try later.
-const WRITE_ATTEMPTS: usize = 3;
+pub(super) const WRITE_ATTEMPTS: usize = 3;
 
-fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = &state.token else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

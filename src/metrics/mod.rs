@@ -49,6 +49,7 @@ pub struct Metrics {
     steps_completed: IntGaugeVec,
     phase_since: prometheus::GaugeVec,
     detection_latency: Histogram,
+    notifications: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -191,12 +192,23 @@ impl Metrics {
                 "Time from a record's write to the first action taken on its revision.",
                 DETECTION_BUCKETS,
             )?,
+            notifications: counter_vec(
+                &r,
+                "cutover_notifications_total",
+                "Rollout notifications, by format (json or slack) and result (sent, failed after its retries, or dropped because the queue was full).",
+                &["format", "result"],
+            )?,
             registry: r,
         };
         // Known label values start at zero, so `increase()` sees the first
         // rollback and dashboards show every outcome from the start.
         for outcome in Outcome::ALL {
             m.rollouts_finished.with_label_values(&[outcome.as_str()]);
+        }
+        for format in ["json", "slack"] {
+            for result in ["sent", "failed", "dropped"] {
+                m.notifications.with_label_values(&[format, result]);
+            }
         }
         for gate in GATES {
             for result in ["pass", "fail"] {
@@ -301,6 +313,13 @@ impl Metrics {
             let _ = gauge.remove_label_values(&[service.as_str()]);
         }
         let _ = self.phase_since.remove_label_values(&[service.as_str()]);
+    }
+
+    /// One notification's fate: `sent`, `failed` or `dropped`.
+    pub fn notification(&self, format: &'static str, result: &'static str) {
+        self.notifications
+            .with_label_values(&[format, result])
+            .inc();
     }
 
     pub fn detected(&self, latency: Duration) {

@@ -1,7 +1,11 @@
 //! The CloudWatch gate against the emulator: alarms made with
 //! PutMetricAlarm and moved with SetAlarmState, and the shared batcher
 //! turning gates of two services that ask at once into one DescribeAlarms.
+//! The SDK reaches the emulator through a protocol-translating proxy (see
+//! `cloudwatch_proxy`).
 
+#[path = "cloudwatch_proxy/mod.rs"]
+mod cloudwatch_proxy;
 mod support;
 
 use std::sync::Arc;
@@ -50,7 +54,14 @@ fn gate(alarms: &[&str]) -> Probe {
 #[tokio::test]
 async fn alarms_decide_the_gate_and_gates_asking_at_once_share_one_call() {
     let emulator = support::emulator::exclusive().await;
-    let sdk = support::aws::config(&emulator).await;
+    // Sets the test's dummy credentials; the SDK config points at the proxy.
+    let _ = support::aws::config(&emulator).await;
+    let proxy = cloudwatch_proxy::start(emulator.endpoint()).await;
+    let sdk = cutover::aws::sdk_config(&cutover::aws::Endpoint {
+        region: Some(support::aws::REGION.to_string()),
+        url: Some(proxy),
+    })
+    .await;
     let cw = aws_sdk_cloudwatch::Client::new(&sdk);
     for name in ["web-5xx", "web-latency", "api-5xx"] {
         put_alarm(&cw, name).await;

@@ -29,6 +29,11 @@ pub struct Config {
     pub concurrency: usize,
     pub listen: String,
     pub log_format: LogFormat,
+    pub lease_table: String,
+    pub shards: u32,
+    #[serde(with = "humantime_serde_compat")]
+    pub lease_ttl: Duration,
+    pub replica_id: Option<String>,
 }
 
 impl Default for Config {
@@ -42,6 +47,10 @@ impl Default for Config {
             concurrency: 16,
             listen: "0.0.0.0:8080".into(),
             log_format: LogFormat::Json,
+            lease_table: "cutover-leases".into(),
+            shards: 16,
+            lease_ttl: Duration::from_secs(20),
+            replica_id: None,
         }
     }
 }
@@ -88,6 +97,26 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "log_format",
         "\"json\" for log shippers, \"text\" for people.",
         "log_format = \"json\"",
+    ),
+    (
+        "lease_table",
+        "DynamoDB table of the shard leases through which replicas share the services.",
+        "lease_table = \"cutover-leases\"",
+    ),
+    (
+        "shards",
+        "How many shards services are divided into; every replica must use the same number.",
+        "shards = 16",
+    ),
+    (
+        "lease_ttl",
+        "How long a shard lease lasts unrenewed: a dead replica's services wait at most this long.",
+        "lease_ttl = \"20s\"",
+    ),
+    (
+        "replica_id",
+        "This replica's name in the lease table; unique among replicas (default: hostname-pid).",
+        "# replica_id = \"cutover-1\"",
     ),
 ];
 
@@ -170,6 +199,27 @@ impl Config {
                 self.listen
             ));
         }
+        if self.lease_table.trim().is_empty() {
+            return Err("`lease_table` is empty: name the DynamoDB table of shard leases".into());
+        }
+        if self.lease_table == self.table {
+            return Err(
+                "`lease_table` is the same as `table`: leases need a table of their own".into(),
+            );
+        }
+        if !(1..=1024).contains(&self.shards) {
+            return Err(format!("`shards` is {}: use 1 to 1024", self.shards));
+        }
+        if self.lease_ttl < Duration::from_secs(2) || self.lease_ttl > Duration::from_secs(600) {
+            return Err(
+                "`lease_ttl` must be from 2s to 10m: shorter renews too often, longer leaves a dead replica's services waiting".into(),
+            );
+        }
+        if let Some(id) = &self.replica_id
+            && (id.trim().is_empty() || id.len() > 200)
+        {
+            return Err(format!("`replica_id` {id:?} must be 1 to 200 characters"));
+        }
         if let Some(url) = &self.endpoint_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -178,6 +228,21 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// `replica_id`, or the hostname and process id, which differ between
+    /// replicas on one host and between ECS tasks (each has its hostname).
+    pub fn replica(&self) -> String {
+        if let Some(id) = &self.replica_id {
+            return id.clone();
+        }
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "cutover".into());
+        format!("{host}-{}", std::process::id())
     }
 
     /// The commented example, as checked in under `config/`.
@@ -198,7 +263,7 @@ impl Config {
 /// An environment value typed like the key it overrides.
 fn env_value(key: &str, raw: &str, var: &str) -> Result<toml::Value, ConfigError> {
     Ok(match key {
-        "concurrency" => {
+        "concurrency" | "shards" => {
             toml::Value::Integer(raw.trim().parse().map_err(|_| ConfigError::Env {
                 var: var.to_string(),
                 message: format!("{raw:?} is not a whole number"),
@@ -244,6 +309,7 @@ mod tests {
         // Every key, including the optional one the defaults leave out.
         let all = Config {
             endpoint_url: Some("http://x".into()),
+            replica_id: Some("r".into()),
             ..Config::default()
         };
         let table = toml::Table::try_from(&all).unwrap();
@@ -290,6 +356,9 @@ mod tests {
             ("listen = \"everywhere\"\n", "listen"),
             ("log_format = \"xml\"\n", "log_format"),
             ("poll_interval = \"soon\"\n", "soon"),
+            ("shards = 0\n", "shards"),
+            ("lease_ttl = \"1s\"\n", "lease_ttl"),
+            ("lease_table = \"cutover-desired\"\n", "lease_table"),
         ] {
             let e = load_str(text, &BTreeMap::new()).unwrap_err().to_string();
             assert!(e.contains(needle), "{text}: {e}");

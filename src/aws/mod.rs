@@ -11,7 +11,9 @@ mod ecs_convert;
 mod ecs_counts;
 mod ecs_image;
 pub mod error;
+mod fenced;
 mod item;
+pub mod leases;
 pub mod store;
 mod streams;
 
@@ -21,6 +23,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
+pub use leases::DynamoLeases;
 pub use store::DynamoStore;
 
 /// Attempts per call, the first included. The SDK's standard mode backs off

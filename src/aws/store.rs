@@ -18,11 +18,12 @@ use tokio::sync::mpsc;
 
 use super::error::{code, from_sdk};
 use super::item::{VERSION_ATTRIBUTE, key_value, record_from_item, status_value};
+use super::leases::DynamoLeases;
 use super::streams::Feed;
 use crate::cloud::write::{UPDATED_AT_ATTRIBUTE, check_changes, next_updated_at, parse_updated_at};
 use crate::cloud::{
-    Change, CloudError, DesiredStore, ErrorKind, Precondition, SpecChanges, SpecWrite, StatusWrite,
-    StoredRecord,
+    Change, CloudError, DesiredStore, ErrorKind, Fence, Precondition, SpecChanges, SpecWrite,
+    StatusWrite, StoredRecord,
 };
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
 use crate::rollout::{ServiceKey, Status};
@@ -37,6 +38,8 @@ pub struct DynamoStore {
     streams: aws_sdk_dynamodbstreams::Client,
     table: String,
     poll: Duration,
+    /// Where the shard leases that fence status writes live.
+    leases: Option<DynamoLeases>,
 }
 
 /// What `create_table` found or made.
@@ -56,7 +59,14 @@ impl DynamoStore {
             streams: aws_sdk_dynamodbstreams::Client::new(config),
             table: table.into(),
             poll: Duration::from_millis(500),
+            leases: None,
         }
+    }
+
+    /// Fences status writes with the shard leases in `leases`' table.
+    pub fn with_leases(mut self, leases: DynamoLeases) -> Self {
+        self.leases = Some(leases);
+        self
     }
 
     /// How often the change feed asks each shard for records.
@@ -110,61 +120,62 @@ impl DynamoStore {
             Err(e) if code(&e) == Some("ResourceInUseException") => false,
             Err(e) => return Err(from_sdk(OP, e)),
         };
-        let stream_view = self.wait_until_active().await?;
+        let stream_view = wait_until_active(&self.dynamodb, &self.table, KEY_ATTRIBUTE).await?;
         Ok(TableReady {
             created,
             stream_view,
         })
     }
+}
 
-    async fn wait_until_active(&self) -> Result<Option<String>, CloudError> {
-        const OP: &str = "dynamodb:DescribeTable";
-        let deadline = tokio::time::Instant::now() + TABLE_ACTIVE_TIMEOUT;
-        loop {
-            let out = self
-                .dynamodb
-                .describe_table()
-                .table_name(&self.table)
-                .send()
-                .await
-                .map_err(|e| from_sdk(OP, e))?;
-            let Some(table) = out.table else {
-                return Err(CloudError::not_found(OP, format!("table {}", self.table)));
-            };
-            let key_ok = matches!(
-                table.key_schema(),
-                [k] if k.attribute_name() == KEY_ATTRIBUTE && *k.key_type() == KeyType::Hash
-            );
-            if !key_ok {
-                return Err(CloudError::new(
-                    ErrorKind::Invalid,
-                    OP,
-                    format!(
-                        "table {} exists with another key: cutover needs a partition key `{KEY_ATTRIBUTE}` and no sort key",
-                        self.table
-                    ),
-                ));
-            }
-            if table.table_status() == Some(&TableStatus::Active) {
-                let view = table
-                    .stream_specification()
-                    .filter(|s| s.stream_enabled())
-                    .and_then(|s| s.stream_view_type())
-                    .map(|v| v.as_str().to_string());
-                return Ok(view);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(CloudError::new(
-                    ErrorKind::Transient,
-                    OP,
-                    format!(
-                        "table {} is not active after {TABLE_ACTIVE_TIMEOUT:?}",
-                        self.table
-                    ),
-                ));
-            }
-            tokio::time::sleep(TABLE_POLL).await;
+/// Waits until `name` is active and has the partition key `key` and no sort
+/// key; returns its stream's view type, when a stream is enabled.
+pub(super) async fn wait_until_active(
+    dynamodb: &Client,
+    name: &str,
+    key: &str,
+) -> Result<Option<String>, CloudError> {
+    const OP: &str = "dynamodb:DescribeTable";
+    let deadline = tokio::time::Instant::now() + TABLE_ACTIVE_TIMEOUT;
+    loop {
+        let out = dynamodb
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(|e| from_sdk(OP, e))?;
+        let Some(table) = out.table else {
+            return Err(CloudError::not_found(OP, format!("table {name}")));
+        };
+        let key_ok = matches!(
+            table.key_schema(),
+            [k] if k.attribute_name() == key && *k.key_type() == KeyType::Hash
+        );
+        if !key_ok {
+            return Err(CloudError::new(
+                ErrorKind::Invalid,
+                OP,
+                format!(
+                    "table {name} exists with another key: cutover needs a partition key `{key}` and no sort key"
+                ),
+            ));
         }
+        if table.table_status() == Some(&TableStatus::Active) {
+            let view = table
+                .stream_specification()
+                .filter(|s| s.stream_enabled())
+                .and_then(|s| s.stream_view_type())
+                .map(|v| v.as_str().to_string());
+            return Ok(view);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(CloudError::new(
+                ErrorKind::Transient,
+                OP,
+                format!("table {name} is not active after {TABLE_ACTIVE_TIMEOUT:?}"),
+            ));
+        }
+        tokio::time::sleep(TABLE_POLL).await;
     }
 }
 
@@ -342,6 +353,34 @@ impl DesiredStore for DynamoStore {
             }
             Err(e) => Err(from_sdk(OP, e)),
         }
+    }
+
+    async fn write_status_fenced(
+        &self,
+        key: &ServiceKey,
+        expected: u64,
+        status: &Status,
+        fence: &Fence,
+    ) -> Result<StatusWrite, CloudError> {
+        let Some(leases) = &self.leases else {
+            return Err(CloudError::new(
+                ErrorKind::Invalid,
+                "dynamodb:TransactWriteItems",
+                format!("no lease table to fence the status of {key} with"),
+            ));
+        };
+        let table = &self.table;
+        super::fenced::write_status(
+            &self.dynamodb,
+            table,
+            leases,
+            self,
+            key,
+            expected,
+            status,
+            fence,
+        )
+        .await
     }
 
     async fn watch(&self, changes: mpsc::Sender<Change>) -> Result<(), CloudError> {

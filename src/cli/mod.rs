@@ -5,6 +5,7 @@ mod control;
 mod demo;
 mod format;
 mod plan;
+mod probe;
 mod run;
 mod set;
 mod setup;
@@ -53,6 +54,8 @@ pub enum Command {
     Retry(control::ControlArgs),
     /// Show what the controller would do for a service now, without doing it.
     Plan(plan::PlanArgs),
+    /// Exit 0 if a URL answers 2xx (the container health check).
+    Probe(probe::ProbeArgs),
 }
 
 /// Exit codes: 0 ok, 1 failed, 2 usage (clap's own).
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Resume(args) => control(control::Request::Resume, args),
         Command::Retry(args) => control(control::Request::Retry, args),
         Command::Plan(args) => runtime().and_then(|rt| rt.block_on(plan::plan(args))),
+        Command::Probe(args) => probe::run(args),
     };
     match result {
         Ok(code) => code,

@@ -13,11 +13,12 @@ use crate::aws::alb::AlbAdapter;
 use crate::aws::calls::ApiCalls;
 use crate::aws::cloudwatch::CloudWatchAlarms;
 use crate::aws::ecs::EcsAdapter;
+use crate::aws::leases::DynamoLeases;
 use crate::aws::sdk_config;
 use crate::aws::store::DynamoStore;
 use crate::checks::{self, AlarmBatcher, LiveChecks, Pacing};
-use crate::cloud::{Clock, DesiredStore, Ecs, LoadBalancer, SystemClock};
-use crate::controller::{Controller, ControllerConfig};
+use crate::cloud::{Clock, DesiredStore, Ecs, Leases, LoadBalancer, SystemClock};
+use crate::controller::{Controller, ControllerConfig, LeaseConfig};
 use crate::http::{self, ApiState, ApiToken};
 use crate::metrics::Metrics;
 use crate::notify::{Notifier, NotifyPolicy};
@@ -44,7 +45,18 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     metrics
         .export_api_calls(&calls)
         .context("registering the AWS request metrics")?;
-    let store: Arc<dyn DesiredStore> = Arc::new(DynamoStore::new(&sdk, &config.table));
+    let leases = DynamoLeases::new(&sdk, &config.lease_table);
+    // Without its lease table a replica would take no shard and drive
+    // nothing, however healthy it looked: fail at start instead.
+    leases.read().await.with_context(|| {
+        format!(
+            "reading the lease table {} (`cutover init-table` creates it)",
+            config.lease_table
+        )
+    })?;
+    let replica = config.replica();
+    let store: Arc<dyn DesiredStore> =
+        Arc::new(DynamoStore::new(&sdk, &config.table).with_leases(leases.clone()));
     let ecs: Arc<dyn Ecs> = Arc::new(EcsAdapter::new(&sdk, &calls));
     let lb: Arc<dyn LoadBalancer> = Arc::new(AlbAdapter::counted(&sdk, &calls));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -76,6 +88,14 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .with_metrics(Arc::clone(&metrics))
+    .with_leases(
+        Arc::new(leases),
+        LeaseConfig {
+            replica: replica.clone(),
+            shards: config.shards,
+            ttl: config.lease_ttl,
+        },
+    )
     .with_checks(Arc::new(checks))
     .with_notifier(notifier);
     let handle = controller.handle();
@@ -103,6 +123,8 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         region = %config.region,
         endpoint = config.endpoint_url.as_deref().unwrap_or("aws"),
         concurrency = config.concurrency,
+        replica = %replica,
+        shards = config.shards,
         listen = %listening,
         actions_enabled,
         "cutover is running"

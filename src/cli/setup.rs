@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use crate::aws::leases::DynamoLeases;
 use crate::aws::store::DynamoStore;
 use crate::aws::{Endpoint, sdk_config};
 use crate::config::Config;
@@ -63,6 +64,16 @@ pub async fn init_table(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         println!("created table {} with its stream", config.table);
     } else {
         println!("table {} already exists", config.table);
+    }
+    let leases = DynamoLeases::new(&sdk, &config.lease_table);
+    let created = leases
+        .create_table()
+        .await
+        .with_context(|| format!("creating lease table {}", config.lease_table))?;
+    if created {
+        println!("created lease table {}", config.lease_table);
+    } else {
+        println!("lease table {} already exists", config.lease_table);
     }
     Ok(ExitCode::SUCCESS)
 }

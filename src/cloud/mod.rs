@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod lease;
 pub mod observe;
 pub mod write;
 
@@ -18,6 +19,7 @@ use crate::time::Timestamp;
 
 pub use clock::{Clock, ScaledClock, SystemClock};
 pub use error::{CloudError, ErrorKind};
+pub use lease::{Fence, Leases};
 pub use write::{Precondition, SpecChanges, SpecWrite};
 
 /// A record as stored: the writer's attributes and the controller's status.
@@ -51,6 +53,9 @@ pub enum StatusWrite {
     Conflict,
     /// The record was deleted.
     Gone,
+    /// The writer no longer holds the lease of the record's shard: another
+    /// replica drives this service now.
+    Fenced,
 }
 
 /// The desired-state table.
@@ -66,6 +71,26 @@ pub trait DesiredStore: Send + Sync {
         expected: u64,
         status: &Status,
     ) -> Result<StatusWrite, CloudError>;
+    /// Like `write_status`, and only while `fence` still holds the lease of
+    /// the record's shard (checked in the same atomic write). Stores that
+    /// cannot check a lease refuse, rather than write unfenced.
+    async fn write_status_fenced(
+        &self,
+        key: &ServiceKey,
+        expected: u64,
+        status: &Status,
+        fence: &Fence,
+    ) -> Result<StatusWrite, CloudError> {
+        let _ = (expected, status);
+        Err(CloudError::new(
+            ErrorKind::Invalid,
+            "dynamodb:TransactWriteItems",
+            format!(
+                "this store cannot fence the status of {key} with the lease of shard {}",
+                fence.shard
+            ),
+        ))
+    }
     /// Sends changed keys until the feed ends or fails. The controller falls
     /// back to periodic resync when it returns.
     async fn watch(&self, changes: mpsc::Sender<Change>) -> Result<(), CloudError>;

@@ -14,6 +14,8 @@ use super::backoff::Backoff;
 use super::detect::Detection;
 use super::health::StoreHealth;
 use super::queue::WorkQueue;
+use super::shards::Ownership;
+use crate::rollout::ServiceKey;
 
 /// Changes the feed may deliver ahead of the queue taking them.
 const CHANGE_BUFFER: usize = 256;
@@ -24,6 +26,8 @@ pub struct Sources {
     pub clock: Arc<dyn Clock>,
     pub health: Arc<StoreHealth>,
     pub detection: Arc<Detection>,
+    /// Only keys of shards held, when replicas share the services.
+    pub ownership: Option<Arc<Ownership>>,
 }
 
 impl Sources {
@@ -88,9 +92,17 @@ impl Sources {
         };
         let count = records.len();
         for record in records {
-            self.queue.schedule(record.key, now);
+            if self.owns(&record.key) {
+                self.queue.schedule(record.key, now);
+            }
         }
         Ok(count)
+    }
+
+    /// Whether this replica drives `key`: always, unless replicas share
+    /// the services.
+    fn owns(&self, key: &ServiceKey) -> bool {
+        self.ownership.as_ref().is_none_or(|o| o.owns(key))
     }
 
     /// Follows the change feed, scheduling each changed key at once. When the
@@ -113,7 +125,9 @@ impl Sources {
                             tracing::debug!(service = %change.key, latency = ?now.since(at), "record changed");
                             self.detection.changed(&change.key, at);
                         }
-                        self.queue.schedule(change.key, now);
+                        if self.owns(&change.key) {
+                            self.queue.schedule(change.key, now);
+                        }
                     }
                     ended = &mut feed => break ended,
                 }
@@ -122,7 +136,9 @@ impl Sources {
                 if let Some(at) = change.at {
                     self.detection.changed(&change.key, at);
                 }
-                self.queue.schedule_now(change.key);
+                if self.owns(&change.key) {
+                    self.queue.schedule_now(change.key);
+                }
             }
             // A feed that delivered something was healthy for a while; only
             // back off harder when it keeps failing straight away.

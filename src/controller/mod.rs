@@ -5,13 +5,16 @@
 
 mod act;
 mod backoff;
+mod balance;
 mod detect;
 mod events;
 mod feed;
 mod health;
+mod keeper;
 mod observe;
 mod queue;
 mod reconcile;
+mod shards;
 mod worker;
 
 #[cfg(test)]
@@ -24,6 +27,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::cloud::Leases;
 use crate::cloud::{Checks, Clock, DesiredStore, Ecs, LoadBalancer, NoChecks};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -32,6 +36,7 @@ use crate::time::Timestamp;
 
 pub use events::{EVENT_BUFFER, EventReceiver, EventSender};
 pub use health::{NotReady, ReadyRules, StoreState};
+pub use shards::LeaseConfig;
 
 use backoff::{Backoff, Retries, STREAM_CHANGE_FEED, STREAM_RESYNC, STREAM_SERVICES};
 use detect::Detection;
@@ -39,6 +44,7 @@ use feed::Sources;
 use health::StoreHealth;
 use queue::WorkQueue;
 use reconcile::{Policy, Reconciler};
+use shards::Ownership;
 use worker::Workers;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -82,6 +88,8 @@ pub struct Controller {
     synced: watch::Sender<bool>,
     metrics: Option<Arc<Metrics>>,
     health: Arc<StoreHealth>,
+    /// Present when replicas share the services through shard leases.
+    leases: Option<(Arc<dyn Leases>, LeaseConfig, Arc<Ownership>)>,
 }
 
 impl Controller {
@@ -106,7 +114,18 @@ impl Controller {
             synced: watch::Sender::new(false),
             metrics: None,
             health: Arc::new(StoreHealth::default()),
+            leases: None,
         }
+    }
+
+    /// Shares the services with other replicas: this controller reconciles
+    /// only the services of shards whose lease it holds in `leases`, and
+    /// writes every status under that lease. Without it, it drives every
+    /// service and writes unfenced.
+    pub fn with_leases(mut self, leases: Arc<dyn Leases>, config: LeaseConfig) -> Self {
+        let ownership = Ownership::new(&config, Arc::clone(&self.clock));
+        self.leases = Some((leases, config, ownership));
+        self
     }
 
     /// Reaches analysis gates and lifecycle hooks through `checks`. Without
@@ -148,6 +167,7 @@ impl Controller {
             events: self.events.clone(),
             health: Arc::clone(&self.health),
             ready_rules: ReadyRules::for_resync(self.config.resync_interval),
+            ownership: self.leases.as_ref().map(|(_, _, o)| Arc::clone(o)),
         }
     }
 
@@ -155,6 +175,7 @@ impl Controller {
     /// passes in flight finish (commands and status write), and returns.
     pub async fn run(self, shutdown: CancellationToken) {
         let config = &self.config;
+        let ownership = self.leases.as_ref().map(|(_, _, o)| Arc::clone(o));
         let detection = Arc::new(Detection::new(self.clock.now()));
         let backoff =
             |stream| Backoff::new(config.backoff_base, config.backoff_max, config.seed, stream);
@@ -172,6 +193,7 @@ impl Controller {
                 metrics: self.metrics.clone(),
                 detection: Arc::clone(&detection),
                 health: Arc::clone(&self.health),
+                ownership: ownership.clone(),
             }),
             clock: Arc::clone(&self.clock),
             retries: Mutex::new(Retries::new(backoff(STREAM_SERVICES))),
@@ -185,7 +207,26 @@ impl Controller {
             clock: Arc::clone(&self.clock),
             health: Arc::clone(&self.health),
             detection,
+            ownership,
         });
+        let mut leasing = JoinSet::new();
+        let stop_leasing = CancellationToken::new();
+        if let Some((leases, lease_config, ownership)) = &self.leases {
+            let keeper = keeper::Keeper {
+                leases: Arc::clone(leases),
+                ownership: Arc::clone(ownership),
+                config: lease_config.clone(),
+                clock: Arc::clone(&self.clock),
+            };
+            leasing.spawn(keeper.run(stop_leasing.clone()));
+            leasing.spawn(keeper::schedule_gained(
+                Arc::clone(&self.store),
+                Arc::clone(&self.queue),
+                Arc::clone(ownership),
+                Arc::clone(&self.clock),
+                shutdown.clone(),
+            ));
+        }
 
         let mut feeding = JoinSet::new();
         // The feed starts first, so that a change made while the first
@@ -223,6 +264,13 @@ impl Controller {
                 tracing::error!("a work source stopped abnormally: {e}");
             }
         }
+        // Only now: the passes that ran under the leases have finished.
+        stop_leasing.cancel();
+        while let Some(done) = leasing.join_next().await {
+            if let Err(e) = done {
+                tracing::error!("the lease keeper stopped abnormally: {e}");
+            }
+        }
         tracing::info!("controller stopped");
     }
 }
@@ -235,6 +283,7 @@ pub struct ControllerHandle {
     events: EventSender,
     health: Arc<StoreHealth>,
     ready_rules: ReadyRules,
+    ownership: Option<Arc<Ownership>>,
 }
 
 impl ControllerHandle {
@@ -280,6 +329,12 @@ impl ControllerHandle {
 
     pub fn subscribe(&self) -> EventReceiver {
         self.events.subscribe()
+    }
+
+    /// The shards whose leases this replica holds; `None` when it does not
+    /// share the services with other replicas.
+    pub fn shards(&self) -> Option<Vec<u32>> {
+        self.ownership.as_ref().map(|o| o.shards())
     }
 
     /// When `key` is next due to be reconciled, if it is scheduled.

@@ -20,6 +20,7 @@ use super::detect::Detection;
 use super::events::{self, EventSender};
 use super::health::StoreHealth;
 use super::observe::observe;
+use super::shards::{self, Claim, Ownership, Stop};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 
@@ -52,6 +53,9 @@ pub enum Pass {
     Conflict,
     /// The record no longer exists.
     Gone,
+    /// This replica does not hold the lease of the service's shard (or lost
+    /// it during the pass): another replica drives the service.
+    NotOwned,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +107,7 @@ pub struct Reconciler {
     pub metrics: Option<Arc<Metrics>>,
     pub detection: Arc<Detection>,
     pub health: Arc<StoreHealth>,
+    pub ownership: Option<Arc<Ownership>>,
 }
 
 impl Reconciler {
@@ -114,6 +119,14 @@ impl Reconciler {
 
     async fn pass(&self, key: &ServiceKey) -> Result<Pass, PassError> {
         let span = tracing::Span::current();
+        // Held for the whole pass, so the lease is not handed back under it.
+        let claim = match &self.ownership {
+            None => None,
+            Some(o) => match o.enter(key) {
+                Some(claim) => Some(claim),
+                None => return Ok(Pass::NotOwned),
+            },
+        };
         let read = self.store.get(key).await;
         self.store_answered(read.as_ref().map(drop));
         let Some(record) = read.map_err(PassError::Store)? else {
@@ -159,11 +172,13 @@ impl Reconciler {
             lb: self.lb.as_ref(),
             checks: self.checks.as_ref(),
         };
-        let answers = match act::execute(&ports, key, commands).await {
+        let answers = match shards::execute(&ports, key, commands, claim.as_ref()).await {
             Ok(answers) => answers,
-            Err(failed) => {
+            Err(Stop::LeaseEnding) => return Ok(Pass::NotOwned),
+            Err(Stop::Failed(failed)) => {
                 let error = PassError::Command(failed);
-                self.report_failure(&record, previous, &error).await;
+                self.report_failure(&record, previous, &error, claim.as_ref())
+                    .await;
                 return Err(error);
             }
         };
@@ -180,13 +195,18 @@ impl Reconciler {
         status.last_error = None;
         if record.status.as_ref() != Some(&status) {
             let written = self
-                .store
-                .write_status(key, record.status_version, &status)
+                .write_status(key, record.status_version, &status, claim.as_ref())
                 .await;
             self.store_answered(written.as_ref().map(drop));
             match written.map_err(PassError::WriteStatus)? {
                 StatusWrite::Written { .. } => {}
                 StatusWrite::Conflict => return Ok(Pass::Conflict),
+                StatusWrite::Fenced => {
+                    tracing::info!(
+                        "the lease of this service's shard was lost; its new holder takes over"
+                    );
+                    return Ok(Pass::NotOwned);
+                }
                 StatusWrite::Gone => {
                     self.forget(key);
                     return Ok(Pass::Gone);
@@ -213,6 +233,25 @@ impl Reconciler {
             events::publish(&self.events, self.metrics.as_deref(), key, event);
         }
         Ok(Pass::Applied(decision.wake))
+    }
+
+    /// Under the shard's lease, when replicas share the services.
+    async fn write_status(
+        &self,
+        key: &ServiceKey,
+        expected: u64,
+        status: &Status,
+        claim: Option<&Claim>,
+    ) -> Result<StatusWrite, CloudError> {
+        match claim {
+            Some(c) => {
+                let fence = c.fence();
+                self.store
+                    .write_status_fenced(key, expected, status, fence)
+                    .await
+            }
+            None => self.store.write_status(key, expected, status).await,
+        }
     }
 
     fn store_answered(&self, result: Result<(), &CloudError>) {
@@ -254,7 +293,13 @@ impl Reconciler {
 
     /// Keeps the status the failed decision started from, so the phase does
     /// not move on half-done work, and tells the service's owner what failed.
-    async fn report_failure(&self, record: &StoredRecord, previous: Status, error: &PassError) {
+    async fn report_failure(
+        &self,
+        record: &StoredRecord,
+        previous: Status,
+        error: &PassError,
+        claim: Option<&Claim>,
+    ) {
         let text = error.to_string();
         let mut status = previous;
         if status.last_error.as_deref() == Some(&text) && status.message == text {
@@ -263,8 +308,7 @@ impl Reconciler {
         status.last_error = Some(text.clone());
         status.message = text;
         let written = self
-            .store
-            .write_status(&record.key, record.status_version, &status)
+            .write_status(&record.key, record.status_version, &status, claim)
             .await;
         self.store_answered(written.as_ref().map(drop));
         match written {
@@ -273,7 +317,7 @@ impl Reconciler {
                     m.service(&record.key, &status);
                 }
             }
-            Ok(StatusWrite::Conflict | StatusWrite::Gone) => tracing::debug!(
+            Ok(StatusWrite::Conflict | StatusWrite::Gone | StatusWrite::Fenced) => tracing::debug!(
                 "the record changed before the failure could be stored; the retry reads it afresh"
             ),
             Err(e) => tracing::warn!(

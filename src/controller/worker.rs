@@ -68,7 +68,7 @@ impl Workers {
                 tracing::debug!(service = %key, ?delay, "status changed meanwhile; reading it again");
                 Some(now + delay)
             }
-            Ok(Ok(Pass::Gone)) => {
+            Ok(Ok(Pass::Gone | Pass::NotOwned)) => {
                 retries.forget(key);
                 None
             }

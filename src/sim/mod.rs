@@ -16,6 +16,7 @@ mod config;
 mod ecs;
 mod faults;
 mod invariants;
+mod leases;
 mod ports;
 mod registry;
 mod scenario;

@@ -8,8 +8,8 @@ use tokio::sync::mpsc;
 use super::SimCloud;
 use super::faults::{ApiGroup, Verdict, roll};
 use crate::cloud::{
-    Change, CloudError, DesiredStore, Ecs, ErrorKind, LoadBalancer, Precondition, SpecChanges,
-    SpecWrite, StatusWrite, StoredRecord,
+    Change, CloudError, DesiredStore, Ecs, ErrorKind, Fence, LoadBalancer, Precondition,
+    SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, TaskSet, Weights};
@@ -102,6 +102,16 @@ impl DesiredStore for SimCloud {
         let verdict = self.call(ApiGroup::Store, OP).await?;
         let result = self.world().write_status(key, expected, status);
         self.reply(OP, verdict, result)
+    }
+
+    async fn write_status_fenced(
+        &self,
+        key: &ServiceKey,
+        expected: u64,
+        status: &Status,
+        fence: &Fence,
+    ) -> Result<StatusWrite, CloudError> {
+        self.fenced_status_write(key, expected, status, fence).await
     }
 
     async fn write_spec(

@@ -14,6 +14,7 @@ use super::config::SimConfig;
 use super::ecs::Services;
 use super::faults::Faults;
 use super::invariants::Invariants;
+use super::leases::LeaseTable;
 use super::registry::Registry;
 use super::store::Records;
 use super::targets::TargetState;
@@ -80,6 +81,7 @@ pub(crate) struct World {
     pub registry: Registry,
     pub lb: LoadBalancers,
     pub records: Records,
+    pub leases: LeaseTable,
     pub checks: Invariants,
     pub calls: BTreeMap<&'static str, u64>,
     log: Vec<LogEntry>,
@@ -99,6 +101,7 @@ impl World {
             registry: Registry::default(),
             lb: LoadBalancers::default(),
             records: Records::default(),
+            leases: LeaseTable::default(),
             checks: Invariants::default(),
             calls: BTreeMap::new(),
             log: Vec::new(),

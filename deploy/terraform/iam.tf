@@ -1,0 +1,159 @@
+data "aws_iam_policy_document" "ecs_tasks_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+}
+
+# The task role: exactly the actions of deploy/iam/cutover-policy.json,
+# statement by statement (a test compares the two).
+data "aws_iam_policy_document" "cutover" {
+  statement {
+    sid = "DesiredRecords"
+    actions = [
+      "dynamodb:DescribeTable",
+      "dynamodb:Scan",
+      "dynamodb:GetItem",
+      "dynamodb:UpdateItem",
+    ]
+    resources = [aws_dynamodb_table.desired.arn]
+  }
+
+  statement {
+    sid = "DesiredRecordChanges"
+    actions = [
+      "dynamodb:DescribeStream",
+      "dynamodb:GetShardIterator",
+      "dynamodb:GetRecords",
+    ]
+    resources = ["${aws_dynamodb_table.desired.arn}/stream/*"]
+  }
+
+  statement {
+    sid = "ShardLeases"
+    actions = [
+      "dynamodb:Scan",
+      "dynamodb:GetItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:DeleteItem",
+      "dynamodb:ConditionCheckItem",
+    ]
+    resources = [aws_dynamodb_table.leases.arn]
+  }
+
+  statement {
+    sid = "EcsTaskSets"
+    actions = [
+      "ecs:DescribeServices",
+      "ecs:DescribeTaskSets",
+      "ecs:CreateTaskSet",
+      "ecs:UpdateServicePrimaryTaskSet",
+      "ecs:DeleteTaskSet",
+    ]
+    resources = [
+      "arn:${local.partition}:ecs:${var.region}:${local.account}:service/*/*",
+      "arn:${local.partition}:ecs:${var.region}:${local.account}:task-set/*/*/*",
+    ]
+  }
+
+  statement {
+    sid       = "EcsStoppedTasks"
+    actions   = ["ecs:ListTasks"]
+    resources = ["*"]
+    condition {
+      test     = "ArnLike"
+      variable = "ecs:cluster"
+      values   = ["arn:${local.partition}:ecs:${var.region}:${local.account}:cluster/*"]
+    }
+  }
+
+  statement {
+    sid = "EcsTaskDefinitionsForImageRecords"
+    actions = [
+      "ecs:DescribeTaskDefinition",
+      "ecs:ListTaskDefinitions",
+      "ecs:RegisterTaskDefinition",
+      "ecs:TagResource",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "PassTaskRolesForImageRecords"
+    actions   = ["iam:PassRole"]
+    resources = ["arn:${local.partition}:iam::${local.account}:role/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid = "LoadBalancerReads"
+    actions = [
+      "elasticloadbalancing:DescribeListeners",
+      "elasticloadbalancing:DescribeRules",
+      "elasticloadbalancing:DescribeTargetHealth",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "LoadBalancerWeights"
+    actions = [
+      "elasticloadbalancing:ModifyListener",
+      "elasticloadbalancing:ModifyRule",
+    ]
+    resources = [
+      "arn:${local.partition}:elasticloadbalancing:${var.region}:${local.account}:listener/app/*/*/*",
+      "arn:${local.partition}:elasticloadbalancing:${var.region}:${local.account}:listener-rule/app/*/*/*/*",
+    ]
+  }
+
+  statement {
+    sid       = "CloudWatchAlarms"
+    actions   = ["cloudwatch:DescribeAlarms"]
+    resources = ["arn:${local.partition}:cloudwatch:${var.region}:${local.account}:alarm:*"]
+  }
+}
+
+resource "aws_iam_role" "task" {
+  name               = "${var.name}-task"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+resource "aws_iam_role_policy" "task" {
+  name   = "cutover"
+  role   = aws_iam_role.task.id
+  policy = data.aws_iam_policy_document.cutover.json
+}
+
+# The execution role: pulling the image, writing logs, reading the token.
+resource "aws_iam_role" "execution" {
+  name               = "${var.name}-execution"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+resource "aws_iam_role_policy_attachment" "execution" {
+  role       = aws_iam_role.execution.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+}
+
+data "aws_iam_policy_document" "read_token" {
+  count = var.api_token_secret_arn == "" ? 0 : 1
+  statement {
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.api_token_secret_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "read_token" {
+  count  = var.api_token_secret_arn == "" ? 0 : 1
+  name   = "read-api-token"
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.read_token[0].json
+}

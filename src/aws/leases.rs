@@ -1,0 +1,327 @@
+//! Shard leases in their own DynamoDB table, next to the desired-state table.
+//!
+//! A separate table keeps lease churn (a write per held shard every few
+//! seconds) out of the records' stream, which every replica follows, and out
+//! of the records' Scan; and writers never see items that are not records.
+//! Items are keyed by `lease`: `shard/007` holds `holder`, `token`, `beat`
+//! and `shards`; `replica/<id>` holds a heartbeat `beat` and `expires_at`
+//! (epoch seconds, for DynamoDB's TTL to clean up after replicas that are
+//! gone for good; no decision reads it).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+
+use super::error::{code, from_sdk};
+use super::item::Item;
+use crate::cloud::lease::{
+    LeaseView, Member, Shard, ShardLease, member_item, parse_member_item, parse_shard_item,
+    shard_item,
+};
+use crate::cloud::{CloudError, ErrorKind, Fence, Leases};
+
+pub const LEASE_KEY: &str = "lease";
+const HOLDER: &str = "holder";
+const TOKEN: &str = "token";
+const BEAT: &str = "beat";
+const SHARDS: &str = "shards";
+const EXPIRES_AT: &str = "expires_at";
+/// Heartbeat items of replicas that stopped are deleted by TTL this long
+/// after their last beat; only tidiness depends on it.
+const MEMBER_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Clone, Debug)]
+pub struct DynamoLeases {
+    dynamodb: Client,
+    table: String,
+}
+
+impl DynamoLeases {
+    pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
+        DynamoLeases {
+            dynamodb: Client::new(config),
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the lease table (on-demand, key `lease`, TTL on
+    /// `expires_at`); returns false when it existed already.
+    pub async fn create_table(&self) -> Result<bool, CloudError> {
+        const OP: &str = "dynamodb:CreateTable";
+        let build = |e: aws_sdk_dynamodb::error::BuildError| {
+            CloudError::new(ErrorKind::Invalid, OP, e.to_string())
+        };
+        let created = self
+            .dynamodb
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(LEASE_KEY)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(build)?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(LEASE_KEY)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(build)?,
+            )
+            .send()
+            .await;
+        let created = match created {
+            Ok(_) => true,
+            Err(e) if code(&e) == Some("ResourceInUseException") => false,
+            Err(e) => return Err(from_sdk(OP, e)),
+        };
+        super::store::wait_until_active(&self.dynamodb, &self.table, LEASE_KEY).await?;
+        if created {
+            let ttl = TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(EXPIRES_AT)
+                .build()
+                .map_err(|e| {
+                    CloudError::new(
+                        ErrorKind::Invalid,
+                        "dynamodb:UpdateTimeToLive",
+                        e.to_string(),
+                    )
+                })?;
+            self.dynamodb
+                .update_time_to_live()
+                .table_name(&self.table)
+                .time_to_live_specification(ttl)
+                .send()
+                .await
+                .map_err(|e| from_sdk("dynamodb:UpdateTimeToLive", e))?;
+        }
+        Ok(created)
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<Item>, CloudError> {
+        self.dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key(LEASE_KEY, AttributeValue::S(name.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map(|out| out.item)
+            .map_err(|e| from_sdk("dynamodb:GetItem", e))
+    }
+
+    /// A conditional update of a held lease: the beat moves on, and
+    /// `extra` (e.g. `REMOVE holder`) is applied too.
+    async fn touch(&self, fence: &Fence, extra: &str) -> Result<bool, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let result = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key(LEASE_KEY, AttributeValue::S(shard_item(fence.shard)))
+            .update_expression(format!("ADD #beat :one {extra}"))
+            .condition_expression("#holder = :holder AND #token = :token")
+            .expression_attribute_names("#beat", BEAT)
+            .expression_attribute_names("#holder", HOLDER)
+            .expression_attribute_names("#token", TOKEN)
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":holder", AttributeValue::S(fence.holder.clone()))
+            .expression_attribute_values(":token", number(fence.token))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(from_sdk(OP, e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Leases for DynamoLeases {
+    async fn read(&self) -> Result<LeaseView, CloudError> {
+        let mut pages = self
+            .dynamodb
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        let mut view = LeaseView::default();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| from_sdk("dynamodb:Scan", e))?;
+            for item in page.items.unwrap_or_default() {
+                let name = string(&item, LEASE_KEY).unwrap_or_default();
+                if let Some(shard) = parse_shard_item(&name) {
+                    view.shards.push(shard_lease(shard, &item));
+                } else if let Some(replica) = parse_member_item(&name) {
+                    view.members.push(Member {
+                        replica: replica.to_string(),
+                        beat: whole(&item, BEAT),
+                    });
+                }
+            }
+        }
+        view.shards.sort_by_key(|l| l.shard);
+        Ok(view)
+    }
+
+    async fn heartbeat(&self, replica: &str) -> Result<(), CloudError> {
+        let expires = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| (d + MEMBER_RETENTION).as_secs());
+        self.dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key(LEASE_KEY, AttributeValue::S(member_item(replica)))
+            .update_expression("ADD #beat :one SET #expires = :expires")
+            .expression_attribute_names("#beat", BEAT)
+            .expression_attribute_names("#expires", EXPIRES_AT)
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":expires", number(expires))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| from_sdk("dynamodb:UpdateItem", e))
+    }
+
+    async fn leave(&self, replica: &str) -> Result<(), CloudError> {
+        self.dynamodb
+            .delete_item()
+            .table_name(&self.table)
+            .key(LEASE_KEY, AttributeValue::S(member_item(replica)))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| from_sdk("dynamodb:DeleteItem", e))
+    }
+
+    async fn acquire(
+        &self,
+        shard: Shard,
+        shards: u32,
+        replica: &str,
+        seen: Option<&ShardLease>,
+    ) -> Result<Option<Fence>, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let (token, beat) = seen.map_or((1, 1), |s| (s.token + 1, s.beat + 1));
+        let name = shard_item(shard);
+        let mut update = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key(LEASE_KEY, AttributeValue::S(name.clone()))
+            .update_expression(
+                "SET #holder = :holder, #token = :token, #beat = :beat, #shards = :shards",
+            )
+            .expression_attribute_names("#holder", HOLDER)
+            .expression_attribute_names("#token", TOKEN)
+            .expression_attribute_names("#beat", BEAT)
+            .expression_attribute_names("#shards", SHARDS)
+            .expression_attribute_values(":holder", AttributeValue::S(replica.to_string()))
+            .expression_attribute_values(":token", number(token))
+            .expression_attribute_values(":beat", number(beat))
+            .expression_attribute_values(":shards", number(u64::from(shards)));
+        update = match seen {
+            None => update
+                .condition_expression("attribute_not_exists(#key)")
+                .expression_attribute_names("#key", LEASE_KEY),
+            Some(s) => update
+                .condition_expression("#token = :seen_token AND #beat = :seen_beat")
+                .expression_attribute_values(":seen_token", number(s.token))
+                .expression_attribute_values(":seen_beat", number(s.beat)),
+        };
+        let fence = Fence {
+            shard,
+            holder: replica.to_string(),
+            token,
+        };
+        match update.send().await {
+            Ok(_) => Ok(Some(fence)),
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => {
+                // The SDK retries a write whose reply was lost, and the retry
+                // fails against our own first attempt: look whose it is.
+                let now = self.get(&name).await?.map(|item| shard_lease(shard, &item));
+                let ours = now.is_some_and(|l| {
+                    l.holder.as_deref() == Some(replica) && l.token == token && l.beat == beat
+                });
+                Ok(ours.then_some(fence))
+            }
+            Err(e) => Err(from_sdk(OP, e)),
+        }
+    }
+
+    async fn renew(&self, fence: &Fence) -> Result<bool, CloudError> {
+        self.touch(fence, "").await
+    }
+
+    async fn release(&self, fence: &Fence) -> Result<bool, CloudError> {
+        self.touch(fence, "REMOVE #holder").await
+    }
+}
+
+fn number(n: u64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+fn string(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+/// A number attribute, or 0 when it is missing or not a whole number: a
+/// lease item someone edited by hand then looks fresh, never held twice.
+fn whole(item: &Item, name: &str) -> u64 {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn shard_lease(shard: Shard, item: &Item) -> ShardLease {
+    ShardLease {
+        shard,
+        holder: string(item, HOLDER),
+        token: whole(item, TOKEN),
+        beat: whole(item, BEAT),
+        shards: u32::try_from(whole(item, SHARDS)).unwrap_or(0),
+    }
+}
+
+/// The ConditionCheck of a fenced status write: the lease item still names
+/// the writer with its token.
+pub fn fence_check(
+    table: &str,
+    fence: &Fence,
+) -> Result<aws_sdk_dynamodb::types::ConditionCheck, aws_sdk_dynamodb::error::BuildError> {
+    aws_sdk_dynamodb::types::ConditionCheck::builder()
+        .table_name(table)
+        .key(LEASE_KEY, AttributeValue::S(shard_item(fence.shard)))
+        .condition_expression("#holder = :holder AND #token = :token")
+        .expression_attribute_names("#holder", HOLDER)
+        .expression_attribute_names("#token", TOKEN)
+        .expression_attribute_values(":holder", AttributeValue::S(fence.holder.clone()))
+        .expression_attribute_values(":token", number(fence.token))
+        .build()
+}
+
+/// Whether the lease item still names `fence`'s holder and token.
+pub async fn still_held(leases: &DynamoLeases, fence: &Fence) -> Result<bool, CloudError> {
+    let item = leases.get(&shard_item(fence.shard)).await?;
+    Ok(item.is_some_and(|item| {
+        let l = shard_lease(fence.shard, &item);
+        l.holder.as_deref() == Some(fence.holder.as_str()) && l.token == fence.token
+    }))
+}

@@ -1,0 +1,213 @@
+//! The lease table: shard leases and replica heartbeats, with the same
+//! conditional writes as the DynamoDB lease table, and status writes fenced
+//! by a lease.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use super::SimCloud;
+use super::faults::ApiGroup;
+use super::world::World;
+use crate::cloud::lease::{LeaseView, Member, Shard, ShardLease};
+use crate::cloud::{CloudError, Fence, Leases, StatusWrite};
+use crate::rollout::{ServiceKey, Status};
+
+#[derive(Debug, Default)]
+pub(crate) struct LeaseTable {
+    shards: BTreeMap<Shard, ShardLease>,
+    members: BTreeMap<String, u64>,
+    /// Status writes refused because the writer's lease was gone.
+    pub fenced_writes: u64,
+}
+
+impl LeaseTable {
+    fn holds(&self, fence: &Fence) -> bool {
+        self.shards.get(&fence.shard).is_some_and(|l| {
+            l.holder.as_deref() == Some(fence.holder.as_str()) && l.token == fence.token
+        })
+    }
+
+    fn view(&self) -> LeaseView {
+        LeaseView {
+            shards: self.shards.values().cloned().collect(),
+            members: self
+                .members
+                .iter()
+                .map(|(replica, beat)| Member {
+                    replica: replica.clone(),
+                    beat: *beat,
+                })
+                .collect(),
+        }
+    }
+
+    fn acquire(
+        &mut self,
+        shard: Shard,
+        shards: u32,
+        replica: &str,
+        seen: Option<&ShardLease>,
+    ) -> Option<Fence> {
+        let current = self.shards.get(&shard);
+        let unchanged = match (current, seen) {
+            (None, None) => true,
+            (Some(c), Some(s)) => c.token == s.token && c.beat == s.beat,
+            _ => false,
+        };
+        if !unchanged {
+            return None;
+        }
+        let (token, beat) = seen.map_or((1, 1), |s| (s.token + 1, s.beat + 1));
+        self.shards.insert(
+            shard,
+            ShardLease {
+                shard,
+                holder: Some(replica.to_string()),
+                token,
+                beat,
+                shards,
+            },
+        );
+        Some(Fence {
+            shard,
+            holder: replica.to_string(),
+            token,
+        })
+    }
+
+    /// Changes the beat (and frees the shard when `release`) if `fence` holds it.
+    fn touch(&mut self, fence: &Fence, release: bool) -> bool {
+        if !self.holds(fence) {
+            return false;
+        }
+        let Some(lease) = self.shards.get_mut(&fence.shard) else {
+            return false;
+        };
+        lease.beat += 1;
+        if release {
+            lease.holder = None;
+        }
+        true
+    }
+}
+
+impl World {
+    /// A status write under a lease: refused, without looking at the record,
+    /// when the lease is not held under `fence` any more.
+    fn write_status_fenced(
+        &mut self,
+        key: &ServiceKey,
+        expected: u64,
+        status: &Status,
+        fence: &Fence,
+    ) -> Result<StatusWrite, CloudError> {
+        if !self.leases.holds(fence) {
+            self.leases.fenced_writes += 1;
+            self.log(format!(
+                "{key}: status write by {} refused: it no longer holds shard {} with token {}",
+                fence.holder, fence.shard, fence.token
+            ));
+            return Ok(StatusWrite::Fenced);
+        }
+        self.write_status(key, expected, status)
+    }
+}
+
+impl SimCloud {
+    /// Every lease and heartbeat, without cost or faults.
+    pub fn leases(&self) -> LeaseView {
+        self.world().leases.view()
+    }
+
+    /// Status writes refused so far because the writer had lost its lease.
+    pub fn fenced_writes(&self) -> u64 {
+        self.world().leases.fenced_writes
+    }
+
+    pub(crate) async fn fenced_status_write(
+        &self,
+        key: &ServiceKey,
+        expected: u64,
+        status: &Status,
+        fence: &Fence,
+    ) -> Result<StatusWrite, CloudError> {
+        const OP: &str = "dynamodb:TransactWriteItems";
+        let verdict = self.call(ApiGroup::Store, OP).await?;
+        let result = self
+            .world()
+            .write_status_fenced(key, expected, status, fence);
+        self.reply(OP, verdict, result)
+    }
+}
+
+#[async_trait]
+impl Leases for SimCloud {
+    async fn read(&self) -> Result<LeaseView, CloudError> {
+        self.call(ApiGroup::Store, "dynamodb:Scan").await?;
+        Ok(self.world().leases.view())
+    }
+
+    async fn heartbeat(&self, replica: &str) -> Result<(), CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let verdict = self.call(ApiGroup::Store, OP).await?;
+        *self
+            .world()
+            .leases
+            .members
+            .entry(replica.to_string())
+            .or_default() += 1;
+        self.reply(OP, verdict, Ok(()))
+    }
+
+    async fn leave(&self, replica: &str) -> Result<(), CloudError> {
+        const OP: &str = "dynamodb:DeleteItem";
+        let verdict = self.call(ApiGroup::Store, OP).await?;
+        self.world().leases.members.remove(replica);
+        self.reply(OP, verdict, Ok(()))
+    }
+
+    async fn acquire(
+        &self,
+        shard: Shard,
+        shards: u32,
+        replica: &str,
+        seen: Option<&ShardLease>,
+    ) -> Result<Option<Fence>, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let verdict = self.call(ApiGroup::Store, OP).await?;
+        let acquired = {
+            let mut w = self.world();
+            let acquired = w.leases.acquire(shard, shards, replica, seen);
+            if let Some(f) = &acquired {
+                w.log(format!(
+                    "{replica} acquired shard {shard} with token {}",
+                    f.token
+                ));
+            }
+            acquired
+        };
+        self.reply(OP, verdict, Ok(acquired))
+    }
+
+    async fn renew(&self, fence: &Fence) -> Result<bool, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let verdict = self.call(ApiGroup::Store, OP).await?;
+        let renewed = self.world().leases.touch(fence, false);
+        self.reply(OP, verdict, Ok(renewed))
+    }
+
+    async fn release(&self, fence: &Fence) -> Result<bool, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let verdict = self.call(ApiGroup::Store, OP).await?;
+        let released = {
+            let mut w = self.world();
+            let released = w.leases.touch(fence, true);
+            if released {
+                w.log(format!("{} released shard {}", fence.holder, fence.shard));
+            }
+            released
+        };
+        self.reply(OP, verdict, Ok(released))
+    }
+}

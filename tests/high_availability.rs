@@ -1,0 +1,260 @@
+//! Several replicas of the controller on one simulated cloud, on a paused
+//! clock: the shards spread over the replicas, a killed replica's services
+//! are taken over within the lease time, no task set is created twice, and a
+//! replica that stalled past its lease can neither write nor act.
+
+#[path = "ha/pausable.rs"]
+mod pausable;
+#[path = "ha/replicas.rs"]
+mod replicas;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde_json::json;
+
+use cutover::cloud::{Clock, ScaledClock};
+use cutover::controller::ControllerConfig;
+use cutover::rollout::{Phase, ServiceKey};
+use cutover::sim::{DEFAULT_EPOCH, Faults, ServiceSetup, SimCloud};
+
+use pausable::{Gate, Pausable};
+use replicas::{Replica, lease, spread};
+
+const SHARDS: u32 = 16;
+const TTL: Duration = Duration::from_secs(20);
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
+type SimPorts = Pausable<SimCloud, SimCloud, SimCloud, SimCloud>;
+
+fn ports(sim: &SimCloud) -> SimPorts {
+    Pausable {
+        gate: Arc::new(Gate::default()),
+        store: sim.clone(),
+        ecs: sim.clone(),
+        lb: sim.clone(),
+        leases: sim.clone(),
+    }
+}
+
+fn config(concurrency: usize) -> ControllerConfig {
+    ControllerConfig {
+        poll_interval: Duration::from_secs(5),
+        resync_interval: Duration::from_secs(60),
+        concurrency,
+        backoff_base: Duration::from_millis(500),
+        backoff_max: Duration::from_secs(30),
+        ..ControllerConfig::default()
+    }
+}
+
+fn start(sim: &SimCloud, clock: &Arc<dyn Clock>, name: &str, concurrency: usize) -> Replica {
+    Replica::start(
+        name,
+        ports(sim),
+        Arc::clone(clock),
+        lease(name, SHARDS, TTL),
+        config(concurrency),
+    )
+}
+
+/// A cloud with `n` services, each a canary slow enough to be in flight
+/// when a replica dies.
+fn world(n: usize) -> (SimCloud, Arc<dyn Clock>, Vec<cutover::sim::ServiceArns>) {
+    let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(DEFAULT_EPOCH, 1.0));
+    let sim = SimCloud::builder(11)
+        .clock(Arc::clone(&clock))
+        .faults(Faults::none())
+        .build();
+    let services = (0..n)
+        .map(|i| {
+            let key = ServiceKey::new("ha", format!("svc{i}"));
+            sim.add_service(ServiceSetup {
+                desired_count: 2,
+                ..ServiceSetup::new(key)
+            })
+            .expect("service setup")
+        })
+        .collect();
+    (sim, clock, services)
+}
+
+fn write_records(sim: &SimCloud, services: &[cutover::sim::ServiceArns]) {
+    for s in services {
+        let mut body = s.record(
+            &format!("{}:2", s.key.service),
+            json!({"type": "canary", "percent": 20, "interval": "2m"}),
+        );
+        body["bake"] = json!("2m");
+        sim.put_spec(&s.key, body);
+    }
+}
+
+fn phase(sim: &SimCloud, key: &ServiceKey) -> Option<Phase> {
+    sim.records()
+        .into_iter()
+        .find(|r| &r.key == key)
+        .and_then(|r| r.status)
+        .map(|s| s.phase)
+}
+
+/// Runs the world until every service is Steady on its new version.
+async fn until_steady(sim: &SimCloud, services: &[cutover::sim::ServiceArns], limit: Duration) {
+    let start = sim.now();
+    loop {
+        let done = sim.records().iter().all(|r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.phase == Phase::Steady && s.rollout.is_none())
+                && r.status.as_ref().is_some_and(|s| s.history.len() > 2)
+        });
+        if done && sim.records().len() == services.len() {
+            return;
+        }
+        assert!(
+            sim.now().since(start) < limit,
+            "not every service is Steady after {limit:?}: {:?}",
+            services
+                .iter()
+                .map(|s| (s.key.to_string(), phase(sim, &s.key)))
+                .collect::<Vec<_>>()
+        );
+        sim.run_for(Duration::from_secs(1)).await;
+    }
+}
+
+fn holders(sim: &SimCloud) -> Vec<(u32, Option<String>)> {
+    sim.leases()
+        .shards
+        .into_iter()
+        .map(|l| (l.shard, l.holder))
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn three_replicas_share_the_shards_and_survive_one_dying() {
+    let (sim, clock, services) = world(12);
+    let a = start(&sim, &clock, "a", 4);
+    let b = start(&sim, &clock, "b", 4);
+    let c = start(&sim, &clock, "c", 4);
+    sim.run_for(Duration::from_secs(30)).await;
+    spread(&[&a, &b, &c], SHARDS).unwrap_or_else(|e| panic!("{e}; leases {:?}", holders(&sim)));
+
+    write_records(&sim, &services);
+    sim.run_for(Duration::from_secs(40)).await;
+    let in_flight: Vec<_> = services
+        .iter()
+        .filter(|s| phase(&sim, &s.key).is_some_and(|p| p != Phase::Steady))
+        .collect();
+    assert!(!in_flight.is_empty(), "rollouts are under way when c dies");
+
+    let orphaned = c.shards();
+    let killed_at = sim.now();
+    c.kill();
+    // Within the lease time (and the heartbeat that notices it), the two
+    // others hold every shard again, a fair share each.
+    loop {
+        if spread(&[&a, &b], SHARDS).is_ok() {
+            break;
+        }
+        let waited = sim.now().since(killed_at);
+        assert!(
+            waited <= TTL + 2 * HEARTBEAT,
+            "c's shards {orphaned:?} not taken over after {waited:?}: a {:?}, b {:?}",
+            a.shards(),
+            b.shards()
+        );
+        sim.run_for(Duration::from_secs(1)).await;
+    }
+
+    until_steady(&sim, &services, Duration::from_secs(3600)).await;
+    assert_eq!(
+        sim.call_count("ecs:CreateTaskSet"),
+        services.len() as u64,
+        "each candidate task set was created exactly once"
+    );
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    assert_eq!(sim.fenced_writes(), 0, "nobody wrote without its lease");
+    a.stop().await;
+    b.stop().await;
+    // A graceful stop hands every lease back and leaves the table.
+    let left = sim.leases();
+    assert!(left.shards.iter().all(|l| l.holder.is_none()), "{left:?}");
+    assert!(left.members.iter().all(|m| m.replica == "c"), "{left:?}");
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_replica_stalled_past_its_lease_can_neither_write_nor_act() {
+    let (sim, clock, services) = world(6);
+    // One worker, so that when it stalls at a status write nothing else of
+    // this replica is in flight.
+    let a = start(&sim, &clock, "a", 1);
+    let b = start(&sim, &clock, "b", 4);
+    sim.run_for(Duration::from_secs(30)).await;
+    spread(&[&a, &b], SHARDS).unwrap_or_else(|e| panic!("{e}"));
+    let a_services: BTreeSet<ServiceKey> = services
+        .iter()
+        .map(|s| s.key.clone())
+        .filter(|k| a.handle.shards().unwrap_or_default().contains(&shard(k)))
+        .collect();
+    assert!(!a_services.is_empty(), "a drives some of the services");
+
+    // a creates a candidate task set, then stalls before storing the
+    // status that says so.
+    a.gate.close_at_next_status_write();
+    write_records(&sim, &services);
+    while !a.gate.is_closed() {
+        sim.run_for(Duration::from_millis(100)).await;
+    }
+    let stalled_at = sim.now();
+    let acted_before = a.gate.mutations.load(Ordering::SeqCst);
+    assert!(acted_before > 0, "a acted before it stalled");
+
+    // b notices that a's leases stand still and takes every shard.
+    while b.shards().len() < SHARDS as usize {
+        let waited = sim.now().since(stalled_at);
+        assert!(
+            waited <= TTL + 2 * HEARTBEAT,
+            "b took only {:?}",
+            b.shards()
+        );
+        sim.run_for(Duration::from_secs(1)).await;
+    }
+
+    // a wakes up: its status write is refused, and it sends nothing to ECS
+    // or the load balancer.
+    a.gate.open();
+    sim.run_for(Duration::from_millis(500)).await;
+    assert_eq!(
+        a.gate.fenced.load(Ordering::SeqCst),
+        1,
+        "the late write was refused"
+    );
+    assert_eq!(sim.fenced_writes(), 1);
+    assert_eq!(
+        a.gate.mutations.load(Ordering::SeqCst),
+        acted_before,
+        "no AWS action after the lease was lost"
+    );
+    assert!(
+        a.shards().is_empty(),
+        "a knows it holds nothing: {:?}",
+        a.shards()
+    );
+
+    // b finishes every rollout, adopting the task set a created; later the
+    // shards are shared again.
+    until_steady(&sim, &services, Duration::from_secs(3600)).await;
+    assert_eq!(sim.call_count("ecs:CreateTaskSet"), services.len() as u64);
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    sim.run_for(TTL * 2).await;
+    spread(&[&a, &b], SHARDS).unwrap_or_else(|e| panic!("{e}"));
+    a.stop().await;
+    b.stop().await;
+}
+
+fn shard(key: &ServiceKey) -> u32 {
+    cutover::cloud::lease::shard_of(key, SHARDS)
+}

@@ -190,6 +190,14 @@ pub fn cloudwatch_client(sdk: &SdkConfig, calls: &ApiCalls) -> aws_sdk_cloudwatc
     aws_sdk_cloudwatch::Client::from_conf(config)
 }
 
+/// A CodeDeploy client whose attempts are counted in `calls`.
+pub fn codedeploy_client(sdk: &SdkConfig, calls: &ApiCalls) -> aws_sdk_codedeploy::Client {
+    let config = aws_sdk_codedeploy::config::Builder::from(sdk)
+        .interceptor(calls.interceptor())
+        .build();
+    aws_sdk_codedeploy::Client::from_conf(config)
+}
+
 /// The interceptor behind [`ApiCalls::interceptor`].
 #[derive(Clone, Debug)]
 pub struct CountCalls {

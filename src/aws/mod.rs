@@ -6,6 +6,7 @@ pub mod alb;
 pub mod alb_convert;
 pub mod calls;
 pub mod cloudwatch;
+pub mod codedeploy;
 pub mod ecs;
 mod ecs_convert;
 mod ecs_counts;

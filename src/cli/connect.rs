@@ -48,6 +48,10 @@ impl Aws {
         AlbAdapter::new(&self.sdk)
     }
 
+    pub fn codedeploy(&self) -> crate::aws::codedeploy::CodeDeployAdapter {
+        crate::aws::codedeploy::CodeDeployAdapter::new(&self.sdk, &ApiCalls::new())
+    }
+
     /// The record, or an error that says where it was looked for.
     pub async fn record(
         &self,

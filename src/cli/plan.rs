@@ -64,9 +64,15 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let (ecs, lb) = (aws.ecs(), aws.lb());
     let now = Timestamp::from_system(SystemTime::now());
     // A dry run calls no one's endpoints: gates read as unchecked.
-    let observed = observe(&ecs, &lb, &crate::cloud::NoChecks, key, |service| {
-        reads(&desired, Some(service), &status, now)
-    })
+    let codedeploy = aws.codedeploy();
+    let observed = observe(
+        &ecs,
+        &lb,
+        &crate::cloud::NoChecks,
+        &codedeploy,
+        key,
+        |service| reads(&desired, Some(service), &status, now),
+    )
     .await
     .with_context(|| format!("observing {key}"))?;
     let decision = decide(&desired, &observed, &status, now);

@@ -12,11 +12,13 @@ use super::setup::{ConfigArgs, endpoint};
 use crate::aws::alb::AlbAdapter;
 use crate::aws::calls::ApiCalls;
 use crate::aws::cloudwatch::CloudWatchAlarms;
+use crate::aws::codedeploy::CodeDeployAdapter;
 use crate::aws::ecs::EcsAdapter;
 use crate::aws::leases::DynamoLeases;
 use crate::aws::sdk_config;
 use crate::aws::store::DynamoStore;
 use crate::checks::{self, AlarmBatcher, LiveChecks, Pacing};
+use crate::cloud::DeploymentBatcher;
 use crate::cloud::{Clock, DesiredStore, Ecs, Leases, LoadBalancer, SystemClock};
 use crate::controller::{Controller, ControllerConfig, LeaseConfig};
 use crate::http::{self, ApiState, ApiToken};
@@ -59,6 +61,11 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         Arc::new(DynamoStore::new(&sdk, &config.table).with_leases(leases.clone()));
     let ecs: Arc<dyn Ecs> = Arc::new(EcsAdapter::new(&sdk, &calls));
     let lb: Arc<dyn LoadBalancer> = Arc::new(AlbAdapter::counted(&sdk, &calls));
+    // Passes that read deployments within 50ms of each other share calls.
+    let codedeploy = DeploymentBatcher::new(
+        Arc::new(CodeDeployAdapter::new(&sdk, &calls)),
+        std::time::Duration::from_millis(50),
+    );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let client = checks::client()?;
     let alarms = AlarmBatcher::new(
@@ -97,6 +104,7 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .with_checks(Arc::new(checks))
+    .with_codedeploy(Arc::new(codedeploy))
     .with_notifier(notifier);
     let handle = controller.handle();
     metrics

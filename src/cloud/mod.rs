@@ -3,6 +3,7 @@
 //! speak only the domain's types.
 
 pub mod clock;
+pub mod codedeploy;
 pub mod error;
 pub mod lease;
 pub mod observe;
@@ -18,6 +19,7 @@ use crate::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, Task
 use crate::time::Timestamp;
 
 pub use clock::{Clock, ScaledClock, SystemClock};
+pub use codedeploy::{CodeDeploy, DeploymentBatcher, NoCodeDeploy};
 pub use error::{CloudError, ErrorKind};
 pub use lease::{Fence, Leases};
 pub use write::{Precondition, SpecChanges, SpecWrite};

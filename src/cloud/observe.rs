@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{Checks, CloudError, Ecs, LoadBalancer};
+use super::{Checks, CloudError, CodeDeploy, Ecs, LoadBalancer};
+use crate::rollout::deployment::{DeploymentRead, DeploymentStatus, DeploymentView};
 use crate::rollout::{Observed, Reads, ServiceKey, ServiceState};
 
 /// `reads` says, from the described service, what to read from the load
@@ -13,6 +14,7 @@ pub async fn observe(
     ecs: &dyn Ecs,
     lb: &dyn LoadBalancer,
     checks: &dyn Checks,
+    codedeploy: &dyn CodeDeploy,
     key: &ServiceKey,
     reads: impl FnOnce(&ServiceState) -> Reads + Send,
 ) -> Result<Observed, CloudError> {
@@ -40,6 +42,10 @@ pub async fn observe(
         Some(task_set) => Some(ecs.stopped_tasks(key, task_set).await?),
         None => None,
     };
+    let deployment = match &reads.deployment {
+        Some(read) => Some(deployment(codedeploy, key, read).await?),
+        None => None,
+    };
     Ok(Observed {
         service: Some(service),
         production,
@@ -47,7 +53,48 @@ pub async fn observe(
         targets,
         gates,
         failed_tasks,
+        deployment,
     })
+}
+
+/// The deployment asked for: the rollout's own, or the group's in flight.
+pub async fn deployment(
+    codedeploy: &dyn CodeDeploy,
+    key: &ServiceKey,
+    read: &DeploymentRead,
+) -> Result<DeploymentView, CloudError> {
+    let (ids, lifecycle) = match read {
+        DeploymentRead::Get { id, lifecycle } => (vec![id.clone()], *lifecycle),
+        DeploymentRead::InFlight {
+            application,
+            deployment_group,
+            since,
+        } => {
+            let ids = codedeploy
+                .list(application, deployment_group, *since)
+                .await?;
+            if ids.is_empty() {
+                return Ok(DeploymentView::Absent);
+            }
+            (ids, false)
+        }
+    };
+    let mut found = Vec::new();
+    for chunk in ids.chunks(super::codedeploy::BATCH_LIMIT) {
+        found.extend(codedeploy.batch_get(chunk).await?);
+    }
+    // CodeDeploy runs one deployment per group; should it ever list more,
+    // the newest is the one that decides.
+    found.sort_by_key(|d| std::cmp::Reverse(d.created_at));
+    let Some(mut dep) = found.into_iter().next() else {
+        return Ok(DeploymentView::Absent);
+    };
+    if lifecycle && dep.status == DeploymentStatus::InProgress {
+        let (events, traffic) = codedeploy.lifecycle(&dep.id, key).await?;
+        dep.lifecycle = events;
+        dep.traffic = traffic;
+    }
+    Ok(DeploymentView::Found(dep))
 }
 
 /// One service per call for now. Kept apart so a reader that gathers the

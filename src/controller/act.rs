@@ -1,6 +1,6 @@
 //! Carrying out a decision's commands, in order, stopping at the first failure.
 
-use crate::cloud::{Checks, CloudError, Ecs, ErrorKind, LoadBalancer};
+use crate::cloud::{Checks, CloudError, CodeDeploy, Ecs, ErrorKind, LoadBalancer};
 use crate::rollout::hook::{HookPoint, HookVerdict};
 use crate::rollout::{Command, ServiceKey};
 
@@ -16,6 +16,7 @@ pub struct Ports<'a> {
     pub ecs: &'a dyn Ecs,
     pub lb: &'a dyn LoadBalancer,
     pub checks: &'a dyn Checks,
+    pub codedeploy: &'a dyn CodeDeploy,
 }
 
 /// Runs the commands; returns the verdicts of hooks that answered at once.
@@ -62,6 +63,22 @@ async fn execute_one(
                 Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
                 other => other.map(|_| None),
             }
+        }
+        Command::CreateDeployment(request) => {
+            let id = ports.codedeploy.create(key, request).await?;
+            tracing::info!(service = %key, deployment = %id, "created CodeDeploy deployment {id}");
+            Ok(None)
+        }
+        Command::ContinueDeployment {
+            deployment_id,
+            wait,
+        } => ports
+            .codedeploy
+            .continue_deployment(deployment_id, *wait)
+            .await
+            .map(|_| None),
+        Command::StopDeployment { deployment_id } => {
+            ports.codedeploy.stop(deployment_id).await.map(|_| None)
         }
         Command::InvokeHook { url, payload } => {
             let answer = ports.checks.call_hook(url, payload).await?;

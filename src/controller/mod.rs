@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cloud::Leases;
 use crate::cloud::{Checks, Clock, DesiredStore, Ecs, LoadBalancer, NoChecks};
+use crate::cloud::{CodeDeploy, NoCodeDeploy};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::rollout::ServiceKey;
@@ -79,6 +80,7 @@ pub struct Controller {
     ecs: Arc<dyn Ecs>,
     lb: Arc<dyn LoadBalancer>,
     checks: Arc<dyn Checks>,
+    codedeploy: Arc<dyn CodeDeploy>,
     notifier: Option<Notifier>,
     clock: Arc<dyn Clock>,
     config: ControllerConfig,
@@ -109,6 +111,7 @@ impl Controller {
             config,
             policy: Policy::default(),
             checks: Arc::new(NoChecks),
+            codedeploy: Arc::new(NoCodeDeploy),
             notifier: None,
             events: events::channel(),
             synced: watch::Sender::new(false),
@@ -132,6 +135,13 @@ impl Controller {
     /// it, gates never pass and hooks cannot be called.
     pub fn with_checks(mut self, checks: Arc<dyn Checks>) -> Self {
         self.checks = checks;
+        self
+    }
+
+    /// Drives records with `driver = "codedeploy"` through `codedeploy`.
+    /// Without it, such records report that they cannot be driven.
+    pub fn with_codedeploy(mut self, codedeploy: Arc<dyn CodeDeploy>) -> Self {
+        self.codedeploy = codedeploy;
         self
     }
 
@@ -186,6 +196,7 @@ impl Controller {
                 ecs: Arc::clone(&self.ecs),
                 lb: Arc::clone(&self.lb),
                 checks: Arc::clone(&self.checks),
+                codedeploy: Arc::clone(&self.codedeploy),
                 notifier: self.notifier.clone(),
                 clock: Arc::clone(&self.clock),
                 events: self.events.clone(),

@@ -100,6 +100,7 @@ pub struct Reconciler {
     pub ecs: Arc<dyn Ecs>,
     pub lb: Arc<dyn LoadBalancer>,
     pub checks: Arc<dyn Checks>,
+    pub codedeploy: Arc<dyn crate::cloud::CodeDeploy>,
     pub notifier: Option<Notifier>,
     pub clock: Arc<dyn Clock>,
     pub events: EventSender,
@@ -152,6 +153,7 @@ impl Reconciler {
             self.ecs.as_ref(),
             self.lb.as_ref(),
             self.checks.as_ref(),
+            self.codedeploy.as_ref(),
             &self.policy,
             key,
             &desired,
@@ -171,6 +173,7 @@ impl Reconciler {
             ecs: self.ecs.as_ref(),
             lb: self.lb.as_ref(),
             checks: self.checks.as_ref(),
+            codedeploy: self.codedeploy.as_ref(),
         };
         let answers = match shards::execute(&ports, key, commands, claim.as_ref()).await {
             Ok(answers) => answers,

@@ -66,6 +66,10 @@ pub async fn one(
     // The stored weights are the last ones verified; these are what the
     // load balancer does right now, which is what someone debugging needs.
     let live = match parse_record(&key, &record.body) {
+        // Under CodeDeploy the deployment group owns the load balancer.
+        Ok(spec) if spec.driver.codedeploy().is_some() => {
+            json!({ "codedeploy": "the deployment group owns the load balancer; see status.deployment" })
+        }
         Ok(spec) => match state.lb.weights(&spec.traffic.production).await {
             Ok(weights) => json!({ "production": weights }),
             Err(e) => json!({ "error": e.to_string() }),

@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::control::RolloutId;
-use super::observed::{Weights, short_arn};
+use super::deployment::{ContinueWait, CreateDeployment};
+use super::observed::{Weights, short_arn, short_task_definition};
 use super::spec::{Placement, Route, Version};
 use super::status::{Status, Transition};
 use crate::time::Timestamp;
@@ -48,6 +49,17 @@ pub enum Command {
         url: String,
         payload: super::hook::HookPayload,
     },
+    /// Starts a CodeDeploy deployment (the CodeDeploy driver).
+    CreateDeployment(Box<CreateDeployment>),
+    /// Lets a waiting deployment go on.
+    ContinueDeployment {
+        deployment_id: String,
+        wait: ContinueWait,
+    },
+    /// Stops a deployment and has CodeDeploy roll it back.
+    StopDeployment {
+        deployment_id: String,
+    },
 }
 
 impl Command {
@@ -59,6 +71,9 @@ impl Command {
             Command::SetPrimary { .. } => "set_primary",
             Command::DeleteTaskSet { .. } => "delete_task_set",
             Command::InvokeHook { .. } => "invoke_hook",
+            Command::CreateDeployment(_) => "create_deployment",
+            Command::ContinueDeployment { .. } => "continue_deployment",
+            Command::StopDeployment { .. } => "stop_deployment",
         }
     }
 }
@@ -84,6 +99,28 @@ impl fmt::Display for Command {
             }
             Command::InvokeHook { url, payload } => {
                 write!(f, "call the {} hook at {url}", payload.hook)
+            }
+            Command::CreateDeployment(c) => write!(
+                f,
+                "create a CodeDeploy deployment of {} in {}/{}",
+                short_task_definition(&c.task_definition),
+                c.application,
+                c.deployment_group
+            ),
+            Command::ContinueDeployment {
+                deployment_id,
+                wait,
+            } => match wait {
+                ContinueWait::ReadyWait => {
+                    write!(f, "continue deployment {deployment_id}: reroute traffic")
+                }
+                ContinueWait::TerminationWait => write!(
+                    f,
+                    "continue deployment {deployment_id}: remove the original task set"
+                ),
+            },
+            Command::StopDeployment { deployment_id } => {
+                write!(f, "stop deployment {deployment_id} and roll it back")
             }
         }
     }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::codedeploy;
 use super::command::{Command, Decision, Event, Wake};
+use super::deployment::DeploymentRead;
 use super::gate::Probe;
 use super::machine::Machine;
 use super::observed::{EcsService, Observed, ServiceState, TaskSet, TaskSetStatus};
@@ -41,6 +43,8 @@ pub struct Reads {
     pub probes: Vec<Probe>,
     /// The candidate task set whose stopped tasks to count.
     pub failed_tasks: Option<String>,
+    /// The CodeDeploy deployment to read, under the CodeDeploy driver.
+    pub deployment: Option<DeploymentRead>,
 }
 
 impl Reads {
@@ -50,6 +54,7 @@ impl Reads {
             && self.target_health.is_empty()
             && self.probes.is_empty()
             && self.failed_tasks.is_none()
+            && self.deployment.is_none()
     }
 }
 
@@ -88,6 +93,9 @@ pub fn reads(
     let (Desired::Valid(spec), Some(ServiceState::Found(svc))) = (desired, service) else {
         return Reads::default();
     };
+    if let Some(target) = spec.driver.codedeploy() {
+        return codedeploy::reads(spec, target, svc, status, now);
+    }
     if !svc.is_external() {
         return Reads::default();
     }
@@ -141,6 +149,7 @@ pub fn reads(
         target_health: target_group.into_iter().collect(),
         probes,
         failed_tasks,
+        deployment: None,
     }
 }
 
@@ -270,6 +279,9 @@ pub fn decide(desired: &Desired, observed: &Observed, status: &Status, now: Time
                     "ECS service {} not found in cluster {}: create it with deploymentController EXTERNAL, or fix the record's key",
                     spec.key.service, spec.key.cluster
                 )),
+                Some(ServiceState::Found(svc)) if spec.driver.codedeploy().is_some() => {
+                    codedeploy::decide(spec, svc, observed, &mut draft);
+                }
                 Some(ServiceState::Found(svc)) if !svc.is_external() => draft.hold(format!(
                     "ECS service {} uses the {} deployment controller: cutover drives services created with deploymentController EXTERNAL",
                     spec.key, svc.deployment_controller

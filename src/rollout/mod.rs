@@ -2,9 +2,12 @@
 //! a clock or knows about tokio or AWS types; it is tested with plain `#[test]`s.
 
 mod checks;
+mod codedeploy;
 pub mod command;
 pub mod control;
 pub mod decide;
+pub mod deployment;
+pub mod driver;
 pub mod gate;
 pub mod hook;
 pub mod key;

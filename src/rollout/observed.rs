@@ -180,6 +180,8 @@ pub struct Observed {
     pub gates: BTreeMap<String, super::gate::Reading>,
     /// Candidate tasks that stopped since the candidate was created, where read.
     pub failed_tasks: Option<u32>,
+    /// The CodeDeploy deployment, where read.
+    pub deployment: Option<super::deployment::DeploymentView>,
 }
 
 #[cfg(test)]

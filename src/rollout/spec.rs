@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::control::Control;
+use super::driver::{self, Driver, RawCodeDeploy};
 use super::gate::Gates;
 use super::hook::Hooks;
 use super::key::ServiceKey;
@@ -183,6 +184,7 @@ pub struct Spec {
     pub placement: Placement,
     pub control: Control,
     pub labels: BTreeMap<String, String>,
+    pub driver: Driver,
 }
 
 impl Spec {
@@ -265,6 +267,8 @@ struct RawRecord {
     labels: BTreeMap<String, String>,
     #[serde(default)]
     control: Control,
+    driver: Option<String>,
+    codedeploy: Option<RawCodeDeploy>,
     /// Owned by the controller; ignored here.
     #[allow(dead_code)]
     status: Option<Value>,
@@ -301,6 +305,36 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
             message,
         })
     };
+
+    let codedeploy = driver::codedeploy(
+        raw.driver.as_deref(),
+        raw.codedeploy.as_ref(),
+        raw.strategy.as_ref(),
+        &[
+            ("image", raw.image.is_some()),
+            ("production_listener", raw.production_listener.is_some()),
+            ("production_rule", raw.production_rule.is_some()),
+            ("test_listener", raw.test_listener.is_some()),
+            ("test_rule", raw.test_rule.is_some()),
+            ("target_groups", raw.target_groups.is_some()),
+            ("network", raw.network.is_some()),
+            ("launch_type", raw.launch_type.is_some()),
+            (
+                "capacity_provider_strategy",
+                raw.capacity_provider_strategy.is_some(),
+            ),
+            ("bake", raw.bake.is_some()),
+            ("progress_deadline", raw.progress_deadline.is_some()),
+            ("hooks", raw.hooks != Hooks::default()),
+            (
+                "gates.target_health",
+                raw.gates.target_health != TargetHealthGate::default(),
+            ),
+            ("gates.task_failures", raw.gates.task_failures.is_some()),
+        ],
+        &mut bad,
+    );
+    let deploys = codedeploy.is_some();
 
     if let Some(s) = &raw.service
         && s != &key.to_string()
@@ -381,6 +415,7 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
             );
             Route::Listener(String::new())
         }
+        (None, None) if deploys => Route::Listener(String::new()),
         (None, None) => {
             bad(
                 "production_listener",
@@ -441,6 +476,7 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
             );
             [String::new(), String::new()]
         }
+        None if deploys => [String::new(), String::new()],
         None => {
             bad(
                 "target_groups",
@@ -453,6 +489,8 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
 
     let strategy = match &raw.strategy {
         None => Strategy::AllAtOnce,
+        // Checked as a deployment configuration by the driver.
+        Some(_) if deploys => Strategy::AllAtOnce,
         Some(v) => match parse_strategy(v) {
             Ok(s) => s,
             Err((field, m)) => {
@@ -540,11 +578,17 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
         network: raw.network,
         launch,
     };
-    let revision = Revision::digest(&json!({
+    let mut wiring = json!({
         "version": version,
         "traffic": traffic,
         "placement": placement,
-    }));
+    });
+    // Added only under CodeDeploy, so the revisions of every other record
+    // stay what they were.
+    if let Some(cd) = &codedeploy {
+        wiring["codedeploy"] = json!([cd.application, cd.deployment_group, cd.hooks]);
+    }
+    let revision = Revision::digest(&wiring);
     Ok(Spec {
         key: key.clone(),
         revision,
@@ -561,6 +605,7 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
         placement,
         control: raw.control,
         labels: raw.labels,
+        driver: codedeploy.map_or(Driver::Ecs, Driver::CodeDeploy),
     })
 }
 

@@ -246,6 +246,9 @@ pub struct Status {
     /// it is also what was last written.
     #[serde(default)]
     pub production_written: Option<Weights>,
+    /// Under the CodeDeploy driver: the deployment of the rollout in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<super::deployment::DeploymentRef>,
     pub history: Vec<Transition>,
 }
 

@@ -232,6 +232,11 @@ impl World {
             Command::InvokeHook { payload, .. } => {
                 self.hooks_called.push(payload.hook);
             }
+            Command::CreateDeployment(_)
+            | Command::ContinueDeployment { .. }
+            | Command::StopDeployment { .. } => {
+                panic!("a CodeDeploy command for a service on cutover's own driver: {c:?}")
+            }
             Command::DeleteTaskSet { task_set } => {
                 let t = self
                     .svc

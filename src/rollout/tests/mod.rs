@@ -1,4 +1,6 @@
 mod checks;
+mod codedeploy;
+mod codedeploy_records;
 mod fixture;
 mod flows;
 mod gates;

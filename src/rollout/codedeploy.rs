@@ -1,0 +1,605 @@
+//! The CodeDeploy driver's decision, for services that stay on the
+//! CODE_DEPLOY deployment controller. CodeDeploy moves the task sets and the
+//! traffic; cutover starts one deployment per revision, maps what CodeDeploy
+//! reports onto its own phases (so status, events, metrics and notifications
+//! read the same as for its own rollouts), continues a deployment that waits
+//! once it is promoted and its gates passed, and stops it with a rollback on
+//! an abort, a failed gate or a newer revision.
+//!
+//! A deployment group runs one deployment at a time, so cutover never
+//! creates a deployment while one is in flight: the status keeps the
+//! deployment's id, and without one (a restart, a lost status, a lost reply)
+//! the group's in-flight deployment is read first and, if it is cutover's,
+//! adopted by the rollout named in its description.
+
+use super::command::{Command, Event, Outcome, Wake};
+use super::control::RolloutId;
+use super::decide::{Draft, Reads, gated, runs};
+use super::deployment::{
+    CodeDeployTarget, ContinueWait, CreateDeployment, Deployment, DeploymentRead, DeploymentRef,
+    DeploymentStatus, DeploymentView, description,
+};
+use super::gate::{Assessment, Verdict, assess};
+use super::machine::{Flow, task_set_ref};
+use super::observed::{EcsService, Observed, short_task_definition};
+use super::spec::Spec;
+use super::status::{Failure, Phase, RollbackReason, Rollout, Status};
+use crate::time::Timestamp;
+
+/// The most phase changes one decision walks through.
+const MAX_STEPS: usize = 8;
+
+/// The service needs nothing: no rollout, and the revision serves (as the
+/// status remembers, or as the primary task set shows after a lost status).
+fn settled(spec: &Spec, svc: &EcsService, status: &Status) -> bool {
+    status.rollout.is_none()
+        && (status.stable_revision.as_ref() == Some(&spec.revision)
+            || svc.primary().is_some_and(|p| runs(spec, p)))
+}
+
+/// The revision failed and no retry asks for it again.
+fn failed(spec: &Spec, status: &Status) -> Option<Failure> {
+    status.failed.clone().filter(|f| {
+        f.rollout.revision == spec.revision && spec.control.retry.as_ref() != Some(&f.rollout)
+    })
+}
+
+pub(crate) fn reads(
+    spec: &Spec,
+    target: &CodeDeployTarget,
+    svc: &EcsService,
+    status: &Status,
+    now: Timestamp,
+) -> Reads {
+    let mut reads = Reads::default();
+    if status.rollout.is_none() && (settled(spec, svc, status) || failed(spec, status).is_some()) {
+        return reads;
+    }
+    reads.deployment = Some(match (&status.rollout, &status.deployment) {
+        (Some(_), Some(d)) => DeploymentRead::Get {
+            id: d.id.clone(),
+            // Which step an ECS deployment is at shows only in its lifecycle
+            // events, a call of its own: read them only while it moves.
+            lifecycle: d.status == DeploymentStatus::InProgress,
+        },
+        (rollout, _) => DeploymentRead::InFlight {
+            application: target.application.clone(),
+            deployment_group: target.deployment_group.clone(),
+            // Clocks differ: a minute of slack before the rollout began.
+            since: rollout.as_ref().map(|r| Timestamp(r.started_at.0 - 60_000)),
+        },
+    });
+    if let Some(r) = &status.rollout
+        && r.rollback.is_none()
+        && gated(status.phase)
+    {
+        reads.probes = spec
+            .gates
+            .probes()
+            .into_iter()
+            .filter(|p| {
+                r.gates
+                    .get(p.name())
+                    .and_then(|g| g.last_at)
+                    .is_none_or(|t| now >= t + p.interval())
+            })
+            .collect();
+    }
+    reads
+}
+
+pub(crate) fn decide(spec: &Spec, svc: &EcsService, observed: &Observed, d: &mut Draft) {
+    let Some(target) = spec.driver.codedeploy() else {
+        return;
+    };
+    if svc.deployment_controller != "CODE_DEPLOY" {
+        d.hold(format!(
+            "ECS service {} uses the {} deployment controller: driver \"codedeploy\" drives services created with deploymentController CODE_DEPLOY (leave `driver` out for EXTERNAL services)",
+            spec.key, svc.deployment_controller
+        ));
+        return;
+    }
+    if d.status.phase == Phase::Invalid {
+        let resume = d
+            .status
+            .rollout
+            .as_mut()
+            .and_then(|r| r.resume_to.take())
+            .unwrap_or(Phase::Steady);
+        d.transition(resume, "the record and the service are valid again");
+    }
+    let mut run = Run {
+        spec,
+        target,
+        svc,
+        observed,
+        d,
+    };
+    for _ in 0..MAX_STEPS {
+        let flow = match run.d.status.rollout.clone() {
+            Some(r) => run.in_rollout(r),
+            None => run.between(),
+        };
+        if let Flow::Wait = flow {
+            return;
+        }
+    }
+    run.d.wake(Wake::Poll);
+}
+
+struct Run<'a, 'd> {
+    spec: &'a Spec,
+    target: &'a CodeDeployTarget,
+    svc: &'a EcsService,
+    observed: &'a Observed,
+    d: &'d mut Draft,
+}
+
+impl Run<'_, '_> {
+    fn wait(&mut self, message: String) -> Flow {
+        self.d.say(message);
+        self.d.wake(Wake::Poll);
+        Flow::Wait
+    }
+
+    fn group(&self) -> String {
+        format!(
+            "{}/{}",
+            self.target.application, self.target.deployment_group
+        )
+    }
+
+    fn between(&mut self) -> Flow {
+        let spec = self.spec;
+        if let Some(f) = failed(spec, &self.d.status) {
+            self.d.transition(Phase::Failed, f.reason.clone());
+            self.d.say(format!(
+                "revision {} failed: {}; write a new version, or retry",
+                spec.revision, f.reason
+            ));
+            self.d.wake(Wake::Idle);
+            return Flow::Wait;
+        }
+        if settled(spec, self.svc, &self.d.status) {
+            return self.steady();
+        }
+        let in_flight = match &self.observed.deployment {
+            None => return self.wait("waiting to read the deployment group".into()),
+            Some(DeploymentView::Found(dep)) if dep.status.in_flight() => Some(dep),
+            Some(_) => None,
+        };
+        if let Some(dep) = in_flight {
+            return match dep.rollout() {
+                Some(id) => self.adopt(dep, id),
+                None => self.wait(format!(
+                    "deployment {} ({}) was not started by cutover and is in flight in {}: waiting for it to end before deploying revision {}",
+                    dep.id,
+                    dep.status,
+                    self.group(),
+                    spec.revision
+                )),
+            };
+        }
+        if spec.paused {
+            self.d.say(format!(
+                "paused: revision {} is not deployed until paused = false",
+                spec.revision
+            ));
+            self.d.wake(Wake::Idle);
+            return Flow::Wait;
+        }
+        let attempt = self.d.status.failed.as_ref().map_or(1, |f| {
+            if f.rollout.revision == spec.revision {
+                f.rollout.attempt + 1
+            } else {
+                1
+            }
+        });
+        self.start(RolloutId {
+            revision: spec.revision.clone(),
+            attempt,
+        })
+    }
+
+    fn steady(&mut self) -> Flow {
+        let spec = self.spec;
+        if let Some(p) = self.svc.primary() {
+            self.d.status.active = Some(task_set_ref(p));
+        }
+        self.d.status.stable_revision = Some(spec.revision.clone());
+        self.d.status.candidate = None;
+        self.d.status.deployment = None;
+        self.d.status.weights = Some((100, 0));
+        self.d.transition(
+            Phase::Steady,
+            format!("revision {} is serving", spec.revision),
+        );
+        self.d.say(format!(
+            "steady on revision {} ({})",
+            spec.revision,
+            short_task_definition(&spec.version.to_string())
+        ));
+        self.d.wake(Wake::Idle);
+        Flow::Wait
+    }
+
+    fn rollout_for(&self, id: RolloutId, started_at: Timestamp) -> Rollout {
+        Rollout {
+            id,
+            started_at,
+            from: self.svc.primary().map(task_set_ref),
+            target_group: String::new(),
+            step: 0,
+            step_started_at: self.d.now,
+            progress_at: self.d.now,
+            gate_failures: 0,
+            rollback: None,
+            resume_to: None,
+            gates: Default::default(),
+            hooks: Default::default(),
+            hook_verdicts: Default::default(),
+        }
+    }
+
+    fn start(&mut self, id: RolloutId) -> Flow {
+        let spec = self.spec;
+        self.d.status.rollout = Some(self.rollout_for(id.clone(), self.d.now));
+        self.d.status.deployment = None;
+        self.d.status.candidate = None;
+        self.d.events.push(Event::RolloutStarted {
+            rollout: id.clone(),
+        });
+        self.d.transition(
+            Phase::Provisioning,
+            format!(
+                "new revision: deploying revision {} ({}) through CodeDeploy {}",
+                spec.revision,
+                spec.version,
+                self.group()
+            ),
+        );
+        self.create(&id);
+        Flow::Wait
+    }
+
+    fn create(&mut self, id: &RolloutId) {
+        let spec = self.spec;
+        self.d
+            .commands
+            .push(Command::CreateDeployment(Box::new(CreateDeployment {
+                application: self.target.application.clone(),
+                deployment_group: self.target.deployment_group.clone(),
+                deployment_config: self.target.deployment_config.clone(),
+                description: description(id),
+                task_definition: spec.version.to_string(),
+                container: spec.traffic.container.clone(),
+                container_port: spec.traffic.container_port,
+                hooks: self.target.hooks.clone(),
+            })));
+        self.d.say(format!(
+            "creating a CodeDeploy deployment of revision {} in {}",
+            id.revision,
+            self.group()
+        ));
+        self.d.wake(Wake::Poll);
+    }
+
+    /// A deployment cutover created is in flight and the status does not
+    /// know it (a restart or a lost status): its rollout goes on.
+    fn adopt(&mut self, dep: &Deployment, id: RolloutId) -> Flow {
+        let started = dep.created_at.unwrap_or(self.d.now);
+        self.d.status.rollout = Some(self.rollout_for(id.clone(), started));
+        self.d.status.deployment = Some(DeploymentRef {
+            id: dep.id.clone(),
+            status: dep.status,
+        });
+        self.d.events.push(Event::RolloutStarted { rollout: id });
+        self.d.transition(
+            Phase::Provisioning,
+            format!("adopted deployment {} in flight", dep.id),
+        );
+        Flow::Next
+    }
+
+    fn in_rollout(&mut self, r: Rollout) -> Flow {
+        let known = self.d.status.deployment.clone();
+        let dep = match (&self.observed.deployment, &known) {
+            (None, _) => return self.wait("waiting to read the deployment".into()),
+            (Some(DeploymentView::Absent), None) => return self.not_created(r),
+            (Some(DeploymentView::Absent), Some(k)) => {
+                let why = format!("deployment {} is not known to CodeDeploy", k.id);
+                return self.end(r, Outcome::Failed, Some(why));
+            }
+            (Some(DeploymentView::Found(dep)), _) => dep,
+        };
+        if known.as_ref().is_none_or(|k| k.id != dep.id) && dep.rollout().as_ref() != Some(&r.id) {
+            return self.wait(format!(
+                "deployment {} of someone else is in flight in {}: waiting for it to end",
+                dep.id,
+                self.group()
+            ));
+        }
+        self.d.status.deployment = Some(DeploymentRef {
+            id: dep.id.clone(),
+            status: dep.status,
+        });
+        if let Some(w) = dep.traffic {
+            self.d.status.weights = Some(w);
+        }
+        if r.rollback.is_none() && self.d.status.phase != Phase::Finalizing {
+            if r.id.revision != self.spec.revision {
+                return self.stop(
+                    dep,
+                    RollbackReason::Superseded {
+                        by: self.spec.revision.clone(),
+                    },
+                );
+            }
+            if self.spec.control.abort.as_ref() == Some(&r.id) {
+                return self.stop(dep, RollbackReason::Aborted);
+            }
+        }
+        match dep.status {
+            DeploymentStatus::Succeeded => self.succeeded(r, dep),
+            DeploymentStatus::Failed | DeploymentStatus::Stopped => {
+                let error = dep.error.clone().unwrap_or_else(|| dep.status.to_string());
+                let outcome = match &r.rollback {
+                    Some(RollbackReason::Superseded { .. }) => Outcome::Superseded,
+                    Some(RollbackReason::Aborted) => Outcome::Aborted,
+                    _ if r.from.is_some() => Outcome::RolledBack,
+                    _ => Outcome::Failed,
+                };
+                let why = match &r.rollback {
+                    Some(reason) => reason.to_string(),
+                    None => format!(
+                        "deployment {} {}: {error}",
+                        dep.id,
+                        dep.status.as_str().to_lowercase()
+                    ),
+                };
+                self.end(r, outcome, Some(why))
+            }
+            _ if r.rollback.is_some() => {
+                // Resent only once the last stop had time to show.
+                self.d.commands.push(Command::StopDeployment {
+                    deployment_id: dep.id.clone(),
+                });
+                self.wait(format!(
+                    "stopping deployment {} ({}); CodeDeploy rolls it back",
+                    dep.id, dep.status
+                ))
+            }
+            _ => self.moving(r, dep),
+        }
+    }
+
+    /// The rollout's deployment is not in flight: created, and not listed
+    /// yet, or never created (the create failed, or was lost).
+    fn not_created(&mut self, r: Rollout) -> Flow {
+        if r.rollback.is_some() || r.id.revision != self.spec.revision {
+            return match r.rollback {
+                Some(RollbackReason::Aborted) => {
+                    self.end(r, Outcome::Aborted, Some("aborted by request".into()))
+                }
+                _ => self.end(r, Outcome::Superseded, None),
+            };
+        }
+        if self.spec.control.abort.as_ref() == Some(&r.id) {
+            return self.end(r, Outcome::Aborted, Some("aborted by request".into()));
+        }
+        self.create(&r.id);
+        Flow::Wait
+    }
+
+    /// Created, queued or running: the phase follows what CodeDeploy shows.
+    fn moving(&mut self, r: Rollout, dep: &Deployment) -> Flow {
+        let phase = match dep.status {
+            DeploymentStatus::Ready => Phase::AwaitingPromotion,
+            DeploymentStatus::Baking => Phase::Baking,
+            _ if dep.termination_wait_started => Phase::Baking,
+            DeploymentStatus::InProgress if dep.shifting() => Phase::Shifting,
+            DeploymentStatus::InProgress if dep.testing() => Phase::Testing,
+            _ => Phase::Provisioning,
+        };
+        let held = self.d.status.phase == Phase::Paused && phase == Phase::AwaitingPromotion;
+        if phase != self.d.status.phase && !held {
+            let now = self.d.now;
+            if let Some(rr) = self.d.status.rollout.as_mut() {
+                rr.step_started_at = now;
+                rr.progress_at = now;
+            }
+            self.d.transition(
+                phase,
+                format!("deployment {} is {}", dep.id, describe(phase)),
+            );
+        }
+        let waiting = if gated(phase) {
+            match self.gates(&r) {
+                Ok(waiting) => waiting,
+                Err(flow) => return flow,
+            }
+        } else {
+            None
+        };
+        if dep.status != DeploymentStatus::Ready {
+            let mut message = format!("deployment {} is {}", dep.id, describe(phase));
+            if let Some(why) = waiting {
+                message = format!("{message}; {why}");
+            }
+            return self.wait(message);
+        }
+        let promoted = self
+            .spec
+            .control
+            .promote
+            .as_ref()
+            .is_some_and(|p| p.rollout == r.id && p.step == r.step);
+        if self.spec.paused {
+            self.d
+                .transition(Phase::Paused, "paused = true in the record");
+            if let Some(rr) = self.d.status.rollout.as_mut() {
+                rr.resume_to = Some(Phase::AwaitingPromotion);
+            }
+            return self.wait(format!(
+                "paused: deployment {} waits to reroute traffic; set paused = false to continue",
+                dep.id
+            ));
+        }
+        if self.d.status.phase == Phase::Paused {
+            self.d.transition(Phase::AwaitingPromotion, "resumed");
+        }
+        if let Some(why) = waiting {
+            return self.wait(format!("deployment {} is ready; {why}", dep.id));
+        }
+        if !(promoted || self.spec.auto_promote) {
+            return self.wait(format!(
+                "deployment {} is ready and waits for promotion: run `cutover promote {}`",
+                dep.id, self.spec.key
+            ));
+        }
+        self.d.commands.push(Command::ContinueDeployment {
+            deployment_id: dep.id.clone(),
+            wait: ContinueWait::ReadyWait,
+        });
+        self.wait(format!(
+            "continuing deployment {}: rerouting production traffic",
+            dep.id
+        ))
+    }
+
+    /// The analysis gates; `Err` once one failed and the stop is sent.
+    fn gates(&mut self, r: &Rollout) -> Result<Option<String>, Flow> {
+        let probes = self.spec.gates.probes();
+        if probes.is_empty() {
+            return Ok(None);
+        }
+        let mut state = r.gates.clone();
+        let assessment = assess(&probes, &self.observed.gates, &mut state, r.step_started_at);
+        for probe in &probes {
+            if let Some(reading) = self.observed.gates.get(probe.name())
+                && r.gates.get(probe.name()).and_then(|g| g.last_at) != Some(reading.at)
+            {
+                self.d.events.push(Event::GateEvaluated {
+                    gate: probe.kind(),
+                    passed: reading.verdict == Verdict::Pass,
+                });
+            }
+        }
+        if let Some(rr) = self.d.status.rollout.as_mut() {
+            rr.gates = state;
+        }
+        match assessment {
+            Assessment::Pass => Ok(None),
+            Assessment::Wait(why) => Ok(Some(why)),
+            Assessment::Fail { gate, detail } => {
+                let Some(DeploymentView::Found(dep)) = &self.observed.deployment else {
+                    return Ok(None);
+                };
+                Err(self.stop(dep, RollbackReason::GateFailed { gate, detail }))
+            }
+        }
+    }
+
+    fn stop(&mut self, dep: &Deployment, reason: RollbackReason) -> Flow {
+        let text = reason.to_string();
+        if let Some(rr) = self.d.status.rollout.as_mut() {
+            rr.rollback = Some(reason);
+        }
+        self.d.transition(Phase::RollingBack, text.clone());
+        self.d.commands.push(Command::StopDeployment {
+            deployment_id: dep.id.clone(),
+        });
+        self.wait(format!(
+            "rolling back ({text}): stopping deployment {}",
+            dep.id
+        ))
+    }
+
+    fn succeeded(&mut self, r: Rollout, dep: &Deployment) -> Flow {
+        if let Some(reason) = &r.rollback
+            && reason.fails_revision()
+        {
+            let why = format!(
+                "{reason}, but deployment {} succeeded before it could be stopped: revision {} serves; write the previous version to go back",
+                dep.id, r.id.revision
+            );
+            self.d.status.stable_revision = Some(r.id.revision.clone());
+            return self.end(r, Outcome::Failed, Some(why));
+        }
+        let duration = self.d.now.since(r.started_at);
+        self.d.events.push(Event::RolloutFinished {
+            rollout: r.id.clone(),
+            outcome: Outcome::Promoted,
+            duration,
+        });
+        self.d.status.stable_revision = Some(r.id.revision.clone());
+        self.d.status.rollout = None;
+        self.d.status.deployment = None;
+        self.d.status.candidate = None;
+        self.d.status.weights = Some((100, 0));
+        self.d.transition(
+            Phase::Steady,
+            format!(
+                "revision {} deployed by CodeDeploy deployment {}",
+                r.id.revision, dep.id
+            ),
+        );
+        self.d.say(format!(
+            "steady on revision {} (deployment {} succeeded)",
+            r.id.revision, dep.id
+        ));
+        self.d.wake(Wake::Idle);
+        // The service's snapshot was taken before the deployment's, so the
+        // next look starts from the stored status, not from this snapshot.
+        Flow::Wait
+    }
+
+    /// Ends the rollout. `why` fails the revision (it is not deployed again
+    /// until retried); `None` ends it quietly, as a supersede does.
+    fn end(&mut self, r: Rollout, outcome: Outcome, why: Option<String>) -> Flow {
+        let duration = self.d.now.since(r.started_at);
+        self.d.events.push(Event::RolloutFinished {
+            rollout: r.id.clone(),
+            outcome,
+            duration,
+        });
+        self.d.status.rollout = None;
+        self.d.status.deployment = None;
+        self.d.status.candidate = None;
+        let fails = why.is_some() && outcome != Outcome::Superseded;
+        match why.filter(|_| fails) {
+            Some(why) => {
+                self.d.status.failed = Some(Failure {
+                    rollout: r.id.clone(),
+                    reason: why.clone(),
+                    at: self.d.now,
+                });
+                self.d.transition(Phase::Failed, why.clone());
+                self.d.say(format!(
+                    "revision {} failed: {why}. Write a new version, or retry",
+                    r.id.revision
+                ));
+                self.d.wake(Wake::Idle);
+                Flow::Wait
+            }
+            None => {
+                self.d.transition(
+                    Phase::Steady,
+                    format!("ended rollout of revision {}", r.id.revision),
+                );
+                Flow::Next
+            }
+        }
+    }
+}
+
+fn describe(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Provisioning => "starting the replacement task set",
+        Phase::Testing => "sending test traffic to the replacement",
+        Phase::Shifting => "shifting production traffic to the replacement",
+        Phase::AwaitingPromotion => "ready and waiting to reroute production traffic",
+        Phase::Baking => "keeping the original task set for its termination wait",
+        _ => "in flight",
+    }
+}

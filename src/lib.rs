@@ -1,5 +1,6 @@
 //! cutover: declarative blue/green releases for Amazon ECS.
 
+pub mod artifacts;
 pub mod aws;
 pub mod checks;
 pub mod cli;

@@ -132,7 +132,10 @@ pub async fn task_definition_with_image(
     register(client, wanted, tags).await
 }
 
-async fn describe(client: &Client, td: &str) -> Result<(TaskDefinition, Vec<Tag>), CloudError> {
+pub(super) async fn describe(
+    client: &Client,
+    td: &str,
+) -> Result<(TaskDefinition, Vec<Tag>), CloudError> {
     const OP: &str = "ecs:DescribeTaskDefinition";
     let out = client
         .describe_task_definition()
@@ -159,7 +162,10 @@ async fn describe(client: &Client, td: &str) -> Result<(TaskDefinition, Vec<Tag>
 
 /// The family's newest active revisions. Sorted here as well: the order is
 /// what matters, and not every ECS implementation honours `sort`.
-async fn newest_revisions(client: &Client, family_name: &str) -> Result<Vec<String>, CloudError> {
+pub(super) async fn newest_revisions(
+    client: &Client,
+    family_name: &str,
+) -> Result<Vec<String>, CloudError> {
     const OP: &str = "ecs:ListTaskDefinitions";
     let out = client
         .list_task_definitions()
@@ -182,7 +188,11 @@ async fn newest_revisions(client: &Client, family_name: &str) -> Result<Vec<Stri
     Ok(arns)
 }
 
-async fn register(client: &Client, r: Registration, tags: Vec<Tag>) -> Result<String, CloudError> {
+pub(super) async fn register(
+    client: &Client,
+    r: Registration,
+    tags: Vec<Tag>,
+) -> Result<String, CloudError> {
     const OP: &str = "ecs:RegisterTaskDefinition";
     let subject = Subject {
         task_definition: Some(&r.family),

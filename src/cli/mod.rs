@@ -1,5 +1,6 @@
 //! The `cutover` command line.
 
+mod artifacts;
 mod connect;
 mod control;
 mod demo;

@@ -14,7 +14,7 @@ use crate::rollout::spec::KEY_ATTRIBUTE;
 use crate::rollout::{ServiceKey, parse_record};
 
 #[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("version").required(true).args(["task_definition", "image"])))]
+#[command(group(clap::ArgGroup::new("version").required(true).args(["task_definition", "image", "taskdef"])))]
 pub struct SetArgs {
     #[command(flatten)]
     pub service: ServiceArg,
@@ -25,6 +25,21 @@ pub struct SetArgs {
     /// active task definition.
     #[arg(long, value_name = "URI")]
     pub image: Option<String>,
+    /// A CodePipeline taskdef.json to register (an identical revision is
+    /// reused) and run.
+    #[arg(long, value_name = "FILE")]
+    pub taskdef: Option<std::path::PathBuf>,
+    /// An imageDetail.json whose ImageURI fills <IMAGE1_NAME> (the n-th
+    /// fills <IMAGEn_NAME>), or NAME=FILE to fill <NAME>. Repeatable.
+    #[arg(
+        long = "image-detail",
+        value_name = "[NAME=]FILE",
+        requires = "taskdef"
+    )]
+    pub image_details: Vec<String>,
+    /// A CodeDeploy appspec.yaml: its container, port, hooks and network.
+    #[arg(long, value_name = "FILE", requires = "taskdef")]
+    pub appspec: Option<std::path::PathBuf>,
     /// all_at_once, a CodeDeploy ECS configuration name, or a JSON map such
     /// as '{"type":"canary","percent":10,"interval":"5m"}'.
     #[arg(long, value_name = "NAME|JSON", value_parser = strategy_value)]
@@ -107,10 +122,10 @@ fn missing_wiring(args: &SetArgs) -> Vec<&'static str> {
     if args.target_groups.is_none() {
         missing.push("--target-groups");
     }
-    if args.container.is_none() {
+    if args.container.is_none() && args.appspec.is_none() {
         missing.push("--container");
     }
-    if args.container_port.is_none() {
+    if args.container_port.is_none() && args.appspec.is_none() {
         missing.push("--container-port");
     }
     missing
@@ -224,7 +239,20 @@ pub async fn set(args: SetArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let body = body_of(&key, current.as_ref());
-    let changes = changes(&args, &body);
+    let mut changes = changes(&args, &body);
+    if let Some(taskdef) = &args.taskdef {
+        let files = super::artifacts::Files {
+            taskdef,
+            image_details: &args.image_details,
+            appspec: args.appspec.as_ref(),
+            container_given: args.container.is_some(),
+            port_given: args.container_port.is_some(),
+            network_given: args.subnets.is_some(),
+        };
+        for warning in super::artifacts::apply(&aws, &key, &files, &body, &mut changes).await? {
+            eprintln!("warning: {warning}");
+        }
+    }
     let before = parse_record(&key, &Value::Object(body.clone())).ok();
     let spec = match parse_record(&key, &apply(&body, &changes)) {
         Ok(spec) => spec,

@@ -119,6 +119,34 @@ data "aws_iam_policy_document" "cutover" {
     actions   = ["cloudwatch:DescribeAlarms"]
     resources = ["arn:${local.partition}:cloudwatch:${var.region}:${local.account}:alarm:*"]
   }
+
+  # Records with driver = "codedeploy".
+  statement {
+    sid = "CodeDeployDeployments"
+    actions = [
+      "codedeploy:CreateDeployment",
+      "codedeploy:GetDeployment",
+      "codedeploy:BatchGetDeployments",
+      "codedeploy:BatchGetDeploymentTargets",
+      "codedeploy:ListDeployments",
+      "codedeploy:ContinueDeployment",
+      "codedeploy:StopDeployment",
+    ]
+    resources = ["arn:${local.partition}:codedeploy:${var.region}:${local.account}:deploymentgroup:*/*"]
+  }
+
+  statement {
+    sid = "CodeDeployAppSpecRevisions"
+    actions = [
+      "codedeploy:GetDeploymentConfig",
+      "codedeploy:RegisterApplicationRevision",
+      "codedeploy:GetApplicationRevision",
+    ]
+    resources = [
+      "arn:${local.partition}:codedeploy:${var.region}:${local.account}:deploymentconfig:*",
+      "arn:${local.partition}:codedeploy:${var.region}:${local.account}:application:*",
+    ]
+  }
 }
 
 resource "aws_iam_role" "task" {

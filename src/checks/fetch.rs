@@ -97,17 +97,7 @@ fn describe(e: reqwest::Error) -> Failure {
     Failure::Unreachable(why)
 }
 
-/// `scheme://host[:port]` of a URL, for logs: paths and query strings of
-/// webhooks are often the secret, and so is user info before an `@`.
-pub fn origin(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "<not a URL>".to_string();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    format!("{scheme}://{host}")
-}
+pub use crate::rollout::hook::origin;
 
 #[cfg(test)]
 mod tests {

@@ -98,7 +98,9 @@ impl fmt::Display for Command {
                 write!(f, "delete task set {}", short_arn(task_set))
             }
             Command::InvokeHook { url, payload } => {
-                write!(f, "call the {} hook at {url}", payload.hook)
+                // Logged for every call: the URL's path may hold a secret.
+                let at = super::hook::origin(url);
+                write!(f, "call the {} hook at {at}", payload.hook)
             }
             Command::CreateDeployment(c) => write!(
                 f,

@@ -131,6 +131,18 @@ pub struct HookVerdict {
 
 pub type HookVerdicts = BTreeMap<HookPoint, HookVerdict>;
 
+/// `scheme://host[:port]` of a URL, for logs: paths and query strings of
+/// webhooks are often the secret, and so is user info before an `@`.
+pub fn origin(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<not a URL>".to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}")
+}
+
 /// What a hook receives.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HookPayload {

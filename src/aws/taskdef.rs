@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::ecs_image::{Registration, describe, newest_revisions, register};
 use crate::cloud::{CloudError, ErrorKind};
+use crate::rollout::revision::canonical_json;
 
 /// The tag that carries the digest of the file a revision was registered from.
 pub const DIGEST_TAG: &str = "cutover:taskdef-sha256";
@@ -40,26 +41,7 @@ pub struct Registered {
 
 /// The digest of RegisterTaskDefinition's input, stable across key order.
 pub fn digest(input: &Value) -> String {
-    let canonical = serde_json::to_vec(&sorted(input)).unwrap_or_default();
-    hex::encode(&Sha256::digest(&canonical)[..16])
-}
-
-/// Maps keep the order they were written in (serde_json's
-/// `preserve_order` is on in this build), so keys are sorted first.
-fn sorted(v: &Value) -> Value {
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            Value::Object(
-                keys.into_iter()
-                    .map(|k| (k.clone(), sorted(&map[k])))
-                    .collect(),
-            )
-        }
-        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
-        other => other.clone(),
-    }
+    hex::encode(&Sha256::digest(canonical_json(input))[..16])
 }
 
 /// Answers every request with one canned body.

@@ -110,6 +110,25 @@ async fn a_record_written_with_put_item_rolls_out_to_the_end() {
         ]
     );
 
+    // Every AWS request the daemon made is counted, the table's included.
+    let metrics = daemon.get("/metrics").await;
+    for (service, operation) in [
+        ("dynamodb", "Scan"),
+        ("dynamodb", "TransactWriteItems"),
+        ("dynamodb", "GetRecords"),
+        ("ecs", "DescribeServices"),
+        ("ecs", "CreateTaskSet"),
+        ("elasticloadbalancing", "ModifyListener"),
+    ] {
+        let series = format!(
+            "cutover_aws_requests_total{{operation=\"{operation}\",outcome=\"ok\",service=\"{service}\"}}"
+        );
+        assert!(
+            metrics.contains(&series),
+            "{series} missing from:\n{metrics}"
+        );
+    }
+
     let exit = daemon.stop();
     assert!(exit.success(), "exit {exit:?}");
 }

@@ -18,6 +18,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TimeToLiveSpecification,
 };
 
+use super::calls::{ApiCalls, dynamodb_client};
 use super::error::{code, from_sdk};
 use super::item::Item;
 use crate::cloud::lease::{
@@ -46,6 +47,15 @@ impl DynamoLeases {
     pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
         DynamoLeases {
             dynamodb: Client::new(config),
+            table: table.into(),
+        }
+    }
+
+    /// Like [`DynamoLeases::new`], with every request attempt counted in
+    /// `calls`.
+    pub fn counted(config: &SdkConfig, table: impl Into<String>, calls: &ApiCalls) -> Self {
+        DynamoLeases {
+            dynamodb: dynamodb_client(config, calls),
             table: table.into(),
         }
     }

@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::types::{
 };
 use tokio::sync::mpsc;
 
+use super::calls::{ApiCalls, dynamodb_client, dynamodbstreams_client};
 use super::error::{code, from_sdk};
 use super::item::{VERSION_ATTRIBUTE, key_value, record_from_item, status_value};
 use super::leases::DynamoLeases;
@@ -60,6 +61,16 @@ impl DynamoStore {
             table: table.into(),
             poll: Duration::from_millis(500),
             leases: None,
+        }
+    }
+
+    /// Like [`DynamoStore::new`], with every DynamoDB and Streams request
+    /// attempt counted in `calls`.
+    pub fn counted(config: &SdkConfig, table: impl Into<String>, calls: &ApiCalls) -> Self {
+        DynamoStore {
+            dynamodb: dynamodb_client(config, calls),
+            streams: dynamodbstreams_client(config, calls),
+            ..DynamoStore::new(config, table)
         }
     }
 

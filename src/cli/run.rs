@@ -19,6 +19,7 @@ use crate::aws::sdk_config;
 use crate::aws::store::DynamoStore;
 use crate::checks::{self, AlarmBatcher, LiveChecks, Pacing};
 use crate::cloud::DeploymentBatcher;
+use crate::cloud::budget::ApiBudgets;
 use crate::cloud::{Clock, DesiredStore, Ecs, Leases, LoadBalancer, SystemClock};
 use crate::controller::{Controller, ControllerConfig, LeaseConfig};
 use crate::http::{self, ApiState, ApiToken};
@@ -47,7 +48,7 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     metrics
         .export_api_calls(&calls)
         .context("registering the AWS request metrics")?;
-    let leases = DynamoLeases::new(&sdk, &config.lease_table);
+    let leases = DynamoLeases::counted(&sdk, &config.lease_table, &calls);
     // Without its lease table a replica would take no shard and drive
     // nothing, however healthy it looked: fail at start instead.
     leases.read().await.with_context(|| {
@@ -58,7 +59,7 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     })?;
     let replica = config.replica();
     let store: Arc<dyn DesiredStore> =
-        Arc::new(DynamoStore::new(&sdk, &config.table).with_leases(leases.clone()));
+        Arc::new(DynamoStore::counted(&sdk, &config.table, &calls).with_leases(leases.clone()));
     let ecs: Arc<dyn Ecs> = Arc::new(EcsAdapter::new(&sdk, &calls));
     let lb: Arc<dyn LoadBalancer> = Arc::new(AlbAdapter::counted(&sdk, &calls));
     // Passes that read deployments within 50ms of each other share calls.
@@ -67,6 +68,10 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         std::time::Duration::from_millis(50),
     );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let budgets = ApiBudgets::new(&config.budgets, Arc::clone(&clock));
+    metrics
+        .export_budgets(&budgets)
+        .context("registering the request budget metrics")?;
     let client = checks::client()?;
     let alarms = AlarmBatcher::new(
         Arc::new(CloudWatchAlarms::new(&sdk, &calls)),
@@ -95,6 +100,7 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .with_metrics(Arc::clone(&metrics))
+    .with_budgets(&budgets)
     .with_leases(
         Arc::new(leases),
         LeaseConfig {

@@ -385,6 +385,27 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The address the daemon logged it listens on (it picks a free port).
+    pub fn address(&self) -> String {
+        let logs = self.logs();
+        let field = logs
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("listen="))
+            .unwrap_or_else(|| panic!("no listen= in the logs:\n{logs}"));
+        field.trim_matches('"').to_string()
+    }
+
+    /// GET `path` from the daemon's HTTP server.
+    pub async fn get(&self, path: &str) -> String {
+        let url = format!("http://{}{path}", self.address());
+        reqwest::get(&url)
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// SIGTERM and wait: the daemon must stop cleanly.
     pub fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();

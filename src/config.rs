@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cloud::budget::BudgetConfig;
 use crate::rollout::strategy::humantime_serde_compat;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +35,7 @@ pub struct Config {
     #[serde(with = "humantime_serde_compat")]
     pub lease_ttl: Duration,
     pub replica_id: Option<String>,
+    pub budgets: BudgetConfig,
 }
 
 impl Default for Config {
@@ -51,6 +53,7 @@ impl Default for Config {
             shards: 16,
             lease_ttl: Duration::from_secs(20),
             replica_id: None,
+            budgets: BudgetConfig::default(),
         }
     }
 }
@@ -117,6 +120,24 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "replica_id",
         "This replica's name in the lease table; unique among replicas (default: hostname-pid).",
         "# replica_id = \"cutover-1\"",
+    ),
+    // A table: it stays last, or the keys after it would land inside it.
+    (
+        "budgets",
+        "AWS request budgets, per account and region, as AWS documents them: requests per second\n\
+         # sustained and burst. cutover spends at most `share` of each (everyone else, ECS itself\n\
+         # included, shares the rest), and drift checks of services with nothing to do at most\n\
+         # `steady_share` of that: calls for a change just written, then for rollouts, go first.\n\
+         # CUTOVER_BUDGETS replaces the table with an inline one, e.g. '{share = 0.25}'.",
+        "[budgets]\n\
+         share = 0.5\n\
+         steady_share = 0.5\n\
+         ecs_read = { per_second = 20, burst = 100 }\n\
+         ecs_mutation = { per_second = 5, burst = 50 }\n\
+         elb_read = { per_second = 10, burst = 40 }\n\
+         elb_mutation = { per_second = 3, burst = 20 }\n\
+         cloudwatch = { per_second = 9, burst = 9 }\n\
+         dynamodb = { per_second = 1000, burst = 1000 }",
     ),
 ];
 
@@ -220,6 +241,7 @@ impl Config {
         {
             return Err(format!("`replica_id` {id:?} must be 1 to 200 characters"));
         }
+        self.budgets.validate()?;
         if let Some(url) = &self.endpoint_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -269,6 +291,19 @@ fn env_value(key: &str, raw: &str, var: &str) -> Result<toml::Value, ConfigError
                 message: format!("{raw:?} is not a whole number"),
             })?)
         }
+        "budgets" => {
+            let parsed: toml::Table =
+                toml::from_str(&format!("v = {raw}")).map_err(|e| ConfigError::Env {
+                    var: var.to_string(),
+                    message: format!(
+                        "{raw:?} is not an inline table such as {{share = 0.25}}: {e}"
+                    ),
+                })?;
+            parsed
+                .get("v")
+                .cloned()
+                .unwrap_or(toml::Value::Table(toml::Table::new()))
+        }
         _ => toml::Value::String(raw.to_string()),
     })
 }
@@ -276,6 +311,7 @@ fn env_value(key: &str, raw: &str, var: &str) -> Result<toml::Value, ConfigError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloud::budget::Rate;
     use std::collections::BTreeMap;
 
     fn no_env(_: &str) -> Option<String> {
@@ -368,5 +404,30 @@ mod tests {
     #[test]
     fn no_file_means_defaults() {
         assert_eq!(Config::load(None, no_env).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn budgets_come_from_their_table_or_the_environment() {
+        let text = "[budgets]\nshare = 0.25\nelb_mutation = { per_second = 2, burst = 10 }\n";
+        let c = load_str(text, &BTreeMap::new()).unwrap();
+        assert_eq!(c.budgets.share, 0.25);
+        assert_eq!(c.budgets.elb_mutation, Rate::new(2.0, 10));
+        assert_eq!(c.budgets.ecs_read, BudgetConfig::default().ecs_read);
+        let env = BTreeMap::from([("CUTOVER_BUDGETS", "{share = 0.1}")]);
+        assert_eq!(load_str(text, &env).unwrap().budgets.share, 0.1);
+        for (text, needle) in [
+            ("[budgets]\nshare = 2\n", "budgets.share"),
+            ("[budgets]\nelb_reads = 1\n", "elb_reads"),
+            (
+                "[budgets]\necs_read = { per_second = 0, burst = 1 }\n",
+                "ecs_read",
+            ),
+        ] {
+            let e = load_str(text, &BTreeMap::new()).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+        let env = BTreeMap::from([("CUTOVER_BUDGETS", "lots")]);
+        let e = load_str("", &env).unwrap_err().to_string();
+        assert!(e.contains("CUTOVER_BUDGETS"), "{e}");
     }
 }

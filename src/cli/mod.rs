@@ -1,6 +1,7 @@
 //! The `cutover` command line.
 
 mod artifacts;
+mod bench;
 mod connect;
 mod control;
 mod demo;
@@ -31,6 +32,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the real controller against a simulated cloud on an accelerated clock.
     Demo(demo::DemoArgs),
+    /// Measure API calls, sweep time, detection, rollout time and memory
+    /// against a naive polling loop, on the simulated cloud.
+    Bench(bench::BenchArgs),
     /// Run the controller against AWS (or the endpoint in the configuration).
     Run(setup::ConfigArgs),
     /// Validate the configuration (file and CUTOVER_* variables) and print it.
@@ -64,6 +68,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
         Command::CheckConfig(args) => setup::check_config(args),
         Command::InitTable(args) => runtime().and_then(|rt| rt.block_on(setup::init_table(args))),

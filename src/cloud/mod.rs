@@ -2,6 +2,7 @@
 //! The AWS adapters and the simulated cloud implement the same traits, and
 //! speak only the domain's types.
 
+pub mod budget;
 pub mod clock;
 pub mod codedeploy;
 pub mod error;

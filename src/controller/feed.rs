@@ -78,6 +78,7 @@ impl Sources {
     }
 
     async fn schedule_all(&self) -> Result<usize, CloudError> {
+        let mark = self.queue.mark();
         let listed = self.store.list().await;
         let now = self.clock.now();
         let records = match listed {
@@ -93,7 +94,7 @@ impl Sources {
         let count = records.len();
         for record in records {
             if self.owns(&record.key) {
-                self.queue.schedule(record.key, now);
+                self.queue.schedule_listed(record, now, mark);
             }
         }
         Ok(count)

@@ -6,6 +6,7 @@
 mod act;
 mod backoff;
 mod balance;
+mod batch;
 mod detect;
 mod events;
 mod feed;
@@ -35,11 +36,16 @@ use crate::notify::Notifier;
 use crate::rollout::ServiceKey;
 use crate::time::Timestamp;
 
+// For loops that drive rollouts other than the controller's own (the
+// benchmark's polling baseline).
+pub use act::{CommandFailed, Ports as CommandPorts, execute as execute_commands};
 pub use events::{EVENT_BUFFER, EventReceiver, EventSender};
 pub use health::{NotReady, ReadyRules, StoreState};
 pub use shards::LeaseConfig;
 
+use crate::cloud::budget::{ApiBudgets, Budgeted};
 use backoff::{Backoff, Retries, STREAM_CHANGE_FEED, STREAM_RESYNC, STREAM_SERVICES};
+use batch::DescribeBatcher;
 use detect::Detection;
 use feed::Sources;
 use health::StoreHealth;
@@ -152,6 +158,15 @@ impl Controller {
         self
     }
 
+    /// Keeps every call to the store, ECS and the load balancer within
+    /// `budgets`, shared with whatever else holds them.
+    pub fn with_budgets(mut self, budgets: &Arc<ApiBudgets>) -> Self {
+        self.store = Arc::new(Budgeted::new(self.store, Arc::clone(budgets)));
+        self.ecs = Arc::new(Budgeted::new(self.ecs, Arc::clone(budgets)));
+        self.lb = Arc::new(Budgeted::new(self.lb, Arc::clone(budgets)));
+        self
+    }
+
     /// Counts reconciles, rollouts, gates and detection latency into
     /// `metrics`, and keeps its per-service gauges.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
@@ -189,11 +204,21 @@ impl Controller {
         let detection = Arc::new(Detection::new(self.clock.now()));
         let backoff =
             |stream| Backoff::new(config.backoff_base, config.backoff_max, config.seed, stream);
+        let batcher = {
+            let queue = Arc::clone(&self.queue);
+            let in_flight = Box::new(move || queue.in_flight());
+            Arc::new(DescribeBatcher::new(
+                Arc::clone(&self.ecs),
+                Arc::clone(&self.clock),
+                in_flight,
+            ))
+        };
         let workers = Arc::new(Workers {
             queue: Arc::clone(&self.queue),
+            batcher: Arc::clone(&batcher),
             reconciler: Arc::new(Reconciler {
                 store: Arc::clone(&self.store),
-                ecs: Arc::clone(&self.ecs),
+                ecs: batcher,
                 lb: Arc::clone(&self.lb),
                 checks: Arc::clone(&self.checks),
                 codedeploy: Arc::clone(&self.codedeploy),

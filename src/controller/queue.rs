@@ -2,14 +2,14 @@
 //! workers at once. Time comes from the injected clock and new work from a
 //! `Notify`, so a simulated clock drives it exactly like the real one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::cloud::Clock;
+use crate::cloud::{Clock, StoredRecord};
 use crate::rollout::ServiceKey;
 use crate::time::Timestamp;
 
@@ -31,9 +31,25 @@ struct State {
     again: BTreeMap<ServiceKey, Timestamp>,
     arrivals: u64,
     closed: bool,
+    /// Records a resync listed for waiting keys, so their passes need not
+    /// read them again.
+    listed: HashMap<ServiceKey, StoredRecord>,
+    /// Keys scheduled for a change someone made (or asked for), not by a
+    /// timer.
+    changed: HashSet<ServiceKey>,
+    /// When each key was last taken, released or scheduled for a fresh
+    /// read, in `moves`. A listing that began before then may be older
+    /// than what the controller has since seen or written.
+    touched: HashMap<ServiceKey, u64>,
+    moves: u64,
 }
 
 impl State {
+    fn touch(&mut self, key: &ServiceKey) {
+        self.moves += 1;
+        self.touched.insert(key.clone(), self.moves);
+    }
+
     /// Returns whether a worker may need to wake earlier than planned.
     fn enqueue(&mut self, key: ServiceKey, due: Timestamp) -> bool {
         if self.closed {
@@ -67,6 +83,7 @@ impl State {
         };
         self.waiting.remove(&key);
         self.in_flight.insert(key.clone());
+        self.touch(&key);
         Ok(key)
     }
 }
@@ -83,7 +100,40 @@ impl WorkQueue {
     /// Runs `key` at `due` or earlier: a key is queued once, and the earlier
     /// of two due times wins. A key being reconciled runs again afterwards.
     pub fn schedule(&self, key: ServiceKey, due: Timestamp) {
-        if self.lock().enqueue(key, due) {
+        let woke = {
+            let mut state = self.lock();
+            // Whatever asked for this pass may know more than a listing.
+            state.listed.remove(&key);
+            state.changed.insert(key.clone());
+            state.touch(&key);
+            state.enqueue(key, due)
+        };
+        if woke {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Where the queue stands, for [`WorkQueue::schedule_listed`]: take it
+    /// before the listing starts.
+    pub fn mark(&self) -> u64 {
+        self.lock().moves
+    }
+
+    /// Schedules a listed record's key, and hands the record to its pass
+    /// unless the key moved since `mark`: a pass that ran or a change that
+    /// arrived meanwhile may have seen a newer record than the listing.
+    pub fn schedule_listed(&self, record: StoredRecord, due: Timestamp, mark: u64) {
+        let woke = {
+            let mut state = self.lock();
+            let key = record.key.clone();
+            let moved = state.touched.get(&key).is_some_and(|t| *t > mark);
+            let woke = state.enqueue(key.clone(), due);
+            if !moved && state.waiting.contains_key(&key) {
+                state.listed.insert(key, record);
+            }
+            woke
+        };
+        if woke {
             self.notify.notify_waiters();
         }
     }
@@ -107,10 +157,17 @@ impl WorkQueue {
                 }
                 match state.take_due(self.clock.now()) {
                     Ok(key) => {
+                        let changed = state.changed.remove(&key);
+                        let trigger = match state.listed.remove(&key) {
+                            Some(record) => Trigger::Listed(Box::new(record)),
+                            None if changed => Trigger::Changed,
+                            None => Trigger::Due,
+                        };
                         return Some(Lease {
                             queue: Arc::clone(self),
                             key,
                             next: None,
+                            trigger: Some(trigger),
                         });
                     }
                     Err(wake_at) => wake_at,
@@ -167,6 +224,7 @@ impl WorkQueue {
         let wake = {
             let mut state = self.lock();
             state.in_flight.remove(key);
+            state.touch(key);
             let again = state.again.remove(key);
             let due = match (again, next) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -192,11 +250,29 @@ pub struct Lease {
     queue: Arc<WorkQueue>,
     key: ServiceKey,
     next: Option<Timestamp>,
+    trigger: Option<Trigger>,
+}
+
+/// What scheduled a pass. The pass still reads the world afresh; this only
+/// says whether it may use the record a resync just listed, and how urgent
+/// its AWS calls are.
+#[derive(Debug)]
+pub enum Trigger {
+    /// A resync listed the record, and nothing about the key moved since.
+    Listed(Box<StoredRecord>),
+    /// The record changed, or someone asked for a pass.
+    Changed,
+    /// A wake-up the last pass asked for, or a retry.
+    Due,
 }
 
 impl Lease {
     pub fn key(&self) -> &ServiceKey {
         &self.key
+    }
+
+    pub fn take_trigger(&mut self) -> Trigger {
+        self.trigger.take().unwrap_or(Trigger::Due)
     }
 
     /// Releases the key, to run again at `next` (or earlier, if it was

@@ -192,3 +192,59 @@ async fn depth_and_the_age_of_the_oldest_due_key_are_reported() {
     let age = queue.oldest_due_age();
     assert!(age >= secs(10) && age < secs(11), "{age:?}");
 }
+
+fn listed(name: &str, version: u64) -> StoredRecord {
+    StoredRecord {
+        key: key(name),
+        body: serde_json::json!({}),
+        status: None,
+        status_version: version,
+        written_at: None,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pass_gets_the_record_its_listing_read_when_nothing_moved_since() {
+    let (clock, queue) = setup();
+    let mark = queue.mark();
+    queue.schedule_listed(listed("web", 7), clock.now(), mark);
+    let mut lease = queue.next().await.unwrap();
+    match lease.take_trigger() {
+        Trigger::Listed(r) => assert_eq!(r.status_version, 7),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_listing_older_than_the_last_pass_or_change_is_not_handed_on() {
+    let (clock, queue) = setup();
+    // A pass ran (and may have written the status) after the listing began.
+    let mark = queue.mark();
+    queue.schedule_now(key("ran"));
+    queue.next().await.unwrap().finish(None);
+    queue.schedule_listed(listed("ran", 1), clock.now(), mark);
+    // A change arrived after the listing was handed on.
+    let mark = queue.mark();
+    queue.schedule_listed(listed("changed", 1), clock.now(), mark);
+    queue.schedule_now(key("changed"));
+    let mut seen = BTreeMap::new();
+    for _ in 0..2 {
+        let mut lease = queue.next().await.unwrap();
+        let trigger = lease.take_trigger();
+        seen.insert(lease.key().service.clone(), format!("{trigger:?}"));
+    }
+    assert_eq!(seen["ran"], "Due");
+    assert_eq!(seen["changed"], "Changed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_in_flight_runs_again_without_the_listed_record() {
+    let (clock, queue) = setup();
+    queue.schedule_now(key("web"));
+    let lease = queue.next().await.unwrap();
+    let mark = queue.mark();
+    queue.schedule_listed(listed("web", 3), clock.now(), mark);
+    lease.finish(None);
+    let mut again = queue.next().await.unwrap();
+    assert!(matches!(again.take_trigger(), Trigger::Due));
+}

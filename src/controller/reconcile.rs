@@ -1,5 +1,7 @@
 //! One pass over one service: read the record and the world afresh, decide,
-//! act, write the status. A pass is not told why it runs.
+//! act, write the status. A pass is not told why it runs; it is only handed
+//! the record when a resync has just listed it, and the conditional status
+//! write still catches a record that changed in between.
 
 use std::sync::Arc;
 
@@ -7,6 +9,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::cloud::StoredRecord;
+use crate::cloud::budget::{Priority, with_priority};
 use crate::cloud::{
     Checks, Clock, CloudError, DesiredStore, Ecs, ErrorKind, LoadBalancer, StatusWrite,
 };
@@ -20,6 +23,7 @@ use super::detect::Detection;
 use super::events::{self, EventSender};
 use super::health::StoreHealth;
 use super::observe::observe;
+use super::queue::Trigger;
 use super::shards::{self, Claim, Ownership, Stop};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -112,13 +116,24 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    pub async fn reconcile(&self, key: &ServiceKey) -> Result<Pass, PassError> {
+    pub async fn reconcile(&self, key: &ServiceKey, trigger: Trigger) -> Result<Pass, PassError> {
         let span =
             tracing::info_span!("reconcile", service = %key, revision = Empty, phase = Empty);
-        self.pass(key).instrument(span).await
+        let priority = priority(&trigger);
+        let listed = match trigger {
+            Trigger::Listed(record) => Some(*record),
+            Trigger::Changed | Trigger::Due => None,
+        };
+        with_priority(priority, self.pass(key, listed))
+            .instrument(span)
+            .await
     }
 
-    async fn pass(&self, key: &ServiceKey) -> Result<Pass, PassError> {
+    async fn pass(
+        &self,
+        key: &ServiceKey,
+        listed: Option<StoredRecord>,
+    ) -> Result<Pass, PassError> {
         let span = tracing::Span::current();
         // Held for the whole pass, so the lease is not handed back under it.
         let claim = match &self.ownership {
@@ -128,8 +143,14 @@ impl Reconciler {
                 None => return Ok(Pass::NotOwned),
             },
         };
-        let read = self.store.get(key).await;
-        self.store_answered(read.as_ref().map(drop));
+        let read = match listed {
+            Some(record) => Ok(Some(record)),
+            None => {
+                let read = self.store.get(key).await;
+                self.store_answered(read.as_ref().map(drop));
+                read
+            }
+        };
         let Some(record) = read.map_err(PassError::Store)? else {
             tracing::debug!("the record is gone");
             self.forget(key);
@@ -330,5 +351,18 @@ impl Reconciler {
                 "storing the failure in the status failed: {e}"
             ),
         }
+    }
+}
+
+/// Whose AWS calls go first when the budget runs short: a change someone
+/// just made (that wait is the latency they feel), then rollouts in flight,
+/// then a resync's drift checks of services with no rollout.
+fn priority(trigger: &Trigger) -> Priority {
+    match trigger {
+        Trigger::Changed => Priority::Change,
+        Trigger::Listed(r) if r.status.as_ref().is_none_or(|s| s.rollout.is_none()) => {
+            Priority::Steady
+        }
+        Trigger::Listed(_) | Trigger::Due => Priority::Rollout,
     }
 }

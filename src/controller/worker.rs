@@ -12,6 +12,7 @@ use crate::rollout::{ServiceKey, Wake};
 use crate::time::Timestamp;
 
 use super::backoff::Retries;
+use super::batch::DescribeBatcher;
 use super::queue::WorkQueue;
 use super::reconcile::{Pass, PassError, Reconciler};
 
@@ -23,24 +24,29 @@ pub struct Workers {
     pub poll_interval: Duration,
     pub resync_interval: Duration,
     pub metrics: Option<Arc<Metrics>>,
+    pub batcher: Arc<DescribeBatcher>,
 }
 
 impl Workers {
     /// Runs passes until the queue closes. Returns only between passes, so a
     /// pass that has begun always completes its commands and status write.
     pub async fn work(self: Arc<Self>) {
-        while let Some(lease) = self.queue.next().await {
+        while let Some(mut lease) = self.queue.next().await {
             let reconciler = Arc::clone(&self.reconciler);
             let key = lease.key().clone();
+            let trigger = lease.take_trigger();
             // Its own task, so that a panicking decision costs one service a
             // retry instead of costing the controller a worker.
             let started = tokio::time::Instant::now();
-            let pass = tokio::spawn(async move { reconciler.reconcile(&key).await }).await;
+            let pass = tokio::spawn(async move { reconciler.reconcile(&key, trigger).await }).await;
             if let Some(m) = &self.metrics {
                 m.reconciled(started.elapsed());
             }
             let next = self.next_pass(lease.key(), pass);
             lease.finish(next);
+            // With this pass out of the way, a describe batch may hold
+            // every pass still in flight and need wait no longer.
+            self.batcher.recheck();
         }
     }
 

@@ -18,7 +18,7 @@ pub struct ApiCallsCollector {
     descs: [Desc; 3],
 }
 
-fn desc(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<Desc> {
+pub(super) fn desc(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<Desc> {
     Desc::new(
         name.to_string(),
         help.to_string(),
@@ -28,7 +28,7 @@ fn desc(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<Desc> {
 }
 
 /// Sorted by name, as the crate's own metrics print theirs.
-fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
+pub(super) fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
     let mut pairs = pairs.to_vec();
     pairs.sort_unstable();
     pairs
@@ -42,7 +42,12 @@ fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
         .collect()
 }
 
-fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
+pub(super) fn family(
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    metrics: Vec<Metric>,
+) -> MetricFamily {
     let mut f = MetricFamily::default();
     f.set_name(name.to_string());
     f.set_help(help.to_string());
@@ -51,9 +56,9 @@ fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> Met
     f
 }
 
-fn counter(pairs: &[(&str, &str)], value: u64) -> Metric {
+pub(super) fn counter(pairs: &[(&str, &str)], value: f64) -> Metric {
     let mut c = Counter::default();
-    c.set_value(value as f64);
+    c.set_value(value);
     let mut m = Metric::from_label(labels(pairs));
     m.set_counter(c);
     m
@@ -104,7 +109,7 @@ impl Collector for ApiCallsCollector {
                     ("operation", key.operation),
                     ("outcome", key.outcome.as_str()),
                 ],
-                stats.count,
+                stats.count as f64,
             ));
             let merged = latency.entry(op).or_default();
             merged.count += stats.count;
@@ -144,7 +149,7 @@ impl Collector for ApiCallsCollector {
         let throttles = throttles
             .into_iter()
             .map(|((service, operation), n)| {
-                counter(&[("service", service), ("operation", operation)], n)
+                counter(&[("service", service), ("operation", operation)], n as f64)
             })
             .collect();
         let [r, d, t] = &self.descs;

@@ -6,8 +6,10 @@
 //! request ids and error messages belong in logs, never in labels.
 
 mod aws;
+mod budget;
 mod queue;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
@@ -16,6 +18,7 @@ use prometheus::{
 };
 
 use crate::aws::calls::ApiCalls;
+use crate::cloud::budget::ApiBudgets;
 use crate::controller::ControllerHandle;
 use crate::rollout::{Event, GATES, Outcome, Phase, ServiceKey, Status};
 
@@ -222,6 +225,13 @@ impl Metrics {
     pub fn export_api_calls(&self, calls: &ApiCalls) -> prometheus::Result<()> {
         self.registry
             .register(Box::new(aws::ApiCallsCollector::new(calls.clone())?))
+    }
+
+    /// Exports what the AWS request budgets handed out and made wait for,
+    /// read at each scrape.
+    pub fn export_budgets(&self, budgets: &Arc<ApiBudgets>) -> prometheus::Result<()> {
+        self.registry
+            .register(Box::new(budget::BudgetCollector::new(Arc::clone(budgets))?))
     }
 
     /// Exports the controller's work queue, read at each scrape.

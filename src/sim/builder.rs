@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 
 use super::config::{HealthCheck, SimConfig};
 use super::faults::Faults;
+use super::limits::{Limiter, RateLimits};
 use super::world::World;
 use super::{Inner, SimCloud};
 use crate::cloud::{Clock, ScaledClock};
@@ -22,6 +23,7 @@ pub struct SimBuilder {
     clock: Option<Arc<dyn Clock>>,
     config: SimConfig,
     faults: Faults,
+    limits: RateLimits,
 }
 
 impl SimBuilder {
@@ -31,6 +33,7 @@ impl SimBuilder {
             clock: None,
             config: SimConfig::default(),
             faults: Faults::default(),
+            limits: RateLimits::default(),
         }
     }
 
@@ -86,6 +89,17 @@ impl SimBuilder {
         self
     }
 
+    pub fn feed_delay(mut self, min: Duration, max: Duration) -> Self {
+        self.config.feed_delay = (min, max);
+        self
+    }
+
+    /// Throttles calls past AWS's request budgets, as AWS does.
+    pub fn rate_limits(mut self, limits: RateLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     pub fn keep_log(mut self, keep: bool) -> Self {
         self.config.keep_log = keep;
         self
@@ -101,6 +115,7 @@ impl SimBuilder {
             self.config,
             self.faults,
         );
+        world.limits = Limiter::new(self.limits);
         world.log(format!("simulation starts with seed {}", self.seed));
         SimCloud {
             inner: Arc::new(Inner {

@@ -39,6 +39,9 @@ pub struct SimConfig {
     pub replace_unhealthy: bool,
     /// Keep the event log (turn off for large benchmarks).
     pub keep_log: bool,
+    /// How long a record change takes to reach change feed readers, drawn
+    /// per change (DynamoDB Streams propagation plus the reader's polling).
+    pub feed_delay: (Duration, Duration),
 }
 
 impl Default for SimConfig {
@@ -52,6 +55,7 @@ impl Default for SimConfig {
             report_counts: true,
             replace_unhealthy: true,
             keep_log: true,
+            feed_delay: (Duration::ZERO, Duration::ZERO),
         }
     }
 }

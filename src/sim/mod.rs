@@ -17,6 +17,7 @@ mod ecs;
 mod faults;
 mod invariants;
 mod leases;
+mod limits;
 mod ports;
 mod registry;
 mod scenario;
@@ -44,6 +45,7 @@ pub use builder::{DEFAULT_EPOCH, SimBuilder};
 pub use config::{HealthCheck, SimConfig};
 pub use ecs::TASK_SET_LIMIT;
 pub use faults::{ApiGroup, FaultProfile, Faults};
+pub use limits::RateLimits;
 pub use registry::{BadVersion, Containers};
 pub use scenario::{ServiceArns, ServiceSetup};
 pub use targets::TargetState;
@@ -110,6 +112,12 @@ impl SimCloud {
     /// including calls that failed with an injected fault.
     pub fn calls(&self) -> BTreeMap<&'static str, u64> {
         self.world().calls.clone()
+    }
+
+    /// Calls refused by the enforced rate limits, by operation (these are
+    /// also in `calls`).
+    pub fn throttled(&self) -> BTreeMap<&'static str, u64> {
+        self.world().limits.throttled.clone()
     }
 
     pub fn call_count(&self, operation: &str) -> u64 {

@@ -26,6 +26,12 @@ impl SimCloud {
             *w.calls.entry(op).or_default() += 1;
             let profile = w.faults.get(group).clone();
             let (verdict, latency) = roll(&mut w.rng, &profile);
+            let now = w.now;
+            let verdict = if w.limits.admit(group, op, now) {
+                verdict
+            } else {
+                Verdict::Fail(ErrorKind::Throttled)
+            };
             let request_id = match verdict {
                 Verdict::Proceed => None,
                 _ => Some(w.hex_id(16)),

@@ -28,7 +28,8 @@ struct Item {
 
 #[derive(Debug, Default)]
 struct Feed {
-    changes: VecDeque<Change>,
+    /// Each change with the time it becomes visible to the reader.
+    changes: VecDeque<(Timestamp, Change)>,
     broken: bool,
 }
 
@@ -40,6 +41,8 @@ pub(crate) struct Records {
     last_version: u64,
     feeds: BTreeMap<u64, Feed>,
     next_feed: u64,
+    /// Streams keep each key's order, so no change overtakes an earlier one.
+    last_visible: Timestamp,
 }
 
 impl Records {
@@ -48,12 +51,17 @@ impl Records {
         self.last_version
     }
 
-    fn announce(&mut self, key: &ServiceKey, at: Timestamp) {
+    fn announce(&mut self, key: &ServiceKey, at: Timestamp, visible: Timestamp) {
+        let visible = visible.max(self.last_visible);
+        self.last_visible = visible;
         for feed in self.feeds.values_mut() {
-            feed.changes.push_back(Change {
-                key: key.clone(),
-                at: Some(at),
-            });
+            feed.changes.push_back((
+                visible,
+                Change {
+                    key: key.clone(),
+                    at: Some(at),
+                },
+            ));
         }
     }
 
@@ -88,6 +96,16 @@ fn without_status(mut body: Value) -> (Value, Option<Value>) {
 }
 
 impl World {
+    /// When a change made now reaches the feeds' readers.
+    fn feed_visible_at(&mut self) -> Timestamp {
+        let delay = self.config.feed_delay;
+        // No draw without a delay, so scenarios without one keep their seeds.
+        if delay == (Duration::ZERO, Duration::ZERO) {
+            return self.now;
+        }
+        self.now + self.draw(delay)
+    }
+
     pub fn put_spec(&mut self, key: &ServiceKey, body: Value) {
         let (body, _) = without_status(body);
         let now = self.now;
@@ -110,7 +128,8 @@ impl World {
                 );
             }
         }
-        records.announce(key, now);
+        let visible = self.feed_visible_at();
+        self.records.announce(key, now, visible);
         self.log(format!("{key}: record spec written"));
     }
 
@@ -127,7 +146,8 @@ impl World {
                 written_at: now,
             },
         );
-        self.records.announce(key, now);
+        let visible = self.feed_visible_at();
+        self.records.announce(key, now, visible);
         self.log(format!("{key}: record replaced"));
     }
 
@@ -135,7 +155,8 @@ impl World {
         let now = self.now;
         let existed = self.records.items.remove(key).is_some();
         if existed {
-            self.records.announce(key, now);
+            let visible = self.feed_visible_at();
+            self.records.announce(key, now, visible);
             self.log(format!("{key}: record deleted"));
         }
         existed
@@ -206,7 +227,8 @@ impl World {
             body.insert(UPDATED_AT_ATTRIBUTE.into(), Value::String(at.to_string()));
         }
         item.written_at = at;
-        self.records.announce(key, at);
+        let visible = self.feed_visible_at();
+        self.records.announce(key, at, visible);
         self.log(format!("{key}: record spec changed by a writer"));
         Ok(SpecWrite::Written {
             updated_at: at.to_string(),
@@ -300,11 +322,21 @@ impl SimCloud {
             let notified = self.inner.changes.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let (batch, broken) = {
+            let (batch, broken, next) = {
                 let mut w = self.world();
+                let now = w.now;
                 match w.records.feeds.get_mut(&id) {
-                    Some(feed) => (std::mem::take(&mut feed.changes), feed.broken),
-                    None => (VecDeque::new(), true),
+                    Some(feed) => {
+                        let mut batch = VecDeque::new();
+                        while let Some((visible, _)) = feed.changes.front()
+                            && *visible <= now
+                        {
+                            batch.extend(feed.changes.pop_front().map(|(_, c)| c));
+                        }
+                        let next = feed.changes.front().map(|(t, _)| *t);
+                        (batch, feed.broken, next)
+                    }
+                    None => (VecDeque::new(), true, None),
                 }
             };
             let idle = batch.is_empty();
@@ -321,8 +353,16 @@ impl SimCloud {
                 ));
             }
             if idle {
+                let clock = self.clock();
+                let pending = async {
+                    match next {
+                        Some(t) => clock.sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     _ = &mut notified => {}
+                    _ = pending => {}
                     _ = tx.closed() => return Ok(()),
                 }
             }

@@ -15,6 +15,7 @@ use super::ecs::Services;
 use super::faults::Faults;
 use super::invariants::Invariants;
 use super::leases::LeaseTable;
+use super::limits::Limiter;
 use super::registry::Registry;
 use super::store::Records;
 use super::targets::TargetState;
@@ -84,6 +85,7 @@ pub(crate) struct World {
     pub leases: LeaseTable,
     pub checks: Invariants,
     pub calls: BTreeMap<&'static str, u64>,
+    pub limits: Limiter,
     log: Vec<LogEntry>,
     /// Ties between events at the same instant run in scheduling order.
     queue: BTreeMap<(Timestamp, u64), Event>,
@@ -104,6 +106,7 @@ impl World {
             leases: LeaseTable::default(),
             checks: Invariants::default(),
             calls: BTreeMap::new(),
+            limits: Limiter::default(),
             log: Vec::new(),
             queue: BTreeMap::new(),
             sequence: 0,

@@ -68,8 +68,8 @@ pub struct State {
     pub echo_status_writes: bool,
     pub feed: Option<mpsc::Sender<Change>>,
     pub calls: Vec<Call>,
-    pub describing: u32,
-    pub most_describing: u32,
+    pub describing: usize,
+    pub most_describing: usize,
     pub describe_delay: Duration,
     pub set_weights_delay: Duration,
 }
@@ -242,12 +242,13 @@ impl Ecs for FakeCloud {
         )?;
         let delay = {
             let mut s = self.state();
-            s.describing += 1;
+            // Services, not calls: passes share calls.
+            s.describing += services.len();
             s.most_describing = s.most_describing.max(s.describing);
             s.describe_delay
         };
         self.clock.sleep(delay).await;
-        self.state().describing -= 1;
+        self.state().describing -= services.len();
         let service = EcsService {
             desired_count: 2,
             deployment_controller: "EXTERNAL".into(),

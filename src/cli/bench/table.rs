@@ -1,0 +1,291 @@
+//! The report: the same figures for both sides, their ratios, and the
+//! targets, in Markdown.
+
+use std::fmt::Write;
+
+use super::Results;
+use super::fleet::CLUSTER_SIZE;
+use super::report::{ECS_READ_PER_SECOND, RolloutRun, SweepRun, floor_seconds, ratio, secs};
+use super::steady::{CONCURRENCY, POLL, RESYNC, WAVE, WAVE_SPREAD};
+use crate::cloud::budget::{BudgetConfig, Category};
+
+fn count(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn mib(m: Option<f64>) -> String {
+    m.map_or("-".into(), |m| format!("{m:.0} MiB"))
+}
+
+fn describes(run: &SweepRun) -> f64 {
+    run.calls_by_operation
+        .get("ecs:DescribeServices")
+        .copied()
+        .unwrap_or(0.0)
+}
+
+fn elb_calls(run: &SweepRun) -> f64 {
+    run.calls_by_operation
+        .iter()
+        .filter(|(op, _)| op.starts_with("elbv2:"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+fn yes(met: bool) -> &'static str {
+    if met { "met" } else { "**missed**" }
+}
+
+pub fn markdown(r: &Results) -> String {
+    let budgets = BudgetConfig::default();
+    let mut out = String::new();
+    let _ = writeln!(out, "## cutover bench\n");
+    let _ = writeln!(
+        out,
+        "Measured on {} in {:.0} s of wall time with `{}`.\n",
+        r.machine, r.wall_seconds, r.command
+    );
+    let _ = writeln!(
+        out,
+        "Simulated cloud: AWS-like latency (DescribeServices 40-150 ms, ELB reads 20-80 ms, task set \
+         calls 100-400 ms, ELB changes 50-200 ms, DynamoDB 5-20 ms), AWS's request budgets enforced \
+         (calls past a bucket are throttled), a change feed that lags 0.1-0.6 s, {CLUSTER_SIZE} \
+         services per cluster, no test listeners. Simulated time on a paused runtime; CPU and memory \
+         are this machine's, for the whole process (the simulated cloud included). cutover: the \
+         default configuration ({CONCURRENCY} workers, resync every {} s, {:.0}% of each budget, \
+         drift checks {:.0}% of that). Naive: {CONCURRENCY} workers sweeping back to back {} s apart, \
+         one DescribeServices per service and one DescribeTargetHealth per target group, the SDK's \
+         standard retries. Detection: {WAVE} records written {:.0} s apart, from the write to the \
+         first CreateTaskSet.\n",
+        RESYNC.as_secs(),
+        budgets.share * 100.0,
+        budgets.steady_share * 100.0,
+        POLL.as_secs(),
+        WAVE_SPREAD.as_secs_f64() / WAVE as f64,
+    );
+    let _ = writeln!(out, "### Steady state and detection\n");
+    let _ = writeln!(
+        out,
+        "| services | side | DescribeServices / service / sweep | all calls / service / sweep | sweep (simulated) | ECS read budget used | detection p50 | detection p99 | CPU / sweep | peak RSS (fleet alone) |"
+    );
+    let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let sizes: Vec<usize> = {
+        let mut s: Vec<usize> = r.sweeps.iter().map(|s| s.services).collect();
+        s.dedup();
+        s
+    };
+    for &n in &sizes {
+        let side = |mode: &str| r.sweeps.iter().find(|s| s.services == n && s.mode == mode);
+        for run in [side("cutover"), side("naive")].into_iter().flatten() {
+            let missed = if run.detection_missed > 0 {
+                format!(" ({} not acted on)", run.detection_missed)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.3} | {:.3} | {} | {:.1}% | {} | {}{missed} | {:.1} ms | {} ({}) |",
+                count(n),
+                run.mode,
+                describes(run),
+                run.calls_per_service_per_sweep,
+                secs(Some(run.sweep_seconds)),
+                run.ecs_read_budget_share() * 100.0,
+                secs(run.detection_p50_seconds),
+                secs(run.detection_p99_seconds),
+                run.cpu_ms_per_sweep,
+                mib(run.peak_rss_mib),
+                mib(run.setup_rss_mib),
+            );
+        }
+        if let (Some(c), Some(v)) = (side("cutover"), side("naive")) {
+            let _ = writeln!(
+                out,
+                "| | naive ÷ cutover | {} | {} | {} | {} | {} | {} | {} | {} |",
+                ratio(Some(describes(c)), Some(describes(v))),
+                ratio(
+                    Some(c.calls_per_service_per_sweep),
+                    Some(v.calls_per_service_per_sweep)
+                ),
+                ratio(Some(c.sweep_seconds), Some(v.sweep_seconds)),
+                ratio(
+                    Some(c.ecs_read_budget_share()),
+                    Some(v.ecs_read_budget_share())
+                ),
+                ratio(c.detection_p50_seconds, v.detection_p50_seconds),
+                ratio(c.detection_p99_seconds, v.detection_p99_seconds),
+                ratio(Some(c.cpu_ms_per_sweep), Some(v.cpu_ms_per_sweep)),
+                ratio(c.peak_rss_mib, v.peak_rss_mib),
+            );
+        }
+    }
+    rollouts(&mut out, r, &budgets);
+    targets(&mut out, r, &budgets);
+    out
+}
+
+struct Floors {
+    elb: f64,
+    elb_account: f64,
+    ecs: f64,
+}
+
+fn floors(run: &RolloutRun, budgets: &BudgetConfig) -> Floors {
+    let (elb, ecs) = (run.elb_mutations as f64, run.ecs_mutations as f64);
+    let at = |c: Category, calls: f64| {
+        let rate = budgets.cutover(c);
+        floor_seconds(calls, rate.per_second, f64::from(rate.burst))
+    };
+    let account = budgets.account(Category::ElbMutation);
+    Floors {
+        elb: at(Category::ElbMutation, elb),
+        elb_account: floor_seconds(elb, account.per_second, f64::from(account.burst)),
+        ecs: at(Category::EcsMutation, ecs),
+    }
+}
+
+fn rollouts(out: &mut String, r: &Results, budgets: &BudgetConfig) {
+    let Some(first) = r.rollouts.first() else {
+        return;
+    };
+    let elb = budgets.cutover(Category::ElbMutation);
+    let ecs = budgets.cutover(Category::EcsMutation);
+    let _ = writeln!(
+        out,
+        "\n### Fleet rollout: {} services all at once, no bake\n",
+        count(first.services)
+    );
+    let _ = writeln!(
+        out,
+        "The floor is the time cutover's share of the ELB mutation budget ({}/s after a burst of {}) \
+         needs for the ModifyListener calls the rollout made; the whole account's budget ({}/s, \
+         burst {}) would need the time in brackets. The ECS task set calls have a floor of their own \
+         ({}/s, burst {}).\n",
+        elb.per_second,
+        elb.burst,
+        budgets.elb_mutation.per_second,
+        budgets.elb_mutation.burst,
+        ecs.per_second,
+        ecs.burst
+    );
+    let _ = writeln!(
+        out,
+        "| side | time (simulated) | ELB mutations | ELB floor (account) | time ÷ ELB floor | ECS mutations | ECS floor | throttled calls | failed | peak RSS |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for run in &r.rollouts {
+        let f = floors(run, budgets);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} |",
+            run.mode,
+            run.seconds.map_or_else(
+                || format!("not done ({} settled)", run.settled),
+                |s| secs(Some(s))
+            ),
+            run.elb_mutations,
+            secs(Some(f.elb)),
+            secs(Some(f.elb_account)),
+            run.seconds
+                .map_or("-".into(), |s| format!("{:.2}", s / f.elb.max(1e-9))),
+            run.ecs_mutations,
+            secs(Some(f.ecs)),
+            run.throttled.values().sum::<u64>(),
+            run.failed,
+            mib(run.peak_rss_mib),
+        );
+    }
+}
+
+fn targets(out: &mut String, r: &Results, budgets: &BudgetConfig) {
+    let _ = writeln!(out, "\n### Targets\n");
+    let _ = writeln!(out, "| target | measured | |");
+    let _ = writeln!(out, "|---|---|---|");
+    let ours: Vec<&SweepRun> = r.sweeps.iter().filter(|s| s.mode == "cutover").collect();
+    if !ours.is_empty() {
+        let figures: Vec<String> = ours
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}: {:.3} ({:.3} ELB)",
+                    count(s.services),
+                    describes(s),
+                    elb_calls(s)
+                )
+            })
+            .collect();
+        let met = ours
+            .iter()
+            .all(|s| describes(s) <= 0.1 + 1e-9 && elb_calls(s) == 0.0);
+        let _ = writeln!(
+            out,
+            "| at most 0.1 DescribeServices and no ELB call per steady service per sweep | {} | {} |",
+            figures.join("; "),
+            yes(met)
+        );
+        let p99: Vec<String> = ours
+            .iter()
+            .map(|s| format!("{}: {}", count(s.services), secs(s.detection_p99_seconds)))
+            .collect();
+        let met = ours
+            .iter()
+            .all(|s| s.detection_missed == 0 && s.detection_p99_seconds.is_some_and(|p| p <= 1.0));
+        let _ = writeln!(
+            out,
+            "| detection p99 at most 1 s | {} | {} |",
+            p99.join("; "),
+            yes(met)
+        );
+    }
+    if let Some(big) = ours.iter().find(|s| s.services == 10_000) {
+        let during =
+            big.describe_calls_per_sweep / big.sweep_seconds.max(1e-9) / ECS_READ_PER_SECOND;
+        let met = big.ecs_read_budget_share() <= 0.25 && during <= 0.25 + 1e-9;
+        let _ = writeln!(
+            out,
+            "| a 10,000-service sweep within 25% of the ECS read budget | {:.0} calls: {:.1}% of the budget over the resync interval, {:.1}% while the sweep runs ({:.0} s) | {} |",
+            big.describe_calls_per_sweep,
+            big.ecs_read_budget_share() * 100.0,
+            during * 100.0,
+            big.sweep_seconds,
+            yes(met)
+        );
+        let rss = big.peak_rss_mib.unwrap_or(f64::MAX);
+        let _ = writeln!(
+            out,
+            "| peak RSS at most 64 MiB at 10,000 services | {} (the simulated fleet alone: {}) | {} |",
+            mib(big.peak_rss_mib),
+            mib(big.setup_rss_mib),
+            yes(rss <= 64.0)
+        );
+    }
+    if let Some(run) = r.rollouts.iter().find(|x| x.mode == "cutover") {
+        let f = floors(run, budgets);
+        let text = match run.seconds {
+            Some(s) => format!(
+                "{} against a floor of {} ({:.2}×)",
+                secs(Some(s)),
+                secs(Some(f.elb)),
+                s / f.elb.max(1e-9)
+            ),
+            None => format!(
+                "did not finish ({} of {} settled)",
+                run.settled, run.services
+            ),
+        };
+        let met = run.seconds.is_some_and(|s| s <= 1.1 * f.elb);
+        let _ = writeln!(
+            out,
+            "| fleet rollout within 1.1 × the ELB mutation floor | {text} | {} |",
+            yes(met)
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! The ports, each call waiting for its category's budget first. Every
+//! method is forwarded, defaults included: a default left in place would
+//! silently replace the wrapped port's own behaviour.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use super::{ApiBudgets, Category};
+use crate::cloud::{
+    Change, CloudError, DesiredStore, Ecs, Fence, LoadBalancer, Precondition, SpecChanges,
+    SpecWrite, StatusWrite, StoredRecord,
+};
+use crate::rollout::command::CreateTaskSet;
+use crate::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, TaskSet, Weights};
+
+/// A port whose calls keep to `budgets`. Wrap the outermost adapter, so
+/// SDK retries (which the adapter makes inside one call) are the only
+/// attempts the budget does not see.
+pub struct Budgeted<P: ?Sized> {
+    inner: Arc<P>,
+    budgets: Arc<ApiBudgets>,
+}
+
+impl<P: ?Sized> Budgeted<P> {
+    pub fn new(inner: Arc<P>, budgets: Arc<ApiBudgets>) -> Self {
+        Budgeted { inner, budgets }
+    }
+
+    async fn wait(&self, category: Category) {
+        self.budgets.acquire(category).await;
+    }
+}
+
+#[async_trait]
+impl Ecs for Budgeted<dyn Ecs> {
+    async fn describe_services(
+        &self,
+        cluster: &str,
+        services: &[String],
+    ) -> Result<Vec<(String, ServiceState)>, CloudError> {
+        self.wait(Category::EcsRead).await;
+        self.inner.describe_services(cluster, services).await
+    }
+
+    async fn create_task_set(
+        &self,
+        key: &ServiceKey,
+        request: &CreateTaskSet,
+    ) -> Result<TaskSet, CloudError> {
+        self.wait(Category::EcsMutation).await;
+        self.inner.create_task_set(key, request).await
+    }
+
+    async fn set_primary(&self, key: &ServiceKey, task_set_arn: &str) -> Result<(), CloudError> {
+        self.wait(Category::EcsMutation).await;
+        self.inner.set_primary(key, task_set_arn).await
+    }
+
+    async fn delete_task_set(
+        &self,
+        key: &ServiceKey,
+        task_set_arn: &str,
+    ) -> Result<(), CloudError> {
+        self.wait(Category::EcsMutation).await;
+        self.inner.delete_task_set(key, task_set_arn).await
+    }
+
+    async fn stopped_tasks(&self, key: &ServiceKey, task_set_arn: &str) -> Result<u32, CloudError> {
+        // ListTasks has a bucket of its own at AWS, as large as the
+        // DescribeServices one; sharing that one is the cautious choice.
+        self.wait(Category::EcsRead).await;
+        self.inner.stopped_tasks(key, task_set_arn).await
+    }
+}
+
+#[async_trait]
+impl LoadBalancer for Budgeted<dyn LoadBalancer> {
+    async fn weights(&self, route: &Route) -> Result<Weights, CloudError> {
+        self.wait(Category::ElbRead).await;
+        self.inner.weights(route).await
+    }
+
+    async fn set_weights(&self, route: &Route, weights: &Weights) -> Result<(), CloudError> {
+        self.wait(Category::ElbMutation).await;
+        self.inner.set_weights(route, weights).await
+    }
+
+    async fn target_health(&self, target_group: &str) -> Result<TargetCounts, CloudError> {
+        self.wait(Category::ElbRead).await;
+        self.inner.target_health(target_group).await
+    }
+}
+
+#[async_trait]
+impl DesiredStore for Budgeted<dyn DesiredStore> {
+    async fn list(&self) -> Result<Vec<StoredRecord>, CloudError> {
+        self.wait(Category::DynamoDb).await;
+        self.inner.list().await
+    }
+
+    async fn get(&self, key: &ServiceKey) -> Result<Option<StoredRecord>, CloudError> {
+        self.wait(Category::DynamoDb).await;
+        self.inner.get(key).await
+    }
+
+    async fn write_status(
+        &self,
+        key: &ServiceKey,
+        expected: u64,
+        status: &Status,
+    ) -> Result<StatusWrite, CloudError> {
+        self.wait(Category::DynamoDb).await;
+        self.inner.write_status(key, expected, status).await
+    }
+
+    async fn write_status_fenced(
+        &self,
+        key: &ServiceKey,
+        expected: u64,
+        status: &Status,
+        fence: &Fence,
+    ) -> Result<StatusWrite, CloudError> {
+        self.wait(Category::DynamoDb).await;
+        self.inner
+            .write_status_fenced(key, expected, status, fence)
+            .await
+    }
+
+    /// The feed's own polling happens inside the adapter; only opening it
+    /// is metered here.
+    async fn watch(&self, changes: mpsc::Sender<Change>) -> Result<(), CloudError> {
+        self.wait(Category::DynamoDb).await;
+        self.inner.watch(changes).await
+    }
+
+    async fn write_spec(
+        &self,
+        key: &ServiceKey,
+        changes: &SpecChanges,
+        precondition: Precondition,
+    ) -> Result<SpecWrite, CloudError> {
+        self.wait(Category::DynamoDb).await;
+        self.inner.write_spec(key, changes, precondition).await
+    }
+}

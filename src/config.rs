@@ -131,7 +131,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
          # CUTOVER_BUDGETS replaces the table with an inline one, e.g. '{share = 0.25}'.",
         "[budgets]\n\
          share = 0.5\n\
-         steady_share = 0.5\n\
+         steady_share = 0.4\n\
          ecs_read = { per_second = 20, burst = 100 }\n\
          ecs_mutation = { per_second = 5, burst = 50 }\n\
          elb_read = { per_second = 10, burst = 40 }\n\

@@ -167,7 +167,7 @@ pub async fn schedule_gained(
                 let mut count = 0;
                 for record in records {
                     if gained.contains(&ownership.shard(&record.key)) {
-                        queue.schedule(record.key, now);
+                        queue.schedule_due(record.key, now);
                         count += 1;
                     }
                 }

@@ -280,7 +280,13 @@ impl Controller {
         });
         let mut working = JoinSet::new();
         // Zero workers would accept work and never do it.
-        for _ in 0..config.concurrency.max(1) {
+        let concurrency = config.concurrency.max(1);
+        // A quarter of the workers (at least one) never run drift checks.
+        if concurrency > 1 {
+            self.queue
+                .limit_listed(concurrency - (concurrency / 4).max(1));
+        }
+        for _ in 0..concurrency {
             working.spawn(Arc::clone(&workers).work());
         }
 

@@ -19,18 +19,38 @@ pub struct WorkQueue {
     notify: Notify,
 }
 
+/// Which due keys go first. A resync schedules every service at once; a
+/// record written a moment later must not wait behind all of them, and a
+/// rollout's next step should not either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Lane {
+    /// Someone changed the record or asked for a pass.
+    Change = 0,
+    /// A wake-up a pass asked for, a retry, a shard taken over.
+    Due = 1,
+    /// A resync's drift check.
+    Listed = 2,
+}
+
+const LANES: usize = 3;
+
 #[derive(Default)]
 struct State {
-    /// Waiting keys by due time, then by arrival, so equal due times are
-    /// served first come, first served.
-    order: BTreeSet<(Timestamp, u64, ServiceKey)>,
-    waiting: BTreeMap<ServiceKey, (Timestamp, u64)>,
+    /// Waiting keys of each lane by due time, then by arrival, so equal due
+    /// times are served first come, first served.
+    lanes: [BTreeSet<(Timestamp, u64, ServiceKey)>; LANES],
+    waiting: BTreeMap<ServiceKey, (Timestamp, u64, Lane)>,
     in_flight: BTreeSet<ServiceKey>,
     /// Keys scheduled while a worker holds them; they wait here rather than
-    /// in `order` so no second worker can take them.
-    again: BTreeMap<ServiceKey, Timestamp>,
+    /// in a lane so no second worker can take them.
+    again: BTreeMap<ServiceKey, (Timestamp, Lane)>,
     arrivals: u64,
     closed: bool,
+    /// Drift checks being reconciled, and how many may be at once: the
+    /// rest of the workers stay free for changes and rollouts, so a record
+    /// written mid-resync does not wait for a worker either.
+    listed_running: HashSet<ServiceKey>,
+    listed_limit: Option<usize>,
     /// Records a resync listed for waiting keys, so their passes need not
     /// read them again.
     listed: HashMap<ServiceKey, StoredRecord>,
@@ -50,37 +70,60 @@ impl State {
         self.touched.insert(key.clone(), self.moves);
     }
 
-    /// Returns whether a worker may need to wake earlier than planned.
-    fn enqueue(&mut self, key: ServiceKey, due: Timestamp) -> bool {
+    /// Returns whether a worker may need to wake earlier than planned. A
+    /// key already waiting keeps the earlier due time and the more urgent
+    /// lane of the two.
+    fn enqueue(&mut self, key: ServiceKey, due: Timestamp, lane: Lane) -> bool {
         if self.closed {
             return false;
         }
         if self.in_flight.contains(&key) {
-            let at = self.again.entry(key).or_insert(due);
+            let (at, l) = self.again.entry(key).or_insert((due, lane));
             *at = (*at).min(due);
+            *l = (*l).min(lane);
             return false;
         }
-        if let Some(&(at, arrival)) = self.waiting.get(&key) {
-            if at <= due {
-                return false;
+        let (due, lane) = match self.waiting.get(&key) {
+            Some(&(at, _, l)) if at <= due && l <= lane => return false,
+            Some(&(at, arrival, l)) => {
+                self.lanes[l as usize].remove(&(at, arrival, key.clone()));
+                (at.min(due), l.min(lane))
             }
-            self.order.remove(&(at, arrival, key.clone()));
-        }
+            None => (due, lane),
+        };
         self.arrivals += 1;
-        self.waiting.insert(key.clone(), (due, self.arrivals));
-        self.order.insert((due, self.arrivals, key));
+        self.waiting.insert(key.clone(), (due, self.arrivals, lane));
+        self.lanes[lane as usize].insert((due, self.arrivals, key));
         true
     }
 
+    /// The most urgent lane with a due key, else when the next one is due.
     fn take_due(&mut self, now: Timestamp) -> Result<ServiceKey, Option<Timestamp>> {
-        match self.order.first() {
-            Some((due, _, _)) if *due <= now => {}
-            Some((due, _, _)) => return Err(Some(*due)),
-            None => return Err(None),
+        let mut next: Option<Timestamp> = None;
+        let mut ready = None;
+        let listed_full = self
+            .listed_limit
+            .is_some_and(|limit| self.listed_running.len() >= limit);
+        for (i, lane) in self.lanes.iter().enumerate() {
+            if i == Lane::Listed as usize && listed_full {
+                // Waits for a drift check to finish, which wakes workers.
+                continue;
+            }
+            match lane.first() {
+                Some((due, _, _)) if *due <= now => {
+                    ready = Some(i);
+                    break;
+                }
+                Some((due, _, _)) => next = Some(next.map_or(*due, |n| n.min(*due))),
+                None => {}
+            }
         }
-        let Some((_, _, key)) = self.order.pop_first() else {
-            return Err(None);
+        let Some((_, _, key)) = ready.and_then(|i| self.lanes[i].pop_first()) else {
+            return Err(next);
         };
+        if ready == Some(Lane::Listed as usize) {
+            self.listed_running.insert(key.clone());
+        }
         self.waiting.remove(&key);
         self.in_flight.insert(key.clone());
         self.touch(&key);
@@ -97,6 +140,11 @@ impl WorkQueue {
         })
     }
 
+    /// Lets at most `limit` drift checks (keys a resync listed) run at once.
+    pub fn limit_listed(&self, limit: usize) {
+        self.lock().listed_limit = Some(limit.max(1));
+    }
+
     /// Runs `key` at `due` or earlier: a key is queued once, and the earlier
     /// of two due times wins. A key being reconciled runs again afterwards.
     pub fn schedule(&self, key: ServiceKey, due: Timestamp) {
@@ -106,7 +154,21 @@ impl WorkQueue {
             state.listed.remove(&key);
             state.changed.insert(key.clone());
             state.touch(&key);
-            state.enqueue(key, due)
+            state.enqueue(key, due, Lane::Change)
+        };
+        if woke {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Runs `key` at `due` or earlier, ahead of drift checks but behind
+    /// changes, reading its record afresh (a shard taken over).
+    pub fn schedule_due(&self, key: ServiceKey, due: Timestamp) {
+        let woke = {
+            let mut state = self.lock();
+            state.listed.remove(&key);
+            state.touch(&key);
+            state.enqueue(key, due, Lane::Due)
         };
         if woke {
             self.notify.notify_waiters();
@@ -127,7 +189,7 @@ impl WorkQueue {
             let mut state = self.lock();
             let key = record.key.clone();
             let moved = state.touched.get(&key).is_some_and(|t| *t > mark);
-            let woke = state.enqueue(key.clone(), due);
+            let woke = state.enqueue(key.clone(), due, Lane::Listed);
             if !moved && state.waiting.contains_key(&key) {
                 state.listed.insert(key, record);
             }
@@ -207,17 +269,21 @@ impl WorkQueue {
     /// workers keep up.
     pub fn oldest_due_age(&self) -> Duration {
         let now = self.clock.now();
-        match self.lock().order.first() {
-            Some((due, _, _)) => now.since(*due),
-            None => Duration::ZERO,
-        }
+        let state = self.lock();
+        let oldest = state
+            .lanes
+            .iter()
+            .filter_map(|l| l.first())
+            .map(|(due, _, _)| *due)
+            .min();
+        oldest.map_or(Duration::ZERO, |due| now.since(due))
     }
 
     /// When `key` is due next, if it is scheduled.
     pub fn due(&self, key: &ServiceKey) -> Option<Timestamp> {
         let state = self.lock();
-        let waiting = state.waiting.get(key).map(|(due, _)| *due);
-        waiting.or_else(|| state.again.get(key).copied())
+        let waiting = state.waiting.get(key).map(|(due, _, _)| *due);
+        waiting.or_else(|| state.again.get(key).map(|(due, _)| *due))
     }
 
     fn release(&self, key: &ServiceKey, next: Option<Timestamp>) {
@@ -225,12 +291,15 @@ impl WorkQueue {
             let mut state = self.lock();
             state.in_flight.remove(key);
             state.touch(key);
+            let freed = state.listed_running.remove(key) && state.listed_limit.is_some();
             let again = state.again.remove(key);
+            let next = next.map(|due| (due, Lane::Due));
             let due = match (again, next) {
-                (Some(a), Some(b)) => Some(a.min(b)),
+                (Some((a, la)), Some((b, lb))) => Some((a.min(b), la.min(lb))),
                 (a, b) => a.or(b),
             };
-            due.is_some_and(|due| state.enqueue(key.clone(), due))
+            let queued = due.is_some_and(|(due, lane)| state.enqueue(key.clone(), due, lane));
+            queued || freed
         };
         if wake {
             self.notify.notify_waiters();

@@ -248,3 +248,65 @@ async fn a_key_in_flight_runs_again_without_the_listed_record() {
     let mut again = queue.next().await.unwrap();
     assert!(matches!(again.take_trigger(), Trigger::Due));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_change_and_a_wake_up_go_before_a_resyncs_backlog() {
+    let (clock, queue) = setup();
+    let mark = queue.mark();
+    for i in 0..100 {
+        queue.schedule_listed(listed(&format!("steady-{i:03}"), 1), clock.now(), mark);
+    }
+    // A rollout's pass asks to run again in a second.
+    queue.schedule_now(key("rolling"));
+    let lease = queue.next().await.unwrap();
+    assert_eq!(lease.key().service, "rolling");
+    lease.finish(Some(clock.now() + secs(1)));
+    clock.sleep(secs(2)).await;
+    // A record written after the resync listed everything.
+    queue.schedule_now(key("written"));
+    let order: Vec<String> = {
+        let mut order = vec![];
+        for _ in 0..4 {
+            let lease = queue.next().await.unwrap();
+            order.push(lease.key().service.clone());
+            lease.finish(None);
+        }
+        order
+    };
+    assert_eq!(order, ["written", "rolling", "steady-000", "steady-001"]);
+    // A key keeps its most urgent lane: listing it again does not demote it.
+    queue.schedule_now(key("steady-050"));
+    queue.schedule_listed(listed("steady-050", 1), clock.now(), queue.mark());
+    assert_eq!(queue.next().await.unwrap().key().service, "steady-050");
+}
+
+#[tokio::test(start_paused = true)]
+async fn drift_checks_leave_workers_free_for_changes() {
+    let (clock, queue) = setup();
+    queue.limit_listed(2);
+    let mark = queue.mark();
+    for i in 0..10 {
+        queue.schedule_listed(listed(&format!("steady-{i}"), 1), clock.now(), mark);
+    }
+    let first = queue.next().await.unwrap();
+    let _second = queue.next().await.unwrap();
+    // Two drift checks run; a third worker gets nothing until one ends...
+    let mut third = tokio::spawn({
+        let queue = Arc::clone(&queue);
+        async move { queue.next().await.map(|l| l.key().service.clone()) }
+    });
+    clock.sleep(secs(1)).await;
+    assert!(!third.is_finished());
+    // ...unless a change arrives,
+    queue.schedule_now(key("written"));
+    assert_eq!((&mut third).await.unwrap().as_deref(), Some("written"));
+    // and a finished drift check makes room for the next.
+    let fourth = tokio::spawn({
+        let queue = Arc::clone(&queue);
+        async move { queue.next().await.map(|l| l.key().service.clone()) }
+    });
+    clock.sleep(secs(1)).await;
+    assert!(!fourth.is_finished());
+    first.finish(None);
+    assert_eq!(fourth.await.unwrap().as_deref(), Some("steady-2"));
+}

@@ -36,8 +36,8 @@ fn elb_calls(run: &SweepRun) -> f64 {
     run.calls_by_operation
         .iter()
         .filter(|(op, _)| op.starts_with("elbv2:"))
-        .map(|(_, n)| n)
-        .sum()
+        // Not `sum()`: an empty f64 sum is -0.0, which prints as "-0.000".
+        .fold(0.0, |total, (_, n)| total + n)
 }
 
 fn yes(met: bool) -> &'static str {

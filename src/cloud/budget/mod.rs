@@ -167,7 +167,7 @@ impl Default for BudgetConfig {
     fn default() -> Self {
         BudgetConfig {
             share: 0.5,
-            steady_share: 0.5,
+            steady_share: 0.4,
             ecs_read: Rate::new(20.0, 100),
             ecs_mutation: Rate::new(5.0, 50),
             elb_read: Rate::new(10.0, 40),

@@ -143,10 +143,21 @@ pub fn reads(
             failed_tasks = svc.by_revision(&r.id.revision).map(|t| t.arn.clone());
         }
     }
+    // Finalizing and rolling back act on the weights alone; the candidate's
+    // health only decides while it waits to be ready or serves traffic.
+    // DescribeTargetHealth is one group per call from a small shared
+    // budget, so a fleet-wide release is paced by reads like these.
+    let health_decides = status
+        .rollout
+        .as_ref()
+        .is_none_or(|r| r.rollback.is_none() && status.phase != Phase::Finalizing);
     Reads {
         production: Some(spec.traffic.production.clone()),
         test: spec.traffic.test.clone(),
-        target_health: target_group.into_iter().collect(),
+        target_health: target_group
+            .filter(|_| health_decides)
+            .into_iter()
+            .collect(),
         probes,
         failed_tasks,
         deployment: None,

@@ -48,6 +48,41 @@ fn all_at_once_moves_everything_in_one_step_then_bakes_and_removes_blue() {
 }
 
 #[test]
+fn finalizing_and_rolling_back_read_no_target_health() {
+    let mut w = World::new(record("web:2", json!("all_at_once")));
+    let mut phases_read = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let spec = w.spec();
+        if !w.observe(&spec).targets.is_empty() {
+            phases_read.insert(w.status.phase);
+        }
+        w.step();
+        w.now = w.now + S5;
+        if w.status.phase == Phase::Steady && w.created == 1 {
+            break;
+        }
+    }
+    assert_eq!(w.status.phase, Phase::Steady);
+    assert!(
+        phases_read.contains(&Phase::Provisioning),
+        "{phases_read:?}"
+    );
+    assert!(!phases_read.contains(&Phase::Finalizing), "{phases_read:?}");
+
+    // A candidate that turns unhealthy is rolled back without reading its
+    // health again.
+    let mut w = World::new(record(
+        "web:2",
+        json!({"type": "linear", "percent": 50, "interval": "1m"}),
+    ));
+    assert!(w.run_until(Phase::Shifting, S5, 20));
+    w.healthy.insert(GREEN.to_string(), 0);
+    assert!(w.run_until(Phase::RollingBack, S5, 20));
+    let spec = w.spec();
+    assert!(w.observe(&spec).targets.is_empty());
+}
+
+#[test]
 fn canary_holds_at_ten_percent_until_interval_passes() {
     let mut w = World::new(record(
         "web:2",

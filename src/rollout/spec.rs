@@ -517,6 +517,20 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
     for (field, message) in raw.gates.validate().into_iter().chain(raw.hooks.validate()) {
         bad(&field, message);
     }
+    // Without a test route there is no test traffic to run it after, and a
+    // hook that silently never runs is worse than a refused record.
+    if !deploys
+        && raw.hooks.after_test_traffic.is_some()
+        && raw.test_listener.is_none()
+        && raw.test_rule.is_none()
+    {
+        bad(
+            "hooks.after_test_traffic",
+            "runs once the test route carries the candidate, and the record has no `test_listener` \
+             or `test_rule`: add one, or use `before_production_traffic`"
+                .into(),
+        );
+    }
     for (i, n) in raw.notifications.iter().enumerate() {
         if !(n.url.starts_with("http://") || n.url.starts_with("https://")) {
             bad(

@@ -111,3 +111,14 @@ fn a_wrong_type_names_the_field() {
     let e = error_of(body);
     assert!(e.contains("paused"), "{e}");
 }
+
+#[test]
+fn an_after_test_traffic_hook_needs_a_test_route() {
+    let mut body = record("web:2", json!("all_at_once"));
+    body["hooks"] = json!({"after_test_traffic": {"url": "https://hooks.example/check"}});
+    let e = error_of(body.clone());
+    assert!(e.contains("hooks.after_test_traffic"), "{e}");
+    assert!(e.contains("test_listener"), "{e}");
+    body["test_listener"] = json!(super::fixture::TEST);
+    assert!(parse_record(&key(), &body).is_ok());
+}

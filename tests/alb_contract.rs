@@ -314,3 +314,36 @@ async fn a_missing_target_group_in_new_weights_is_not_found_and_the_rule_is_kept
     assert!(err.message.contains(&gone), "{err}");
     assert_eq!(f.raw_rule(&f.rule).await, before);
 }
+
+#[tokio::test]
+async fn several_routes_are_read_in_one_call_per_kind_and_a_missing_one_fails_alone() {
+    let f = fixture().await;
+    let listeners = [
+        Route::Listener(f.production.clone()),
+        Route::Listener(f.test_listener.clone()),
+    ];
+    let rule = Route::Rule(f.rule.clone());
+    let before_listeners = f.elb_calls("DescribeListeners");
+    let before_rules = f.elb_calls("DescribeRules");
+    let routes = [listeners[0].clone(), rule.clone(), listeners[1].clone()];
+    let answers = f.alb.weights_of(&routes).await;
+    assert_eq!(f.elb_calls("DescribeListeners") - before_listeners, 1);
+    assert_eq!(f.elb_calls("DescribeRules") - before_rules, 1);
+    assert_eq!(answers.len(), 3);
+    // The same answers as reading each route alone.
+    assert_eq!(answers[0], f.alb.weights(&listeners[0]).await);
+    assert_eq!(answers[1], f.alb.weights(&rule).await);
+    // The test listener's default action is a fixed response: its own
+    // answer says so, and the others are unaffected.
+    assert_eq!(answers[2].as_ref().unwrap_err().kind, ErrorKind::Invalid);
+
+    let gone = Route::Listener(missing(&f.production));
+    let answers = f
+        .alb
+        .weights_of(&[gone.clone(), listeners[0].clone()])
+        .await;
+    let err = answers[0].as_ref().unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    assert_eq!(err.message, format!("{gone} not found"));
+    assert!(answers[1].is_ok(), "{:?}", answers[1]);
+}

@@ -7,6 +7,8 @@
 //! is overwritten. A successful call is not the change taking effect: the
 //! controller reads the weights again before it counts a step as done.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_elasticloadbalancingv2::Client;
@@ -16,7 +18,7 @@ use aws_sdk_elasticloadbalancingv2::types::{Action, TargetHealthStateEnum};
 use super::alb_convert::{self, ForwardError};
 use super::calls::ApiCalls;
 use super::error::{code, from_sdk};
-use crate::cloud::{CloudError, ErrorKind, LoadBalancer};
+use crate::cloud::{CloudError, ErrorKind, LoadBalancer, ROUTES_PER_DESCRIBE};
 use crate::rollout::{Route, TargetCounts, Weights};
 
 const DESCRIBE_LISTENERS: &str = "elasticloadbalancing:DescribeListeners";
@@ -52,39 +54,71 @@ impl AlbAdapter {
 
     /// The action list of a listener's default action or of a rule.
     async fn actions(&self, route: &Route) -> Result<Vec<Action>, CloudError> {
-        match route {
-            Route::Listener(arn) => {
-                let out = self
-                    .elb
-                    .describe_listeners()
-                    .listener_arns(arn)
-                    .send()
-                    .await
-                    .map_err(|e| route_error(DESCRIBE_LISTENERS, route, e))?;
-                let listener = out
-                    .listeners
-                    .unwrap_or_default()
-                    .into_iter()
-                    .find(|l| l.listener_arn() == Some(arn.as_str()))
-                    .ok_or_else(|| CloudError::not_found(DESCRIBE_LISTENERS, route))?;
-                Ok(listener.default_actions.unwrap_or_default())
+        let mut found = self.describe(std::slice::from_ref(route)).await?;
+        found
+            .remove(route.arn())
+            .ok_or_else(|| CloudError::not_found(describe_op(route), route))
+    }
+
+    /// The action lists of routes of one kind (all listeners or all rules)
+    /// in one call, by ARN. A route ELB did not return is missing from the
+    /// map; ELB fails the whole call if it knows none of them.
+    async fn describe(&self, routes: &[Route]) -> Result<HashMap<String, Vec<Action>>, CloudError> {
+        let Some(first) = routes.first() else {
+            return Ok(HashMap::new());
+        };
+        let arns: Vec<String> = routes.iter().map(|r| r.arn().to_string()).collect();
+        Ok(match first {
+            Route::Listener(_) => self
+                .elb
+                .describe_listeners()
+                .set_listener_arns(Some(arns))
+                .send()
+                .await
+                .map_err(|e| route_error(DESCRIBE_LISTENERS, first, e))?
+                .listeners
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|l| Some((l.listener_arn?, l.default_actions.unwrap_or_default())))
+                .collect(),
+            Route::Rule(_) => self
+                .elb
+                .describe_rules()
+                .set_rule_arns(Some(arns))
+                .send()
+                .await
+                .map_err(|e| route_error(DESCRIBE_RULES, first, e))?
+                .rules
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|r| Some((r.rule_arn?, r.actions.unwrap_or_default())))
+                .collect(),
+        })
+    }
+
+    /// The weights of routes of one kind, one describe call for all of
+    /// them. If the call fails because a route is missing, each is asked
+    /// alone, so one deleted listener does not fail the others' reads.
+    async fn weights_of_kind(&self, routes: &[Route]) -> Vec<Result<Weights, CloudError>> {
+        match self.describe(routes).await {
+            Ok(mut found) => routes
+                .iter()
+                .map(|route| {
+                    let actions = found
+                        .remove(route.arn())
+                        .ok_or_else(|| CloudError::not_found(describe_op(route), route))?;
+                    alb_convert::weights(&actions)
+                        .map_err(|e| invalid(describe_op(route), route, e))
+                })
+                .collect(),
+            Err(e) if e.kind == ErrorKind::NotFound && routes.len() > 1 => {
+                let mut answers = Vec::with_capacity(routes.len());
+                for route in routes {
+                    answers.push(self.weights(route).await);
+                }
+                answers
             }
-            Route::Rule(arn) => {
-                let out = self
-                    .elb
-                    .describe_rules()
-                    .rule_arns(arn)
-                    .send()
-                    .await
-                    .map_err(|e| route_error(DESCRIBE_RULES, route, e))?;
-                let rule = out
-                    .rules
-                    .unwrap_or_default()
-                    .into_iter()
-                    .find(|r| r.rule_arn() == Some(arn.as_str()))
-                    .ok_or_else(|| CloudError::not_found(DESCRIBE_RULES, route))?;
-                Ok(rule.actions.unwrap_or_default())
-            }
+            Err(e) => routes.iter().map(|_| Err(e.clone())).collect(),
         }
     }
 
@@ -119,6 +153,22 @@ impl LoadBalancer for AlbAdapter {
     async fn weights(&self, route: &Route) -> Result<Weights, CloudError> {
         let actions = self.actions(route).await?;
         alb_convert::weights(&actions).map_err(|e| invalid(describe_op(route), route, e))
+    }
+
+    async fn weights_of(&self, routes: &[Route]) -> Vec<Result<Weights, CloudError>> {
+        let mut answers = Vec::with_capacity(routes.len());
+        for rules in [false, true] {
+            let mine: Vec<usize> = (0..routes.len())
+                .filter(|&i| matches!(routes[i], Route::Rule(_)) == rules)
+                .collect();
+            for chunk in mine.chunks(ROUTES_PER_DESCRIBE) {
+                let kind: Vec<Route> = chunk.iter().map(|&i| routes[i].clone()).collect();
+                let got = self.weights_of_kind(&kind).await;
+                answers.extend(chunk.iter().copied().zip(got));
+            }
+        }
+        answers.sort_by_key(|(i, _)| *i);
+        answers.into_iter().map(|(_, answer)| answer).collect()
     }
 
     async fn set_weights(&self, route: &Route, weights: &Weights) -> Result<(), CloudError> {

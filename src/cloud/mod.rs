@@ -197,8 +197,33 @@ impl Checks for NoChecks {
 #[async_trait]
 pub trait LoadBalancer: Send + Sync {
     async fn weights(&self, route: &Route) -> Result<Weights, CloudError>;
+    /// The weights of several routes, one answer per route in order, in as
+    /// few calls as the API allows (`DescribeListeners` and `DescribeRules`
+    /// take many ARNs): ELB's describe budget paces a fleet-wide release.
+    async fn weights_of(&self, routes: &[Route]) -> Vec<Result<Weights, CloudError>> {
+        let mut answers = Vec::with_capacity(routes.len());
+        for route in routes {
+            answers.push(self.weights(route).await);
+        }
+        answers
+    }
     /// Sets the weights of the named target groups, keeping everything else
     /// in the action and the rule as it was.
     async fn set_weights(&self, route: &Route, weights: &Weights) -> Result<(), CloudError>;
     async fn target_health(&self, target_group: &str) -> Result<TargetCounts, CloudError>;
+}
+
+/// ARNs per `DescribeListeners` or `DescribeRules` call. ELB documents no
+/// limit; this keeps each request and its answer small.
+pub const ROUTES_PER_DESCRIBE: usize = 20;
+
+/// How many describe calls [`LoadBalancer::weights_of`] makes for `routes`:
+/// listeners and rules apart, [`ROUTES_PER_DESCRIBE`] to a call.
+pub fn describe_calls(routes: &[Route]) -> usize {
+    let listeners = routes
+        .iter()
+        .filter(|r| matches!(r, Route::Listener(_)))
+        .count();
+    let rules = routes.len() - listeners;
+    listeners.div_ceil(ROUTES_PER_DESCRIBE) + rules.div_ceil(ROUTES_PER_DESCRIBE)
 }

@@ -16,6 +16,7 @@ mod observe;
 mod queue;
 mod reconcile;
 mod shards;
+mod weights_batch;
 mod worker;
 
 #[cfg(test)]
@@ -52,6 +53,7 @@ use health::StoreHealth;
 use queue::WorkQueue;
 use reconcile::{Policy, Reconciler};
 use shards::Ownership;
+use weights_batch::WeightsBatcher;
 use worker::Workers;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -219,7 +221,10 @@ impl Controller {
             reconciler: Arc::new(Reconciler {
                 store: Arc::clone(&self.store),
                 ecs: batcher,
-                lb: Arc::clone(&self.lb),
+                lb: Arc::new(WeightsBatcher::new(
+                    Arc::clone(&self.lb),
+                    Arc::clone(&self.clock),
+                )),
                 checks: Arc::clone(&self.checks),
                 codedeploy: Arc::clone(&self.codedeploy),
                 notifier: self.notifier.clone(),

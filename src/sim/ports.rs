@@ -206,6 +206,32 @@ impl LoadBalancer for SimCloud {
         self.world().weights(route)
     }
 
+    async fn weights_of(&self, routes: &[Route]) -> Vec<Result<Weights, CloudError>> {
+        let mut answers = Vec::with_capacity(routes.len());
+        for rules in [false, true] {
+            let op = if rules {
+                "elbv2:DescribeRules"
+            } else {
+                "elbv2:DescribeListeners"
+            };
+            let mine: Vec<usize> = (0..routes.len())
+                .filter(|&i| matches!(routes[i], Route::Rule(_)) == rules)
+                .collect();
+            for chunk in mine.chunks(crate::cloud::ROUTES_PER_DESCRIBE) {
+                let call = self.call(ApiGroup::ElbRead, op).await;
+                for &i in chunk {
+                    let answer = match &call {
+                        Ok(_) => self.world().weights(&routes[i]),
+                        Err(e) => Err(e.clone()),
+                    };
+                    answers.push((i, answer));
+                }
+            }
+        }
+        answers.sort_by_key(|(i, _)| *i);
+        answers.into_iter().map(|(_, answer)| answer).collect()
+    }
+
     async fn set_weights(&self, route: &Route, weights: &Weights) -> Result<(), CloudError> {
         let op = match route {
             Route::Listener(_) => "elbv2:ModifyListener",

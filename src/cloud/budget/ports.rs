@@ -82,6 +82,13 @@ impl LoadBalancer for Budgeted<dyn LoadBalancer> {
         self.inner.weights(route).await
     }
 
+    async fn weights_of(&self, routes: &[Route]) -> Vec<Result<Weights, CloudError>> {
+        for _ in 0..crate::cloud::describe_calls(routes) {
+            self.wait(Category::ElbRead).await;
+        }
+        self.inner.weights_of(routes).await
+    }
+
     async fn set_weights(&self, route: &Route, weights: &Weights) -> Result<(), CloudError> {
         self.wait(Category::ElbMutation).await;
         self.inner.set_weights(route, weights).await

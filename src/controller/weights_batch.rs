@@ -1,0 +1,236 @@
+//! Weight reads for many passes at once. A rollout's every pass reads its
+//! production (and test) weights, and ELB's describe budget (10 a second
+//! for the whole account) is shared with target health reads: during a
+//! fleet-wide release, reads pace the release. `DescribeListeners` and
+//! `DescribeRules` take many ARNs, so passes that read at about the same
+//! time share a call.
+//!
+//! A batch goes out when it is full, or when its window ends: at once for a
+//! change someone just wrote, shortly for a rollout.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{Notify, oneshot};
+
+use crate::cloud::budget::{Priority, current_priority, with_priority};
+use crate::cloud::{Clock, CloudError, ErrorKind, LoadBalancer, ROUTES_PER_DESCRIBE};
+use crate::rollout::{Route, TargetCounts, Weights};
+use crate::time::Timestamp;
+
+/// How long a batch waits for company, unless someone waits on a change.
+pub const WINDOW: Duration = Duration::from_millis(50);
+
+type Answer = Result<Weights, CloudError>;
+
+/// A `LoadBalancer` port that gathers single weight reads into batches and
+/// passes every other call straight through.
+pub struct WeightsBatcher {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    inner: Arc<dyn LoadBalancer>,
+    clock: Arc<dyn Clock>,
+    open: Mutex<Option<Batch>>,
+}
+
+struct Batch {
+    opened: Timestamp,
+    priority: Priority,
+    routes: Vec<Route>,
+    waiters: Vec<(usize, oneshot::Sender<Answer>)>,
+    wake: Arc<Notify>,
+}
+
+impl Batch {
+    fn deadline(&self) -> Timestamp {
+        self.opened
+            + match self.priority {
+                Priority::Change => Duration::ZERO,
+                Priority::Rollout | Priority::Steady => WINDOW,
+            }
+    }
+
+    fn full(&self) -> bool {
+        self.routes.len() >= ROUTES_PER_DESCRIBE
+    }
+}
+
+impl WeightsBatcher {
+    pub fn new(inner: Arc<dyn LoadBalancer>, clock: Arc<dyn Clock>) -> Self {
+        WeightsBatcher {
+            shared: Arc::new(Shared {
+                inner,
+                clock,
+                open: Mutex::new(None),
+            }),
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Option<Batch>> {
+        // Each critical section leaves the batch whole.
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn read(self: &Arc<Self>, route: &Route) -> Answer {
+        let (tx, rx) = oneshot::channel();
+        let priority = current_priority();
+        let start = {
+            let mut open = self.lock();
+            let new = open.is_none();
+            let batch = open.get_or_insert_with(|| Batch {
+                opened: self.clock.now(),
+                priority,
+                routes: Vec::new(),
+                waiters: Vec::new(),
+                wake: Arc::new(Notify::new()),
+            });
+            let index = match batch.routes.iter().position(|r| r == route) {
+                Some(i) => i,
+                None => {
+                    batch.routes.push(route.clone());
+                    batch.routes.len() - 1
+                }
+            };
+            batch.waiters.push((index, tx));
+            let hurried = priority < batch.priority;
+            batch.priority = batch.priority.min(priority);
+            if batch.full() || hurried {
+                batch.wake.notify_one();
+            }
+            new.then(|| Arc::clone(&batch.wake))
+        };
+        if let Some(wake) = start {
+            let shared = Arc::clone(self);
+            tokio::spawn(async move { shared.flush_when_ready(wake).await });
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(CloudError::new(
+                ErrorKind::Transient,
+                "elasticloadbalancing:DescribeListeners",
+                "the batched weight read was abandoned (the controller is stopping)",
+            ))
+        })
+    }
+
+    async fn flush_when_ready(self: Arc<Self>, wake: Arc<Notify>) {
+        loop {
+            let ready = {
+                let mut open = self.lock();
+                match open.as_ref() {
+                    None => return,
+                    Some(b) if b.full() || self.clock.now() >= b.deadline() => Ok(open.take()),
+                    Some(b) => Err(b.deadline()),
+                }
+            };
+            match ready {
+                Ok(Some(batch)) => return self.send(batch).await,
+                Ok(None) => return,
+                Err(deadline) => {
+                    tokio::select! {
+                        _ = self.clock.sleep_until(deadline) => {}
+                        _ = wake.notified() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send(&self, batch: Batch) {
+        let answers = with_priority(batch.priority, self.inner.weights_of(&batch.routes)).await;
+        for (index, tx) in batch.waiters {
+            let answer = answers.get(index).cloned().unwrap_or_else(|| {
+                Err(CloudError::new(
+                    ErrorKind::Other,
+                    "elasticloadbalancing:DescribeListeners",
+                    "the load balancer answered fewer routes than were asked",
+                ))
+            });
+            // A pass that went away no longer needs its answer.
+            let _ = tx.send(answer);
+        }
+    }
+}
+
+#[async_trait]
+impl LoadBalancer for WeightsBatcher {
+    async fn weights(&self, route: &Route) -> Result<Weights, CloudError> {
+        self.shared.read(route).await
+    }
+
+    async fn weights_of(&self, routes: &[Route]) -> Vec<Result<Weights, CloudError>> {
+        self.shared.inner.weights_of(routes).await
+    }
+
+    async fn set_weights(&self, route: &Route, weights: &Weights) -> Result<(), CloudError> {
+        self.shared.inner.set_weights(route, weights).await
+    }
+
+    async fn target_health(&self, target_group: &str) -> Result<TargetCounts, CloudError> {
+        self.shared.inner.target_health(target_group).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::ScaledClock;
+    use crate::rollout::ServiceKey;
+    use crate::sim::{DEFAULT_EPOCH, Faults, ServiceSetup, SimCloud};
+
+    fn setup(n: usize) -> (Arc<dyn Clock>, SimCloud, Vec<Route>) {
+        let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(DEFAULT_EPOCH, 1.0));
+        let sim = SimCloud::builder(3)
+            .clock(Arc::clone(&clock))
+            .faults(Faults::none())
+            .build();
+        let routes = (0..n)
+            .map(|i| {
+                let arns = sim
+                    .add_service(ServiceSetup::new(ServiceKey::new("prod", format!("s{i}"))))
+                    .unwrap();
+                arns.production.clone()
+            })
+            .collect();
+        (clock, sim, routes)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_at_about_the_same_time_share_calls_and_get_their_own_answers() {
+        let (clock, sim, routes) = setup(25);
+        let batcher = Arc::new(WeightsBatcher::new(Arc::new(sim.clone()), clock));
+        let mut reads = tokio::task::JoinSet::new();
+        for (i, route) in routes.iter().enumerate() {
+            let (batcher, route) = (Arc::clone(&batcher), route.clone());
+            reads.spawn(async move { (i, batcher.weights(&route).await) });
+        }
+        let mut answered = 0;
+        while let Some(done) = reads.join_next().await {
+            let (i, answer) = done.unwrap();
+            assert_eq!(answer.unwrap(), sim.weights(&routes[i]).await.unwrap());
+            answered += 1;
+        }
+        assert_eq!(answered, 25);
+        // 25 reads, 20 routes a call; the 25 checks above made one each.
+        assert_eq!(sim.call_count("elbv2:DescribeListeners"), 2 + 25);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_does_not_wait_for_company() {
+        let (clock, sim, routes) = setup(1);
+        let batcher = WeightsBatcher::new(Arc::new(sim.clone()), Arc::clone(&clock));
+        let started = clock.now();
+        let read = with_priority(Priority::Change, batcher.weights(&routes[0])).await;
+        assert!(read.is_ok());
+        // Only the simulated call's own latency, not the window.
+        assert!(
+            clock.now().since(started) < WINDOW,
+            "{:?}",
+            clock.now().since(started)
+        );
+    }
+}

@@ -46,7 +46,7 @@ impl Default for Config {
             endpoint_url: None,
             poll_interval: Duration::from_secs(5),
             resync_interval: Duration::from_secs(300),
-            concurrency: 16,
+            concurrency: 64,
             listen: "0.0.0.0:8080".into(),
             log_format: LogFormat::Json,
             lease_table: "cutover-leases".into(),
@@ -88,8 +88,9 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
     (
         "concurrency",
-        "How many services are reconciled at the same time.",
-        "concurrency = 16",
+        "How many services are reconciled at the same time. A pass mostly waits on AWS and on the\n\
+         # request budgets, so many are cheap; a quarter are kept for changes and rollouts.",
+        "concurrency = 64",
     ),
     (
         "listen",

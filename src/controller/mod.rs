@@ -215,16 +215,22 @@ impl Controller {
                 in_flight,
             ))
         };
+        let weights = {
+            let queue = Arc::clone(&self.queue);
+            Arc::new(WeightsBatcher::new(
+                Arc::clone(&self.lb),
+                Arc::clone(&self.clock),
+                Box::new(move || queue.in_flight()),
+            ))
+        };
         let workers = Arc::new(Workers {
             queue: Arc::clone(&self.queue),
             batcher: Arc::clone(&batcher),
+            weights: Arc::clone(&weights),
             reconciler: Arc::new(Reconciler {
                 store: Arc::clone(&self.store),
                 ecs: batcher,
-                lb: Arc::new(WeightsBatcher::new(
-                    Arc::clone(&self.lb),
-                    Arc::clone(&self.clock),
-                )),
+                lb: Arc::clone(&weights) as Arc<dyn LoadBalancer>,
                 checks: Arc::clone(&self.checks),
                 codedeploy: Arc::clone(&self.codedeploy),
                 notifier: self.notifier.clone(),

@@ -5,8 +5,10 @@
 //! `DescribeRules` take many ARNs, so passes that read at about the same
 //! time share a call.
 //!
-//! A batch goes out when it is full, or when its window ends: at once for a
-//! change someone just wrote, shortly for a rollout.
+//! A batch goes out when it is full, when every pass in flight waits in it
+//! (nobody else could join, so a lone rollout never waits), or when its
+//! window ends: at once for a change someone just wrote. The window is long
+//! enough to gather passes that the describe budget itself spaces out.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -14,13 +16,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{Notify, oneshot};
 
+use super::batch::InFlight;
 use crate::cloud::budget::{Priority, current_priority, with_priority};
 use crate::cloud::{Clock, CloudError, ErrorKind, LoadBalancer, ROUTES_PER_DESCRIBE};
 use crate::rollout::{Route, TargetCounts, Weights};
 use crate::time::Timestamp;
 
 /// How long a batch waits for company, unless someone waits on a change.
-pub const WINDOW: Duration = Duration::from_millis(50);
+pub const WINDOW: Duration = Duration::from_secs(1);
 
 type Answer = Result<Weights, CloudError>;
 
@@ -33,6 +36,7 @@ pub struct WeightsBatcher {
 struct Shared {
     inner: Arc<dyn LoadBalancer>,
     clock: Arc<dyn Clock>,
+    in_flight: InFlight,
     open: Mutex<Option<Batch>>,
 }
 
@@ -56,16 +60,33 @@ impl Batch {
     fn full(&self) -> bool {
         self.routes.len() >= ROUTES_PER_DESCRIBE
     }
+
+    /// Whether to send now rather than wait for more readers.
+    fn ready(&self, now: Timestamp, in_flight: usize) -> bool {
+        self.full() || self.waiters.len() >= in_flight || now >= self.deadline()
+    }
 }
 
 impl WeightsBatcher {
-    pub fn new(inner: Arc<dyn LoadBalancer>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(inner: Arc<dyn LoadBalancer>, clock: Arc<dyn Clock>, in_flight: InFlight) -> Self {
         WeightsBatcher {
             shared: Arc::new(Shared {
                 inner,
                 clock,
+                in_flight,
                 open: Mutex::new(None),
             }),
+        }
+    }
+
+    /// Sends the open batch if every pass still in flight waits in it; call
+    /// it when a pass ends.
+    pub fn recheck(&self) {
+        let open = self.shared.lock();
+        if let Some(batch) = open.as_ref()
+            && batch.waiters.len() >= (self.shared.in_flight)()
+        {
+            batch.wake.notify_one();
         }
     }
 }
@@ -99,7 +120,7 @@ impl Shared {
             batch.waiters.push((index, tx));
             let hurried = priority < batch.priority;
             batch.priority = batch.priority.min(priority);
-            if batch.full() || hurried {
+            if hurried || batch.ready(self.clock.now(), (self.in_flight)()) {
                 batch.wake.notify_one();
             }
             new.then(|| Arc::clone(&batch.wake))
@@ -123,7 +144,7 @@ impl Shared {
                 let mut open = self.lock();
                 match open.as_ref() {
                     None => return,
-                    Some(b) if b.full() || self.clock.now() >= b.deadline() => Ok(open.take()),
+                    Some(b) if b.ready(self.clock.now(), (self.in_flight)()) => Ok(open.take()),
                     Some(b) => Err(b.deadline()),
                 }
             };
@@ -177,6 +198,8 @@ impl LoadBalancer for WeightsBatcher {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
     use crate::cloud::ScaledClock;
     use crate::rollout::ServiceKey;
@@ -202,7 +225,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn reads_at_about_the_same_time_share_calls_and_get_their_own_answers() {
         let (clock, sim, routes) = setup(25);
-        let batcher = Arc::new(WeightsBatcher::new(Arc::new(sim.clone()), clock));
+        let batcher = Arc::new(WeightsBatcher::new(
+            Arc::new(sim.clone()),
+            clock,
+            Box::new(|| 25),
+        ));
         let mut reads = tokio::task::JoinSet::new();
         for (i, route) in routes.iter().enumerate() {
             let (batcher, route) = (Arc::clone(&batcher), route.clone());
@@ -220,17 +247,27 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_change_does_not_wait_for_company() {
+    async fn a_change_or_a_lone_pass_does_not_wait_for_company() {
         let (clock, sim, routes) = setup(1);
-        let batcher = WeightsBatcher::new(Arc::new(sim.clone()), Arc::clone(&clock));
+        let in_flight = Arc::new(AtomicUsize::new(2));
+        let batcher = WeightsBatcher::new(Arc::new(sim.clone()), Arc::clone(&clock), {
+            let in_flight = Arc::clone(&in_flight);
+            Box::new(move || in_flight.load(Ordering::Relaxed))
+        });
         let started = clock.now();
         let read = with_priority(Priority::Change, batcher.weights(&routes[0])).await;
         assert!(read.is_ok());
-        // Only the simulated call's own latency, not the window.
-        assert!(
-            clock.now().since(started) < WINDOW,
-            "{:?}",
-            clock.now().since(started)
-        );
+        assert_eq!(clock.now(), started, "a change's read waits for no window");
+        // With another pass in flight, a rollout's read waits for company...
+        let read = with_priority(Priority::Rollout, batcher.weights(&routes[0])).await;
+        assert!(read.is_ok());
+        let waited = clock.now().since(started);
+        assert!(waited >= WINDOW && waited < WINDOW * 2, "{waited:?}");
+        // ...but alone it has nobody to wait for.
+        in_flight.store(1, Ordering::Relaxed);
+        let before = clock.now();
+        let read = with_priority(Priority::Rollout, batcher.weights(&routes[0])).await;
+        assert!(read.is_ok());
+        assert_eq!(clock.now(), before);
     }
 }

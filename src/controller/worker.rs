@@ -15,6 +15,7 @@ use super::backoff::Retries;
 use super::batch::DescribeBatcher;
 use super::queue::WorkQueue;
 use super::reconcile::{Pass, PassError, Reconciler};
+use super::weights_batch::WeightsBatcher;
 
 pub struct Workers {
     pub queue: Arc<WorkQueue>,
@@ -25,6 +26,7 @@ pub struct Workers {
     pub resync_interval: Duration,
     pub metrics: Option<Arc<Metrics>>,
     pub batcher: Arc<DescribeBatcher>,
+    pub weights: Arc<WeightsBatcher>,
 }
 
 impl Workers {
@@ -47,6 +49,7 @@ impl Workers {
             // With this pass out of the way, a describe batch may hold
             // every pass still in flight and need wait no longer.
             self.batcher.recheck();
+            self.weights.recheck();
         }
     }
 

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::fleet::{self, Fleet};
 use super::measure::{cpu_time, mib, proc_status_kib};
 use super::report::SweepRun;
-use super::steady::{CONCURRENCY, POLL, WAVE_SPREAD, detection, steady_sweeps};
+use super::steady::{NAIVE_WORKERS, POLL, WAVE_SPREAD, detection, steady_sweeps};
 use crate::cloud::observe::observe;
 use crate::cloud::{
     Clock, CloudError, DesiredStore, Ecs, LoadBalancer, NoChecks, NoCodeDeploy, StoredRecord,
@@ -212,7 +212,7 @@ impl Naive {
         };
         let todo = Arc::new(Mutex::new(VecDeque::from(records)));
         let mut workers = JoinSet::new();
-        for _ in 0..CONCURRENCY {
+        for _ in 0..NAIVE_WORKERS {
             let (me, todo) = (Arc::clone(&self), Arc::clone(&todo));
             workers.spawn(async move {
                 loop {

@@ -17,7 +17,10 @@ use crate::time::Timestamp;
 /// The configuration's defaults.
 pub const RESYNC: Duration = Duration::from_secs(300);
 pub const POLL: Duration = Duration::from_secs(5);
-pub const CONCURRENCY: usize = 16;
+pub const CONCURRENCY: usize = 64;
+/// The baseline's parallelism: a polling script's thread pool. More would
+/// only draw more throttling.
+pub const NAIVE_WORKERS: usize = 16;
 /// How finely the benchmark watches the controller.
 const TICK: Duration = Duration::from_millis(10);
 /// The wave of writes whose detection is measured: this many services,

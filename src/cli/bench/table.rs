@@ -6,7 +6,7 @@ use std::fmt::Write;
 use super::Results;
 use super::fleet::CLUSTER_SIZE;
 use super::report::{ECS_READ_PER_SECOND, RolloutRun, SweepRun, floor_seconds, ratio, secs};
-use super::steady::{CONCURRENCY, POLL, RESYNC, WAVE, WAVE_SPREAD};
+use super::steady::{CONCURRENCY, NAIVE_WORKERS, POLL, RESYNC, WAVE, WAVE_SPREAD};
 use crate::cloud::budget::{BudgetConfig, Category};
 
 fn count(n: usize) -> String {
@@ -61,7 +61,7 @@ pub fn markdown(r: &Results) -> String {
          services per cluster, no test listeners. Simulated time on a paused runtime; CPU and memory \
          are this machine's, for the whole process (the simulated cloud included). cutover: the \
          default configuration ({CONCURRENCY} workers, resync every {} s, {:.0}% of each budget, \
-         drift checks {:.0}% of that). Naive: {CONCURRENCY} workers sweeping back to back {} s apart, \
+         drift checks {:.0}% of that). Naive: {NAIVE_WORKERS} workers sweeping back to back {} s apart, \
          one DescribeServices per service and one DescribeTargetHealth per target group, the SDK's \
          standard retries. Detection: {WAVE} records written {:.0} s apart, from the write to the \
          first CreateTaskSet.\n",

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::cloud::budget::{Budgeted, Category};
 use tokio::sync::watch;
 
 use crate::cloud::{Clock, CloudError};
@@ -39,6 +41,13 @@ pub struct Alarm {
 pub trait Alarms: Send + Sync {
     /// The alarms among `names` (at most [`NAMES_PER_CALL`]) that exist.
     async fn describe(&self, names: &[String]) -> Result<BTreeMap<String, Alarm>, CloudError>;
+}
+
+#[async_trait]
+impl Alarms for Budgeted<dyn Alarms> {
+    async fn describe(&self, names: &[String]) -> Result<BTreeMap<String, Alarm>, CloudError> {
+        self.spend(Category::CloudWatch).await.describe(names).await
+    }
 }
 
 /// How the batcher paces itself.
@@ -307,6 +316,37 @@ mod tests {
         let clock = Arc::new(ScaledClock::new(Timestamp(0), 1.0));
         let b = AlarmBatcher::new(source.clone(), clock, Pacing::default());
         (source, b)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn alarm_reads_spend_the_cloudwatch_budget() {
+        use crate::cloud::budget::{ApiBudgets, BudgetConfig, Rate};
+        let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(Timestamp(0), 1.0));
+        let config = BudgetConfig {
+            share: 1.0,
+            cloudwatch: Rate::new(1.0, 1),
+            ..BudgetConfig::default()
+        };
+        let budgets = ApiBudgets::new(&config, Arc::clone(&clock));
+        let source: Arc<dyn Alarms> = Arc::new(Counted {
+            calls: AtomicUsize::new(0),
+            names: Mutex::new(Vec::new()),
+        });
+        let alarms = Budgeted::new(source, Arc::clone(&budgets));
+        let start = clock.now();
+        for _ in 0..2 {
+            alarms.describe(&["a".to_string()]).await.unwrap();
+        }
+        // One request a second after a burst of one.
+        assert!(clock.now().since(start) >= Duration::from_secs(1));
+        assert_eq!(
+            budgets
+                .stats(Category::CloudWatch)
+                .tokens
+                .iter()
+                .sum::<u64>(),
+            2
+        );
     }
 
     #[tokio::test(start_paused = true)]

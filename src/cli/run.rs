@@ -17,9 +17,9 @@ use crate::aws::ecs::EcsAdapter;
 use crate::aws::leases::DynamoLeases;
 use crate::aws::sdk_config;
 use crate::aws::store::DynamoStore;
-use crate::checks::{self, AlarmBatcher, LiveChecks, Pacing};
+use crate::checks::{self, AlarmBatcher, Alarms, LiveChecks, Pacing};
 use crate::cloud::DeploymentBatcher;
-use crate::cloud::budget::ApiBudgets;
+use crate::cloud::budget::{ApiBudgets, Budgeted};
 use crate::cloud::{Clock, DesiredStore, Ecs, Leases, LoadBalancer, SystemClock};
 use crate::controller::{Controller, ControllerConfig, LeaseConfig};
 use crate::http::{self, ApiState, ApiToken};
@@ -74,7 +74,10 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         .context("registering the request budget metrics")?;
     let client = checks::client()?;
     let alarms = AlarmBatcher::new(
-        Arc::new(CloudWatchAlarms::new(&sdk, &calls)),
+        Arc::new(Budgeted::new(
+            Arc::new(CloudWatchAlarms::new(&sdk, &calls)) as Arc<dyn Alarms>,
+            Arc::clone(&budgets),
+        )),
         Arc::clone(&clock),
         Pacing::default(),
     );

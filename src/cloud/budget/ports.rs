@@ -31,6 +31,13 @@ impl<P: ?Sized> Budgeted<P> {
     async fn wait(&self, category: Category) {
         self.budgets.acquire(category).await;
     }
+
+    /// Waits for a token of `category`, then lends the wrapped port: for
+    /// ports defined outside `cloud` (the CloudWatch alarm reader).
+    pub async fn spend(&self, category: Category) -> &P {
+        self.wait(category).await;
+        &self.inner
+    }
 }
 
 #[async_trait]

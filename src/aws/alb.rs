@@ -18,7 +18,7 @@ use aws_sdk_elasticloadbalancingv2::types::{Action, TargetHealthStateEnum};
 use super::alb_convert::{self, ForwardError};
 use super::calls::ApiCalls;
 use super::error::{code, from_sdk};
-use crate::cloud::{CloudError, ErrorKind, LoadBalancer, ROUTES_PER_DESCRIBE};
+use crate::cloud::{CloudError, ErrorKind, LoadBalancer, describe_calls};
 use crate::rollout::{Route, TargetCounts, Weights};
 
 const DESCRIBE_LISTENERS: &str = "elasticloadbalancing:DescribeListeners";
@@ -157,15 +157,10 @@ impl LoadBalancer for AlbAdapter {
 
     async fn weights_of(&self, routes: &[Route]) -> Vec<Result<Weights, CloudError>> {
         let mut answers = Vec::with_capacity(routes.len());
-        for rules in [false, true] {
-            let mine: Vec<usize> = (0..routes.len())
-                .filter(|&i| matches!(routes[i], Route::Rule(_)) == rules)
-                .collect();
-            for chunk in mine.chunks(ROUTES_PER_DESCRIBE) {
-                let kind: Vec<Route> = chunk.iter().map(|&i| routes[i].clone()).collect();
-                let got = self.weights_of_kind(&kind).await;
-                answers.extend(chunk.iter().copied().zip(got));
-            }
+        for chunk in describe_calls(routes) {
+            let kind: Vec<Route> = chunk.iter().map(|&i| routes[i].clone()).collect();
+            let got = self.weights_of_kind(&kind).await;
+            answers.extend(chunk.into_iter().zip(got));
         }
         answers.sort_by_key(|(i, _)| *i);
         answers.into_iter().map(|(_, answer)| answer).collect()

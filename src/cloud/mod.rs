@@ -217,13 +217,19 @@ pub trait LoadBalancer: Send + Sync {
 /// limit; this keeps each request and its answer small.
 pub const ROUTES_PER_DESCRIBE: usize = 20;
 
-/// How many describe calls [`LoadBalancer::weights_of`] makes for `routes`:
-/// listeners and rules apart, [`ROUTES_PER_DESCRIBE`] to a call.
-pub fn describe_calls(routes: &[Route]) -> usize {
-    let listeners = routes
-        .iter()
-        .filter(|r| matches!(r, Route::Listener(_)))
-        .count();
-    let rules = routes.len() - listeners;
-    listeners.div_ceil(ROUTES_PER_DESCRIBE) + rules.div_ceil(ROUTES_PER_DESCRIBE)
+/// The describe calls [`LoadBalancer::weights_of`] makes for `routes`, as
+/// indices into `routes`: listeners and rules apart, [`ROUTES_PER_DESCRIBE`]
+/// to a call.
+pub fn describe_calls(routes: &[Route]) -> Vec<Vec<usize>> {
+    [false, true]
+        .into_iter()
+        .flat_map(|rules| {
+            let kind: Vec<usize> = (0..routes.len())
+                .filter(|&i| matches!(routes[i], Route::Rule(_)) == rules)
+                .collect();
+            kind.chunks(ROUTES_PER_DESCRIBE)
+                .map(<[usize]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }

@@ -208,24 +208,18 @@ impl LoadBalancer for SimCloud {
 
     async fn weights_of(&self, routes: &[Route]) -> Vec<Result<Weights, CloudError>> {
         let mut answers = Vec::with_capacity(routes.len());
-        for rules in [false, true] {
-            let op = if rules {
-                "elbv2:DescribeRules"
-            } else {
-                "elbv2:DescribeListeners"
+        for chunk in crate::cloud::describe_calls(routes) {
+            let op = match chunk.first().map(|&i| &routes[i]) {
+                Some(Route::Rule(_)) => "elbv2:DescribeRules",
+                _ => "elbv2:DescribeListeners",
             };
-            let mine: Vec<usize> = (0..routes.len())
-                .filter(|&i| matches!(routes[i], Route::Rule(_)) == rules)
-                .collect();
-            for chunk in mine.chunks(crate::cloud::ROUTES_PER_DESCRIBE) {
-                let call = self.call(ApiGroup::ElbRead, op).await;
-                for &i in chunk {
-                    let answer = match &call {
-                        Ok(_) => self.world().weights(&routes[i]),
-                        Err(e) => Err(e.clone()),
-                    };
-                    answers.push((i, answer));
-                }
+            let call = self.call(ApiGroup::ElbRead, op).await;
+            for i in chunk {
+                let answer = match &call {
+                    Ok(_) => self.world().weights(&routes[i]),
+                    Err(e) => Err(e.clone()),
+                };
+                answers.push((i, answer));
             }
         }
         answers.sort_by_key(|(i, _)| *i);

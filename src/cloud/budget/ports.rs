@@ -90,7 +90,7 @@ impl LoadBalancer for Budgeted<dyn LoadBalancer> {
     }
 
     async fn weights_of(&self, routes: &[Route]) -> Vec<Result<Weights, CloudError>> {
-        for _ in 0..crate::cloud::describe_calls(routes) {
+        for _ in crate::cloud::describe_calls(routes) {
             self.wait(Category::ElbRead).await;
         }
         self.inner.weights_of(routes).await

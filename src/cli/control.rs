@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use super::connect::{Aws, ServiceArg};
 use super::setup::ConfigArgs;
 use crate::cloud::{DesiredStore, Precondition, SpecChanges, SpecWrite, StoredRecord};
+use crate::rollout::requests::{self, Refusal};
 use crate::rollout::spec::CONTROL_ATTRIBUTE;
 use crate::rollout::status::RollbackReason;
 use crate::rollout::{Phase, Promote, Status};
@@ -77,10 +78,7 @@ fn intent(request: Request, record: &StoredRecord) -> Result<Option<Intent>, Str
             }))
         }
         Request::Promote => {
-            let Some((s, r)) = status
-                .filter(|s| s.phase == Phase::AwaitingPromotion)
-                .and_then(|s| Some((s, s.rollout.as_ref()?)))
-            else {
+            let (Some(s), Ok(r)) = (status, requests::promotable(status)) else {
                 return Err(format!(
                     "{key} is not waiting for promotion: {}",
                     phase_is(status)
@@ -100,28 +98,18 @@ fn intent(request: Request, record: &StoredRecord) -> Result<Option<Intent>, Str
             control(record, "promote", serde_json::to_value(promote).ok(), done)
         }
         Request::Abort => {
-            let Some(r) = status.and_then(|s| s.rollout.as_ref()) else {
-                return Err(format!(
-                    "nothing is in flight for {key} to abort: {}",
-                    phase_is(status)
-                ));
+            let r = match requests::abortable(status) {
+                Ok(r) => r,
+                // Asked already: saying so again changes nothing.
+                Err(Refusal::AlreadyRollingBack(_, RollbackReason::Aborted)) => return Ok(None),
+                Err(Refusal::NothingInFlight(_)) => {
+                    return Err(format!(
+                        "nothing is in flight for {key} to abort: {}",
+                        phase_is(status)
+                    ));
+                }
+                Err(refusal) => return Err(format!("{key}: {refusal}")),
             };
-            match (&r.rollback, status.map(|s| s.phase)) {
-                (Some(RollbackReason::Aborted), _) => return Ok(None),
-                (Some(reason), _) => {
-                    return Err(format!(
-                        "rollout {} of {key} is already rolling back: {reason}",
-                        r.id
-                    ));
-                }
-                (None, Some(Phase::Finalizing)) => {
-                    return Err(format!(
-                        "rollout {} of {key} is finalizing: the old task set is being removed, so there is nothing to return to",
-                        r.id
-                    ));
-                }
-                _ => {}
-            }
             let mut done = format!(
                 "requested abort of {key} rollout {}: traffic returns to the active task set",
                 r.id
@@ -132,10 +120,7 @@ fn intent(request: Request, record: &StoredRecord) -> Result<Option<Intent>, Str
             control(record, "abort", Some(json!(r.id.to_string())), done)
         }
         Request::Retry => {
-            let Some(f) = status
-                .filter(|s| s.phase == Phase::Failed)
-                .and_then(|s| s.failed.as_ref())
-            else {
+            let Ok(f) = requests::retryable(status) else {
                 return Err(format!(
                     "{key} has no failed rollout to retry: {}",
                     phase_is(status)

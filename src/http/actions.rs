@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::cloud::SpecChanges;
-use crate::rollout::{Phase, Promote, RolloutId, Status};
+use crate::rollout::requests::{self, Refusal};
+use crate::rollout::{Promote, RolloutId, Status};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -129,19 +130,11 @@ pub fn plan(
     status: Option<&Status>,
     request: &ActionRequest,
 ) -> Result<Plan, NotApplicable> {
-    let default = Status::default();
-    let status = status.unwrap_or(&default);
-    let rollout = status.rollout.as_ref();
+    let refused = |r: Refusal| NotApplicable(r.to_string());
+    let rollout = status.and_then(|s| s.rollout.as_ref());
     match action {
         Action::Promote => {
-            let r = rollout
-                .filter(|_| status.phase == Phase::AwaitingPromotion)
-                .ok_or_else(|| {
-                    NotApplicable(format!(
-                        "nothing awaits promotion: the service is {}",
-                        status.phase
-                    ))
-                })?;
+            let r = requests::promotable(status).map_err(refused)?;
             check_pinned(request, &r.id)?;
             let promote = Promote {
                 rollout: r.id.clone(),
@@ -154,21 +147,7 @@ pub fn plan(
             })
         }
         Action::Abort => {
-            let r = rollout
-                .filter(|r| r.rollback.is_none() && status.phase != Phase::Finalizing)
-                .ok_or_else(|| {
-                    let why = match rollout {
-                        None => "no rollout is in flight".to_string(),
-                        Some(r) if r.rollback.is_some() => {
-                            format!("rollout {} is already rolling back", r.id)
-                        }
-                        Some(r) => format!(
-                            "rollout {} is finalizing: the old task set is being removed, so there is nothing to return to",
-                            r.id
-                        ),
-                    };
-                    NotApplicable(why)
-                })?;
+            let r = requests::abortable(status).map_err(refused)?;
             check_pinned(request, &r.id)?;
             Ok(Plan {
                 changes: with_control(body, "abort", json!(r.id)),
@@ -177,16 +156,7 @@ pub fn plan(
             })
         }
         Action::Retry => {
-            let failed = status
-                .failed
-                .as_ref()
-                .filter(|_| status.phase == Phase::Failed)
-                .ok_or_else(|| {
-                    NotApplicable(format!(
-                        "only a failed revision can be retried: the service is {}",
-                        status.phase
-                    ))
-                })?;
+            let failed = requests::retryable(status).map_err(refused)?;
             check_pinned(request, &failed.rollout)?;
             Ok(Plan {
                 changes: with_control(body, "retry", json!(failed.rollout)),
@@ -220,6 +190,7 @@ pub fn available(body: &Value, status: Option<&Status>) -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rollout::Phase;
     use crate::rollout::Revision;
     use crate::rollout::status::{Failure, RollbackReason, Rollout};
     use crate::time::Timestamp;

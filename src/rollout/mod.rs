@@ -14,6 +14,7 @@ pub mod key;
 mod machine;
 pub mod observed;
 pub mod readiness;
+pub mod requests;
 pub mod revision;
 mod rollback;
 pub mod spec;

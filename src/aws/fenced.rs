@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use super::error::from_sdk;
 use super::item::{VERSION_ATTRIBUTE, key_value, status_value};
 use super::leases::{DynamoLeases, fence_check, still_held};
+use super::store::status_condition;
 use crate::cloud::{CloudError, DesiredStore, ErrorKind, Fence, StatusWrite};
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
 use crate::rollout::{ServiceKey, Status};
@@ -39,18 +40,11 @@ pub async fn write_status(
     let value = status_value(status)
         .map_err(|e| CloudError::new(ErrorKind::Other, OP, format!("encoding the status: {e}")))?;
     let next = expected + 1;
-    // A record that never had a status has no version attribute; a version
-    // of 0 is accepted as the same thing.
-    let version_matches = if expected == 0 {
-        "(attribute_not_exists(#version) OR #version = :expected)"
-    } else {
-        "#version = :expected"
-    };
     let update = Update::builder()
         .table_name(table)
         .key(KEY_ATTRIBUTE, key_value(key))
         .update_expression("SET #status = :status, #version = :next")
-        .condition_expression(format!("attribute_exists(#key) AND {version_matches}"))
+        .condition_expression(status_condition(expected))
         .expression_attribute_names("#key", KEY_ATTRIBUTE)
         .expression_attribute_names("#status", STATUS_ATTRIBUTE)
         .expression_attribute_names("#version", VERSION_ATTRIBUTE)

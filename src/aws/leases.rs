@@ -13,10 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TimeToLiveSpecification,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveSpecification};
 
 use super::calls::{ApiCalls, dynamodb_client};
 use super::error::{code, from_sdk};
@@ -67,37 +64,8 @@ impl DynamoLeases {
     /// Creates the lease table (on-demand, key `lease`, TTL on
     /// `expires_at`); returns false when it existed already.
     pub async fn create_table(&self) -> Result<bool, CloudError> {
-        const OP: &str = "dynamodb:CreateTable";
-        let build = |e: aws_sdk_dynamodb::error::BuildError| {
-            CloudError::new(ErrorKind::Invalid, OP, e.to_string())
-        };
-        let created = self
-            .dynamodb
-            .create_table()
-            .table_name(&self.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(LEASE_KEY)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(build)?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(LEASE_KEY)
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .map_err(build)?,
-            )
-            .send()
-            .await;
-        let created = match created {
-            Ok(_) => true,
-            Err(e) if code(&e) == Some("ResourceInUseException") => false,
-            Err(e) => return Err(from_sdk(OP, e)),
-        };
-        super::store::wait_until_active(&self.dynamodb, &self.table, LEASE_KEY).await?;
+        let (created, _) =
+            super::store::create_keyed_table(&self.dynamodb, &self.table, LEASE_KEY, None).await?;
         if created {
             let ttl = TimeToLiveSpecification::builder()
                 .enabled(true)

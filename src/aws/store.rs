@@ -94,49 +94,76 @@ impl DynamoStore {
     /// old and new images) and waits until it is active. An existing table
     /// is fine if its key is right.
     pub async fn create_table(&self) -> Result<TableReady, CloudError> {
-        const OP: &str = "dynamodb:CreateTable";
-        let build = |e: aws_sdk_dynamodb::error::BuildError| {
-            CloudError::new(ErrorKind::Invalid, OP, e.to_string())
-        };
-        let created = self
-            .dynamodb
-            .create_table()
-            .table_name(&self.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(KEY_ATTRIBUTE)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(build)?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(KEY_ATTRIBUTE)
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .map_err(build)?,
-            )
-            .stream_specification(
-                StreamSpecification::builder()
-                    .stream_enabled(true)
-                    .stream_view_type(StreamViewType::NewAndOldImages)
-                    .build()
-                    .map_err(build)?,
-            )
-            .send()
-            .await;
-        let created = match created {
-            Ok(_) => true,
-            Err(e) if code(&e) == Some("ResourceInUseException") => false,
-            Err(e) => return Err(from_sdk(OP, e)),
-        };
-        let stream_view = wait_until_active(&self.dynamodb, &self.table, KEY_ATTRIBUTE).await?;
+        let stream = StreamSpecification::builder()
+            .stream_enabled(true)
+            .stream_view_type(StreamViewType::NewAndOldImages)
+            .build()
+            .map_err(|e| {
+                CloudError::new(ErrorKind::Invalid, "dynamodb:CreateTable", e.to_string())
+            })?;
+        let (created, stream_view) =
+            create_keyed_table(&self.dynamodb, &self.table, KEY_ATTRIBUTE, Some(stream)).await?;
         Ok(TableReady {
             created,
             stream_view,
         })
     }
+}
+
+/// The condition of a status write: the record still exists and its status
+/// is at `expected`. A record that never had a status has no version
+/// attribute; a version of 0 is accepted as the same thing.
+pub(super) fn status_condition(expected: u64) -> String {
+    let version_matches = if expected == 0 {
+        "(attribute_not_exists(#version) OR #version = :expected)"
+    } else {
+        "#version = :expected"
+    };
+    format!("attribute_exists(#key) AND {version_matches}")
+}
+
+/// Creates the on-demand table `name` keyed by the string `key`, with
+/// `stream` if given, and waits until it is active. Returns whether it was
+/// created (false: it existed, with the right key) and its stream's view
+/// type.
+pub(super) async fn create_keyed_table(
+    dynamodb: &Client,
+    name: &str,
+    key: &str,
+    stream: Option<StreamSpecification>,
+) -> Result<(bool, Option<String>), CloudError> {
+    const OP: &str = "dynamodb:CreateTable";
+    let build = |e: aws_sdk_dynamodb::error::BuildError| {
+        CloudError::new(ErrorKind::Invalid, OP, e.to_string())
+    };
+    let created = dynamodb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(key)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(build)?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(key)
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(build)?,
+        )
+        .set_stream_specification(stream)
+        .send()
+        .await;
+    let created = match created {
+        Ok(_) => true,
+        Err(e) if code(&e) == Some("ResourceInUseException") => false,
+        Err(e) => return Err(from_sdk(OP, e)),
+    };
+    let stream_view = wait_until_active(dynamodb, name, key).await?;
+    Ok((created, stream_view))
 }
 
 /// Waits until `name` is active and has the partition key `key` and no sort
@@ -243,20 +270,13 @@ impl DesiredStore for DynamoStore {
             CloudError::new(ErrorKind::Other, OP, format!("encoding the status: {e}"))
         })?;
         let next = expected + 1;
-        // A record that never had a status has no version attribute; a
-        // version of 0 is accepted as the same thing.
-        let version_matches = if expected == 0 {
-            "(attribute_not_exists(#version) OR #version = :expected)"
-        } else {
-            "#version = :expected"
-        };
         let result = self
             .dynamodb
             .update_item()
             .table_name(&self.table)
             .key(KEY_ATTRIBUTE, key_value(key))
             .update_expression("SET #status = :status, #version = :next")
-            .condition_expression(format!("attribute_exists(#key) AND {version_matches}"))
+            .condition_expression(status_condition(expected))
             .expression_attribute_names("#key", KEY_ATTRIBUTE)
             .expression_attribute_names("#status", STATUS_ATTRIBUTE)
             .expression_attribute_names("#version", VERSION_ATTRIBUTE)

@@ -1,6 +1,7 @@
 //! The deployment files agree with the code and with each other: the
-//! terraform task role grants exactly the IAM policy's actions, statement by
-//! statement; every CUTOVER_* variable it sets is a configuration key; the
+//! terraform task role grants exactly the IAM policy's actions, on the same
+//! resources and under the same conditions, statement by statement; tagging
+//! is granted only on task definitions as they are registered; every CUTOVER_* variable it sets is a configuration key; the
 //! image and the task definition check health with `cutover probe`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,18 +14,46 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
 }
 
-/// Statement id to actions, from the JSON policy.
-fn json_policy() -> BTreeMap<String, BTreeSet<String>> {
-    let policy: Value = serde_json::from_str(&read("deploy/iam/cutover-policy.json")).unwrap();
+/// What one statement grants: its actions, its resources, and its
+/// conditions as `(test, variable, value)`.
+#[derive(Debug, PartialEq, Eq, Default)]
+struct Grant {
+    actions: BTreeSet<String>,
+    resources: BTreeSet<String>,
+    conditions: BTreeSet<(String, String, String)>,
+}
+
+/// A string or a list of strings, as IAM JSON allows either.
+fn strings(value: &Value, what: &str) -> BTreeSet<String> {
+    match value {
+        Value::String(a) => BTreeSet::from([a.clone()]),
+        Value::Array(a) => a.iter().map(|v| v.as_str().unwrap().to_string()).collect(),
+        other => panic!("{what} is {other}"),
+    }
+}
+
+/// Statement id to what it grants, from a JSON policy.
+fn json_policy(path: &str) -> BTreeMap<String, Grant> {
+    let policy: Value = serde_json::from_str(&read(path)).unwrap();
     let mut out = BTreeMap::new();
     for statement in policy["Statement"].as_array().unwrap() {
         let sid = statement["Sid"].as_str().unwrap().to_string();
-        let actions = match &statement["Action"] {
-            Value::String(a) => BTreeSet::from([a.clone()]),
-            Value::Array(a) => a.iter().map(|v| v.as_str().unwrap().to_string()).collect(),
-            other => panic!("{sid}: Action is {other}"),
+        let mut conditions = BTreeSet::new();
+        if let Some(tests) = statement.get("Condition").and_then(Value::as_object) {
+            for (test, variables) in tests {
+                for (variable, values) in variables.as_object().unwrap() {
+                    for value in strings(values, &format!("{sid}: {variable}")) {
+                        conditions.insert((test.clone(), variable.clone(), value));
+                    }
+                }
+            }
+        }
+        let grant = Grant {
+            actions: strings(&statement["Action"], &format!("{sid}: Action")),
+            resources: strings(&statement["Resource"], &format!("{sid}: Resource")),
+            conditions,
         };
-        out.insert(sid, actions);
+        out.insert(sid, grant);
     }
     out
 }
@@ -47,25 +76,47 @@ fn block(text: &str, open: usize) -> &str {
     panic!("unbalanced braces after byte {open}");
 }
 
-/// Quoted strings in `text` that look like IAM actions.
-fn actions(text: &str) -> BTreeSet<String> {
-    text.split('"')
+/// A terraform ARN written the way the JSON policy writes it: the table
+/// references become the tables' default names, and the partition, region
+/// and account become `aws`, `REGION` and `ACCOUNT`.
+fn as_json_arn(terraform: &str) -> String {
+    let desired = "arn:aws:dynamodb:REGION:ACCOUNT:table/cutover-desired";
+    let leases = "arn:aws:dynamodb:REGION:ACCOUNT:table/cutover-leases";
+    terraform
+        .replace("${aws_dynamodb_table.desired.arn}", desired)
+        .replace("${aws_dynamodb_table.leases.arn}", leases)
+        .replace("aws_dynamodb_table.desired.arn", desired)
+        .replace("aws_dynamodb_table.leases.arn", leases)
+        .replace("${local.partition}", "aws")
+        .replace("${var.region}", "REGION")
+        .replace("${local.account}", "ACCOUNT")
+}
+
+/// The items of the list assigned to `name` (`name = [...]`), unquoted.
+fn list(text: &str, name: &str) -> BTreeSet<String> {
+    text.split(name)
         .skip(1)
-        .step_by(2)
-        .filter(|s| {
-            s.split_once(':').is_some_and(|(service, action)| {
-                !service.is_empty()
-                    && service.chars().all(|c| c.is_ascii_lowercase() || c == '-')
-                    && action.chars().all(|c| c.is_ascii_alphanumeric())
-                    && action.starts_with(|c: char| c.is_ascii_uppercase())
-            })
-        })
-        .map(str::to_string)
+        .filter(|s| s.trim_start().starts_with('='))
+        .filter_map(|s| s.split_once('[').and_then(|(_, s)| s.split_once(']')))
+        .flat_map(|(items, _)| items.split(','))
+        .map(|item| item.trim().trim_matches('"').to_string())
+        .filter(|item| !item.is_empty())
+        .map(|item| as_json_arn(&item))
         .collect()
 }
 
-/// Statement id to actions, from the terraform policy document `cutover`.
-fn terraform_policy() -> BTreeMap<String, BTreeSet<String>> {
+/// The quoted value assigned to `name` (`name = "..."`).
+fn scalar(text: &str, name: &str) -> String {
+    text.split(name)
+        .skip(1)
+        .find(|s| s.trim_start().starts_with('='))
+        .and_then(|s| s.split('"').nth(1))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .to_string()
+}
+
+/// Statement id to what it grants, from the terraform policy document `cutover`.
+fn terraform_policy() -> BTreeMap<String, Grant> {
     let iam = read("deploy/terraform/iam.tf");
     let start = iam
         .find("data \"aws_iam_policy_document\" \"cutover\"")
@@ -75,19 +126,26 @@ fn terraform_policy() -> BTreeMap<String, BTreeSet<String>> {
     let mut rest = document;
     while let Some(at) = rest.find("statement {") {
         let statement = block(rest, at + "statement ".len());
-        let sid = statement
-            .split("sid")
-            .nth(1)
-            .and_then(|s| s.split('"').nth(1))
-            .expect("every statement has a sid")
-            .to_string();
-        let listed = statement
-            .split("actions")
-            .skip(1)
-            .filter_map(|s| s.split_once('[').and_then(|(_, s)| s.split_once(']')))
-            .map(|(list, _)| list)
-            .collect::<String>();
-        out.insert(sid, actions(&listed));
+        let sid = scalar(statement, "sid");
+        let mut conditions = BTreeSet::new();
+        let mut within = statement;
+        while let Some(at) = within.find("condition {") {
+            let condition = block(within, at + "condition ".len());
+            for value in list(condition, "values") {
+                conditions.insert((
+                    scalar(condition, "test"),
+                    scalar(condition, "variable"),
+                    value,
+                ));
+            }
+            within = &within[at + condition.len()..];
+        }
+        let grant = Grant {
+            actions: list(statement, "actions"),
+            resources: list(statement, "resources"),
+            conditions,
+        };
+        out.insert(sid, grant);
         rest = &rest[at + statement.len()..];
     }
     out
@@ -95,9 +153,49 @@ fn terraform_policy() -> BTreeMap<String, BTreeSet<String>> {
 
 #[test]
 fn the_terraform_task_role_grants_exactly_the_iam_policy() {
-    let json = json_policy();
+    let json = json_policy("deploy/iam/cutover-policy.json");
     assert!(json.len() >= 8, "{json:?}");
-    assert_eq!(terraform_policy(), json);
+    let terraform = terraform_policy();
+    assert_eq!(
+        terraform.keys().collect::<Vec<_>>(),
+        json.keys().collect::<Vec<_>>()
+    );
+    for (sid, grant) in &json {
+        assert_eq!(&terraform[sid], grant, "statement {sid}");
+    }
+}
+
+/// RegisterTaskDefinition with tags is also authorized as ecs:TagResource on
+/// the new task definition, and cutover never tags anything else:
+/// https://docs.aws.amazon.com/AmazonECS/latest/developerguide/supported-iam-actions-tagging.html
+#[test]
+fn tagging_is_granted_only_on_task_definitions_being_registered() {
+    let registering = BTreeSet::from([(
+        "StringEquals".to_string(),
+        "ecs:CreateAction".to_string(),
+        "RegisterTaskDefinition".to_string(),
+    )]);
+    let task_definitions =
+        BTreeSet::from(["arn:aws:ecs:REGION:ACCOUNT:task-definition/*:*".to_string()]);
+    for path in [
+        "deploy/iam/cutover-policy.json",
+        "deploy/iam/cutover-set-policy.json",
+    ] {
+        let tagging: Vec<_> = json_policy(path)
+            .into_iter()
+            .filter(|(_, g)| g.actions.iter().any(|a| a == "ecs:TagResource" || a == "ecs:*"))
+            .collect();
+        assert_eq!(tagging.len(), 1, "{path}: {tagging:?}");
+        for (sid, grant) in tagging {
+            assert_eq!(
+                grant.actions,
+                BTreeSet::from(["ecs:TagResource".to_string()]),
+                "{path} {sid}"
+            );
+            assert_eq!(grant.resources, task_definitions, "{path} {sid}");
+            assert_eq!(grant.conditions, registering, "{path} {sid}");
+        }
+    }
 }
 
 #[test]

@@ -76,9 +76,26 @@ data "aws_iam_policy_document" "cutover" {
       "ecs:DescribeTaskDefinition",
       "ecs:ListTaskDefinitions",
       "ecs:RegisterTaskDefinition",
-      "ecs:TagResource",
     ]
     resources = ["*"]
+  }
+
+  # RegisterTaskDefinition with tags (cutover copies the active revision's
+  # and adds its own) is also authorized as ecs:TagResource on the new task
+  # definition, so tagging is granted only there and only while registering,
+  # never on an existing resource:
+  # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/supported-iam-actions-tagging.html
+  # (resource types and the ecs:CreateAction key of ecs:TagResource:
+  # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerservice.html)
+  statement {
+    sid       = "TagTaskDefinitionsOnRegister"
+    actions   = ["ecs:TagResource"]
+    resources = ["arn:${local.partition}:ecs:${var.region}:${local.account}:task-definition/*:*"]
+    condition {
+      test     = "StringEquals"
+      variable = "ecs:CreateAction"
+      values   = ["RegisterTaskDefinition"]
+    }
   }
 
   statement {

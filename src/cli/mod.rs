@@ -12,6 +12,7 @@ mod run;
 mod set;
 mod setup;
 mod status;
+mod wait;
 
 use std::process::ExitCode;
 
@@ -47,6 +48,10 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Show a service's recorded transitions, oldest first.
     History(status::HistoryArgs),
+    /// Wait until a revision serves production, printing each transition:
+    /// exit 0 when Steady, 1 when it failed, was rolled back, superseded or
+    /// is invalid, 3 on --timeout.
+    Wait(wait::WaitArgs),
     /// Let a rollout that waits for promotion go on to its next step.
     Promote(control::ControlArgs),
     /// Roll back the rollout in flight and do not start its revision again.
@@ -63,7 +68,9 @@ pub enum Command {
     Probe(probe::ProbeArgs),
 }
 
-/// Exit codes: 0 ok, 1 failed, 2 usage (clap's own).
+/// Exit codes: 0 ok, 1 failed (or the revision waited for did not make it),
+/// 2 usage (clap's own), 3 timed out waiting, 130/143 waiting stopped by
+/// SIGINT/SIGTERM.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -75,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Set(args) => runtime().and_then(|rt| rt.block_on(set::set(*args))),
         Command::Status(args) => runtime().and_then(|rt| rt.block_on(status::status(args))),
         Command::History(args) => runtime().and_then(|rt| rt.block_on(status::history(args))),
+        Command::Wait(args) => runtime().and_then(|rt| rt.block_on(wait::wait(args))),
         Command::Promote(args) => control(control::Request::Promote, args),
         Command::Abort(args) => control(control::Request::Abort, args),
         Command::Pause(args) => control(control::Request::Pause, args),

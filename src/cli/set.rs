@@ -9,9 +9,11 @@ use serde_json::{Map, Value, json};
 
 use super::connect::{Aws, ServiceArg, Usage};
 use super::setup::ConfigArgs;
+use super::wait::{DEFAULT_TIMEOUT, Seen, Wanted, follow};
+use crate::aws::store::DynamoStore;
 use crate::cloud::{DesiredStore, Precondition, SpecChanges, SpecWrite, StoredRecord};
 use crate::rollout::spec::KEY_ATTRIBUTE;
-use crate::rollout::{ServiceKey, parse_record};
+use crate::rollout::{Revision, ServiceKey, parse_record};
 
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("version").required(true).args(["task_definition", "image", "taskdef"])))]
@@ -48,8 +50,11 @@ pub struct SetArgs {
     #[arg(long, value_name = "NAME")]
     pub container: Option<String>,
     /// The container's port that the target groups send traffic to.
-    #[arg(long, value_name = "PORT")]
-    pub container_port: Option<u16>,
+    // Taken as given: the record's parser is the one place that checks it,
+    // so a bad port is refused with the record's message (exit 1) like
+    // every other field, not by the argument parser.
+    #[arg(long, value_name = "PORT", value_parser = port_value, allow_negative_numbers = true)]
+    pub container_port: Option<Value>,
     /// The listener whose default action carries production traffic.
     #[arg(long, value_name = "ARN", conflicts_with = "production_rule")]
     pub production_listener: Option<String>,
@@ -71,9 +76,19 @@ pub struct SetArgs {
     /// The longest wait without progress before a rollback.
     #[arg(long, value_name = "DURATION")]
     pub progress_deadline: Option<String>,
-    /// false: wait for `cutover promote` before the final shift to 100%.
-    #[arg(long, value_name = "BOOL")]
+    /// Shift to 100% without waiting for `cutover promote` (the default).
+    /// `--auto-promote=false` is `--no-auto-promote`.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        overrides_with = "no_auto_promote"
+    )]
     pub auto_promote: Option<bool>,
+    /// Wait for `cutover promote` before the final shift to 100%.
+    #[arg(long, overrides_with = "auto_promote")]
+    pub no_auto_promote: bool,
     /// A label to set (repeatable); an empty value removes it.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = label)]
     pub labels: Vec<(String, String)>,
@@ -94,6 +109,14 @@ pub struct SetArgs {
     /// FARGATE, EC2 or EXTERNAL, for a service's first task set.
     #[arg(long, value_name = "TYPE")]
     pub launch_type: Option<String>,
+    /// Then wait until the revision serves production (exit 0), fails, is
+    /// rolled back or superseded (exit 1), or --timeout passes (exit 3),
+    /// printing each transition.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: how long to wait, such as 15m or 1h30m (default 30m).
+    #[arg(long, value_name = "DURATION", requires = "wait", value_parser = super::wait::timeout_value)]
+    pub timeout: Option<std::time::Duration>,
     #[command(flatten)]
     pub config: ConfigArgs,
 }
@@ -104,6 +127,15 @@ fn strategy_value(raw: &str) -> Result<Value, String> {
     } else {
         Ok(Value::String(raw.to_string()))
     }
+}
+
+/// A whole number goes into the record as a number and anything else as the
+/// text given, for the record's parser to judge and explain.
+fn port_value(raw: &str) -> Result<Value, String> {
+    Ok(match raw.trim().parse::<i64>() {
+        Ok(n) => json!(n),
+        Err(_) => json!(raw),
+    })
 }
 
 fn label(raw: &str) -> Result<(String, String), String> {
@@ -163,7 +195,7 @@ fn changes(args: &SetArgs, body: &Map<String, Value>) -> SpecChanges {
     };
     put("strategy", args.strategy.clone());
     put("container", args.container.as_ref().map(|v| json!(v)));
-    put("container_port", args.container_port.map(|v| json!(v)));
+    put("container_port", args.container_port.clone());
     put(
         "target_groups",
         args.target_groups.as_ref().map(|v| json!(v)),
@@ -173,7 +205,12 @@ fn changes(args: &SetArgs, body: &Map<String, Value>) -> SpecChanges {
         "progress_deadline",
         args.progress_deadline.as_ref().map(|v| json!(v)),
     );
-    put("auto_promote", args.auto_promote.map(|v| json!(v)));
+    let auto_promote = if args.no_auto_promote {
+        Some(false)
+    } else {
+        args.auto_promote
+    };
+    put("auto_promote", auto_promote.map(|v| json!(v)));
     put("launch_type", args.launch_type.as_ref().map(|v| json!(v)));
     put(
         "network",
@@ -224,12 +261,31 @@ fn body_of(key: &ServiceKey, record: Option<&StoredRecord>) -> Map<String, Value
 }
 
 pub async fn set(args: SetArgs) -> anyhow::Result<ExitCode> {
-    let key = args.service.key.clone();
     let aws = Aws::connect(&args.config).await?;
     let store = aws.store();
-    let current = aws.read(&store, &key).await?;
+    let written = write(&args, &aws, &store).await?;
+    if !args.wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Transitions already in the record were before this write.
+    let seen = Seen::of(written.current.as_ref());
+    let timeout = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let wanted = Wanted::exactly(&written.revision);
+    follow(&aws, &store, &args.service.key, wanted, seen, timeout).await
+}
+
+/// The revision the record asks for once written, and the record as it
+/// was read before.
+struct Written {
+    revision: Revision,
+    current: Option<StoredRecord>,
+}
+
+async fn write(args: &SetArgs, aws: &Aws, store: &DynamoStore) -> anyhow::Result<Written> {
+    let key = args.service.key.clone();
+    let current = aws.read(store, &key).await?;
     if current.is_none() {
-        let missing = missing_wiring(&args);
+        let missing = missing_wiring(args);
         if !missing.is_empty() {
             return Err(Usage(format!(
                 "{key} has no record yet, and a new record needs {}",
@@ -239,7 +295,7 @@ pub async fn set(args: SetArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let body = body_of(&key, current.as_ref());
-    let mut changes = changes(&args, &body);
+    let mut changes = changes(args, &body);
     if let Some(taskdef) = &args.taskdef {
         let files = super::artifacts::Files {
             taskdef,
@@ -249,7 +305,7 @@ pub async fn set(args: SetArgs) -> anyhow::Result<ExitCode> {
             port_given: args.container_port.is_some(),
             network_given: args.subnets.is_some(),
         };
-        for warning in super::artifacts::apply(&aws, &key, &files, &body, &mut changes).await? {
+        for warning in super::artifacts::apply(aws, &key, &files, &body, &mut changes).await? {
             eprintln!("warning: {warning}");
         }
     }
@@ -261,7 +317,7 @@ pub async fn set(args: SetArgs) -> anyhow::Result<ExitCode> {
     let revision = spec.revision.clone();
     if changes.is_empty() {
         println!("{key}: nothing to change; revision {revision}");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Written { revision, current });
     }
     let precondition = match &current {
         Some(record) => Precondition::unchanged_since(record),
@@ -301,7 +357,7 @@ pub async fn set(args: SetArgs) -> anyhow::Result<ExitCode> {
             r.id
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Written { revision, current })
 }
 
 #[cfg(test)]

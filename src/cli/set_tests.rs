@@ -139,3 +139,49 @@ fn an_invalid_result_is_caught_before_writing_with_the_field_named() {
         "{err}"
     );
 }
+
+#[test]
+fn auto_promote_is_a_flag_with_a_negation_and_takes_an_explicit_value() {
+    let current = body(json!({"service": "prod/web", "image": "web:1"}));
+    let written = |extra: &[&str]| {
+        let mut argv = vec!["--image", "web:1"];
+        argv.extend_from_slice(extra);
+        changes(&args(&argv), &current).remove("auto_promote")
+    };
+    assert_eq!(written(&["--auto-promote"]), Some(Some(json!(true))));
+    assert_eq!(written(&["--no-auto-promote"]), Some(Some(json!(false))));
+    assert_eq!(written(&["--auto-promote=false"]), Some(Some(json!(false))));
+    assert_eq!(written(&["--auto-promote", "false"]), Some(Some(json!(false))));
+    // The last one given wins, as with any pair of switches.
+    assert_eq!(
+        written(&["--no-auto-promote", "--auto-promote"]),
+        Some(Some(json!(true)))
+    );
+    assert_eq!(
+        written(&["--auto-promote", "--no-auto-promote"]),
+        Some(Some(json!(false)))
+    );
+    assert_eq!(written(&[]), None);
+    // A bare flag before another flag does not swallow it.
+    let a = args(&["--auto-promote", "--image", "web:2"]);
+    assert_eq!(a.auto_promote, Some(true));
+    assert_eq!(a.image.as_deref(), Some("web:2"));
+}
+
+#[test]
+fn a_container_port_reaches_the_records_parser_as_given() {
+    let current = body(json!({"service": "prod/web", "image": "web:1"}));
+    for (given, stored) in [
+        ("8080", json!(8080)),
+        ("70000", json!(70000)),
+        ("-1", json!(-1)),
+        ("http", json!("http")),
+    ] {
+        let a = args(&["--image", "web:1", "--container-port", given]);
+        assert_eq!(
+            changes(&a, &current).remove("container_port"),
+            Some(Some(stored)),
+            "{given}"
+        );
+    }
+}

@@ -182,6 +182,53 @@ async fn set_writes_a_valid_record_and_refuses_an_invalid_one_naming_the_field()
         refused.stderr
     );
     assert_eq!(body(&w).await, record);
+    // A port out of range is the record parser's to refuse, like any field:
+    // exit 1 with its message, nothing written.
+    let refused = run(
+        &w,
+        &[
+            "set",
+            &key(),
+            "--task-definition",
+            "web:2",
+            "--container-port",
+            "70000",
+        ],
+    )
+    .expect(1);
+    assert!(
+        refused.stderr.contains("field `container_port`") && refused.stderr.contains("70000"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(body(&w).await, record);
+    // --auto-promote is a flag; --no-auto-promote says false.
+    run(
+        &w,
+        &[
+            "set",
+            &key(),
+            "--task-definition",
+            "web:2",
+            "--no-auto-promote",
+        ],
+    )
+    .expect(0);
+    assert_eq!(body(&w).await["auto_promote"], false);
+    run(
+        &w,
+        &[
+            "set",
+            &key(),
+            "--task-definition",
+            "web:2",
+            "--auto-promote",
+            "--bake",
+            "5m",
+        ],
+    )
+    .expect(0);
+    assert_eq!(body(&w).await["auto_promote"], true);
     // A new record without its wiring is a usage error.
     let usage = run(&w, &["set", &other, "--image", "registry.example/web:3"]).expect(2);
     assert!(usage.stderr.contains("--target-groups"), "{}", usage.stderr);
@@ -408,4 +455,463 @@ async fn status_watch_redraws_only_when_a_record_changes_and_stops_on_ctrl_c() {
 fn a_malformed_service_key_is_a_usage_error() {
     let out = cutover("http://127.0.0.1:9", TABLE, &["promote", "no-slash"]).expect(2);
     assert!(out.stderr.contains("<cluster>/<service>"), "{}", out.stderr);
+}
+
+/// Waits for a started command to end (killing it after `within`), and
+/// returns its exit code with every line it printed.
+fn finish(
+    child: &mut std::process::Child,
+    lines: &mpsc::Receiver<String>,
+    within: Duration,
+) -> (Option<i32>, Vec<String>) {
+    let until = Instant::now() + within;
+    let mut seen = Vec::new();
+    let code = loop {
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
+            seen.push(line);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("still running after {within:?}: {seen:#?}");
+        }
+    };
+    // The rest of stdout, up to its end.
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(2)) {
+        seen.push(line);
+    }
+    (code, seen)
+}
+
+fn count(lines: &[String], text: &str) -> usize {
+    lines.iter().filter(|l| l.contains(text)).count()
+}
+
+/// The revision the record asks for, in full.
+async fn full_revision(w: &World) -> String {
+    let revision = cutover::rollout::parse_record(&key().parse().expect("a key"), &body(w).await)
+        .expect("valid")
+        .revision;
+    revision.as_str().to_string()
+}
+
+fn transition(at: &str, from: &str, to: &str, reason: &str, revision: &str) -> Value {
+    json!({"at": at, "from": from, "to": to, "reason": reason, "revision": revision})
+}
+
+/// A status as the controller writes it for `revision`.
+fn status_of(
+    phase: &str,
+    message: &str,
+    revision: &str,
+    stable: Option<&str>,
+    history: &[Value],
+) -> Value {
+    json!({
+        "phase": phase,
+        "observed_revision": revision,
+        "stable_revision": stable,
+        "active": null,
+        "candidate": null,
+        "weights": [100, 0],
+        "rollout": null,
+        "failed": null,
+        "phase_since": "2026-01-01T00:00:00Z",
+        "message": message,
+        "last_error": null,
+        "pending": null,
+        "history": history,
+    })
+}
+
+async fn wait_until_started(lines: &mpsc::Receiver<String>) -> Vec<String> {
+    let first = lines
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the waiter says what it waits for");
+    assert!(first.starts_with("waiting up to "), "{first}");
+    vec![first]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn set_wait_follows_a_real_rollout_to_steady_printing_each_transition_once() {
+    let w = ready().await;
+    let daemon = world::Daemon::start(&w.endpoint());
+    let groups = format!("{},{}", w.blue, w.green);
+    let mut waiter = spawn(
+        &w.endpoint(),
+        TABLE,
+        &[
+            "set",
+            &key(),
+            "--task-definition",
+            "web:2",
+            "--container",
+            "app",
+            "--container-port",
+            "8080",
+            "--production-listener",
+            &w.production,
+            "--test-listener",
+            &w.test_listener,
+            "--target-groups",
+            &groups,
+            "--strategy",
+            "all_at_once",
+            "--bake",
+            "1s",
+            "--wait",
+            "--timeout",
+            "100s",
+        ],
+    );
+    let lines = lines_of(&mut waiter);
+    // ECS would start the candidate's tasks and register them: play its part.
+    let start = Instant::now();
+    loop {
+        let created = w
+            .task_sets()
+            .await
+            .iter()
+            .any(|(_, ext, _)| ext.as_deref().is_some_and(|e| e.starts_with("cutover:")));
+        if created {
+            w.register_targets(&w.green.clone(), 20).await;
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no candidate: {:?}\n{}",
+            w.status().await,
+            daemon.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, out) = finish(&mut waiter, &lines, Duration::from_secs(110));
+    assert_eq!(code, Some(0), "{out:#?}\n{}", daemon.logs());
+    assert!(out[0].contains("wrote revision"), "{out:#?}");
+    assert!(
+        out[1].starts_with("waiting up to 1m 40s for prod/web revision"),
+        "{out:#?}"
+    );
+    // Every transition the controller recorded, once each, in order.
+    let transitions = [
+        "Steady → Provisioning",
+        "Provisioning → Testing",
+        "Testing → Shifting",
+        "Shifting → Baking",
+        "Baking → Finalizing",
+        "Finalizing → Steady",
+    ];
+    let mut at = 0;
+    for t in transitions {
+        assert_eq!(count(&out, t), 1, "{t}: {out:#?}");
+        let i = out.iter().position(|l| l.contains(t)).expect("printed");
+        assert!(i > at, "{t} out of order: {out:#?}");
+        at = i;
+    }
+    let last = out.last().expect("a closing line");
+    assert!(
+        last.starts_with("released: prod/web revision ") && last.contains("is Steady"),
+        "{out:#?}"
+    );
+    let st = w.status().await.expect("a status");
+    assert_eq!(st["phase"], "Steady");
+    let exit = daemon.stop();
+    assert!(exit.success(), "exit {exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_fails_when_the_revision_is_rolled_back() {
+    let w = ready().await;
+    set_new(&w, &key(), "all_at_once").expect(0);
+    let r = full_revision(&w).await;
+    let earlier = transition(
+        "2026-01-01T00:00:01Z",
+        "Steady",
+        "Provisioning",
+        "new revision",
+        &r,
+    );
+    let shifting = transition(
+        "2026-01-01T00:00:30Z",
+        "Provisioning",
+        "Shifting",
+        "candidate ready",
+        &r,
+    );
+    write_status(
+        &w,
+        &status_of(
+            "Shifting",
+            "candidate has 100% of production traffic",
+            &r,
+            None,
+            &[earlier.clone(), shifting.clone()],
+        ),
+    )
+    .await;
+    let mut waiter = spawn(&w.endpoint(), TABLE, &["wait", &key(), "--timeout", "60s"]);
+    let lines = lines_of(&mut waiter);
+    let mut out = wait_until_started(&lines).await;
+    out.extend(collect(&lines, Duration::from_secs(3)));
+    // Where it stands when the wait begins; the transitions before it are
+    // history, not news.
+    assert_eq!(
+        count(&out, "candidate has 100% of production traffic"),
+        1,
+        "{out:#?}"
+    );
+    assert_eq!(count(&out, " → "), 0, "{out:#?}");
+
+    let rolling_back = transition(
+        "2026-01-01T00:01:00Z",
+        "Shifting",
+        "RollingBack",
+        "gate target_health failed: 0/1 healthy targets",
+        &r,
+    );
+    let mut status = status_of(
+        "RollingBack",
+        "rolling back: gate target_health failed: 0/1 healthy targets",
+        &r,
+        None,
+        &[earlier.clone(), shifting.clone(), rolling_back.clone()],
+    );
+    write_status(&w, &status).await;
+    out.extend(collect(&lines, Duration::from_secs(3)));
+    assert_eq!(
+        count(&out, "Shifting → RollingBack"),
+        1,
+        "printed as it happens: {out:#?}"
+    );
+    assert!(
+        waiter.try_wait().expect("wait").is_none(),
+        "not over until Failed"
+    );
+
+    let failed = transition(
+        "2026-01-01T00:01:05Z",
+        "RollingBack",
+        "Failed",
+        "gate target_health failed: 0/1 healthy targets; rolled back to the previous task set",
+        &r,
+    );
+    status = status_of(
+        "Failed",
+        "revision failed",
+        &r,
+        None,
+        &[earlier, shifting, rolling_back, failed],
+    );
+    status["failed"] = json!({
+        "rollout": format!("{r}#1"),
+        "reason": "gate target_health failed: 0/1 healthy targets",
+        "at": "2026-01-01T00:01:05Z",
+    });
+    write_status(&w, &status).await;
+    let (code, rest) = finish(&mut waiter, &lines, Duration::from_secs(20));
+    out.extend(rest);
+    assert_eq!(code, Some(1), "{out:#?}");
+    assert_eq!(count(&out, "Shifting → RollingBack"), 1, "{out:#?}");
+    assert_eq!(count(&out, "RollingBack → Failed"), 1, "{out:#?}");
+    let last = out.last().expect("a closing line");
+    assert!(
+        last.starts_with(&format!("failed: prod/web revision {} failed", &r[..8]))
+            && last.contains("gate target_health failed: 0/1 healthy targets"),
+        "{out:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_fails_when_a_newer_revision_supersedes_the_one_it_waits_for() {
+    let w = ready().await;
+    let created = set_new(&w, &key(), "all_at_once").expect(0);
+    let short = revision_of(&created.stdout);
+    let r = full_revision(&w).await;
+    write_status(
+        &w,
+        &status_of("Provisioning", "waiting for the candidate", &r, None, &[]),
+    )
+    .await;
+    let mut waiter = spawn(
+        &w.endpoint(),
+        TABLE,
+        &["wait", &key(), "--revision", &short, "--timeout", "60s"],
+    );
+    let lines = lines_of(&mut waiter);
+    let mut out = wait_until_started(&lines).await;
+    out.extend(collect(&lines, Duration::from_secs(3)));
+    assert!(waiter.try_wait().expect("wait").is_none(), "{out:#?}");
+
+    let newer = run(&w, &["set", &key(), "--task-definition", "web:3"]).expect(0);
+    let (code, rest) = finish(&mut waiter, &lines, Duration::from_secs(20));
+    out.extend(rest);
+    assert_eq!(code, Some(1), "{out:#?}");
+    let last = out.last().expect("a closing line");
+    assert!(
+        last.starts_with(&format!(
+            "superseded: prod/web revision {short} will not be released"
+        )) && last.contains(&format!("asks for revision {}", revision_of(&newer.stdout))),
+        "{out:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_times_out_stops_on_ctrl_c_and_refuses_a_missing_record_each_clearly() {
+    let w = ready().await;
+    set_new(&w, &key(), "all_at_once").expect(0);
+    let r = full_revision(&w).await;
+    write_status(
+        &w,
+        &status_of("Shifting", "holding 10% on the candidate", &r, None, &[]),
+    )
+    .await;
+
+    let started = Instant::now();
+    let out = run(&w, &["wait", &key(), "--timeout", "3s"]).expect(3);
+    assert!(started.elapsed() < Duration::from_secs(15), "{out:?}");
+    let last = out.stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("timed out after 3s: prod/web revision ")
+            && last.contains("is Shifting (holding 10% on the candidate)")
+            && last.contains("the release goes on"),
+        "{}",
+        out.stdout
+    );
+
+    let mut waiter = spawn(
+        &w.endpoint(),
+        TABLE,
+        &["set", &key(), "--task-definition", "web:2", "--wait"],
+    );
+    let lines = lines_of(&mut waiter);
+    // `set` says what it wrote (here: nothing), then that it waits.
+    let said = lines.recv_timeout(Duration::from_secs(20)).expect("a line");
+    assert!(said.contains("nothing to change"), "{said}");
+    let mut out = wait_until_started(&lines).await;
+    out.extend(collect(&lines, Duration::from_secs(2)));
+    Command::new("kill")
+        .args(["-INT", &waiter.id().to_string()])
+        .status()
+        .expect("kill");
+    let (code, rest) = finish(&mut waiter, &lines, Duration::from_secs(10));
+    out.extend(rest);
+    assert_eq!(code, Some(130), "{out:#?}");
+    let last = out.last().expect("a closing line");
+    assert!(
+        last.starts_with("stopped waiting: prod/web revision ")
+            && last.contains("the release goes on"),
+        "{out:#?}"
+    );
+
+    let missing = run(&w, &["wait", &format!("{CLUSTER}/nobody")]).expect(1);
+    assert!(
+        missing
+            .stderr
+            .contains("prod/nobody has no record in table"),
+        "{}",
+        missing.stderr
+    );
+    let usage = run(&w, &["wait", &key(), "--timeout", "soon"]).expect(2);
+    assert!(
+        usage.stderr.contains("such as 90s, 15m or 1h30m"),
+        "{}",
+        usage.stderr
+    );
+    let usage = run(
+        &w,
+        &[
+            "set",
+            &key(),
+            "--task-definition",
+            "web:2",
+            "--timeout",
+            "5m",
+        ],
+    )
+    .expect(2);
+    assert!(usage.stderr.contains("--wait"), "{}", usage.stderr);
+}
+
+/// The words of a shell command line: quotes group, `#` starts a comment.
+fn words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.get_or_insert_default().push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_default();
+            }
+            (None, '#') if word.is_none() => break,
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, c) => word.get_or_insert_default().push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+/// Every `cutover …` command in the README's code blocks, continuation
+/// lines joined.
+fn readme_commands() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let mut commands = Vec::new();
+    let mut in_code = false;
+    let mut open: Option<String> = None;
+    for line in readme.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if !in_code {
+            continue;
+        }
+        let text = line.trim().trim_start_matches("- ");
+        let text = match open.take() {
+            Some(before) => format!("{before} {text}"),
+            None if text.starts_with("cutover ") => text.to_string(),
+            None => continue,
+        };
+        match text.strip_suffix('\\') {
+            Some(rest) => open = Some(rest.to_string()),
+            None => commands.push(text),
+        }
+    }
+    commands
+}
+
+#[test]
+fn every_cutover_command_in_the_readme_is_accepted_as_written() {
+    use clap::Parser;
+    let commands = readme_commands();
+    assert!(commands.len() >= 15, "{commands:#?}");
+    for wanted in [
+        "cutover set prod/checkout --image",
+        "cutover wait prod/checkout",
+    ] {
+        assert!(
+            commands
+                .iter()
+                .any(|c| c.starts_with(wanted) && c.contains("--timeout")),
+            "no `{wanted} … --timeout` example: {commands:#?}"
+        );
+    }
+    for command in &commands {
+        let words = words(command);
+        // `cutover init-table && cutover run` is two commands.
+        for argv in words.split(|w| ["&&", "||", ";", "|"].contains(&w.as_str())) {
+            if argv.first().map(String::as_str) != Some("cutover") {
+                continue;
+            }
+            if let Err(e) = cutover::cli::Cli::try_parse_from(argv) {
+                panic!("README: `{command}` is refused:\n{e}");
+            }
+        }
+    }
 }

@@ -183,7 +183,11 @@ fn tagging_is_granted_only_on_task_definitions_being_registered() {
     ] {
         let tagging: Vec<_> = json_policy(path)
             .into_iter()
-            .filter(|(_, g)| g.actions.iter().any(|a| a == "ecs:TagResource" || a == "ecs:*"))
+            .filter(|(_, g)| {
+                g.actions
+                    .iter()
+                    .any(|a| a == "ecs:TagResource" || a == "ecs:*")
+            })
             .collect();
         assert_eq!(tagging.len(), 1, "{path}: {tagging:?}");
         for (sid, grant) in tagging {

@@ -151,7 +151,10 @@ fn auto_promote_is_a_flag_with_a_negation_and_takes_an_explicit_value() {
     assert_eq!(written(&["--auto-promote"]), Some(Some(json!(true))));
     assert_eq!(written(&["--no-auto-promote"]), Some(Some(json!(false))));
     assert_eq!(written(&["--auto-promote=false"]), Some(Some(json!(false))));
-    assert_eq!(written(&["--auto-promote", "false"]), Some(Some(json!(false))));
+    assert_eq!(
+        written(&["--auto-promote", "false"]),
+        Some(Some(json!(false)))
+    );
     // The last one given wins, as with any pair of switches.
     assert_eq!(
         written(&["--no-auto-promote", "--auto-promote"]),

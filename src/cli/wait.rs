@@ -32,8 +32,9 @@ pub const EXIT_TERMINATED: u8 = 143;
 
 /// Each poll is one strongly consistent read of one item.
 const POLL: Duration = Duration::from_secs(2);
-/// As long as the AWS CLI's CodeDeploy `deployment-successful` waiter
-/// (120 checks, 15 s apart).
+/// As long as the AWS CLI's CodeDeploy `deployment-successful` waiter, which
+/// a pipeline moving from CodeDeploy already budgets for: 120 checks, 15 s
+/// apart (https://docs.aws.amazon.com/cli/latest/reference/deploy/wait/deployment-successful.html).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 #[derive(clap::Args, Debug)]
@@ -374,7 +375,9 @@ async fn stopped() -> u8 {
                 }
             }
             Err(e) => {
-                eprintln!("warning: cannot listen for SIGTERM ({e}); only Ctrl-C stops the waiting cleanly");
+                eprintln!(
+                    "warning: cannot listen for SIGTERM ({e}); only Ctrl-C stops the waiting cleanly"
+                );
                 let _ = tokio::signal::ctrl_c().await;
                 EXIT_INTERRUPTED
             }

@@ -133,7 +133,10 @@ fn failed_invalid_and_superseded_revisions_fail_with_the_reason() {
     };
     assert!(line.starts_with("superseded: "), "{line}");
     assert!(
-        line.contains(&format!("asks for revision {}", revision_of(&newer).short())),
+        line.contains(&format!(
+            "asks for revision {}",
+            revision_of(&newer).short()
+        )),
         "{line}"
     );
 
@@ -185,6 +188,10 @@ fn timeouts_are_positive_durations_and_revisions_hex() {
     assert!(err.contains("such as 90s, 15m or 1h30m"), "{err}");
     assert!(timeout_value("0s").is_err());
     assert_eq!(revision_value("3F2A9C01"), Ok("3f2a9c01".to_string()));
-    assert!(revision_value("web:2").unwrap_err().contains("8 hex digits"));
+    assert!(
+        revision_value("web:2")
+            .unwrap_err()
+            .contains("8 hex digits")
+    );
     assert!(revision_value("3f2a").is_err());
 }

@@ -112,17 +112,18 @@ pub enum Verdict {
 /// whatever the controller has written so far.
 pub fn verdict(record: &StoredRecord, wanted: &Wanted) -> Verdict {
     let key = &record.key;
-    let desired = match parse_record(key, &record.body) {
-        Ok(spec) => spec.revision,
+    let spec = match parse_record(key, &record.body) {
+        Ok(spec) => spec,
         Err(e) => {
             return Verdict::Failed(format!(
                 "invalid: {key} revision {wanted} will not be released: the record is now invalid: {e}"
             ));
         }
     };
-    if !wanted.is(Some(&desired)) {
+    if !wanted.is(Some(&spec.revision)) {
         return Verdict::Failed(format!(
-            "superseded: {key} revision {wanted} will not be released: the record now asks for revision {desired}"
+            "superseded: {key} revision {wanted} will not be released: the record now asks for revision {}",
+            spec.revision
         ));
     }
     let Some(s) = record
@@ -137,6 +138,16 @@ pub fn verdict(record: &StoredRecord, wanted: &Wanted) -> Verdict {
             "released: {key} revision {wanted} is Steady and serves production ({})",
             s.message
         )),
+        // `cutover retry` then `cutover wait`: the failure is the one a
+        // retry was asked for, so the next attempt is on its way.
+        Phase::Failed
+            if s.failed.as_ref().is_some_and(|f| {
+                wanted.is(Some(&f.rollout.revision))
+                    && spec.control.retry.as_ref() == Some(&f.rollout)
+            }) =>
+        {
+            Verdict::Pending
+        }
         Phase::Failed => {
             let reason = s
                 .failed

@@ -118,6 +118,30 @@ fn failed_invalid_and_superseded_revisions_fail_with_the_reason() {
     assert!(line.starts_with("failed: "), "{line}");
     assert!(line.contains("gate target_health failed"), "{line}");
 
+    // Once a retry of that very rollout is requested, the next attempt is
+    // on its way: not failed yet.
+    let mut retried = b.clone();
+    retried["control"] = json!({"retry": format!("{}#1", r.as_str())});
+    let mut failed = status(Phase::Failed, &r, None);
+    failed.failed = Some(Failure {
+        rollout: RolloutId {
+            revision: r.clone(),
+            attempt: 1,
+        },
+        reason: "gate target_health failed: 0/1 healthy targets".into(),
+        at: Timestamp(0),
+    });
+    assert_eq!(
+        verdict(&record(retried.clone(), Some(failed.clone())), &wanted),
+        Verdict::Pending
+    );
+    // A retry of an earlier attempt does not cover a later failure.
+    failed.failed.as_mut().unwrap().rollout.attempt = 2;
+    assert!(matches!(
+        verdict(&record(retried, Some(failed)), &wanted),
+        Verdict::Failed(_)
+    ));
+
     let invalid = status(Phase::Invalid, &r, None);
     let Verdict::Failed(line) = verdict(&record(b.clone(), Some(invalid)), &wanted) else {
         panic!("not failed");

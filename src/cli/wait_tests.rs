@@ -180,8 +180,9 @@ fn each_transition_is_fresh_once() {
     let t4 = transition(9, Phase::Baking, Phase::Finalizing);
 
     let mut seen = Seen::default();
-    assert_eq!(seen.fresh(&[t1.clone()]), [t1.clone()]);
-    assert!(seen.fresh(&[t1.clone()]).is_empty(), "written again");
+    let first = vec![t1.clone()];
+    assert_eq!(seen.fresh(&first), first.as_slice());
+    assert!(seen.fresh(&first).is_empty(), "written again");
     // Two transitions in one pass share a time; both are shown once.
     assert_eq!(
         seen.fresh(&[t1.clone(), t2.clone(), t3.clone()]),
@@ -189,10 +190,8 @@ fn each_transition_is_fresh_once() {
     );
     assert!(seen.fresh(&[t1.clone(), t2.clone(), t3.clone()]).is_empty());
     // The oldest fell off the bounded history: the rest still lines up.
-    assert_eq!(
-        seen.fresh(&[t2.clone(), t3.clone(), t4.clone()]),
-        [t4.clone()]
-    );
+    let rotated = vec![t2.clone(), t3.clone(), t4.clone()];
+    assert_eq!(seen.fresh(&rotated), &rotated[2..]);
     // The history was rewritten without the last one shown: by time.
     let t5 = transition(12, Phase::Steady, Phase::Provisioning);
     assert_eq!(seen.fresh(&[t1, t5.clone()]), [t5]);

@@ -1,7 +1,8 @@
 //! The platform teams' commands through the real binary against the
 //! emulator: an ECS service behind an ALB (set up as in `e2e/world.rs`),
 //! the table created with `cutover init-table`, and the controller's status
-//! written straight into the table where a test needs a phase.
+//! written straight into the table where a test needs a phase (or, for
+//! `set --wait`, the controller itself, `cutover run`).
 
 mod support;
 #[allow(dead_code)]

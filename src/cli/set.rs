@@ -82,6 +82,8 @@ pub struct SetArgs {
         long,
         value_name = "BOOL",
         num_args = 0..=1,
+        // Without `=`, a value would swallow the service name that may follow.
+        require_equals = true,
         default_missing_value = "true",
         overrides_with = "no_auto_promote"
     )]

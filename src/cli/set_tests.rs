@@ -151,10 +151,6 @@ fn auto_promote_is_a_flag_with_a_negation_and_takes_an_explicit_value() {
     assert_eq!(written(&["--auto-promote"]), Some(Some(json!(true))));
     assert_eq!(written(&["--no-auto-promote"]), Some(Some(json!(false))));
     assert_eq!(written(&["--auto-promote=false"]), Some(Some(json!(false))));
-    assert_eq!(
-        written(&["--auto-promote", "false"]),
-        Some(Some(json!(false)))
-    );
     // The last one given wins, as with any pair of switches.
     assert_eq!(
         written(&["--no-auto-promote", "--auto-promote"]),
@@ -169,6 +165,12 @@ fn auto_promote_is_a_flag_with_a_negation_and_takes_an_explicit_value() {
     let a = args(&["--auto-promote", "--image", "web:2"]);
     assert_eq!(a.auto_promote, Some(true));
     assert_eq!(a.image.as_deref(), Some("web:2"));
+    // Nor the service name after it: a value needs `=`.
+    let a = Cli::try_parse_from(["set", "--auto-promote", "prod/web", "--image", "web:2"])
+        .expect("the service after a bare flag")
+        .set;
+    assert_eq!(a.auto_promote, Some(true));
+    assert_eq!(a.service.key.to_string(), "prod/web");
 }
 
 #[test]

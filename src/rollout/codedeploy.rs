@@ -152,7 +152,11 @@ impl Run<'_, '_> {
     fn between(&mut self) -> Flow {
         let spec = self.spec;
         if let Some(f) = failed(spec, &self.d.status) {
-            self.d.transition(Phase::Failed, f.reason.clone());
+            self.d.transition_of(
+                Phase::Failed,
+                f.reason.clone(),
+                Some(f.rollout.revision.clone()),
+            );
             self.d.say(format!(
                 "revision {} failed: {}; write a new version, or retry",
                 spec.revision, f.reason
@@ -537,12 +541,13 @@ impl Run<'_, '_> {
         self.d.status.deployment = None;
         self.d.status.candidate = None;
         self.d.status.weights = Some((100, 0));
-        self.d.transition(
+        self.d.transition_of(
             Phase::Steady,
             format!(
                 "revision {} deployed by CodeDeploy deployment {}",
                 r.id.revision, dep.id
             ),
+            Some(r.id.revision.clone()),
         );
         self.d.say(format!(
             "steady on revision {} (deployment {} succeeded)",
@@ -574,7 +579,8 @@ impl Run<'_, '_> {
                     reason: why.clone(),
                     at: self.d.now,
                 });
-                self.d.transition(Phase::Failed, why.clone());
+                self.d
+                    .transition_of(Phase::Failed, why.clone(), Some(r.id.revision.clone()));
                 self.d.say(format!(
                     "revision {} failed: {why}. Write a new version, or retry",
                     r.id.revision
@@ -583,9 +589,10 @@ impl Run<'_, '_> {
                 Flow::Wait
             }
             None => {
-                self.d.transition(
+                self.d.transition_of(
                     Phase::Steady,
                     format!("ended rollout of revision {}", r.id.revision),
+                    Some(r.id.revision.clone()),
                 );
                 Flow::Next
             }

@@ -58,6 +58,7 @@ impl Cd {
             running: Some(2),
             pending: Some(0),
             target_group: None,
+            created_at: None,
         };
         Cd {
             body,

@@ -281,7 +281,7 @@ impl<'a> Machine<'a, '_> {
         }
         let share = self.candidate_share(&rollout);
         self.d.status.rollout = Some(rollout);
-        self.d.status.candidate = None;
+        self.d.status.candidate = adopted.map(task_set_ref);
         // The task set that serves while the candidate is tried: named from
         // the start, a service's first rollout under cutover included.
         self.d.status.active = primary.map(task_set_ref);

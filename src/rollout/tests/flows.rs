@@ -524,13 +524,7 @@ fn every_transition_in_the_history_names_the_revision_it_concerns() {
             .any(|t| (t.from, t.to) == (Phase::RollingBack, Phase::Failed))
     );
     for t in &w.status.history {
-        assert_eq!(
-            t.revision.as_ref(),
-            Some(&failed),
-            "{} → {}",
-            t.from,
-            t.to
-        );
+        assert_eq!(t.revision.as_ref(), Some(&failed), "{} → {}", t.from, t.to);
     }
 }
 
@@ -586,7 +580,10 @@ fn commands_and_messages_name_task_sets_by_id_and_task_definition() {
 
     let mut w = World::new(record("web:2", json!("all_at_once")));
     assert!(w.run_until(Phase::Baking, S5, 20));
-    w.set("control", json!({"abort": w.status.rollout.as_ref().unwrap().id}));
+    w.set(
+        "control",
+        json!({"abort": w.status.rollout.as_ref().unwrap().id}),
+    );
     let mut said = vec![];
     for _ in 0..20 {
         let d = w.step();
@@ -595,9 +592,8 @@ fn commands_and_messages_name_task_sets_by_id_and_task_definition() {
         w.advance(S5);
     }
     assert!(
-        said.iter().any(|s| s.ends_with(
-            "returning all production traffic to ecs-svc/1 (web:1)"
-        )),
+        said.iter()
+            .any(|s| s.ends_with("returning all production traffic to ecs-svc/1 (web:1)")),
         "{said:#?}"
     );
     assert!(

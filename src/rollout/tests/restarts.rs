@@ -118,12 +118,22 @@ fn a_wiped_status_mid_shift_is_rebuilt_from_the_live_service() {
     let d = w.step();
     assert_eq!(w.status.phase, Phase::Shifting);
     assert_eq!(w.production.percent(GREEN), 40, "no jump");
+    let named =
+        |t: &Option<crate::rollout::status::TaskSetRef>| t.as_ref().map(|t| t.target_group.clone());
+    assert_eq!(named(&w.status.active), Some(BLUE.to_string()));
+    assert_eq!(named(&w.status.candidate), Some(GREEN.to_string()));
     // The rollout is taken over, not started again, and no phase change
     // from the wiped status's default is made up.
     assert!(
         matches!(
             d.events.as_slice(),
-            [Event::RolloutAdopted { phase: Phase::Shifting, .. }, ..]
+            [
+                Event::RolloutAdopted {
+                    phase: Phase::Shifting,
+                    ..
+                },
+                ..
+            ]
         ),
         "{:?}",
         d.events
@@ -174,7 +184,13 @@ fn a_whole_item_put_of_the_previous_version_while_baking_switches_back_at_once()
         assert!(
             matches!(
                 d.events.as_slice(),
-                [Event::RolloutAdopted { phase: Phase::RollingBack, .. }, ..]
+                [
+                    Event::RolloutAdopted {
+                        phase: Phase::RollingBack,
+                        ..
+                    },
+                    ..
+                ]
             ),
             "{:?}",
             d.events
@@ -183,11 +199,7 @@ fn a_whole_item_put_of_the_previous_version_while_baking_switches_back_at_once()
         assert_eq!(w.weight_log.len(), shifts + 1, "one weight change back");
         assert_eq!(w.svc.primary().unwrap().target_group.as_deref(), Some(BLUE));
         assert_eq!((w.created, w.svc.task_sets.len()), (1, 1));
-        assert!(
-            !w.phases().contains(&Phase::Shifting),
-            "{:?}",
-            w.phases()
-        );
+        assert!(!w.phases().contains(&Phase::Shifting), "{:?}", w.phases());
     }
 }
 

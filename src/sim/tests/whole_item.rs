@@ -89,7 +89,8 @@ async fn blue_shares_until_steady(sim: &SimCloud, arns: &ServiceArns) -> Vec<u32
         if shares.last() != Some(&share) {
             shares.push(share);
         }
-        let one = matches!(sim.service(&arns.key), ServiceState::Found(s) if s.task_sets.len() == 1);
+        let one =
+            matches!(sim.service(&arns.key), ServiceState::Found(s) if s.task_sets.len() == 1);
         let steady = status(sim)
             .await
             .is_some_and(|s| s.phase == Phase::Steady && s.rollout.is_none());
@@ -97,11 +98,7 @@ async fn blue_shares_until_steady(sim: &SimCloud, arns: &ServiceArns) -> Vec<u32
             return shares;
         }
     }
-    panic!(
-        "not steady: {:?}\n{:?}",
-        status(sim).await,
-        sim.event_log()
-    );
+    panic!("not steady: {:?}\n{:?}", status(sim).await, sim.event_log());
 }
 
 /// Writing `web:1` back while `web:2` bakes, as a whole item or as an
@@ -171,7 +168,11 @@ async fn a_whole_item_put_mid_shift_is_an_adoption_not_a_new_rollout() {
         let half = sim
             .visible_weights(arns.production.arn())
             .is_some_and(|w| w.percent(arns.green()) == 50);
-        if half && status(&sim).await.is_some_and(|s| s.weights == Some((50, 50))) {
+        if half
+            && status(&sim)
+                .await
+                .is_some_and(|s| s.weights == Some((50, 50)))
+        {
             break;
         }
     }
@@ -186,12 +187,22 @@ async fn a_whole_item_put_mid_shift_is_an_adoption_not_a_new_rollout() {
     }
     let adopted: Vec<&Event> = events
         .iter()
-        .filter(|e| matches!(e, Event::RolloutAdopted { phase: Phase::Shifting, .. }))
+        .filter(|e| {
+            matches!(
+                e,
+                Event::RolloutAdopted {
+                    phase: Phase::Shifting,
+                    ..
+                }
+            )
+        })
         .collect();
     assert_eq!(adopted.len(), 1, "{events:?}");
     assert!(
-        !events.iter().any(|e| matches!(e, Event::RolloutStarted { .. })
-            || matches!(e, Event::Transition(t) if t.from == Phase::Steady)),
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::RolloutStarted { .. })
+                || matches!(e, Event::Transition(t) if t.from == Phase::Steady)),
         "{events:?}"
     );
     let share = sim
@@ -204,6 +215,11 @@ async fn a_whole_item_put_mid_shift_is_an_adoption_not_a_new_rollout() {
         s.active.map(|a| a.target_group),
         Some(arns.blue().to_string()),
         "blue serves the rest"
+    );
+    assert_eq!(
+        s.candidate.map(|c| c.target_group),
+        Some(arns.green().to_string()),
+        "the adopted candidate is named"
     );
 
     running.shutdown.cancel();

@@ -227,6 +227,13 @@ impl Run<'_, '_> {
         Flow::Wait
     }
 
+    /// The task set that serves while the rollout runs, from its start.
+    fn name_active(&mut self) {
+        if let Some(p) = self.svc.primary() {
+            self.d.status.active = Some(task_set_ref(p));
+        }
+    }
+
     fn rollout_for(&self, id: RolloutId, started_at: Timestamp) -> Rollout {
         Rollout {
             id,
@@ -250,6 +257,7 @@ impl Run<'_, '_> {
         self.d.status.rollout = Some(self.rollout_for(id.clone(), self.d.now));
         self.d.status.deployment = None;
         self.d.status.candidate = None;
+        self.name_active();
         self.d.events.push(Event::RolloutStarted {
             rollout: id.clone(),
         });
@@ -297,10 +305,11 @@ impl Run<'_, '_> {
             id: dep.id.clone(),
             status: dep.status,
         });
-        self.d.events.push(Event::RolloutStarted { rollout: id });
-        self.d.transition(
+        self.name_active();
+        // Not a new rollout: its start was reported when it began.
+        self.d.adopt(
             Phase::Provisioning,
-            format!("adopted deployment {} in flight", dep.id),
+            format!("its CodeDeploy deployment {} is in flight", dep.id),
         );
         Flow::Next
     }

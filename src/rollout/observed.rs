@@ -39,7 +39,7 @@ pub struct TaskSet {
     pub pending: Option<u32>,
     pub target_group: Option<String>,
     /// When ECS created it, where reported: a task set older than the
-    /// primary served before it (see `adopt` in the decision).
+    /// primary served before it (see `Machine::adopt_superseded`).
     #[serde(default)]
     pub created_at: Option<Timestamp>,
 }

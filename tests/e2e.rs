@@ -1,6 +1,8 @@
 //! The `cutover run` binary against the local AWS emulator: a record written
-//! with a plain PutItem rolls out to the end, and a candidate that never gets
-//! healthy is rolled back at its deadline.
+//! with a plain PutItem rolls out to the end, a candidate that never gets
+//! healthy is rolled back at its deadline, and the previous version written
+//! back whole with `aws dynamodb put-item` while the new one bakes switches
+//! back at once.
 
 mod support;
 #[path = "e2e/world.rs"]
@@ -177,6 +179,90 @@ async fn a_candidate_without_healthy_targets_is_rolled_back_at_the_deadline() {
     let message = st["message"].as_str().unwrap_or_default();
     assert!(message.contains("progress deadline"), "{message}");
     assert!(message.contains("healthy targets"), "{message}");
+    let exit = daemon.stop();
+    assert!(exit.success(), "exit {exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_previous_version_put_back_whole_while_baking_switches_back_at_once() {
+    let w = world::world().await;
+    init_table(&w.endpoint());
+    let daemon = Daemon::start(&w.endpoint());
+    let mut record = w.record(
+        "web:2",
+        json!({"type": "linear", "percent": 50, "interval": "2s"}),
+        "60s",
+    );
+    record["bake"] = json!("10m");
+    w.put_record(&record).await;
+
+    let start = Instant::now();
+    let mut registered = false;
+    loop {
+        assert!(
+            start.elapsed() < LIMIT,
+            "never baking with all traffic on green: {:?}\n{}",
+            w.status().await,
+            daemon.logs()
+        );
+        if !registered && candidate(&w).await.is_some() {
+            w.register_targets(&w.green.clone(), 20).await;
+            registered = true;
+        }
+        let green_primary = w
+            .task_sets()
+            .await
+            .iter()
+            .any(|(arn, _, status)| arn != &w.initial_task_set && status == "PRIMARY");
+        if green_primary && phase(&w.status().await) == "Baking" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(w.green_share(&w.production).await, 100);
+
+    // The README's own way of writing a record: the whole item, web:1 again.
+    record["task_definition"] = json!("web:1");
+    // It drops the status with everything else: the history below starts
+    // afresh.
+    w.put_record_with_aws_cli(&record);
+
+    let written = Instant::now();
+    let mut shares = vec![100];
+    loop {
+        assert!(
+            written.elapsed() < Duration::from_secs(30),
+            "not back on web:1 within 30 s: {:?}\n{}",
+            w.status().await,
+            daemon.logs()
+        );
+        let share = w.green_share(&w.production).await;
+        if shares.last() != Some(&share) {
+            shares.push(share);
+        }
+        let status = w.status().await;
+        if phase(&status) == "Steady" && w.task_sets().await.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(shares, vec![100, 0], "one weight change back, no steps");
+    let sets = w.task_sets().await;
+    assert_eq!(sets[0].0, w.initial_task_set, "the old task set serves");
+    assert_eq!(sets[0].2, "PRIMARY");
+    let st = w.status().await.unwrap();
+    let phases: Vec<&str> = st["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["to"].as_str())
+        .collect();
+    assert_eq!(phases, ["Steady"], "{st}");
+    let logs = daemon.logs();
+    assert!(
+        logs.contains("adopted in RollingBack"),
+        "the takeover is logged as one:\n{logs}"
+    );
     let exit = daemon.stop();
     assert!(exit.success(), "exit {exit:?}");
 }

@@ -205,6 +205,12 @@ async fn task_sets_are_created_promoted_and_deleted() {
     let seen = service(&f.ecs, "web").await;
     assert_eq!(by_arn(&seen, &green.arn).status, TaskSetStatus::Primary);
     assert_eq!(by_arn(&seen, &blue.arn).status, TaskSetStatus::Active);
+    // Creation times tell the task set a rollout started from (older) from
+    // its candidate (newer) when the status is lost.
+    assert!(
+        by_arn(&seen, &blue.arn).older_than(by_arn(&seen, &green.arn)),
+        "{seen:?}"
+    );
 
     f.ecs.delete_task_set(&key("web"), &blue.arn).await.unwrap();
     let seen = service(&f.ecs, "web").await;

@@ -280,11 +280,11 @@ async fn services_show_their_status_and_one_service_its_live_weights() {
     let web_view = &services[1];
     assert_eq!(web_view["status"]["phase"], "AwaitingPromotion");
     assert_eq!(web_view["record"]["valid"], true);
-    assert!(
-        web_view["actions"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("promote"))
+    // Not paused, so `resume` is not offered.
+    assert_eq!(
+        web_view["actions"],
+        json!(["promote", "abort", "pause"]),
+        "{web_view}"
     );
 
     let one = get(api.addr, "/v1/services/prod/web").await;

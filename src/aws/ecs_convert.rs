@@ -9,6 +9,7 @@ use super::ecs_counts::{Reported, Reports};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::rollout::spec::{Launch, Network, Placement};
 use crate::rollout::{EcsService, ServiceKey, ServiceState, Stability, TaskSet, TaskSetStatus};
+use crate::time::Timestamp;
 
 /// DescribeServices answers for at most this many services per call.
 pub const DESCRIBE_LIMIT: usize = 10;
@@ -124,6 +125,9 @@ pub fn task_set(t: &SdkTaskSet, reported: Reported) -> Result<TaskSet, String> {
             .first()
             .and_then(|lb| lb.target_group_arn())
             .map(str::to_string),
+        created_at: t.created_at().map(|at| {
+            Timestamp::from_millis(at.to_millis().unwrap_or(at.secs().saturating_mul(1000)))
+        }),
     })
 }
 

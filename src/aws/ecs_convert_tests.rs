@@ -25,6 +25,7 @@ fn sdk_task_set(status: &str) -> SdkTaskSet {
         .computed_desired_count(2)
         .running_count(0)
         .pending_count(2)
+        .created_at(aws_smithy_types::DateTime::from_millis(1_700_000_000_123))
         .load_balancers(
             LoadBalancer::builder()
                 .target_group_arn(TG)
@@ -72,6 +73,7 @@ fn every_task_set_field_is_mapped() {
             running: Some(0),
             pending: Some(2),
             target_group: Some(TG.into()),
+            created_at: Some(crate::time::Timestamp(1_700_000_000_123)),
         }
     );
     for (s, want) in [

@@ -53,13 +53,12 @@ fn intent(request: Request, record: &StoredRecord) -> Result<Option<Intent>, Str
     match request {
         Request::Pause | Request::Resume => {
             let paused = request == Request::Pause;
-            if record
+            let now = record
                 .body
                 .get("paused")
                 .and_then(Value::as_bool)
-                .unwrap_or(false)
-                == paused
-            {
+                .unwrap_or(false);
+            if requests::pause_request(now, paused).is_err() {
                 return Ok(None);
             }
             let in_flight = status.and_then(|s| s.rollout.as_ref());

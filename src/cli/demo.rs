@@ -108,7 +108,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
                         outcome.as_str(),
                         format_duration(duration)
                     ),
-                    Event::RolloutStarted { .. } | Event::GateEvaluated { .. } => {}
+                    Event::RolloutStarted { .. }
+                    | Event::RolloutAdopted { .. }
+                    | Event::GateEvaluated { .. } => {}
                 }
             }
         }

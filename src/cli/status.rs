@@ -12,7 +12,7 @@ use super::format::{self, Table};
 use super::setup::ConfigArgs;
 use crate::aws::store::DynamoStore;
 use crate::cloud::{DesiredStore, StoredRecord};
-use crate::rollout::observed::{short_arn, short_task_definition};
+use crate::rollout::observed::{short_arn, short_task_definition, task_set_id};
 use crate::rollout::status::TaskSetRef;
 use crate::rollout::{ServiceKey, Spec, parse_record};
 use crate::time::Timestamp;
@@ -77,13 +77,6 @@ pub fn overview(records: &[StoredRecord], now: Timestamp) -> String {
         table.row(row);
     }
     table.render()
-}
-
-/// The task set's id (`ecs-svc/…`), without the cluster and service.
-fn task_set_id(arn: &str) -> &str {
-    arn.split_once(":task-set/")
-        .and_then(|(_, path)| path.splitn(3, '/').nth(2))
-        .unwrap_or(arn)
 }
 
 fn task_set(t: &TaskSetRef) -> String {

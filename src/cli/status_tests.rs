@@ -171,3 +171,116 @@ fn task_set_ids_drop_the_cluster_and_service() {
     );
     assert_eq!(task_set_id("not-an-arn"), "not-an-arn");
 }
+
+/// The record and status behind the README's `cutover status prod/checkout`
+/// example: the second release of a service, 10% on the candidate.
+fn readme_example() -> (StoredRecord, Timestamp) {
+    let t = |hms: &str| {
+        let at = humantime::parse_rfc3339(&format!("2026-03-01T{hms}Z")).expect("a time");
+        Timestamp::from_system(at)
+    };
+    let key: ServiceKey = "prod/checkout".parse().expect("a key");
+    let tg = |name: &str, id: &str| {
+        format!("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/{name}/{id}")
+    };
+    let body = |td: &str| {
+        json!({
+            "service": "prod/checkout",
+            "task_definition": td,
+            "container": "app",
+            "container_port": 8080,
+            "production_listener": "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2",
+            "target_groups": [tg("checkout-blue", "73e2d6bc24d8a067"), tg("checkout-green", "2453ed029918f21f")],
+            "strategy": {"type": "canary", "percent": 10, "interval": "5m"}
+        })
+    };
+    let revision = |td: &str| {
+        parse_record(&key, &body(td))
+            .expect("a valid record")
+            .revision
+    };
+    let (old, new) = (revision("checkout:42"), revision("checkout:43"));
+    let task_set = |id: &str, td: &str, group: String, rev: &Revision| TaskSetRef {
+        arn: format!("arn:aws:ecs:eu-west-1:123456789012:task-set/prod/checkout/ecs-svc/{id}"),
+        task_definition: format!("arn:aws:ecs:eu-west-1:123456789012:task-definition/{td}"),
+        target_group: group,
+        revision: Some(rev.clone()),
+    };
+    let history = vec![
+        Transition {
+            at: t("12:00:00"),
+            from: Phase::Steady,
+            to: Phase::Provisioning,
+            reason: format!(
+                "new revision: rolling out revision {new} (checkout:43) with canary 10% for 5m"
+            ),
+            revision: Some(new.clone()),
+        },
+        Transition {
+            at: t("12:01:30"),
+            from: Phase::Provisioning,
+            to: Phase::Shifting,
+            reason: "candidate is ready".into(),
+            revision: Some(new.clone()),
+        },
+    ];
+    let status = Status {
+        phase: Phase::Shifting,
+        phase_since: t("12:01:30"),
+        observed_revision: Some(new.clone()),
+        stable_revision: Some(old.clone()),
+        weights: Some((90, 10)),
+        message: format!("holding 10% on the candidate until {}", t("12:07:00")),
+        active: Some(task_set(
+            "1846523417829305624",
+            "checkout:42",
+            tg("checkout-blue", "73e2d6bc24d8a067"),
+            &old,
+        )),
+        candidate: Some(task_set(
+            "6082451975123096711",
+            "checkout:43",
+            tg("checkout-green", "2453ed029918f21f"),
+            &new,
+        )),
+        rollout: Some(Rollout {
+            id: format!("{new}#1").parse().expect("an id"),
+            started_at: t("12:00:00"),
+            from: None,
+            target_group: tg("checkout-green", "2453ed029918f21f"),
+            step: 1,
+            step_started_at: t("12:02:00"),
+            progress_at: t("12:02:00"),
+            gate_failures: 0,
+            rollback: None,
+            resume_to: None,
+            gates: Default::default(),
+            hooks: Default::default(),
+            hook_verdicts: Default::default(),
+        }),
+        history,
+        ..Status::default()
+    };
+    let record = StoredRecord {
+        key,
+        body: body("checkout:43"),
+        status: Some(status),
+        status_version: 7,
+        written_at: None,
+    };
+    (record, t("12:04:00"))
+}
+
+#[test]
+fn the_readme_shows_the_detailed_view_as_it_is_printed() {
+    let readme = include_str!("../../README.md");
+    let shown: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| *l != "$ cutover status prod/checkout")
+        .skip(1)
+        .take_while(|l| !l.starts_with("```"))
+        .collect();
+    let (record, now) = readme_example();
+    let printed = detail(&record, now);
+    assert_eq!(shown, printed.lines().collect::<Vec<_>>(), "\n{printed}");
+}

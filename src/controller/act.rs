@@ -53,10 +53,10 @@ async fn execute_one(
         Command::SetWeights { route, weights } => {
             ports.lb.set_weights(route, weights).await.map(|_| None)
         }
-        Command::SetPrimary { task_set } => {
+        Command::SetPrimary { task_set, .. } => {
             ports.ecs.set_primary(key, task_set).await.map(|_| None)
         }
-        Command::DeleteTaskSet { task_set } => {
+        Command::DeleteTaskSet { task_set, .. } => {
             match ports.ecs.delete_task_set(key, task_set).await {
                 // The goal is that the task set is gone; a retried delete
                 // whose first response was lost finds exactly that.

@@ -33,6 +33,7 @@ fn revision(event: &Event) -> Option<&Revision> {
         // The reconcile span carries the revision.
         Event::GateEvaluated { .. } => None,
         Event::RolloutStarted { rollout }
+        | Event::RolloutAdopted { rollout, .. }
         | Event::StepCompleted { rollout, .. }
         | Event::RolloutFinished { rollout, .. } => Some(&rollout.revision),
     }
@@ -55,6 +56,17 @@ fn log(key: &ServiceKey, event: &Event) {
         Event::RolloutStarted { rollout } => {
             tracing::info!(service = %key, revision, %rollout, "rollout {rollout} started")
         }
+        Event::RolloutAdopted {
+            rollout,
+            phase,
+            reason,
+        } => tracing::info!(
+            service = %key,
+            revision,
+            %rollout,
+            phase = phase.as_str(),
+            "rollout {rollout} adopted in {phase}: {reason}"
+        ),
         Event::StepCompleted {
             rollout,
             step,

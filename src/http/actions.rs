@@ -178,11 +178,19 @@ pub fn plan(
     }
 }
 
-/// The actions that apply now, for people deciding what they can do.
+/// The actions that apply now, for people deciding what they can do:
+/// `pause` only for a record that is not paused, `resume` only for one
+/// that is (writing either again is accepted, but changes nothing).
 pub fn available(body: &Value, status: Option<&Status>) -> Vec<&'static str> {
+    let paused = body.get("paused").and_then(Value::as_bool).unwrap_or(false);
     Action::ALL
         .into_iter()
         .filter(|a| plan(*a, body, status, &ActionRequest::default()).is_ok())
+        .filter(|a| match a {
+            Action::Pause => requests::pause_request(paused, true).is_ok(),
+            Action::Resume => requests::pause_request(paused, false).is_ok(),
+            _ => true,
+        })
         .map(Action::as_str)
         .collect()
 }
@@ -318,9 +326,18 @@ mod tests {
         };
         let p = plan(Action::Retry, &json!({}), Some(&failed), &req).unwrap();
         assert_eq!(p.changes["control"], Some(json!({"retry": "0123abcd#3"})));
+        assert_eq!(available(&json!({}), Some(&failed)), ["pause", "retry"]);
+    }
+
+    #[test]
+    fn resume_is_offered_only_while_paused_and_pause_only_while_not() {
+        let shifting = in_flight(Phase::Shifting);
+        assert_eq!(available(&json!({}), Some(&shifting)), ["abort", "pause"]);
+        assert_eq!(available(&json!({"paused": false}), None), ["pause"]);
+        let paused = in_flight(Phase::Paused);
         assert_eq!(
-            available(&json!({}), Some(&failed)),
-            ["pause", "resume", "retry"]
+            available(&json!({"paused": true}), Some(&paused)),
+            ["abort", "resume"]
         );
     }
 

@@ -286,7 +286,8 @@ impl Metrics {
             }
             // The phase gauge follows the stored status instead, which
             // also covers services that have not moved since startup.
-            Event::Transition(_) | Event::StepCompleted { .. } => {}
+            // An adopted rollout was counted when it started.
+            Event::Transition(_) | Event::StepCompleted { .. } | Event::RolloutAdopted { .. } => {}
         }
     }
 

@@ -167,7 +167,7 @@ pub fn notices(
                 }
                 out.push(n);
             }
-            Event::Transition(_) | Event::GateEvaluated { .. } => {}
+            Event::Transition(_) | Event::GateEvaluated { .. } | Event::RolloutAdopted { .. } => {}
         }
     }
     out

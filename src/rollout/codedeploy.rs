@@ -152,7 +152,11 @@ impl Run<'_, '_> {
     fn between(&mut self) -> Flow {
         let spec = self.spec;
         if let Some(f) = failed(spec, &self.d.status) {
-            self.d.transition(Phase::Failed, f.reason.clone());
+            self.d.transition_of(
+                Phase::Failed,
+                f.reason.clone(),
+                Some(f.rollout.revision.clone()),
+            );
             self.d.say(format!(
                 "revision {} failed: {}; write a new version, or retry",
                 spec.revision, f.reason
@@ -223,6 +227,13 @@ impl Run<'_, '_> {
         Flow::Wait
     }
 
+    /// The task set that serves while the rollout runs, from its start.
+    fn name_active(&mut self) {
+        if let Some(p) = self.svc.primary() {
+            self.d.status.active = Some(task_set_ref(p));
+        }
+    }
+
     fn rollout_for(&self, id: RolloutId, started_at: Timestamp) -> Rollout {
         Rollout {
             id,
@@ -246,6 +257,7 @@ impl Run<'_, '_> {
         self.d.status.rollout = Some(self.rollout_for(id.clone(), self.d.now));
         self.d.status.deployment = None;
         self.d.status.candidate = None;
+        self.name_active();
         self.d.events.push(Event::RolloutStarted {
             rollout: id.clone(),
         });
@@ -293,10 +305,11 @@ impl Run<'_, '_> {
             id: dep.id.clone(),
             status: dep.status,
         });
-        self.d.events.push(Event::RolloutStarted { rollout: id });
-        self.d.transition(
+        self.name_active();
+        // Not a new rollout: its start was reported when it began.
+        self.d.adopt(
             Phase::Provisioning,
-            format!("adopted deployment {} in flight", dep.id),
+            format!("its CodeDeploy deployment {} is in flight", dep.id),
         );
         Flow::Next
     }
@@ -537,12 +550,13 @@ impl Run<'_, '_> {
         self.d.status.deployment = None;
         self.d.status.candidate = None;
         self.d.status.weights = Some((100, 0));
-        self.d.transition(
+        self.d.transition_of(
             Phase::Steady,
             format!(
                 "revision {} deployed by CodeDeploy deployment {}",
                 r.id.revision, dep.id
             ),
+            Some(r.id.revision.clone()),
         );
         self.d.say(format!(
             "steady on revision {} (deployment {} succeeded)",
@@ -574,7 +588,8 @@ impl Run<'_, '_> {
                     reason: why.clone(),
                     at: self.d.now,
                 });
-                self.d.transition(Phase::Failed, why.clone());
+                self.d
+                    .transition_of(Phase::Failed, why.clone(), Some(r.id.revision.clone()));
                 self.d.say(format!(
                     "revision {} failed: {why}. Write a new version, or retry",
                     r.id.revision
@@ -583,9 +598,10 @@ impl Run<'_, '_> {
                 Flow::Wait
             }
             None => {
-                self.d.transition(
+                self.d.transition_of(
                     Phase::Steady,
                     format!("ended rollout of revision {}", r.id.revision),
+                    Some(r.id.revision.clone()),
                 );
                 Flow::Next
             }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::control::RolloutId;
 use super::deployment::{ContinueWait, CreateDeployment};
-use super::observed::{Weights, short_arn, short_task_definition};
+use super::observed::{Weights, short_arn, short_task_definition, task_set_name};
 use super::spec::{Placement, Route, Version};
 use super::status::{Status, Transition};
 use crate::time::Timestamp;
@@ -40,9 +40,12 @@ pub enum Command {
     },
     SetPrimary {
         task_set: String,
+        /// What it runs, so that messages name it as people know it.
+        task_definition: String,
     },
     DeleteTaskSet {
         task_set: String,
+        task_definition: String,
     },
     /// Calls a lifecycle hook once; its verdict arrives in `control.hooks`.
     InvokeHook {
@@ -91,12 +94,22 @@ impl fmt::Display for Command {
             Command::SetWeights { route, weights } => {
                 write!(f, "set weights {weights} on {}", short_arn(route.arn()))
             }
-            Command::SetPrimary { task_set } => {
-                write!(f, "make task set {} primary", short_arn(task_set))
-            }
-            Command::DeleteTaskSet { task_set } => {
-                write!(f, "delete task set {}", short_arn(task_set))
-            }
+            Command::SetPrimary {
+                task_set,
+                task_definition,
+            } => write!(
+                f,
+                "make task set {} primary",
+                task_set_name(task_set, task_definition)
+            ),
+            Command::DeleteTaskSet {
+                task_set,
+                task_definition,
+            } => write!(
+                f,
+                "delete task set {}",
+                task_set_name(task_set, task_definition)
+            ),
             Command::InvokeHook { url, payload } => {
                 // Logged for every call: the URL's path may hold a secret.
                 let at = super::hook::origin(url);
@@ -181,6 +194,13 @@ pub enum Event {
     Transition(Transition),
     RolloutStarted {
         rollout: RolloutId,
+    },
+    /// A rollout taken over from the live service after its status was
+    /// lost: it goes on from `phase`, and did not start again.
+    RolloutAdopted {
+        rollout: RolloutId,
+        phase: super::status::Phase,
+        reason: String,
     },
     StepCompleted {
         rollout: RolloutId,

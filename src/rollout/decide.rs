@@ -14,6 +14,7 @@ use super::deployment::DeploymentRead;
 use super::gate::Probe;
 use super::machine::Machine;
 use super::observed::{EcsService, Observed, ServiceState, TaskSet, TaskSetStatus};
+use super::revision::Revision;
 use super::spec::{RecordError, Route, Spec, Version};
 use super::status::{Pending, Phase, Status, Transition};
 use crate::time::Timestamp;
@@ -182,7 +183,20 @@ pub(crate) struct Draft {
 }
 
 impl Draft {
+    /// A transition of the rollout in flight, named by its revision.
     pub fn transition(&mut self, to: Phase, reason: impl Into<String>) {
+        let revision = self.status.rollout.as_ref().map(|r| r.id.revision.clone());
+        self.transition_of(to, reason, revision);
+    }
+
+    /// A transition named by `revision`: the rollout that just ended, or
+    /// the revision that serves, when no rollout is in flight any more.
+    pub fn transition_of(
+        &mut self,
+        to: Phase,
+        reason: impl Into<String>,
+        revision: Option<Revision>,
+    ) {
         let from = self.status.phase;
         if from == to {
             return;
@@ -192,12 +206,28 @@ impl Draft {
             from,
             to,
             reason: reason.into(),
-            revision: self.status.rollout.as_ref().map(|r| r.id.revision.clone()),
+            revision,
         };
         self.status.phase = to;
         self.status.phase_since = self.now;
         self.status.record(t.clone());
         self.events.push(Event::Transition(t));
+    }
+
+    /// Takes over the rollout in the status, found in `phase` on the live
+    /// service after its status was lost. Not a transition: the phase it was
+    /// in before is unknown, and the rollout did not start again.
+    pub fn adopt(&mut self, phase: Phase, reason: impl Into<String>) {
+        let Some(rollout) = self.status.rollout.as_ref().map(|r| r.id.clone()) else {
+            return;
+        };
+        self.status.phase = phase;
+        self.status.phase_since = self.now;
+        self.events.push(Event::RolloutAdopted {
+            rollout,
+            phase,
+            reason: reason.into(),
+        });
     }
 
     pub fn say(&mut self, message: impl Into<String>) {

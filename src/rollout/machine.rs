@@ -7,7 +7,7 @@ use super::control::RolloutId;
 use super::decide::{Draft, live, runs};
 use super::hook::HookPoint;
 use super::observed::{
-    EcsService, Observed, TaskSet, TaskSetStatus, Weights, short_arn, short_task_definition,
+    EcsService, Observed, TaskSet, TaskSetStatus, Weights, short_task_definition,
 };
 use super::readiness;
 use super::revision::Revision;
@@ -96,6 +96,20 @@ impl<'a> Machine<'a, '_> {
         Weights::pair(from, 100 - candidate, &r.target_group, candidate)
     }
 
+    pub(crate) fn make_primary(&mut self, t: &TaskSet) {
+        self.d.commands.push(Command::SetPrimary {
+            task_set: t.arn.clone(),
+            task_definition: t.task_definition.clone(),
+        });
+    }
+
+    pub(crate) fn delete(&mut self, t: &TaskSet) {
+        self.d.commands.push(Command::DeleteTaskSet {
+            task_set: t.arn.clone(),
+            task_definition: t.task_definition.clone(),
+        });
+    }
+
     /// Sends production weights and remembers them as the last written.
     pub(crate) fn set_production(&mut self, weights: Weights) {
         self.d.status.production_written = Some(weights.clone());
@@ -136,7 +150,11 @@ impl<'a> Machine<'a, '_> {
             && f.rollout.revision == spec.revision
         {
             if spec.control.retry.as_ref() != Some(&f.rollout) {
-                self.d.transition(Phase::Failed, f.reason.clone());
+                self.d.transition_of(
+                    Phase::Failed,
+                    f.reason.clone(),
+                    Some(f.rollout.revision.clone()),
+                );
                 self.d.say(format!(
                     "revision {} failed: {}; write a new version, or retry",
                     spec.revision, f.reason
@@ -154,9 +172,10 @@ impl<'a> Machine<'a, '_> {
         self.d.status.active = Some(task_set_ref(primary));
         self.d.status.stable_revision = Some(spec.revision.clone());
         self.d.status.candidate = None;
-        self.d.transition(
+        self.d.transition_of(
             Phase::Steady,
             format!("revision {} is serving", spec.revision),
+            Some(spec.revision.clone()),
         );
         // A service with a record is cutover's to deploy, so a task set that
         // no rollout owns was left behind by a lost status: take traffic off
@@ -177,13 +196,11 @@ impl<'a> Machine<'a, '_> {
                     self.set_production(want);
                     self.d.say(format!(
                         "moving traffic off leftover task set {}",
-                        short_arn(&stray.arn)
+                        stray.name()
                     ));
                     return Flow::Wait;
                 }
-                _ => self.d.commands.push(Command::DeleteTaskSet {
-                    task_set: stray.arn.clone(),
-                }),
+                _ => self.delete(stray),
             }
         }
         if strays.is_empty() {
@@ -201,6 +218,9 @@ impl<'a> Machine<'a, '_> {
     }
 
     fn start(&mut self, attempt: u32, why: &str) -> Flow {
+        if let Some(flow) = self.adopt_superseded() {
+            return flow;
+        }
         let spec = self.spec;
         let primary = self.svc.primary();
         let target_group = match primary {
@@ -241,7 +261,8 @@ impl<'a> Machine<'a, '_> {
         // A candidate already in place means a status was lost mid-rollout:
         // pick up where the traffic is instead of starting over.
         let mut phase = Phase::Provisioning;
-        if let Some(c) = self.candidate(&spec.revision) {
+        let adopted = self.candidate(&spec.revision);
+        if let Some(c) = adopted {
             if let Some(tg) = &c.target_group {
                 rollout.target_group = tg.clone();
             }
@@ -258,17 +279,97 @@ impl<'a> Machine<'a, '_> {
                     .unwrap_or(0) as u32;
             }
         }
+        let share = self.candidate_share(&rollout);
         self.d.status.rollout = Some(rollout);
-        self.d.status.candidate = None;
-        self.d.events.push(Event::RolloutStarted { rollout: id });
-        self.d.transition(
-            phase,
+        self.d.status.candidate = adopted.map(task_set_ref);
+        // The task set that serves while the candidate is tried: named from
+        // the start, a service's first rollout under cutover included.
+        self.d.status.active = primary.map(task_set_ref);
+        if let Some(rev) = primary.and_then(TaskSet::revision) {
+            self.d.status.stable_revision = Some(rev);
+        }
+        match adopted {
+            // Not a new rollout, and the phase it was in is unknown: say
+            // that it was taken over, and where.
+            Some(c) => self.d.adopt(
+                phase,
+                format!(
+                    "its task set {} already exists (found by its externalId) with {share}% of production traffic",
+                    c.name()
+                ),
+            ),
+            None => {
+                self.d.events.push(Event::RolloutStarted { rollout: id });
+                self.d.transition(
+                    phase,
+                    format!(
+                        "{why}: rolling out revision {} ({}) with {}",
+                        spec.revision, spec.version, spec.strategy
+                    ),
+                );
+            }
+        }
+        Flow::Next
+    }
+
+    /// The status was lost (a whole-item put replaced it) while the
+    /// primary's rollout baked, and the record asks again for the version
+    /// that rollout started from, whose task set is still there. That is
+    /// the primary's rollout superseded, as it would be with the status
+    /// kept: all traffic returns to the older task set in one weight change,
+    /// without replaying the strategy. "Older" is ECS's `createdAt`
+    /// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_TaskSet.html):
+    /// a candidate created after the primary, whose status was lost before
+    /// it had traffic, is new and still goes through every step.
+    fn adopt_superseded(&mut self) -> Option<Flow> {
+        let spec = self.spec;
+        let primary = self.svc.primary()?;
+        let revision = primary.revision().filter(|r| *r != spec.revision)?;
+        let target_group = primary.target_group.clone()?;
+        let previous = live(self.svc).find(|t| {
+            t.status != TaskSetStatus::Primary
+                && t.target_group.is_some()
+                && t.older_than(primary)
+                && runs(spec, t)
+        })?;
+        let now = self.now();
+        // The attempt number went with the status; the revision is what
+        // identifies the rollout.
+        let id = RolloutId {
+            revision,
+            attempt: 1,
+        };
+        let rollout = Rollout {
+            id,
+            started_at: now,
+            from: Some(task_set_ref(previous)),
+            target_group,
+            step: 0,
+            step_started_at: now,
+            progress_at: now,
+            gate_failures: 0,
+            rollback: Some(RollbackReason::Superseded {
+                by: spec.revision.clone(),
+            }),
+            resume_to: None,
+            gates: Default::default(),
+            hooks: Default::default(),
+            hook_verdicts: Default::default(),
+        };
+        let share = self.candidate_share(&rollout);
+        self.d.status.rollout = Some(rollout);
+        self.d.status.active = Some(task_set_ref(previous));
+        self.d.status.candidate = Some(task_set_ref(primary));
+        self.d.adopt(
+            Phase::RollingBack,
             format!(
-                "{why}: rolling out revision {} ({}) with {}",
-                spec.revision, spec.version, spec.strategy
+                "its task set {} serves {share}% of production traffic, and the record asks again for revision {} of the older task set {}: switching back",
+                primary.name(),
+                spec.revision,
+                previous.name()
             ),
         );
-        Flow::Next
+        Some(Flow::Next)
     }
 
     /// The rollout's steps; a first release has nothing to shift from.
@@ -565,9 +666,7 @@ impl<'a> Machine<'a, '_> {
         let steps = self.steps(&r);
         let Some(step) = steps.get(r.step as usize).cloned() else {
             if c.status != TaskSetStatus::Primary {
-                self.d.commands.push(Command::SetPrimary {
-                    task_set: c.arn.clone(),
-                });
+                self.make_primary(c);
             }
             self.progress();
             let now = self.now();
@@ -676,9 +775,7 @@ impl<'a> Machine<'a, '_> {
             return self.wait_for_progress(&r, "restoring full traffic to the candidate".into());
         }
         if c.status != TaskSetStatus::Primary {
-            self.d.commands.push(Command::SetPrimary {
-                task_set: c.arn.clone(),
-            });
+            self.make_primary(c);
             return self.wait_for_progress(&r, "making the candidate primary".into());
         }
         let bake = if r.from.is_some() {
@@ -714,11 +811,9 @@ impl<'a> Machine<'a, '_> {
             let want = self.production_weights(&r, 100);
             match self.production_settled(&want) {
                 Some(true) => {
-                    self.d.commands.push(Command::DeleteTaskSet {
-                        task_set: old.arn.clone(),
-                    });
+                    self.delete(old);
                     self.d
-                        .say(format!("removing the old task set {}", short_arn(&old.arn)));
+                        .say(format!("removing the old task set {}", old.name()));
                 }
                 _ => {
                     self.d
@@ -741,12 +836,13 @@ impl<'a> Machine<'a, '_> {
             duration,
         });
         self.d.status.rollout = None;
-        self.d.transition(
+        self.d.transition_of(
             Phase::Steady,
             format!(
                 "revision {} promoted; its target group is now the active one",
                 r.id.revision
             ),
+            Some(r.id.revision.clone()),
         );
         Flow::Next
     }

@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::revision::Revision;
+use crate::time::Timestamp;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -37,6 +38,10 @@ pub struct TaskSet {
     pub running: Option<u32>,
     pub pending: Option<u32>,
     pub target_group: Option<String>,
+    /// When ECS created it, where reported: a task set older than the
+    /// primary served before it (see `Machine::adopt_superseded`).
+    #[serde(default)]
+    pub created_at: Option<Timestamp>,
 }
 
 impl TaskSet {
@@ -45,6 +50,17 @@ impl TaskSet {
         self.external_id
             .as_deref()
             .and_then(Revision::from_external_id)
+    }
+
+    /// The task set as people know it: its id and what it runs.
+    pub fn name(&self) -> String {
+        task_set_name(&self.arn, &self.task_definition)
+    }
+
+    /// Whether ECS reports it as created before `other`. Unknown times
+    /// compare as "no".
+    pub fn older_than(&self, other: &TaskSet) -> bool {
+        matches!((self.created_at, other.created_at), (Some(a), Some(b)) if a < b)
     }
 }
 
@@ -150,6 +166,25 @@ pub fn short_arn(arn: &str) -> &str {
     }
 }
 
+/// The task set's id (`ecs-svc/…`) in its ARN
+/// (`…:task-set/<cluster>/<service>/<id>`), for messages: the path's first
+/// segment is the cluster, which every task set of the service shares.
+pub fn task_set_id(arn: &str) -> &str {
+    arn.split_once(":task-set/")
+        .and_then(|(_, path)| path.splitn(3, '/').nth(2))
+        .unwrap_or(arn)
+}
+
+/// `ecs-svc/… (family:revision)`: a task set named so that people can tell
+/// it from the service's other task sets.
+pub fn task_set_name(arn: &str, task_definition: &str) -> String {
+    format!(
+        "{} ({})",
+        task_set_id(arn),
+        short_task_definition(task_definition)
+    )
+}
+
 /// `family:revision` of a task definition ARN, for messages.
 pub fn short_task_definition(td: &str) -> &str {
     td.rsplit_once(":task-definition/")
@@ -207,5 +242,17 @@ mod tests {
             "web-blue"
         );
         assert_eq!(short_arn("plain"), "plain");
+    }
+
+    #[test]
+    fn a_task_set_is_named_by_its_id_and_task_definition_not_its_cluster() {
+        assert_eq!(
+            task_set_name(
+                "arn:aws:ecs:eu-west-1:1:task-set/prod/checkout/ecs-svc/1234567890",
+                "arn:aws:ecs:eu-west-1:1:task-definition/checkout:42"
+            ),
+            "ecs-svc/1234567890 (checkout:42)"
+        );
+        assert_eq!(task_set_id("not-an-arn"), "not-an-arn");
     }
 }

@@ -77,6 +77,7 @@ mod tests {
             running,
             pending: None,
             target_group: Some("tg".into()),
+            created_at: None,
         }
     }
 

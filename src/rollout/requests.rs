@@ -20,6 +20,10 @@ pub enum Refusal {
     Finalizing(String),
     /// Retry: only a failed revision can be retried.
     NotFailed(Phase),
+    /// Pause: the record already says `paused = true`.
+    AlreadyPaused,
+    /// Resume: the record does not say `paused = true`.
+    NotPaused,
 }
 
 impl fmt::Display for Refusal {
@@ -42,6 +46,8 @@ impl fmt::Display for Refusal {
                 f,
                 "only a failed revision can be retried: the service is {phase}"
             ),
+            Refusal::AlreadyPaused => f.write_str("the service is already paused"),
+            Refusal::NotPaused => f.write_str("the service is not paused"),
         }
     }
 }
@@ -71,6 +77,18 @@ pub fn abortable(status: Option<&Status>) -> Result<&Rollout, Refusal> {
         )),
         None if phase(status) == Phase::Finalizing => Err(Refusal::Finalizing(r.id.to_string())),
         None => Ok(r),
+    }
+}
+
+/// Whether `pause` (or, with `pause = false`, `resume`) changes a record
+/// whose `paused` field is `paused`: only the one that does is offered to
+/// people. Asking again changes nothing, so neither the CLI nor the API
+/// turns a repeated request into an error.
+pub fn pause_request(paused: bool, pause: bool) -> Result<(), Refusal> {
+    match (paused, pause) {
+        (true, true) => Err(Refusal::AlreadyPaused),
+        (false, false) => Err(Refusal::NotPaused),
+        _ => Ok(()),
     }
 }
 
@@ -145,6 +163,17 @@ mod tests {
         assert!(
             finalizing.to_string().contains("nothing to return to"),
             "{finalizing}"
+        );
+    }
+
+    #[test]
+    fn pause_applies_only_unpaused_and_resume_only_paused() {
+        assert_eq!(pause_request(false, true), Ok(()));
+        assert_eq!(pause_request(true, false), Ok(()));
+        assert_eq!(pause_request(true, true), Err(Refusal::AlreadyPaused));
+        assert_eq!(
+            pause_request(false, false).unwrap_err().to_string(),
+            "the service is not paused"
         );
     }
 

@@ -5,7 +5,7 @@
 use super::command::{Command, Event, Outcome, Wake};
 use super::decide::live;
 use super::machine::{Flow, Machine};
-use super::observed::{TaskSetStatus, Weights, short_arn};
+use super::observed::{TaskSetStatus, Weights};
 use super::status::{Failure, Phase, RollbackReason, Rollout};
 
 impl Machine<'_, '_> {
@@ -36,7 +36,7 @@ impl Machine<'_, '_> {
                     self.set_production(want);
                     self.d.say(format!(
                         "rolling back ({reason}): returning all production traffic to {}",
-                        short_arn(&prev.arn)
+                        prev.name()
                     ));
                     self.d.wake(Wake::Poll);
                     return Flow::Wait;
@@ -53,9 +53,7 @@ impl Machine<'_, '_> {
                 }
             }
             if prev.status != TaskSetStatus::Primary {
-                self.d.commands.push(Command::SetPrimary {
-                    task_set: prev.arn.clone(),
-                });
+                self.make_primary(prev);
                 self.d.say(format!(
                     "rolling back ({reason}): making the previous task set primary again"
                 ));
@@ -64,9 +62,7 @@ impl Machine<'_, '_> {
             }
         }
         if let Some(c) = candidate {
-            self.d.commands.push(Command::DeleteTaskSet {
-                task_set: c.arn.clone(),
-            });
+            self.delete(c);
             self.d.say(format!(
                 "rolling back ({reason}): removing the candidate task set"
             ));
@@ -110,7 +106,8 @@ impl Machine<'_, '_> {
                 at: self.d.now,
             });
         }
-        self.d.transition(Phase::Failed, text.clone());
+        self.d
+            .transition_of(Phase::Failed, text.clone(), Some(r.id.revision.clone()));
         self.d.say(text);
         Flow::Next
     }
@@ -146,7 +143,11 @@ impl Machine<'_, '_> {
             } else {
                 "the first release was removed"
             };
-            self.d.transition(Phase::Failed, format!("{text}; {back}"));
+            self.d.transition_of(
+                Phase::Failed,
+                format!("{text}; {back}"),
+                Some(r.id.revision.clone()),
+            );
             self.d.say(format!(
                 "revision {} failed: {text}; {back}. Write a new version, or retry",
                 r.id.revision
@@ -154,9 +155,10 @@ impl Machine<'_, '_> {
             self.d.wake(Wake::Idle);
             return Flow::Wait;
         }
-        self.d.transition(
+        self.d.transition_of(
             Phase::Steady,
             format!("rolled back revision {}: {reason}", r.id.revision),
+            Some(r.id.revision.clone()),
         );
         Flow::Next
     }

@@ -67,6 +67,7 @@ pub(crate) struct SimTaskSet {
     pub tasks: BTreeMap<u64, Task>,
     /// Tasks that stopped by themselves (crashed or replaced as unhealthy).
     pub stopped: u32,
+    pub created_at: Timestamp,
 }
 
 impl SimTaskSet {
@@ -105,6 +106,7 @@ impl SimTaskSet {
             running: reported(running),
             pending: reported(pending),
             target_group: self.target_group.clone(),
+            created_at: Some(self.created_at),
         }
     }
 
@@ -286,6 +288,7 @@ impl World {
             placement,
             tasks: BTreeMap::new(),
             stopped: 0,
+            created_at: self.now,
         };
         self.log(format!(
             "{key}: created task set {id} ({}) at {}% in {}",

@@ -219,6 +219,7 @@ impl World {
             },
             tasks: BTreeMap::new(),
             stopped: 0,
+            created_at: self.now,
         };
         let initial_task_set = setup.initial_task_set.then(|| task_set.arn.clone());
         let task_sets = if setup.initial_task_set {

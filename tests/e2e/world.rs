@@ -261,6 +261,23 @@ impl World {
             .unwrap();
     }
 
+    /// The whole item written with the real `aws dynamodb put-item`, as the
+    /// README shows a team doing it.
+    pub fn put_record_with_aws_cli(&self, record: &Value) {
+        let out = Command::new("aws")
+            .args(["dynamodb", "put-item", "--table-name", TABLE])
+            .args(["--endpoint-url", &self.endpoint()])
+            .args(["--region", support::aws::REGION])
+            .args(["--item", &attributes(record).to_string()])
+            .output()
+            .unwrap_or_else(|e| panic!("the AWS CLI (`aws`) must be installed for this test: {e}"));
+        assert!(
+            out.status.success(),
+            "aws dynamodb put-item: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub async fn status(&self) -> Option<Value> {
         let out = self
             .ddb
@@ -348,6 +365,23 @@ impl World {
         }
         req.send().await.unwrap();
     }
+}
+
+/// A JSON object in DynamoDB's typed JSON (`{"S": …}`, `{"N": …}`…), as
+/// `aws dynamodb put-item --item` takes it.
+fn attributes(record: &Value) -> Value {
+    fn typed(v: &Value) -> Value {
+        match v {
+            Value::Null => json!({"NULL": true}),
+            Value::Bool(b) => json!({"BOOL": b}),
+            Value::Number(n) => json!({"N": n.to_string()}),
+            Value::String(s) => json!({"S": s}),
+            Value::Array(items) => json!({"L": items.iter().map(typed).collect::<Vec<_>>()}),
+            Value::Object(_) => json!({"M": attributes(v)}),
+        }
+    }
+    let fields = record.as_object().cloned().unwrap_or_default();
+    Value::Object(fields.iter().map(|(k, v)| (k.clone(), typed(v))).collect())
 }
 
 /// The daemon as a child process; killed on drop so a failed test leaves

@@ -58,6 +58,7 @@ impl Cd {
             running: Some(2),
             pending: Some(0),
             target_group: None,
+            created_at: None,
         };
         Cd {
             body,
@@ -445,9 +446,32 @@ fn a_lost_status_adopts_the_deployment_in_flight_instead_of_creating_another() {
     let before = w.status.rollout.as_ref().unwrap().id.clone();
     // A restart after a whole-item PutItem: the status is gone.
     w.status = Status::default();
-    w.step();
+    let d = w.step();
     assert_eq!(w.created.len(), 1);
     assert_eq!(w.status.rollout.as_ref().unwrap().id, before);
+    // Taken over, not started again.
+    assert!(
+        matches!(
+            d.events.first(),
+            Some(Event::RolloutAdopted {
+                phase: Phase::Provisioning,
+                ..
+            })
+        ),
+        "{:?}",
+        d.events
+    );
+    assert!(
+        !d.events
+            .iter()
+            .any(|e| matches!(e, Event::RolloutStarted { .. })),
+        "{:?}",
+        d.events
+    );
+    assert_eq!(
+        w.status.active.as_ref().map(|a| a.arn.as_str()),
+        Some("arn:aws:ecs:us-east-1:1:task-set/prod/web/ecs-svc/1")
+    );
     assert_eq!(w.status.deployment.as_ref().unwrap().id, "d-1");
     w.set_status(DeploymentStatus::Succeeded);
     w.step();

@@ -72,6 +72,7 @@ impl World {
             running: Some(3),
             pending: Some(0),
             target_group: Some(BLUE.into()),
+            created_at: Some(Timestamp(1_600_000_000_000)),
         };
         let mut healthy = std::collections::BTreeMap::new();
         healthy.insert(BLUE.to_string(), 3);
@@ -188,6 +189,7 @@ impl World {
                     running: Some(3),
                     pending: Some(0),
                     target_group: Some(req.target_group.clone()),
+                    created_at: Some(self.now),
                 });
                 if self.candidate_healthy {
                     self.healthy.insert(req.target_group.clone(), 3);
@@ -220,7 +222,7 @@ impl World {
                     self.weight_log.push(green);
                 }
             }
-            Command::SetPrimary { task_set } => {
+            Command::SetPrimary { task_set, .. } => {
                 for t in &mut self.svc.task_sets {
                     if t.arn == *task_set {
                         t.status = TaskSetStatus::Primary;
@@ -237,7 +239,7 @@ impl World {
             | Command::StopDeployment { .. } => {
                 panic!("a CodeDeploy command for a service on cutover's own driver: {c:?}")
             }
-            Command::DeleteTaskSet { task_set } => {
+            Command::DeleteTaskSet { task_set, .. } => {
                 let t = self
                     .svc
                     .task_sets

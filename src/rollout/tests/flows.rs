@@ -491,3 +491,114 @@ fn revision_is_unchanged_by_policy_fields() {
         .revision;
     assert_ne!(a, c);
 }
+
+#[test]
+fn every_transition_in_the_history_names_the_revision_it_concerns() {
+    let mut w = World::new(record("web:2", json!("all_at_once")));
+    assert_eq!(w.settle(), Phase::Steady);
+    let promoted = w.spec().unwrap().revision;
+    assert!(
+        w.status
+            .history
+            .iter()
+            .any(|t| (t.from, t.to) == (Phase::Finalizing, Phase::Steady))
+    );
+    for t in &w.status.history {
+        assert_eq!(
+            t.revision.as_ref(),
+            Some(&promoted),
+            "{} → {}",
+            t.from,
+            t.to
+        );
+    }
+
+    let mut w = World::new(record("web:2", json!("all_at_once")));
+    w.candidate_healthy = false;
+    assert_eq!(w.settle(), Phase::Failed);
+    let failed = w.spec().unwrap().revision;
+    assert!(
+        w.status
+            .history
+            .iter()
+            .any(|t| (t.from, t.to) == (Phase::RollingBack, Phase::Failed))
+    );
+    for t in &w.status.history {
+        assert_eq!(t.revision.as_ref(), Some(&failed), "{} → {}", t.from, t.to);
+    }
+}
+
+#[test]
+fn the_task_set_serving_production_is_the_active_one_from_the_first_rollout_on() {
+    // The service's first rollout under cutover: blue was not made by it.
+    let mut w = World::new(record(
+        "web:2",
+        json!({"type": "canary", "percent": 10, "interval": "5m"}),
+    ));
+    for _ in 0..50 {
+        w.step();
+        if w.status.weights == Some((90, 10)) {
+            break;
+        }
+        w.advance(S5);
+    }
+    assert_eq!(w.status.weights, Some((90, 10)));
+    let blue = w.svc.task_sets[0].clone();
+    let active = w.status.active.clone().expect("an active task set");
+    assert_eq!(
+        (active.arn.as_str(), active.target_group.as_str()),
+        (blue.arn.as_str(), BLUE)
+    );
+    assert!(active.task_definition.ends_with("web:1"));
+}
+
+#[test]
+fn commands_and_messages_name_task_sets_by_id_and_task_definition() {
+    let mut w = World::new(record("web:2", json!("all_at_once")));
+    let mut said = vec![];
+    for _ in 0..100 {
+        let d = w.step();
+        said.extend(d.commands.iter().map(ToString::to_string));
+        said.push(w.status.message.clone());
+        if w.status.phase == Phase::Steady && w.status.rollout.is_none() && w.created == 1 {
+            break;
+        }
+        w.advance(S5);
+    }
+    for line in [
+        "make task set ecs-svc/2 (web:2) primary",
+        "delete task set ecs-svc/1 (web:1)",
+        "removing the old task set ecs-svc/1 (web:1)",
+    ] {
+        assert!(said.iter().any(|s| s == line), "{line:?} in {said:#?}");
+    }
+    // Every task set of the service lives in cluster `prod`.
+    assert!(
+        !said.iter().any(|s| s.contains("task set prod")),
+        "{said:#?}"
+    );
+
+    let mut w = World::new(record("web:2", json!("all_at_once")));
+    assert!(w.run_until(Phase::Baking, S5, 20));
+    w.set(
+        "control",
+        json!({"abort": w.status.rollout.as_ref().unwrap().id}),
+    );
+    let mut said = vec![];
+    for _ in 0..20 {
+        let d = w.step();
+        said.extend(d.commands.iter().map(ToString::to_string));
+        said.push(w.status.message.clone());
+        w.advance(S5);
+    }
+    assert!(
+        said.iter()
+            .any(|s| s.ends_with("returning all production traffic to ecs-svc/1 (web:1)")),
+        "{said:#?}"
+    );
+    assert!(
+        said.iter()
+            .any(|s| s == "make task set ecs-svc/1 (web:1) primary"),
+        "{said:#?}"
+    );
+}

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::fixture::{GREEN, World, record};
-use crate::rollout::{Phase, Status};
+use super::fixture::{BLUE, GREEN, World, record};
+use crate::rollout::{Event, Phase, Status, parse_record};
 
 const S5: Duration = Duration::from_secs(5);
 
@@ -115,9 +115,125 @@ fn a_wiped_status_mid_shift_is_rebuilt_from_the_live_service() {
     assert_eq!(w.production.percent(GREEN), 40);
     // A writer replaced the whole item (PutItem), so the status is gone.
     w.status = Status::default();
-    w.step();
+    let d = w.step();
     assert_eq!(w.status.phase, Phase::Shifting);
     assert_eq!(w.production.percent(GREEN), 40, "no jump");
+    let named =
+        |t: &Option<crate::rollout::status::TaskSetRef>| t.as_ref().map(|t| t.target_group.clone());
+    assert_eq!(named(&w.status.active), Some(BLUE.to_string()));
+    assert_eq!(named(&w.status.candidate), Some(GREEN.to_string()));
+    // The rollout is taken over, not started again, and no phase change
+    // from the wiped status's default is made up.
+    assert!(
+        matches!(
+            d.events.as_slice(),
+            [
+                Event::RolloutAdopted {
+                    phase: Phase::Shifting,
+                    ..
+                },
+                ..
+            ]
+        ),
+        "{:?}",
+        d.events
+    );
+    assert!(
+        !d.events
+            .iter()
+            .any(|e| matches!(e, Event::RolloutStarted { .. } | Event::Transition(_))),
+        "{:?}",
+        d.events
+    );
     assert_eq!(w.settle(), Phase::Steady);
     assert_eq!(w.created, 1);
+}
+
+/// A service baking `web:2` (green, primary, 100%) beside `web:1` (blue),
+/// whose record a writer then replaces whole with `web:1` again: the status
+/// is gone with the put. `blue_by_cutover` gives blue the externalId of a
+/// task set cutover created, as after an earlier release.
+fn written_back_whole_while_baking(blue_by_cutover: bool) -> (World, usize) {
+    let mut w = World::new(record(
+        "web:2",
+        json!({"type": "linear", "percent": 50, "interval": "1m"}),
+    ));
+    if blue_by_cutover {
+        let key = crate::rollout::ServiceKey::new("prod", "web");
+        let old = parse_record(&key, &record("web:1", json!("all_at_once"))).unwrap();
+        w.svc.task_sets[0].external_id = Some(old.revision.external_id());
+    }
+    assert!(w.run_until(Phase::Baking, S5, 100));
+    w.step();
+    assert_eq!(
+        w.svc.primary().unwrap().target_group.as_deref(),
+        Some(GREEN)
+    );
+    let shifts = w.weight_log.len();
+    w.set("task_definition", json!("web:1"));
+    w.status = Status::default();
+    (w, shifts)
+}
+
+#[test]
+fn a_whole_item_put_of_the_previous_version_while_baking_switches_back_at_once() {
+    for blue_by_cutover in [false, true] {
+        let (mut w, shifts) = written_back_whole_while_baking(blue_by_cutover);
+        let d = w.step();
+        assert_eq!(w.production.percent(BLUE), 100, "in one weight change");
+        assert!(
+            matches!(
+                d.events.as_slice(),
+                [
+                    Event::RolloutAdopted {
+                        phase: Phase::RollingBack,
+                        ..
+                    },
+                    ..
+                ]
+            ),
+            "{:?}",
+            d.events
+        );
+        assert_eq!(w.settle(), Phase::Steady);
+        assert_eq!(w.weight_log.len(), shifts + 1, "one weight change back");
+        assert_eq!(w.svc.primary().unwrap().target_group.as_deref(), Some(BLUE));
+        assert_eq!((w.created, w.svc.task_sets.len()), (1, 1));
+        assert!(!w.phases().contains(&Phase::Shifting), "{:?}", w.phases());
+    }
+}
+
+#[test]
+fn a_wiped_status_before_a_newer_candidate_has_traffic_still_goes_through_every_step() {
+    // web:2 is released, then web:1 again: its new task set is newer than
+    // the primary, so losing the status does not skip its steps.
+    let mut w = World::new(record(
+        "web:2",
+        json!({"type": "linear", "percent": 50, "interval": "1m"}),
+    ));
+    assert_eq!(w.settle(), Phase::Steady);
+    w.set("task_definition", json!("web:1"));
+    for _ in 0..20 {
+        w.step();
+        if w.created == 2 {
+            break;
+        }
+        w.advance(S5);
+    }
+    assert_eq!((w.created, w.production.percent(BLUE)), (2, 0));
+    w.status = Status::default();
+    let mut shares = vec![];
+    for _ in 0..400 {
+        w.step();
+        let share = w.production.percent(BLUE);
+        if shares.last() != Some(&share) {
+            shares.push(share);
+        }
+        if w.status.phase == Phase::Steady && w.status.rollout.is_none() && share == 100 {
+            break;
+        }
+        w.advance(S5);
+    }
+    assert_eq!(shares, vec![50, 100], "the strategy's steps, not a switch");
+    assert_eq!(w.created, 2);
 }

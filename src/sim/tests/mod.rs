@@ -5,6 +5,7 @@ mod ecs;
 mod faults;
 mod invariants;
 mod store;
+mod whole_item;
 mod writes;
 
 use std::sync::Arc;

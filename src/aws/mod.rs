@@ -17,6 +17,7 @@ mod item;
 pub mod leases;
 pub mod store;
 mod streams;
+mod unkeyed;
 pub mod taskdef;
 
 use std::time::Duration;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::cloud::lease::stable_hash;
 use crate::cloud::{Clock, DesiredStore, StatusWrite, UnkeyedRecord};
+use crate::rollout::revision::canonical_json;
 use crate::rollout::unkeyed::{self, quote_key};
 use crate::rollout::{Status, trim};
 
@@ -68,7 +69,7 @@ impl Unkeyed {
     }
 
     fn warn_once(&self, item: &UnkeyedRecord) {
-        let fingerprint = stable_hash(&item.body.to_string());
+        let fingerprint = fingerprint(&item.body);
         let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
         if warned.get(&item.given) == Some(&fingerprint) {
             return;
@@ -120,5 +121,31 @@ impl Unkeyed {
                 "writing the status failed; retrying at the next resync: {e}"
             ),
         }
+    }
+}
+
+/// The same for the same attributes in any order: DynamoDB hands an item's
+/// attributes over in no particular order.
+fn fingerprint(body: &serde_json::Value) -> u64 {
+    stable_hash(&String::from_utf8_lossy(&canonical_json(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, Value, json};
+
+    use super::fingerprint;
+
+    fn object(pairs: &[(&str, Value)]) -> Value {
+        Value::Object(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<Map<_, _>>())
+    }
+
+    #[test]
+    fn the_same_attributes_in_another_order_are_the_same_value() {
+        let a = object(&[("service", json!("prod")), ("task_definition", json!("web:2"))]);
+        let b = object(&[("task_definition", json!("web:2")), ("service", json!("prod"))]);
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        let c = object(&[("service", json!("prod")), ("task_definition", json!("web:3"))]);
+        assert_ne!(fingerprint(&a), fingerprint(&c));
     }
 }

@@ -206,6 +206,41 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_states_the_limits_in_force() {
+        let readme = include_str!("../../README.md");
+        let status = readme
+            .split("\n## Status\n")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("a Status section");
+        // Compared word by word, so reflowing the text does not matter.
+        let status = status.split_whitespace().collect::<Vec<_>>().join(" ");
+        let thousands = |n: usize| {
+            let s = n.to_string();
+            match s.len() {
+                4.. => format!("{},{}", &s[..s.len() - 3], &s[s.len() - 3..]),
+                _ => s,
+            }
+        };
+        for stated in [
+            format!("cut to {} bytes", thousands(MESSAGE_LIMIT)),
+            format!("to {} bytes", DETAIL_LIMIT),
+            format!("the last {TRIMMED_HISTORY} transitions"),
+            format!(
+                "at most {} characters of the key",
+                crate::rollout::unkeyed::QUOTED_KEY_LIMIT
+            ),
+            TRIMMED_NOTE
+                .split(':')
+                .next()
+                .unwrap_or(TRIMMED_NOTE)
+                .to_string(),
+        ] {
+            assert!(status.contains(&stated), "README ## Status: {stated}");
+        }
+    }
+
+    #[test]
     fn cut_keeps_whole_characters_and_says_it_cut() {
         assert_eq!(cut("short", 10), "short");
         let c = cut(&"é".repeat(10), 7);

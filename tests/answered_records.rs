@@ -160,7 +160,11 @@ async fn every_record_in_the_table_gets_a_status_and_each_bad_key_one_warning() 
         );
     }
     let warnings = captured.lines(WARNING);
-    assert_eq!(warnings.len(), BAD_KEYS.len(), "one warning each: {warnings:#?}");
+    assert_eq!(
+        warnings.len(),
+        BAD_KEYS.len(),
+        "one warning each: {warnings:#?}"
+    );
 
     let nocluster = status_at(&team, "nocluster/web").await;
     let nocluster = nocluster.expect("the record for a missing cluster has a status");
@@ -184,7 +188,11 @@ async fn every_record_in_the_table_gets_a_status_and_each_bad_key_one_warning() 
     assert!(big.message.contains("strategy"), "{}", big.message);
 
     // A new value under a bad key is warned about again, once.
-    put(&team, json!({"service": "prod", "task_definition": "web:3"})).await;
+    put(
+        &team,
+        json!({"service": "prod", "task_definition": "web:3"}),
+    )
+    .await;
     tokio::time::sleep(resync * 2).await;
     let warnings = captured.lines(WARNING);
     assert_eq!(warnings.len(), BAD_KEYS.len() + 1, "{warnings:#?}");

@@ -506,10 +506,19 @@ async fn items_whose_key_is_not_a_service_are_listed_apart_and_only_their_status
     for item in &listing.unkeyed {
         let written = f
             .store
-            .write_unkeyed_status(&item.given, item.status_version, &status(Phase::Invalid, "bad key"))
+            .write_unkeyed_status(
+                &item.given,
+                item.status_version,
+                &status(Phase::Invalid, "bad key"),
+            )
             .await
             .unwrap();
-        assert_eq!(written, StatusWrite::Written { version: 1 }, "{:?}", item.given);
+        assert_eq!(
+            written,
+            StatusWrite::Written { version: 1 },
+            "{:?}",
+            item.given
+        );
         let raw = raw_item_at(&f.team, &item.given).await.expect("the item");
         assert_eq!(raw.get("task_definition"), Some(&s("web:2")), "kept");
     }

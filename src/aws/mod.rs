@@ -17,8 +17,8 @@ mod item;
 pub mod leases;
 pub mod store;
 mod streams;
-mod unkeyed;
 pub mod taskdef;
+mod unkeyed;
 
 use std::time::Duration;
 

@@ -20,9 +20,9 @@ use tokio::sync::mpsc;
 use super::calls::{ApiCalls, dynamodb_client, dynamodbstreams_client};
 use super::error::{code, from_sdk};
 use super::item::{ItemError, VERSION_ATTRIBUTE, key_value, record_from_item, status_value};
-use super::unkeyed::{says_item_too_large, unkeyed_from_item};
 use super::leases::DynamoLeases;
 use super::streams::Feed;
+use super::unkeyed::{says_item_too_large, unkeyed_from_item};
 use crate::cloud::write::{UPDATED_AT_ATTRIBUTE, check_changes, next_updated_at, parse_updated_at};
 use crate::cloud::{
     Change, CloudError, DesiredStore, ErrorKind, Fence, Listing, Precondition, SpecChanges,
@@ -151,7 +151,12 @@ impl DynamoStore {
                     StatusWrite::Gone
                 })
             }
-            Err(e) if says_item_too_large(code(&e), e.as_service_error().and_then(|s| s.message())) => {
+            Err(e)
+                if says_item_too_large(
+                    code(&e),
+                    e.as_service_error().and_then(|s| s.message()),
+                ) =>
+            {
                 Ok(StatusWrite::TooLarge)
             }
             Err(e) => Err(from_sdk(OP, e)),

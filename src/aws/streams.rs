@@ -270,7 +270,10 @@ fn change_of(record: &Record) -> Option<Change> {
             // Not a service's record: the next resync answers it in its
             // status and warns once, rather than on every change.
             Err(e) => {
-                tracing::debug!(why = e.why, "ignoring a change to an item whose key is not a service's");
+                tracing::debug!(
+                    why = e.why,
+                    "ignoring a change to an item whose key is not a service's"
+                );
                 return None;
             }
         },

@@ -7,9 +7,9 @@ use serde_json::Value;
 use super::item::{Item, VERSION_ATTRIBUTE};
 use crate::cloud::UnkeyedRecord;
 use crate::rollout::ServiceKey;
+use crate::rollout::Status;
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
 use crate::rollout::unkeyed::quote_key;
-use crate::rollout::Status;
 
 /// The item as an [`UnkeyedRecord`], when its `service` attribute is a
 /// string but not a `<cluster>/<service>` key. `None` for a record, and
@@ -97,16 +97,27 @@ mod tests {
 
     #[test]
     fn a_record_is_not_unkeyed() {
-        let item: Item = [("service".to_string(), s("prod/web"))].into_iter().collect();
+        let item: Item = [("service".to_string(), s("prod/web"))]
+            .into_iter()
+            .collect();
         assert_eq!(unkeyed_from_item(item), None);
     }
 
     #[test]
     fn size_refusals_are_told_from_other_validation_errors() {
         for (code, message) in [
-            ("ValidationException", "Item size has exceeded the maximum allowed size"),
-            ("ValidationException", "Item size to update has exceeded the maximum allowed size"),
-            ("ValidationError", "Item size has exceeded the maximum allowed size"),
+            (
+                "ValidationException",
+                "Item size has exceeded the maximum allowed size",
+            ),
+            (
+                "ValidationException",
+                "Item size to update has exceeded the maximum allowed size",
+            ),
+            (
+                "ValidationError",
+                "Item size has exceeded the maximum allowed size",
+            ),
         ] {
             assert!(says_item_too_large(Some(code), Some(message)), "{message}");
         }

@@ -13,10 +13,10 @@ use crate::cloud::budget::{Priority, with_priority};
 use crate::cloud::{
     Checks, Clock, CloudError, DesiredStore, Ecs, ErrorKind, LoadBalancer, StatusWrite,
 };
+use crate::rollout::trim;
 use crate::rollout::{
     Decision, Desired, Observed, Reads, ServiceKey, ServiceState, Spec, Status, Wake, parse_record,
 };
-use crate::rollout::trim;
 use crate::time::{Timestamp, format_duration};
 
 use super::act::{self, CommandFailed};
@@ -226,9 +226,7 @@ impl Reconciler {
         // the last failed pass, and this pass did not fail.
         status.last_error = None;
         if record.status.as_ref() != Some(&status) {
-            let written = self
-                .store_status(&record, status, claim.as_ref())
-                .await;
+            let written = self.store_status(&record, status, claim.as_ref()).await;
             self.store_answered(written.as_ref().map(drop));
             let (written, stored) = written.map_err(PassError::WriteStatus)?;
             status = stored;
@@ -383,9 +381,11 @@ impl Reconciler {
                 "the failure does not fit in the record's DynamoDB item, even trimmed: {}",
                 too_large(&record.key)
             ),
-            Ok((StatusWrite::Conflict | StatusWrite::Gone | StatusWrite::Fenced, _)) => tracing::debug!(
-                "the record changed before the failure could be stored; the retry reads it afresh"
-            ),
+            Ok((StatusWrite::Conflict | StatusWrite::Gone | StatusWrite::Fenced, _)) => {
+                tracing::debug!(
+                    "the record changed before the failure could be stored; the retry reads it afresh"
+                )
+            }
             Err(e) => tracing::warn!(
                 operation = e.operation,
                 error_kind = e.kind.as_str(),

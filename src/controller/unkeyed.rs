@@ -46,7 +46,11 @@ impl Unkeyed {
     pub async fn answer(&self, items: Vec<UnkeyedRecord>) {
         let items: Vec<UnkeyedRecord> = items
             .into_iter()
-            .filter(|i| self.ownership.as_ref().is_none_or(|o| o.owns_text(&i.given)))
+            .filter(|i| {
+                self.ownership
+                    .as_ref()
+                    .is_none_or(|o| o.owns_text(&i.given))
+            })
             .collect();
         self.remember_only(&items);
         for item in items {
@@ -137,15 +141,29 @@ mod tests {
     use super::fingerprint;
 
     fn object(pairs: &[(&str, Value)]) -> Value {
-        Value::Object(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<Map<_, _>>())
+        Value::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect::<Map<_, _>>(),
+        )
     }
 
     #[test]
     fn the_same_attributes_in_another_order_are_the_same_value() {
-        let a = object(&[("service", json!("prod")), ("task_definition", json!("web:2"))]);
-        let b = object(&[("task_definition", json!("web:2")), ("service", json!("prod"))]);
+        let a = object(&[
+            ("service", json!("prod")),
+            ("task_definition", json!("web:2")),
+        ]);
+        let b = object(&[
+            ("task_definition", json!("web:2")),
+            ("service", json!("prod")),
+        ]);
         assert_eq!(fingerprint(&a), fingerprint(&b));
-        let c = object(&[("service", json!("prod")), ("task_definition", json!("web:3"))]);
+        let c = object(&[
+            ("service", json!("prod")),
+            ("task_definition", json!("web:3")),
+        ]);
         assert_ne!(fingerprint(&a), fingerprint(&c));
     }
 }

@@ -178,10 +178,16 @@ mod tests {
         assert!(small.message.ends_with(TRIMMED_NOTE), "{}", small.message);
         assert!(small.message.starts_with("ééé"));
         assert_eq!(small.history.len(), TRIMMED_HISTORY);
-        assert_eq!(small.history.last(), big.history.last().map(|t| Transition {
-            reason: cut(&t.reason, DETAIL_LIMIT),
-            ..t.clone()
-        }).as_ref());
+        assert_eq!(
+            small.history.last(),
+            big.history
+                .last()
+                .map(|t| Transition {
+                    reason: cut(&t.reason, DETAIL_LIMIT),
+                    ..t.clone()
+                })
+                .as_ref()
+        );
     }
 
     #[test]
@@ -190,7 +196,10 @@ mod tests {
         let small = trimmed(&big);
         assert_eq!(small.phase, big.phase);
         let (b, s) = (big.rollout.unwrap(), small.rollout.unwrap());
-        assert_eq!((s.id, s.step, s.target_group), (b.id, b.step, b.target_group));
+        assert_eq!(
+            (s.id, s.step, s.target_group),
+            (b.id, b.step, b.target_group)
+        );
         assert_eq!(s.gates["errors"].consecutive_failures, 1);
         assert_eq!(
             s.hook_verdicts[&HookPoint::AfterProductionTraffic].verdict,

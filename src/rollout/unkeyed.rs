@@ -75,7 +75,11 @@ mod tests {
             assert_eq!(s.phase, Phase::Invalid, "{given}");
             assert!(s.message.contains("`service`"), "{}", s.message);
             assert!(s.message.contains("<cluster>/<service>"), "{}", s.message);
-            assert!(s.message.contains("Write the record again"), "{}", s.message);
+            assert!(
+                s.message.contains("Write the record again"),
+                "{}",
+                s.message
+            );
             assert_eq!(s.history.len(), 1);
             assert_eq!(s.phase_since, Timestamp(5));
         }
@@ -88,7 +92,10 @@ mod tests {
         assert!(!s.contains('\u{7}'));
         let long = "x".repeat(2_000);
         let s = message(&long, &error(&long));
-        assert!(s.contains(&format!("\"{}…\"", "x".repeat(QUOTED_KEY_LIMIT))), "{s}");
+        assert!(
+            s.contains(&format!("\"{}…\"", "x".repeat(QUOTED_KEY_LIMIT))),
+            "{s}"
+        );
         assert!(s.len() < 600, "{}", s.len());
     }
 

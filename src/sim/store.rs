@@ -251,7 +251,9 @@ impl World {
                 written_at: now,
             },
         );
-        self.log(format!("{given:?}: item written under a key that is not a service's"));
+        self.log(format!(
+            "{given:?}: item written under a key that is not a service's"
+        ));
     }
 
     pub fn delete_record(&mut self, key: &ServiceKey) -> bool {
@@ -304,14 +306,20 @@ impl World {
         ));
         let (mut body, status, version) = match existing {
             Some(item) => (item.body.clone(), item.status.clone(), item.status_version),
-            None => (serde_json::json!({ KEY_ATTRIBUTE: key.to_string() }), None, 0),
+            None => (
+                serde_json::json!({ KEY_ATTRIBUTE: key.to_string() }),
+                None,
+                0,
+            ),
         };
         if !body.is_object() {
             body = serde_json::json!({ KEY_ATTRIBUTE: key.to_string() });
         }
         apply_changes(&mut body, changes, at);
         if item_bytes(&key.to_string(), &body, status.as_ref(), version) > ITEM_LIMIT {
-            self.log(format!("{key}: record write refused: the item would pass 400 KB"));
+            self.log(format!(
+                "{key}: record write refused: the item would pass 400 KB"
+            ));
             return Err(CloudError::new(
                 ErrorKind::Invalid,
                 "dynamodb:UpdateItem",

@@ -126,7 +126,9 @@ impl DesiredStore for Budgeted<dyn DesiredStore> {
         status: &Status,
     ) -> Result<StatusWrite, CloudError> {
         self.wait(Category::DynamoDb).await;
-        self.inner.write_unkeyed_status(given, expected, status).await
+        self.inner
+            .write_unkeyed_status(given, expected, status)
+            .await
     }
 
     async fn get(&self, key: &ServiceKey) -> Result<Option<StoredRecord>, CloudError> {

@@ -75,7 +75,12 @@ impl World {
     }
 
     async fn status(&self, key: &ServiceKey) -> Option<Status> {
-        self.sim.get(key).await.ok().flatten().and_then(|r| r.status)
+        self.sim
+            .get(key)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|r| r.status)
     }
 
     async fn stop(self) {
@@ -90,7 +95,8 @@ const BAD_KEYS: [&str; 4] = ["prod", "a/b/c", "/web", "prod/we\u{7}b"];
 async fn a_record_with_a_bad_key_gets_an_invalid_status_once_and_blocks_no_one() {
     let w = World::start(config());
     for given in BAD_KEYS {
-        w.sim.put_unkeyed(given, json!({"task_definition": "web:2"}));
+        w.sim
+            .put_unkeyed(given, json!({"task_definition": "web:2"}));
     }
     // The first resync and three more.
     w.run_for(secs(200)).await;
@@ -183,10 +189,7 @@ async fn a_status_that_does_not_fit_beside_a_large_record_is_stored_trimmed() {
     w.sim.put_item(&w.web.key, body);
     w.run_for(secs(600)).await;
 
-    let status = w
-        .status(&w.web.key)
-        .await
-        .expect("the record has a status");
+    let status = w.status(&w.web.key).await.expect("the record has a status");
     assert_eq!(status.phase, Phase::Invalid);
     assert!(status.message.ends_with(TRIMMED_NOTE), "{}", status.message);
     assert!(status.history.len() <= 6, "{}", status.history.len());

@@ -191,7 +191,13 @@ async fn the_item_limit_counts_the_record_and_its_status_together() {
     assert_eq!(e.kind, ErrorKind::Invalid);
     assert!(e.message.contains("Item size"), "{e}");
     assert!(
-        sim.get(&arns.key).await.unwrap().unwrap().body.get("notes").is_none()
+        sim.get(&arns.key)
+            .await
+            .unwrap()
+            .unwrap()
+            .body
+            .get("notes")
+            .is_none()
     );
 }
 
@@ -211,7 +217,10 @@ async fn items_with_bad_keys_are_listed_apart_and_only_their_status_is_written()
         .write_unkeyed_status("prod", item.status_version, &status(Phase::Invalid))
         .await
         .unwrap();
-    assert!(matches!(written, StatusWrite::Written { .. }), "{written:?}");
+    assert!(
+        matches!(written, StatusWrite::Written { .. }),
+        "{written:?}"
+    );
     let stale = sim
         .write_unkeyed_status("prod", item.status_version, &status(Phase::Steady))
         .await
@@ -219,7 +228,10 @@ async fn items_with_bad_keys_are_listed_apart_and_only_their_status_is_written()
     assert_eq!(stale, StatusWrite::Conflict);
     let again = sim.scan().await.unwrap();
     assert_eq!(again.unkeyed[0].status, Some(status(Phase::Invalid)));
-    assert_eq!(again.unkeyed[0].body, item.body, "the writer's attributes are kept");
+    assert_eq!(
+        again.unkeyed[0].body, item.body,
+        "the writer's attributes are kept"
+    );
     assert_eq!(
         sim.write_unkeyed_status("elsewhere", 0, &status(Phase::Invalid))
             .await

@@ -33,9 +33,19 @@ pub fn unkeyed_from_item(mut item: Item) -> Option<UnkeyedRecord> {
         .and_then(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
         .unwrap_or(0);
     // Only compared, to tell a rewritten item from the one already
-    // answered; an attribute without a JSON form still changes it.
-    let body = serde_dynamo::from_item::<_, Value>(item.clone())
-        .unwrap_or_else(|_| Value::String(format!("{item:?}")));
+    // answered; an attribute without a JSON form (binary) is compared by
+    // its debug form, attribute by attribute so their order cannot matter.
+    let body = serde_dynamo::from_item::<_, Value>(item.clone()).unwrap_or_else(|_| {
+        Value::Object(
+            item.iter()
+                .map(|(name, v)| {
+                    let json = serde_dynamo::from_attribute_value::<_, Value>(v.clone())
+                        .unwrap_or_else(|_| Value::String(format!("{v:?}")));
+                    (name.clone(), json)
+                })
+                .collect(),
+        )
+    });
     Some(UnkeyedRecord {
         given,
         error,

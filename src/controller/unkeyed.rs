@@ -150,6 +150,16 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_states_how_many_items_are_remembered() {
+        let readme = include_str!("../../README.md");
+        let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+        let n = super::REMEMBERED.to_string();
+        let (thousands, rest) = n.split_at(n.len() - 3);
+        let stated = format!("past {thousands},{rest} such items");
+        assert!(readme.contains(&stated), "README: {stated}");
+    }
+
+    #[test]
     fn the_same_attributes_in_another_order_are_the_same_value() {
         let a = object(&[
             ("service", json!("prod")),

@@ -294,14 +294,19 @@ async fn missing_services_and_clusters() {
         .unwrap();
     assert_eq!(found, vec![("web".to_string(), ServiceState::Missing)]);
 
-    let e = f
+    // The emulator, like ECS, refuses the call with ClusterNotFoundException.
+    let found = f
         .ecs
-        .describe_services("nowhere", &["web".into()])
+        .describe_services("nowhere", &["web".into(), "api".into()])
         .await
-        .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::NotFound);
-    assert_eq!(e.message, "cluster nowhere not found");
-    assert_eq!(e.operation, "ecs:DescribeServices");
+        .unwrap();
+    assert_eq!(
+        found,
+        vec![
+            ("web".to_string(), ServiceState::ClusterMissing),
+            ("api".to_string(), ServiceState::ClusterMissing),
+        ]
+    );
 
     assert!(
         f.ecs

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, WriteRequest,
 };
 use cutover::aws::DynamoStore;
-use cutover::cloud::{Change, DesiredStore, StatusWrite};
+use cutover::cloud::{Change, DesiredStore, Leases, StatusWrite};
 use cutover::rollout::{Phase, ServiceKey, Status};
 use cutover::time::Timestamp;
 use tokio::sync::mpsc;
@@ -465,4 +465,136 @@ async fn a_missing_table_is_not_found() {
     assert_eq!(err.kind, cutover::cloud::ErrorKind::NotFound, "{err}");
     assert_eq!(err.operation, "dynamodb:Scan");
     assert!(err.request_id.is_some(), "{err:?}");
+}
+
+async fn raw_item_at(team: &Client, given: &str) -> Option<HashMap<String, AttributeValue>> {
+    team.get_item()
+        .table_name(TABLE)
+        .key("service", s(given))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+#[tokio::test]
+async fn items_whose_key_is_not_a_service_are_listed_apart_and_only_their_status_written() {
+    let f = fixture().await;
+    let bad = ["prod", "a/b/c", "/web", "prod/we\u{7}b"];
+    for given in bad {
+        team_puts(
+            &f.team,
+            HashMap::from([
+                ("service".to_string(), s(given)),
+                ("task_definition".to_string(), s("web:2")),
+            ]),
+        )
+        .await;
+    }
+    team_puts(&f.team, spec_item(&key("web"), "web:1")).await;
+
+    let listing = f.store.scan().await.unwrap();
+    assert_eq!(listing.records.len(), 1);
+    let mut given: Vec<&str> = listing.unkeyed.iter().map(|u| u.given.as_str()).collect();
+    given.sort_unstable();
+    let mut expected = bad.to_vec();
+    expected.sort_unstable();
+    assert_eq!(given, expected);
+    assert_eq!(f.store.list().await.unwrap().len(), 1);
+
+    for item in &listing.unkeyed {
+        let written = f
+            .store
+            .write_unkeyed_status(
+                &item.given,
+                item.status_version,
+                &status(Phase::Invalid, "bad key"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            written,
+            StatusWrite::Written { version: 1 },
+            "{:?}",
+            item.given
+        );
+        let raw = raw_item_at(&f.team, &item.given).await.expect("the item");
+        assert_eq!(raw.get("task_definition"), Some(&s("web:2")), "kept");
+    }
+    let again = f.store.scan().await.unwrap();
+    for item in &again.unkeyed {
+        let status = item.status.as_ref().expect("the status is read back");
+        assert_eq!(status.phase, Phase::Invalid);
+        assert_eq!(item.status_version, 1);
+    }
+    let stale = f
+        .store
+        .write_unkeyed_status("prod", 0, &status(Phase::Invalid, "stale"))
+        .await
+        .unwrap();
+    assert_eq!(stale, StatusWrite::Conflict);
+
+    // Never a new item: only the status of one that exists.
+    let gone = f
+        .store
+        .write_unkeyed_status("nothing-here", 0, &status(Phase::Invalid, "late"))
+        .await
+        .unwrap();
+    assert_eq!(gone, StatusWrite::Gone);
+    assert_eq!(raw_item_at(&f.team, "nothing-here").await, None);
+}
+
+#[tokio::test]
+async fn a_status_that_would_pass_400_kb_beside_a_300_kb_record_is_refused_as_too_large() {
+    let f = fixture().await;
+    let k = key("web");
+    let mut item = spec_item(&k, "web:1");
+    item.insert("strategy".into(), s(&"s".repeat(300_000)));
+    team_puts(&f.team, item).await;
+
+    let refused = f
+        .store
+        .write_status(&k, 0, &status(Phase::Invalid, &"m".repeat(110_000)))
+        .await
+        .unwrap();
+    assert_eq!(refused, StatusWrite::TooLarge);
+    let raw = raw_item(&f.team, &k).await.expect("the record");
+    assert!(!raw.contains_key("status"), "nothing was written");
+
+    let fits = f
+        .store
+        .write_status(&k, 0, &status(Phase::Invalid, &"m".repeat(50_000)))
+        .await
+        .unwrap();
+    assert_eq!(fits, StatusWrite::Written { version: 1 });
+}
+
+#[tokio::test]
+async fn a_fenced_status_that_would_pass_400_kb_is_refused_as_too_large() {
+    let f = fixture().await;
+    let config = support::aws::config(&f._emulator).await;
+    let leases = cutover::aws::DynamoLeases::new(&config, "cutover-leases");
+    leases.create_table().await.unwrap();
+    let fence = leases
+        .acquire(0, 1, "a", None)
+        .await
+        .unwrap()
+        .expect("a free shard is taken");
+    let store = DynamoStore::new(&config, TABLE).with_leases(leases);
+    let k = key("web");
+    let mut item = spec_item(&k, "web:1");
+    item.insert("strategy".into(), s(&"s".repeat(300_000)));
+    team_puts(&f.team, item).await;
+
+    let refused = store
+        .write_status_fenced(&k, 0, &status(Phase::Invalid, &"m".repeat(110_000)), &fence)
+        .await
+        .unwrap();
+    assert_eq!(refused, StatusWrite::TooLarge);
+    let fits = store
+        .write_status_fenced(&k, 0, &status(Phase::Invalid, "short"), &fence)
+        .await
+        .unwrap();
+    assert_eq!(fits, StatusWrite::Written { version: 1 });
 }

@@ -131,8 +131,23 @@ impl Ecs for EcsAdapter {
                 .customize()
                 .interceptor(probe.clone())
                 .send()
-                .await
-                .map_err(|e| ecs_error(OP, &subject, e))?;
+                .await;
+            let out = match out {
+                Ok(out) => out,
+                // The whole call fails when the cluster does not exist
+                // (DescribeServices API reference, Errors:
+                // https://docs.aws.amazon.com/sdkfornet/v3/apidocs/items/ECS/MIECSDescribeServicesDescribeServicesRequest.html);
+                // that is an answer about every service asked for.
+                Err(e) if code(&e) == Some("ClusterNotFoundException") => {
+                    found.extend(
+                        batch
+                            .iter()
+                            .map(|name| (name.clone(), ServiceState::ClusterMissing)),
+                    );
+                    continue;
+                }
+                Err(e) => return Err(ecs_error(OP, &subject, e)),
+            };
             let states = describe_result(batch, out.services(), out.failures(), &probe.reports())
                 .map_err(|m| CloudError::new(ErrorKind::Other, OP, m))?;
             found.extend(states);

@@ -3,7 +3,7 @@
 //! a replica that lost the shard (however late it wakes up) writes nothing.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
@@ -11,6 +11,7 @@ use super::error::from_sdk;
 use super::item::{VERSION_ATTRIBUTE, key_value, status_value};
 use super::leases::{DynamoLeases, fence_check, still_held};
 use super::store::status_condition;
+use super::unkeyed::says_item_too_large;
 use crate::cloud::{CloudError, DesiredStore, ErrorKind, Fence, StatusWrite};
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
 use crate::rollout::{ServiceKey, Status};
@@ -65,6 +66,7 @@ pub async fn write_status(
         .await;
     let cancelled = match result {
         Ok(_) => return Ok(StatusWrite::Written { version: next }),
+        Err(e) if too_large(&e) => return Ok(StatusWrite::TooLarge),
         Err(e) => match why_cancelled(&e) {
             Some(why) => why,
             None => return Err(from_sdk(OP, e)),
@@ -82,6 +84,26 @@ pub async fn write_status(
         Some(_) => Ok(StatusWrite::Conflict),
         None => Ok(StatusWrite::Gone),
     }
+}
+
+/// Whether the transaction was refused because the record's item would
+/// pass 400 KB with the new status: DynamoDB cancels it with the reason
+/// `ValidationError` on the update; the emulator answers a plain
+/// `ValidationException` (both documented on TransactionCanceledException:
+/// https://docs.aws.amazon.com/botocore/latest/reference/services/dynamodb/client/exceptions/TransactionCanceledException.html).
+fn too_large(e: &SdkError<TransactWriteItemsError>) -> bool {
+    let Some(service) = e.as_service_error() else {
+        return false;
+    };
+    if says_item_too_large(service.code(), service.message()) {
+        return true;
+    }
+    let TransactWriteItemsError::TransactionCanceledException(t) = service else {
+        return false;
+    };
+    t.cancellation_reasons()
+        .iter()
+        .any(|r| says_item_too_large(r.code(), r.message()))
 }
 
 /// `None` when the transaction was not cancelled by a condition.

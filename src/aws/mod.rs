@@ -18,6 +18,7 @@ pub mod leases;
 pub mod store;
 mod streams;
 pub mod taskdef;
+mod unkeyed;
 
 use std::time::Duration;
 

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
@@ -18,13 +19,14 @@ use tokio::sync::mpsc;
 
 use super::calls::{ApiCalls, dynamodb_client, dynamodbstreams_client};
 use super::error::{code, from_sdk};
-use super::item::{VERSION_ATTRIBUTE, key_value, record_from_item, status_value};
+use super::item::{ItemError, VERSION_ATTRIBUTE, key_value, record_from_item, status_value};
 use super::leases::DynamoLeases;
 use super::streams::Feed;
+use super::unkeyed::{says_item_too_large, unkeyed_from_item};
 use crate::cloud::write::{UPDATED_AT_ATTRIBUTE, check_changes, next_updated_at, parse_updated_at};
 use crate::cloud::{
-    Change, CloudError, DesiredStore, ErrorKind, Fence, Precondition, SpecChanges, SpecWrite,
-    StatusWrite, StoredRecord,
+    Change, CloudError, DesiredStore, ErrorKind, Fence, Listing, Precondition, SpecChanges,
+    SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
 use crate::rollout::{ServiceKey, Status};
@@ -107,6 +109,74 @@ impl DynamoStore {
             created,
             stream_view,
         })
+    }
+}
+
+impl DynamoStore {
+    /// Sets the status of the item under `key`, only if it exists and its
+    /// status is at `expected`: never a new item.
+    async fn update_status(
+        &self,
+        key: AttributeValue,
+        expected: u64,
+        status: &Status,
+    ) -> Result<StatusWrite, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let value = status_value(status).map_err(|e| {
+            CloudError::new(ErrorKind::Other, OP, format!("encoding the status: {e}"))
+        })?;
+        let next = expected + 1;
+        let result = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, key.clone())
+            .update_expression("SET #status = :status, #version = :next")
+            .condition_expression(status_condition(expected))
+            .expression_attribute_names("#key", KEY_ATTRIBUTE)
+            .expression_attribute_names("#status", STATUS_ATTRIBUTE)
+            .expression_attribute_names("#version", VERSION_ATTRIBUTE)
+            .expression_attribute_values(":status", value)
+            .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
+            .expression_attribute_values(":next", AttributeValue::N(next.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(StatusWrite::Written { version: next }),
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => {
+                // The condition does not say which half failed: look.
+                Ok(if self.exists(key).await? {
+                    StatusWrite::Conflict
+                } else {
+                    StatusWrite::Gone
+                })
+            }
+            Err(e)
+                if says_item_too_large(
+                    code(&e),
+                    e.as_service_error().and_then(|s| s.message()),
+                ) =>
+            {
+                Ok(StatusWrite::TooLarge)
+            }
+            Err(e) => Err(from_sdk(OP, e)),
+        }
+    }
+
+    /// Whether an item is stored under `key` (a consistent read of the key alone).
+    pub(super) async fn exists(&self, key: AttributeValue) -> Result<bool, CloudError> {
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, key)
+            .consistent_read(true)
+            .projection_expression("#key")
+            .expression_attribute_names("#key", KEY_ATTRIBUTE)
+            .send()
+            .await
+            .map_err(|e| from_sdk("dynamodb:GetItem", e))?;
+        Ok(out.item.is_some())
     }
 }
 
@@ -220,24 +290,32 @@ pub(super) async fn wait_until_active(
 #[async_trait]
 impl DesiredStore for DynamoStore {
     async fn list(&self) -> Result<Vec<StoredRecord>, CloudError> {
+        Ok(self.scan().await?.records)
+    }
+
+    async fn scan(&self) -> Result<Listing, CloudError> {
         let mut pages = self
             .dynamodb
             .scan()
             .table_name(&self.table)
             .into_paginator()
             .send();
-        let mut records = Vec::new();
+        let mut listing = Listing::default();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| from_sdk("dynamodb:Scan", e))?;
             for item in page.items.unwrap_or_default() {
-                match record_from_item(item) {
-                    Ok(r) => records.push(r),
-                    // Nobody can act on an item without a key; it is not a record.
-                    Err(e) => tracing::warn!(table = %self.table, error = %e, "skipping an item"),
+                match record_from_item(item.clone()) {
+                    Ok(r) => listing.records.push(r),
+                    // The controller answers these in their status, and
+                    // warns once for each; not here, on every scan.
+                    Err(ItemError::BadKey(_)) => listing.unkeyed.extend(unkeyed_from_item(item)),
+                    Err(e) => {
+                        tracing::debug!(table = %self.table, error = %e, "skipping an item")
+                    }
                 }
             }
         }
-        Ok(records)
+        Ok(listing)
     }
 
     async fn get(&self, key: &ServiceKey) -> Result<Option<StoredRecord>, CloudError> {
@@ -265,37 +343,17 @@ impl DesiredStore for DynamoStore {
         expected: u64,
         status: &Status,
     ) -> Result<StatusWrite, CloudError> {
-        const OP: &str = "dynamodb:UpdateItem";
-        let value = status_value(status).map_err(|e| {
-            CloudError::new(ErrorKind::Other, OP, format!("encoding the status: {e}"))
-        })?;
-        let next = expected + 1;
-        let result = self
-            .dynamodb
-            .update_item()
-            .table_name(&self.table)
-            .key(KEY_ATTRIBUTE, key_value(key))
-            .update_expression("SET #status = :status, #version = :next")
-            .condition_expression(status_condition(expected))
-            .expression_attribute_names("#key", KEY_ATTRIBUTE)
-            .expression_attribute_names("#status", STATUS_ATTRIBUTE)
-            .expression_attribute_names("#version", VERSION_ATTRIBUTE)
-            .expression_attribute_values(":status", value)
-            .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
-            .expression_attribute_values(":next", AttributeValue::N(next.to_string()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(StatusWrite::Written { version: next }),
-            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => {
-                // The condition does not say which half failed: look.
-                match self.get(key).await? {
-                    Some(_) => Ok(StatusWrite::Conflict),
-                    None => Ok(StatusWrite::Gone),
-                }
-            }
-            Err(e) => Err(from_sdk(OP, e)),
-        }
+        self.update_status(key_value(key), expected, status).await
+    }
+
+    async fn write_unkeyed_status(
+        &self,
+        given: &str,
+        expected: u64,
+        status: &Status,
+    ) -> Result<StatusWrite, CloudError> {
+        self.update_status(AttributeValue::S(given.to_string()), expected, status)
+            .await
     }
 
     async fn write_spec(

@@ -267,8 +267,13 @@ fn change_of(record: &Record) -> Option<Change> {
     let key = match data.keys().and_then(|k| k.get(KEY_ATTRIBUTE)) {
         Some(AttributeValue::S(s)) => match s.parse::<ServiceKey>() {
             Ok(k) => k,
+            // Not a service's record: the next resync answers it in its
+            // status and warns once, rather than on every change.
             Err(e) => {
-                tracing::warn!(error = %e, "ignoring a change to an item with a malformed key");
+                tracing::debug!(
+                    why = e.why,
+                    "ignoring a change to an item whose key is not a service's"
+                );
                 return None;
             }
         },

@@ -90,7 +90,12 @@ pub trait Leases: Send + Sync {
 /// The shard of a service: a stable hash of `<cluster>/<service>`, so that
 /// every replica and every version of cutover agree on it.
 pub fn shard_of(key: &ServiceKey, shards: u32) -> Shard {
-    (stable_hash(&key.to_string()) % u64::from(shards.max(1))) as Shard
+    shard_of_text(&key.to_string(), shards)
+}
+
+/// The shard of any `service` attribute, a service's key or not.
+pub fn shard_of_text(text: &str, shards: u32) -> Shard {
+    (stable_hash(text) % u64::from(shards.max(1))) as Shard
 }
 
 /// FNV-1a: unlike std's hasher, fixed across processes, platforms and

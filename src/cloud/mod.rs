@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::gate::{Probe, Reading, Verdict};
 use crate::rollout::hook::{HookAnswer, HookPayload};
+use crate::rollout::key::KeyError;
 use crate::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, TaskSet, Weights};
 use crate::time::Timestamp;
 
@@ -59,6 +60,30 @@ pub enum StatusWrite {
     /// The writer no longer holds the lease of the record's shard: another
     /// replica drives this service now.
     Fenced,
+    /// The item would outgrow DynamoDB's 400 KB limit with this status (the
+    /// record and the status share one item); nothing was written.
+    TooLarge,
+}
+
+/// An item whose `service` attribute is not a `<cluster>/<service>` key.
+/// It names no service, but its writer still gets a status saying why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnkeyedRecord {
+    /// The `service` attribute as written.
+    pub given: String,
+    pub error: KeyError,
+    /// The writer's attributes, as JSON (without `status`).
+    pub body: serde_json::Value,
+    pub status: Option<Status>,
+    pub status_version: u64,
+}
+
+/// Every item of the table: the records, and the items whose key is not
+/// a service's.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Listing {
+    pub records: Vec<StoredRecord>,
+    pub unkeyed: Vec<UnkeyedRecord>,
 }
 
 /// The desired-state table.
@@ -66,6 +91,34 @@ pub enum StatusWrite {
 pub trait DesiredStore: Send + Sync {
     /// Every record (a full, paginated read).
     async fn list(&self) -> Result<Vec<StoredRecord>, CloudError>;
+    /// Like `list`, with the items whose key is not `<cluster>/<service>`
+    /// besides, so the controller can answer them. Stores that cannot hold
+    /// such an item (test doubles keyed by service) have none.
+    async fn scan(&self) -> Result<Listing, CloudError> {
+        Ok(Listing {
+            records: self.list().await?,
+            unkeyed: Vec::new(),
+        })
+    }
+    /// Writes only the status attribute of the item whose `service` is
+    /// `given`, only if it still exists and its status is at `expected`:
+    /// never a new item.
+    async fn write_unkeyed_status(
+        &self,
+        given: &str,
+        expected: u64,
+        status: &Status,
+    ) -> Result<StatusWrite, CloudError> {
+        let _ = (expected, status);
+        Err(CloudError::new(
+            ErrorKind::Invalid,
+            "dynamodb:UpdateItem",
+            format!(
+                "this store holds no item under {}",
+                crate::rollout::unkeyed::quote_key(given)
+            ),
+        ))
+    }
     async fn get(&self, key: &ServiceKey) -> Result<Option<StoredRecord>, CloudError>;
     /// Writes only the status attribute, only if its version is still `expected`.
     async fn write_status(

@@ -15,6 +15,7 @@ use super::detect::Detection;
 use super::health::StoreHealth;
 use super::queue::WorkQueue;
 use super::shards::Ownership;
+use super::unkeyed::Unkeyed;
 use crate::rollout::ServiceKey;
 
 /// Changes the feed may deliver ahead of the queue taking them.
@@ -28,6 +29,7 @@ pub struct Sources {
     pub detection: Arc<Detection>,
     /// Only keys of shards held, when replicas share the services.
     pub ownership: Option<Arc<Ownership>>,
+    pub unkeyed: Unkeyed,
 }
 
 impl Sources {
@@ -79,24 +81,26 @@ impl Sources {
 
     async fn schedule_all(&self) -> Result<usize, CloudError> {
         let mark = self.queue.mark();
-        let listed = self.store.list().await;
+        let listed = self.store.scan().await;
         let now = self.clock.now();
-        let records = match listed {
-            Ok(records) => {
+        let listing = match listed {
+            Ok(listing) => {
                 self.health.succeeded(now);
-                records
+                listing
             }
             Err(e) => {
                 self.health.failed(now, &e);
                 return Err(e);
             }
         };
-        let count = records.len();
-        for record in records {
+        let count = listing.records.len();
+        for record in listing.records {
             if self.owns(&record.key) {
                 self.queue.schedule_listed(record, now, mark);
             }
         }
+        // After the services are scheduled, so these never hold them up.
+        self.unkeyed.answer(listing.unkeyed).await;
         Ok(count)
     }
 

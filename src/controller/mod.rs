@@ -16,6 +16,7 @@ mod observe;
 mod queue;
 mod reconcile;
 mod shards;
+mod unkeyed;
 mod weights_batch;
 mod worker;
 
@@ -254,6 +255,11 @@ impl Controller {
             clock: Arc::clone(&self.clock),
             health: Arc::clone(&self.health),
             detection,
+            unkeyed: unkeyed::Unkeyed::new(
+                Arc::clone(&self.store),
+                Arc::clone(&self.clock),
+                ownership.clone(),
+            ),
             ownership,
         });
         let mut leasing = JoinSet::new();

@@ -13,6 +13,7 @@ use crate::cloud::budget::{Priority, with_priority};
 use crate::cloud::{
     Checks, Clock, CloudError, DesiredStore, Ecs, ErrorKind, LoadBalancer, StatusWrite,
 };
+use crate::rollout::trim;
 use crate::rollout::{
     Decision, Desired, Observed, Reads, ServiceKey, ServiceState, Spec, Status, Wake, parse_record,
 };
@@ -86,6 +87,13 @@ impl PassError {
 
     pub fn error_kind(&self) -> ErrorKind {
         self.cloud().kind
+    }
+
+    /// Whether the next pass waits longer after each failure in a row. A
+    /// status write that failed (a store refusing the item's size, or its
+    /// permissions) fails the same way at once: never retry it on every poll.
+    pub fn backs_off(&self) -> bool {
+        self.error_kind().is_retryable() || matches!(self, PassError::WriteStatus(_))
     }
 
     /// Where in the pass it failed, as a bounded label.
@@ -218,12 +226,15 @@ impl Reconciler {
         // the last failed pass, and this pass did not fail.
         status.last_error = None;
         if record.status.as_ref() != Some(&status) {
-            let written = self
-                .write_status(key, record.status_version, &status, claim.as_ref())
-                .await;
+            let written = self.store_status(&record, status, claim.as_ref()).await;
             self.store_answered(written.as_ref().map(drop));
-            match written.map_err(PassError::WriteStatus)? {
+            let (written, stored) = written.map_err(PassError::WriteStatus)?;
+            status = stored;
+            match written {
                 StatusWrite::Written { .. } => {}
+                StatusWrite::TooLarge => {
+                    return Err(PassError::WriteStatus(too_large(&record.key)));
+                }
                 StatusWrite::Conflict => return Ok(Pass::Conflict),
                 StatusWrite::Fenced => {
                     tracing::info!(
@@ -257,6 +268,33 @@ impl Reconciler {
             events::publish(&self.events, self.metrics.as_deref(), key, event);
         }
         Ok(Pass::Applied(decision.wake))
+    }
+
+    /// Stores `status` in `record`'s item. When the store refuses it for
+    /// the item's size (the record and its status share one 400 KB item),
+    /// stores it trimmed instead, once; returns what was stored. A trimmed
+    /// status the item holds already is not written again.
+    async fn store_status(
+        &self,
+        record: &StoredRecord,
+        status: Status,
+        claim: Option<&Claim>,
+    ) -> Result<(StatusWrite, Status), CloudError> {
+        let (key, expected) = (&record.key, record.status_version);
+        let written = self.write_status(key, expected, &status, claim).await?;
+        if written != StatusWrite::TooLarge {
+            return Ok((written, status));
+        }
+        let trimmed = trim::trimmed(&status);
+        if record.status.as_ref() == Some(&trimmed) {
+            return Ok((StatusWrite::Written { version: expected }, trimmed));
+        }
+        tracing::warn!(
+            service = %key,
+            "the status does not fit in the record's DynamoDB item next to the record; storing it trimmed"
+        );
+        let written = self.write_status(key, expected, &trimmed, claim).await?;
+        Ok((written, trimmed))
     }
 
     /// Under the shard's lease, when replicas share the services.
@@ -331,19 +369,23 @@ impl Reconciler {
         }
         status.last_error = Some(text.clone());
         status.message = text;
-        let written = self
-            .write_status(&record.key, record.status_version, &status, claim)
-            .await;
+        let written = self.store_status(record, status, claim).await;
         self.store_answered(written.as_ref().map(drop));
         match written {
-            Ok(StatusWrite::Written { .. }) => {
+            Ok((StatusWrite::Written { .. }, stored)) => {
                 if let Some(m) = &self.metrics {
-                    m.service(&record.key, &status);
+                    m.service(&record.key, &stored);
                 }
             }
-            Ok(StatusWrite::Conflict | StatusWrite::Gone | StatusWrite::Fenced) => tracing::debug!(
-                "the record changed before the failure could be stored; the retry reads it afresh"
+            Ok((StatusWrite::TooLarge, _)) => tracing::warn!(
+                "the failure does not fit in the record's DynamoDB item, even trimmed: {}",
+                too_large(&record.key)
             ),
+            Ok((StatusWrite::Conflict | StatusWrite::Gone | StatusWrite::Fenced, _)) => {
+                tracing::debug!(
+                    "the record changed before the failure could be stored; the retry reads it afresh"
+                )
+            }
             Err(e) => tracing::warn!(
                 operation = e.operation,
                 error_kind = e.kind.as_str(),
@@ -352,6 +394,19 @@ impl Reconciler {
             ),
         }
     }
+}
+
+/// A status that does not fit even trimmed: only the record's owner can
+/// make room.
+fn too_large(key: &ServiceKey) -> CloudError {
+    CloudError::new(
+        ErrorKind::Invalid,
+        "dynamodb:UpdateItem",
+        format!(
+            "the status of {key} does not fit in its 400 KB DynamoDB item even trimmed: the record \
+             leaves no room for it; make the record smaller"
+        ),
+    )
 }
 
 /// Whose AWS calls go first when the budget runs short: a change someone

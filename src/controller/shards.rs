@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::act::{self, CommandFailed, Ports};
-use crate::cloud::lease::{Shard, shard_of};
+use crate::cloud::lease::{Shard, shard_of, shard_of_text};
 use crate::cloud::{Clock, Fence};
 use crate::rollout::hook::{HookPoint, HookVerdict};
 use crate::rollout::{Command, ServiceKey};
@@ -81,7 +81,17 @@ impl Ownership {
 
     /// Whether this replica should reconcile `key` now.
     pub fn owns(&self, key: &ServiceKey) -> bool {
-        let shard = self.shard(key);
+        self.owns_shard(self.shard(key))
+    }
+
+    /// Whether this replica answers the item whose `service` attribute is
+    /// `given`, not a service's key: the shard the same hash of the text
+    /// would give a key.
+    pub fn owns_text(&self, given: &str) -> bool {
+        self.owns_shard(shard_of_text(given, self.shards))
+    }
+
+    fn owns_shard(&self, shard: Shard) -> bool {
         self.lock()
             .get(&shard)
             .is_some_and(|h| !h.draining && self.valid(h))

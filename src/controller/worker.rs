@@ -83,7 +83,7 @@ impl Workers {
             }
             Ok(Err(error)) => {
                 let kind = error.error_kind();
-                let delay = if kind.is_retryable() {
+                let delay = if error.backs_off() {
                     retries.failed(key)
                 } else {
                     // The owner must fix the record or the account; retrying

@@ -320,6 +320,12 @@ pub fn decide(desired: &Desired, observed: &Observed, status: &Status, now: Time
                     "ECS service {} not found in cluster {}: create it with deploymentController EXTERNAL, or fix the record's key",
                     spec.key.service, spec.key.cluster
                 )),
+                // Held like a missing service: looked at again when the
+                // record changes or at the next resync, not on every poll.
+                Some(ServiceState::ClusterMissing) => draft.hold(format!(
+                    "ECS cluster {} not found: create it, or write the record again under the key of an existing cluster (<cluster>/<service>)",
+                    spec.key.cluster
+                )),
                 Some(ServiceState::Found(svc)) if spec.driver.codedeploy().is_some() => {
                     codedeploy::decide(spec, svc, observed, &mut draft);
                 }

@@ -20,6 +20,8 @@ mod rollback;
 pub mod spec;
 pub mod status;
 pub mod strategy;
+pub mod trim;
+pub mod unkeyed;
 
 pub use command::{Command, CreateTaskSet, Decision, Event, GATES, Outcome, TARGET_HEALTH, Wake};
 pub use control::{Control, Promote, RolloutId};

@@ -99,6 +99,9 @@ impl EcsService {
 pub enum ServiceState {
     Found(EcsService),
     Missing,
+    /// The cluster named in the key does not exist, so neither does the
+    /// service.
+    ClusterMissing,
 }
 
 /// The forward weights of one listener action: target group ARN to weight.

@@ -166,11 +166,13 @@ impl World {
                 ),
             ));
         }
+        // ECS refuses the whole call with ClusterNotFoundException; the
+        // port answers it for each service asked about.
         if !self.services.clusters.contains(cluster) {
-            return Err(CloudError::not_found(
-                DESCRIBE,
-                format!("cluster {cluster}"),
-            ));
+            return Ok(names
+                .iter()
+                .map(|n| (n.clone(), ServiceState::ClusterMissing))
+                .collect());
         }
         Ok(names
             .iter()

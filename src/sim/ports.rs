@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use super::SimCloud;
 use super::faults::{ApiGroup, Verdict, roll};
 use crate::cloud::{
-    Change, CloudError, DesiredStore, Ecs, ErrorKind, Fence, LoadBalancer, Precondition,
+    Change, CloudError, DesiredStore, Ecs, ErrorKind, Fence, Listing, LoadBalancer, Precondition,
     SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
@@ -96,6 +96,23 @@ impl DesiredStore for SimCloud {
     async fn get(&self, key: &ServiceKey) -> Result<Option<StoredRecord>, CloudError> {
         self.call(ApiGroup::Store, "dynamodb:GetItem").await?;
         Ok(self.world().records.get(key))
+    }
+
+    async fn scan(&self) -> Result<Listing, CloudError> {
+        self.call(ApiGroup::Store, "dynamodb:Scan").await?;
+        Ok(self.world().records.listing())
+    }
+
+    async fn write_unkeyed_status(
+        &self,
+        given: &str,
+        expected: u64,
+        status: &Status,
+    ) -> Result<StatusWrite, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let verdict = self.call(ApiGroup::Store, OP).await?;
+        let result = self.world().write_unkeyed_status(given, expected, status);
+        self.reply(OP, verdict, result)
     }
 
     async fn write_status(

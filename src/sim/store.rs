@@ -8,10 +8,15 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::SimCloud;
+use super::item_size::{ITEM_LIMIT, item_size};
 use super::world::World;
-use crate::cloud::write::{UPDATED_AT_ATTRIBUTE, check_changes, next_updated_at, parse_updated_at};
+use crate::cloud::write::{
+    STATUS_VERSION_ATTRIBUTE, UPDATED_AT_ATTRIBUTE, check_changes, next_updated_at,
+    parse_updated_at,
+};
 use crate::cloud::{
-    Change, CloudError, ErrorKind, Precondition, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
+    Change, CloudError, ErrorKind, Listing, Precondition, SpecChanges, SpecWrite, StatusWrite,
+    StoredRecord, UnkeyedRecord,
 };
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
 use crate::rollout::{ServiceKey, Status};
@@ -33,9 +38,45 @@ struct Feed {
     broken: bool,
 }
 
+/// The size of `item` stored under `key_text` with `status` at `version`.
+fn item_bytes(key_text: &str, body: &Value, status: Option<&Value>, version: u64) -> usize {
+    let key = Value::String(key_text.to_string());
+    let version = Value::from(version);
+    let fields = body.as_object();
+    let has_key = fields.is_some_and(|f| f.contains_key(KEY_ATTRIBUTE));
+    let attributes = fields
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| name.as_str() != STATUS_ATTRIBUTE)
+        .map(|(name, v)| (name.as_str(), v))
+        .chain((!has_key).then_some((KEY_ATTRIBUTE, &key)))
+        .chain(status.map(|s| (STATUS_ATTRIBUTE, s)))
+        .chain([(STATUS_VERSION_ATTRIBUTE, &version)]);
+    item_size(attributes)
+}
+
+/// Where an item is: under a service's key, or under a `service` attribute
+/// that is not one.
+#[derive(Clone, Copy, Debug)]
+enum At<'a> {
+    Service(&'a ServiceKey),
+    Unkeyed(&'a str),
+}
+
+impl At<'_> {
+    fn text(&self) -> String {
+        match self {
+            At::Service(k) => k.to_string(),
+            At::Unkeyed(given) => given.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Records {
     items: BTreeMap<ServiceKey, Item>,
+    /// Items whose `service` attribute is not `<cluster>/<service>`, by it.
+    unkeyed: BTreeMap<String, Item>,
     /// One counter for every version ever handed out, so a replaced item
     /// never reuses a version a controller may still hold.
     last_version: u64,
@@ -84,6 +125,44 @@ impl Records {
 
     pub fn get(&self, key: &ServiceKey) -> Option<StoredRecord> {
         self.items.get(key).map(|i| Self::stored(key, i))
+    }
+
+    pub fn listing(&self) -> Listing {
+        let unkeyed = self
+            .unkeyed
+            .iter()
+            .filter_map(|(given, item)| {
+                let error = given.parse::<ServiceKey>().err()?;
+                Some(UnkeyedRecord {
+                    given: given.clone(),
+                    error,
+                    body: item.body.clone(),
+                    status: item
+                        .status
+                        .clone()
+                        .and_then(|s| serde_json::from_value::<Status>(s).ok()),
+                    status_version: item.status_version,
+                })
+            })
+            .collect();
+        Listing {
+            records: self.list(),
+            unkeyed,
+        }
+    }
+
+    fn item(&self, at: At<'_>) -> Option<&Item> {
+        match at {
+            At::Service(k) => self.items.get(k),
+            At::Unkeyed(given) => self.unkeyed.get(given),
+        }
+    }
+
+    fn item_mut(&mut self, at: At<'_>) -> Option<&mut Item> {
+        match at {
+            At::Service(k) => self.items.get_mut(k),
+            At::Unkeyed(given) => self.unkeyed.get_mut(given),
+        }
     }
 }
 
@@ -151,6 +230,32 @@ impl World {
         self.log(format!("{key}: record replaced"));
     }
 
+    /// An item whose `service` attribute is `given`, which is not a
+    /// `<cluster>/<service>` key (a valid key is stored as a record).
+    pub fn put_unkeyed(&mut self, given: &str, body: Value) {
+        if let Ok(key) = given.parse::<ServiceKey>() {
+            return self.put_item(&key, body);
+        }
+        let (mut body, status) = without_status(body);
+        if let Some(fields) = body.as_object_mut() {
+            fields.insert(KEY_ATTRIBUTE.into(), Value::String(given.to_string()));
+        }
+        let now = self.now;
+        let status_version = self.records.next_version();
+        self.records.unkeyed.insert(
+            given.to_string(),
+            Item {
+                body,
+                status,
+                status_version,
+                written_at: now,
+            },
+        );
+        self.log(format!(
+            "{given:?}: item written under a key that is not a service's"
+        ));
+    }
+
     pub fn delete_record(&mut self, key: &ServiceKey) -> bool {
         let now = self.now;
         let existed = self.records.items.remove(key).is_some();
@@ -199,6 +304,28 @@ impl World {
             previous.map(Timestamp::to_system),
             Duration::from_millis(1),
         ));
+        let (mut body, status, version) = match existing {
+            Some(item) => (item.body.clone(), item.status.clone(), item.status_version),
+            None => (
+                serde_json::json!({ KEY_ATTRIBUTE: key.to_string() }),
+                None,
+                0,
+            ),
+        };
+        if !body.is_object() {
+            body = serde_json::json!({ KEY_ATTRIBUTE: key.to_string() });
+        }
+        apply_changes(&mut body, changes, at);
+        if item_bytes(&key.to_string(), &body, status.as_ref(), version) > ITEM_LIMIT {
+            self.log(format!(
+                "{key}: record write refused: the item would pass 400 KB"
+            ));
+            return Err(CloudError::new(
+                ErrorKind::Invalid,
+                "dynamodb:UpdateItem",
+                "Item size to update has exceeded the maximum allowed size",
+            ));
+        }
         if existing.is_none() {
             let status_version = self.records.next_version();
             self.records.items.insert(
@@ -214,18 +341,7 @@ impl World {
         let Some(item) = self.records.items.get_mut(key) else {
             return Ok(SpecWrite::PreconditionFailed);
         };
-        if !item.body.is_object() {
-            item.body = serde_json::json!({ KEY_ATTRIBUTE: key.to_string() });
-        }
-        if let Some(body) = item.body.as_object_mut() {
-            for (name, value) in changes {
-                match value {
-                    Some(v) => body.insert(name.clone(), v.clone()),
-                    None => body.remove(name),
-                };
-            }
-            body.insert(UPDATED_AT_ATTRIBUTE.into(), Value::String(at.to_string()));
-        }
+        item.body = body;
         item.written_at = at;
         let visible = self.feed_visible_at();
         self.records.announce(key, at, visible);
@@ -241,6 +357,29 @@ impl World {
         expected: u64,
         status: &Status,
     ) -> Result<StatusWrite, CloudError> {
+        self.write_status_at(At::Service(key), expected, status)
+    }
+
+    /// The status of the item whose `service` attribute is `given`, only if
+    /// that item still exists: a status write never makes an item.
+    pub fn write_unkeyed_status(
+        &mut self,
+        given: &str,
+        expected: u64,
+        status: &Status,
+    ) -> Result<StatusWrite, CloudError> {
+        match given.parse::<ServiceKey>() {
+            Ok(key) => self.write_status(&key, expected, status),
+            Err(_) => self.write_status_at(At::Unkeyed(given), expected, status),
+        }
+    }
+
+    fn write_status_at(
+        &mut self,
+        at: At<'_>,
+        expected: u64,
+        status: &Status,
+    ) -> Result<StatusWrite, CloudError> {
         let value = serde_json::to_value(status).map_err(|e| {
             CloudError::new(
                 ErrorKind::Invalid,
@@ -248,19 +387,44 @@ impl World {
                 format!("status does not encode: {e}"),
             )
         })?;
-        match self.records.items.get(key) {
+        let label = at.text();
+        match self.records.item(at) {
             None => return Ok(StatusWrite::Gone),
             Some(item) if item.status_version != expected => return Ok(StatusWrite::Conflict),
-            Some(_) => {}
+            Some(item) => {
+                let size = item_bytes(&label, &item.body, Some(&value), expected + 1);
+                if size > ITEM_LIMIT {
+                    self.log(format!(
+                        "{label:?}: status write refused: the item would be {size} bytes, over 400 KB"
+                    ));
+                    return Ok(StatusWrite::TooLarge);
+                }
+            }
         }
         let version = self.records.next_version();
-        let Some(item) = self.records.items.get_mut(key) else {
+        let Some(item) = self.records.item_mut(at) else {
             return Ok(StatusWrite::Gone);
         };
         item.status = Some(value);
         item.status_version = version;
-        self.log(format!("{key}: status {} written", status.phase));
+        match at {
+            At::Service(key) => self.log(format!("{key}: status {} written", status.phase)),
+            At::Unkeyed(given) => self.log(format!("{given:?}: status {} written", status.phase)),
+        }
         Ok(StatusWrite::Written { version })
+    }
+}
+
+/// A writer's changes, applied to a copy of the item's attributes.
+fn apply_changes(body: &mut Value, changes: &SpecChanges, at: Timestamp) {
+    if let Some(fields) = body.as_object_mut() {
+        for (name, value) in changes {
+            match value {
+                Some(v) => fields.insert(name.clone(), v.clone()),
+                None => fields.remove(name),
+            };
+        }
+        fields.insert(UPDATED_AT_ATTRIBUTE.into(), Value::String(at.to_string()));
     }
 }
 
@@ -290,6 +454,12 @@ impl SimCloud {
     pub fn put_item(&self, key: &ServiceKey, body: Value) {
         self.world().put_item(key, body);
         self.inner.changes.notify_waiters();
+    }
+
+    /// Stores an item whose `service` attribute is `given` (a PutItem), as
+    /// a writer that got the key wrong would: `prod`, `a/b/c`, `/web`.
+    pub fn put_unkeyed(&self, given: &str, body: Value) {
+        self.world().put_unkeyed(given, body);
     }
 
     /// Deletes a record; returns whether it existed.

@@ -106,7 +106,7 @@ impl Fleet {
                 ServiceState::Found(svc) => svc
                     .primary()
                     .is_some_and(|p| p.task_definition.ends_with(&suffix)),
-                ServiceState::Missing => false,
+                ServiceState::Missing | ServiceState::ClusterMissing => false,
             })
             .count()
     }

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::{ApiBudgets, Category};
 use crate::cloud::{
-    Change, CloudError, DesiredStore, Ecs, Fence, LoadBalancer, Precondition, SpecChanges,
+    Change, CloudError, DesiredStore, Ecs, Fence, Listing, LoadBalancer, Precondition, SpecChanges,
     SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
@@ -112,6 +112,23 @@ impl DesiredStore for Budgeted<dyn DesiredStore> {
     async fn list(&self) -> Result<Vec<StoredRecord>, CloudError> {
         self.wait(Category::DynamoDb).await;
         self.inner.list().await
+    }
+
+    async fn scan(&self) -> Result<Listing, CloudError> {
+        self.wait(Category::DynamoDb).await;
+        self.inner.scan().await
+    }
+
+    async fn write_unkeyed_status(
+        &self,
+        given: &str,
+        expected: u64,
+        status: &Status,
+    ) -> Result<StatusWrite, CloudError> {
+        self.wait(Category::DynamoDb).await;
+        self.inner
+            .write_unkeyed_status(given, expected, status)
+            .await
     }
 
     async fn get(&self, key: &ServiceKey) -> Result<Option<StoredRecord>, CloudError> {

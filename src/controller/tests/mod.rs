@@ -1,5 +1,6 @@
 //! The loop over a small in-memory cloud, on a paused tokio clock.
 
+mod answers;
 mod fakes;
 mod lifecycle;
 mod passes;

@@ -5,7 +5,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::fixture::{BLUE, GREEN, TEST, World, record};
-use crate::rollout::{Command, Event, Outcome, Phase, Revision, Wake};
+use crate::rollout::{
+    Command, Desired, Event, Observed, Outcome, Phase, Revision, ServiceState, Wake, decide,
+};
 
 const S5: Duration = Duration::from_secs(5);
 
@@ -453,6 +455,28 @@ fn a_service_that_is_not_external_is_reported_not_touched() {
     assert!(d.commands.is_empty());
     assert_eq!(w.status.phase, Phase::Invalid);
     assert!(w.status.message.contains("EXTERNAL"));
+}
+
+#[test]
+fn a_cluster_that_does_not_exist_is_invalid_and_waits_for_a_change() {
+    let w = World::new(record("web:2", json!("all_at_once")));
+    let spec = w.spec().unwrap();
+    let observed = Observed {
+        service: Some(ServiceState::ClusterMissing),
+        ..Observed::default()
+    };
+    let d = decide(&Desired::Valid(&spec), &observed, &w.status, w.now);
+    assert!(d.commands.is_empty());
+    assert_eq!(d.status.phase, Phase::Invalid);
+    assert!(
+        d.status.message.starts_with("ECS cluster prod not found"),
+        "{}",
+        d.status.message
+    );
+    // Not every poll: the record's next change or the next resync.
+    assert_eq!(d.wake, Wake::Idle);
+    let again = decide(&Desired::Valid(&spec), &observed, &d.status, w.now);
+    assert_eq!(again.status, d.status);
 }
 
 #[test]

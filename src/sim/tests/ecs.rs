@@ -246,7 +246,7 @@ async fn counts_can_be_left_unreported_like_the_emulator() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn unknown_services_are_missing_and_unknown_clusters_not_found() {
+async fn unknown_services_are_missing_and_in_unknown_clusters_cluster_missing() {
     let sim = sim(12);
     web(&sim);
     let found = sim
@@ -254,12 +254,14 @@ async fn unknown_services_are_missing_and_unknown_clusters_not_found() {
         .await
         .unwrap();
     assert_eq!(found, vec![("nope".to_string(), ServiceState::Missing)]);
-    let err = sim
+    let found = sim
         .describe_services("staging", &["web".to_string()])
         .await
-        .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::NotFound);
-    assert!(err.message.contains("staging"));
+        .unwrap();
+    assert_eq!(
+        found,
+        vec![("web".to_string(), ServiceState::ClusterMissing)]
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -155,7 +155,10 @@ async fn the_sim_can_be_handed_to_the_controller_as_each_port() {
     let lb: Arc<dyn LoadBalancer> = sim.clone();
     let store: Arc<dyn DesiredStore> = sim;
     assert!(
-        ecs.describe_services("prod", &[]).await.is_err(),
+        ecs.describe_services("prod", &["web".to_string()])
+            .await
+            .unwrap()
+            == vec![("web".to_string(), ServiceState::ClusterMissing)],
         "no such cluster"
     );
     assert!(lb.target_health("nope").await.is_err());

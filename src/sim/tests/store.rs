@@ -145,3 +145,98 @@ async fn a_broken_change_feed_ends_with_a_retryable_error() {
     let err = feed.await.unwrap().unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient);
 }
+
+/// A status of about `bytes` bytes.
+fn status_of(bytes: usize) -> Status {
+    Status {
+        message: "m".repeat(bytes),
+        ..Status::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_item_limit_counts_the_record_and_its_status_together() {
+    let sim = sim(31);
+    let arns = web(&sim);
+    let mut body = arns.record("web:2", json!("all_at_once"));
+    body["strategy"] = json!("s".repeat(300_000));
+    sim.put_spec(&arns.key, body);
+    let rec = sim.get(&arns.key).await.unwrap().unwrap();
+
+    // 300 KB of record leaves under 100 KB for the status.
+    let refused = sim
+        .write_status(&arns.key, rec.status_version, &status_of(110_000))
+        .await
+        .unwrap();
+    assert_eq!(refused, StatusWrite::TooLarge);
+    let after = sim.get(&arns.key).await.unwrap().unwrap();
+    assert_eq!(
+        (after.status, after.status_version),
+        (None, rec.status_version),
+        "nothing was written"
+    );
+    let fits = sim
+        .write_status(&arns.key, rec.status_version, &status_of(90_000))
+        .await
+        .unwrap();
+    assert!(matches!(fits, StatusWrite::Written { .. }), "{fits:?}");
+
+    // A writer's change that would outgrow the item is refused too, naming why.
+    let grow: crate::cloud::SpecChanges =
+        [("notes".to_string(), Some(json!("n".repeat(50_000))))].into();
+    let e = sim
+        .write_spec(&arns.key, &grow, crate::cloud::Precondition::Exists)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Invalid);
+    assert!(e.message.contains("Item size"), "{e}");
+    assert!(
+        sim.get(&arns.key)
+            .await
+            .unwrap()
+            .unwrap()
+            .body
+            .get("notes")
+            .is_none()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn items_with_bad_keys_are_listed_apart_and_only_their_status_is_written() {
+    let sim = sim(32);
+    sim.put_unkeyed("prod", json!({"task_definition": "web:2"}));
+    let listing = sim.scan().await.unwrap();
+    assert!(listing.records.is_empty());
+    let [item] = listing.unkeyed.as_slice() else {
+        panic!("{listing:?}")
+    };
+    assert_eq!(item.given, "prod");
+    assert_eq!(item.body["task_definition"], "web:2");
+
+    let written = sim
+        .write_unkeyed_status("prod", item.status_version, &status(Phase::Invalid))
+        .await
+        .unwrap();
+    assert!(
+        matches!(written, StatusWrite::Written { .. }),
+        "{written:?}"
+    );
+    let stale = sim
+        .write_unkeyed_status("prod", item.status_version, &status(Phase::Steady))
+        .await
+        .unwrap();
+    assert_eq!(stale, StatusWrite::Conflict);
+    let again = sim.scan().await.unwrap();
+    assert_eq!(again.unkeyed[0].status, Some(status(Phase::Invalid)));
+    assert_eq!(
+        again.unkeyed[0].body, item.body,
+        "the writer's attributes are kept"
+    );
+    assert_eq!(
+        sim.write_unkeyed_status("elsewhere", 0, &status(Phase::Invalid))
+            .await
+            .unwrap(),
+        StatusWrite::Gone
+    );
+    assert_eq!(sim.scan().await.unwrap().unkeyed.len(), 1);
+}

@@ -67,7 +67,7 @@ async fn baking(sim: &SimCloud, arns: &ServiceArns) {
             ServiceState::Found(s) => s
                 .primary()
                 .is_some_and(|p| p.target_group.as_deref() == Some(arns.green())),
-            ServiceState::Missing => false,
+            ServiceState::Missing | ServiceState::ClusterMissing => false,
         };
         let phase = status(sim).await.map(|s| s.phase);
         if primary_is_green && phase == Some(Phase::Baking) {

@@ -36,6 +36,7 @@ fn record(key: &str, status: Option<Status>) -> StoredRecord {
         status,
         status_version: 1,
         written_at: None,
+        unreadable: Vec::new(),
     }
 }
 

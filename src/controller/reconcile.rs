@@ -14,7 +14,7 @@ use crate::cloud::{
     Checks, Clock, CloudError, DesiredStore, Ecs, ErrorKind, LoadBalancer, StatusWrite,
 };
 use crate::rollout::{
-    Decision, Desired, Observed, Reads, ServiceKey, ServiceState, Spec, Status, Wake, parse_record,
+    Decision, Desired, Observed, Reads, ServiceKey, ServiceState, Spec, Status, Wake,
 };
 use crate::time::{Timestamp, format_duration};
 
@@ -161,7 +161,7 @@ impl Reconciler {
         let previous = record.status.clone().unwrap_or_default();
         let previous_phase = previous.phase;
         span.record("phase", previous.phase.as_str());
-        let spec = parse_record(key, &record.body);
+        let spec = record.spec();
         let desired = match &spec {
             Ok(spec) => {
                 span.record("revision", spec.revision.to_string());

@@ -94,7 +94,12 @@ fn fields_of(
     path: &mut Vec<PathPart>,
     unreadable: &mut Vec<Unreadable>,
 ) -> serde_json::Map<String, Value> {
-    map.into_iter()
+    // In name order: the SDK's map has none, and the same record must give
+    // the same message on every read.
+    let mut fields: Vec<_> = map.into_iter().collect();
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    fields
+        .into_iter()
         .map(|(name, v)| {
             path.push(PathPart::Field(name.clone()));
             let json = json_of(v, path, unreadable);

@@ -445,6 +445,32 @@ mod tests {
         }
     }
 
+    /// The README's example message is what such a record gets.
+    #[test]
+    fn the_readme_example_message_is_the_real_one() {
+        let readme = include_str!("../../README.md");
+        let example = readme
+            .split("names every field at fault")
+            .nth(1)
+            .and_then(|rest| rest.split("for example\n``").nth(1))
+            .and_then(|rest| rest.split("``").next())
+            .expect("the README's example message");
+        let mut it = readme_item();
+        it.insert(
+            "target_groups".into(),
+            AttributeValue::Ss(vec![BLUE.into(), GREEN.into()]),
+        );
+        it.insert(
+            "strategy".into(),
+            m(&[
+                ("type", s("canary")),
+                ("percent", n("150")),
+                ("interval", s("5m")),
+            ]),
+        );
+        assert_eq!(spec_of(it).unwrap_err(), example);
+    }
+
     #[test]
     fn a_binary_string_never_reaches_a_task_set() {
         let mut it = readme_item();

@@ -384,3 +384,17 @@ fn the_documented_kinds_are_accepted() {
     assert_eq!(spec.gates.target_health.min_healthy_percent, 50);
     assert_eq!(spec.labels["team"], "payments");
 }
+
+#[test]
+fn the_readme_states_the_bounds_messages_keep() {
+    let readme = include_str!("../../../README.md");
+    for promise in [
+        format!("at most the first {QUOTE_LIMIT} characters of any value or field name"),
+        format!("lists at most {PROBLEMS_SHOWN} problems"),
+    ] {
+        assert!(
+            readme.contains(&promise),
+            "the README does not say {promise:?}"
+        );
+    }
+}

@@ -197,7 +197,7 @@ async fn records_written_with_the_aws_cli_are_read_strictly() {
                 "container": {"B": "YXBw"},
             }),
             Err(
-                "field `container`: is binary (B): write a string (S); field `container_port`: must be from 1 to 65535, not 70000; field `stratgy`: is not a field of the record: remove it, or did you mean `strategy`?",
+                "field `container`: is binary (B): write a string (S); field `container_port`: must be from 1 to 65535; field `stratgy`: is not a field of the record: remove it, or did you mean `strategy`?",
             ),
         ),
         (

@@ -429,17 +429,17 @@ mod tests {
         let mut it = readme_item();
         it.insert("container_port".into(), n("8080.0"));
         assert_eq!(spec_of(it).unwrap().traffic.container_port, 8080);
-        for (written, shown) in [
-            ("70000", ", not 70000"),
-            ("100000000000000000000000000000000000000000", ""),
-            ("1E+41", ""),
-            ("-5", ", not -5"),
+        for written in [
+            "70000",
+            "100000000000000000000000000000000000000000",
+            "1E+41",
+            "-5",
         ] {
             let mut it = readme_item();
             it.insert("container_port".into(), n(written));
             assert_eq!(
                 spec_of(it).unwrap_err(),
-                format!("field `container_port`: must be from 1 to 65535{shown}"),
+                "field `container_port`: must be from 1 to 65535",
                 "{written}"
             );
         }

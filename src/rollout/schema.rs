@@ -459,10 +459,10 @@ impl Walk<'_> {
             (Kind::Duration, Value::Number(n)) => match whole(n) {
                 Some(secs) if (0..=u64::MAX as i128).contains(&secs) => Value::from(secs as u64),
                 _ => {
-                    self.bad(format!(
-                        "must be a whole number of seconds, or a duration such as \"90s\" or \"5m\"{}",
-                        shown(n).map(|n| format!(", not {n}")).unwrap_or_default()
-                    ));
+                    self.bad(
+                        "must be a whole number of seconds, or a duration such as \"90s\" or \"5m\""
+                            .into(),
+                    );
                     stand_in(kind)
                 }
             },
@@ -522,22 +522,21 @@ impl Walk<'_> {
         stand_in(kind)
     }
 
-    /// The range comes first, so the fix leads the message; the number
-    /// follows only where it can be shown as written.
+    /// Says the range, not the number: a number far out of range may not
+    /// print as the writer wrote it (`1e+41`), and the writer knows it.
     fn whole(&mut self, n: &Number, min: u64, max: u64) -> Value {
-        let not = shown(n).map(|n| format!(", not {n}")).unwrap_or_default();
         match whole(n) {
             Some(w) if (i128::from(min)..=i128::from(max)).contains(&w) => Value::from(w as u64),
             Some(w) if w > i128::from(max) && max >= U32 => {
-                self.bad(format!("must be at most {max}{not}"));
+                self.bad(format!("must be at most {max}"));
                 Value::from(min)
             }
             Some(_) => {
-                self.bad(format!("must be {}{not}", bounds(min, max)));
+                self.bad(format!("must be {}", bounds(min, max)));
                 Value::from(min)
             }
             None => {
-                self.bad(format!("must be a whole number {}{not}", bounds(min, max)));
+                self.bad(format!("must be a whole number {}", bounds(min, max)));
                 Value::from(min)
             }
         }
@@ -728,17 +727,6 @@ fn whole(n: &Number) -> Option<i128> {
     }
     let f = n.as_f64()?;
     (f.is_finite() && f.fract() == 0.0).then_some(f as i128)
-}
-
-/// A number as the writer most likely wrote it, or `None` when it cannot be
-/// shown faithfully (a float far from 1 would print as `1e41`): messages
-/// then leave it out and give the range alone.
-fn shown(n: &Number) -> Option<String> {
-    if n.is_u64() || n.is_i64() {
-        return Some(n.to_string());
-    }
-    let f = n.as_f64()?;
-    (f.is_finite() && (1e-6..1e15).contains(&f.abs())).then(|| format!("{f}"))
 }
 
 fn unknown(k: &str, fields: &[Field], of: &str) -> String {

@@ -129,7 +129,7 @@ fn every_fault_is_named_in_one_message() {
     body["target_groups"] = json!(["arn:aws:elasticloadbalancing:x:targetgroup/a/1"]);
     let e = error_of(&body);
     for part in [
-        "field `container_port`: must be from 1 to 65535, not 70000",
+        "field `container_port`: must be from 1 to 65535",
         "field `stratgy`: is not a field of the record: remove it, or did you mean `strategy`?",
         "field `task_definition`: \"web\" does not name a fixed revision",
         "field `hooks`: is a list (L)",
@@ -142,24 +142,23 @@ fn every_fault_is_named_in_one_message() {
 
 #[test]
 fn out_of_range_numbers_say_the_range_whatever_their_size() {
-    for (port, shown) in [
-        (json!(0), ", not 0"),
-        (json!(70000), ", not 70000"),
-        (json!(-1), ", not -1"),
-        (json!(1e41), ""),
-        (json!(u64::MAX), ", not 18446744073709551615"),
+    for port in [
+        json!(0),
+        json!(70000),
+        json!(-1),
+        json!(1e41),
+        json!(u64::MAX),
     ] {
         let e = error_of(&with("container_port", port.clone()));
         assert_eq!(
-            e,
-            format!("field `container_port`: must be from 1 to 65535{shown}"),
+            e, "field `container_port`: must be from 1 to 65535",
             "{port}"
         );
     }
     let e = error_of(&with("container_port", json!(8080.5)));
     assert_eq!(
         e,
-        "field `container_port`: must be a whole number from 1 to 65535, not 8080.5"
+        "field `container_port`: must be a whole number from 1 to 65535"
     );
     let e = error_of(&with(
         "strategy",
@@ -170,7 +169,7 @@ fn out_of_range_numbers_say_the_range_whatever_their_size() {
     body["gates"] = json!({"target_health": {"failure_threshold": 0}});
     assert_eq!(
         error_of(&body),
-        "field `gates.target_health.failure_threshold`: must be at least 1, not 0"
+        "field `gates.target_health.failure_threshold`: must be at least 1"
     );
     // A whole number written with a fraction of zero is that number.
     let spec = parse_record(&key(), &with("container_port", json!(8080.0))).unwrap();

@@ -111,6 +111,9 @@ pub(super) enum Kind {
     Duration,
     /// `<revision>#<attempt>` (S).
     RolloutId,
+    /// When a writer wrote the record: RFC 3339 text (S) or epoch seconds
+    /// (N). Only measured, never acted on, so its content is not checked.
+    Timestamp,
     /// A list (L) of one kind; the text names its items for messages.
     List(&'static Kind, &'static str),
     /// A map (M) with these fields; the text is an example for messages.
@@ -346,7 +349,7 @@ const RECORD: &[Field] = &[
     ),
     // The controller's own attribute, and a writer's timestamp: read elsewhere.
     opt("status", Kind::Any),
-    opt("updated_at", Kind::Any),
+    opt("updated_at", Kind::Timestamp),
 ];
 
 const STRATEGY_TYPES: &[&str] = &["all_at_once", "canary", "linear", "steps"];
@@ -433,7 +436,29 @@ impl Walk<'_> {
             return self.mismatch(Written::NoJson(t), kind, required);
         }
         match (kind, v) {
-            (Kind::Any, v) | (Kind::Nullable(_), v @ Value::Null) => v.clone(),
+            (Kind::Any, v) => {
+                // Nothing inside is read by kind, but a value without a JSON
+                // form is still not what the writer meant.
+                let here = self.path.clone();
+                let inside: Vec<(Vec<PathPart>, NoJsonForm)> = self
+                    .unreadable
+                    .iter()
+                    .filter(|(p, _)| p.starts_with(&here))
+                    .map(|(p, t)| (p.to_vec(), *t))
+                    .collect();
+                for (path, t) in inside {
+                    self.problems.push(Problem {
+                        field: path_text(&path),
+                        message: format!(
+                            "{}: write a value with a JSON form",
+                            written(&Written::NoJson(t), false)
+                        ),
+                    });
+                }
+                v.clone()
+            }
+            (Kind::Nullable(_), Value::Null) => Value::Null,
+            (Kind::Timestamp, Value::String(_) | Value::Number(_)) => v.clone(),
             (Kind::Nullable(inner), v) => self.value(v, inner, required),
             (Kind::Text | Kind::Strategy, Value::String(_)) => v.clone(),
             (Kind::Name(names), Value::String(s)) => {
@@ -664,6 +689,7 @@ fn want(kind: &Kind) -> String {
             "a duration such as \"90s\" or \"5m\" (S), or a whole number of seconds (N)".into()
         }
         Kind::RolloutId => "a rollout id \"<revision>#<attempt>\" (S)".into(),
+        Kind::Timestamp => "an RFC 3339 time (S) or seconds since 1970 (N)".into(),
         Kind::List(_, items) => format!("a list (L) of {items}"),
         Kind::Map(_, example) => format!("a map (M) such as {example}"),
         Kind::Dict(item) => format!("a map (M) whose values are each {}", want(item)),
@@ -701,6 +727,7 @@ fn stand_in(kind: &Kind) -> Value {
         Kind::Bool => Value::Bool(false),
         Kind::Duration => Value::from(60),
         Kind::RolloutId => Value::String("0#0".into()),
+        Kind::Timestamp => Value::from(0),
         Kind::List(..) => Value::Array(Vec::new()),
         Kind::Map(fields, _) => Value::Object(
             fields

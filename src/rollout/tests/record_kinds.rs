@@ -216,6 +216,38 @@ fn values_without_a_json_form_are_named_with_the_type_written() {
         .to_string();
         assert!(e.starts_with(message), "{e}");
     }
+    // Inside a value of any kind (an expected JSON value), and in a
+    // timestamp.
+    let mut body = valid();
+    body["gates"] = json!({"http": [{"name": "smoke", "url": "https://x/", "expect_json": {"pointer": "/a", "equals": {"b": null}}}]});
+    body["updated_at"] = Value::Null;
+    let equals = ["gates", "http"]
+        .map(|f| PathPart::Field(f.into()))
+        .into_iter()
+        .chain([PathPart::Index(0)])
+        .chain(["expect_json", "equals", "b"].map(|f| PathPart::Field(f.into())))
+        .collect();
+    let e = parse_written(
+        &key(),
+        &body,
+        &[
+            Unreadable {
+                path: equals,
+                written_as: NoJsonForm::Binary,
+            },
+            Unreadable {
+                path: at("updated_at"),
+                written_as: NoJsonForm::StringSet,
+            },
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        e,
+        "field `gates.http[0].expect_json.equals.b`: is binary (B): write a value with a JSON form; \
+         field `updated_at`: is a string set (SS): write an RFC 3339 time (S) or seconds since 1970 (N)"
+    );
     // Nested, in a list.
     let mut body = valid();
     body["target_groups"][1] = Value::Null;

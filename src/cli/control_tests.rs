@@ -34,6 +34,7 @@ fn record(body: Value, status: Option<Status>) -> StoredRecord {
         status,
         status_version: 3,
         written_at: None,
+        unreadable: Vec::new(),
     }
 }
 

@@ -11,7 +11,7 @@ use anyhow::Context;
 use super::connect::{Aws, ServiceArg};
 use super::setup::ConfigArgs;
 use crate::cloud::observe::observe;
-use crate::rollout::{Decision, Desired, Phase, Status, Wake, decide, parse_record, reads};
+use crate::rollout::{Decision, Desired, Phase, Status, Wake, decide, reads};
 use crate::time::{Timestamp, format_duration};
 
 #[derive(clap::Args, Debug)]
@@ -56,7 +56,7 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     // As a pass does: a missing or undecodable status is rebuilt from the
     // live service, starting from the default.
     let status: Status = record.status.clone().unwrap_or_default();
-    let spec = parse_record(key, &record.body);
+    let spec = record.spec();
     let desired = match &spec {
         Ok(spec) => Desired::Valid(spec),
         Err(problems) => Desired::Invalid(problems),

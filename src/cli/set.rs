@@ -12,8 +12,9 @@ use super::setup::ConfigArgs;
 use super::wait::{DEFAULT_TIMEOUT, Seen, Wanted, follow};
 use crate::aws::store::DynamoStore;
 use crate::cloud::{DesiredStore, Precondition, SpecChanges, SpecWrite, StoredRecord};
+use crate::rollout::schema::{PathPart, Unreadable};
 use crate::rollout::spec::KEY_ATTRIBUTE;
-use crate::rollout::{Revision, ServiceKey, parse_record};
+use crate::rollout::{Revision, ServiceKey, parse_written};
 
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("version").required(true).args(["task_definition", "image", "taskdef"])))]
@@ -311,8 +312,20 @@ async fn write(args: &SetArgs, aws: &Aws, store: &DynamoStore) -> anyhow::Result
             eprintln!("warning: {warning}");
         }
     }
-    let before = parse_record(&key, &Value::Object(body.clone())).ok();
-    let spec = match parse_record(&key, &apply(&body, &changes)) {
+    let before = current.as_ref().and_then(|r| r.spec().ok());
+    // A value the table could not read (a binary, a set) stays at fault
+    // unless this write replaces its attribute.
+    let unreadable: Vec<Unreadable> = current
+        .as_ref()
+        .map(|r| {
+            r.unreadable
+                .iter()
+                .filter(|u| !matches!(u.path.first(), Some(PathPart::Field(f)) if changes.contains_key(f)))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let spec = match parse_written(&key, &apply(&body, &changes), &unreadable) {
         Ok(spec) => spec,
         Err(problems) => bail!("the record would be invalid, so nothing was written: {problems}"),
     };

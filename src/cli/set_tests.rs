@@ -1,6 +1,7 @@
 use clap::Parser;
 
 use super::*;
+use crate::rollout::parse_record;
 
 #[derive(Parser)]
 struct Cli {

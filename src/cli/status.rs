@@ -14,7 +14,7 @@ use crate::aws::store::DynamoStore;
 use crate::cloud::{DesiredStore, StoredRecord};
 use crate::rollout::observed::{short_arn, short_task_definition, task_set_id};
 use crate::rollout::status::TaskSetRef;
-use crate::rollout::{ServiceKey, Spec, parse_record};
+use crate::rollout::{ServiceKey, Spec};
 use crate::time::Timestamp;
 
 /// How many transitions the detailed view shows; `history` shows them all.
@@ -48,7 +48,7 @@ fn now() -> Timestamp {
 }
 
 fn spec_of(record: &StoredRecord) -> Option<Spec> {
-    parse_record(&record.key, &record.body).ok()
+    record.spec().ok()
 }
 
 /// One line per service.
@@ -91,7 +91,7 @@ fn task_set(t: &TaskSetRef) -> String {
 /// Everything about one service, with its last few transitions.
 pub fn detail(record: &StoredRecord, now: Timestamp) -> String {
     let mut lines: Vec<(&str, String)> = vec![("service", record.key.to_string())];
-    let spec = parse_record(&record.key, &record.body);
+    let spec = record.spec();
     match &spec {
         Ok(s) => lines.push((
             "desired",

@@ -3,6 +3,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::rollout::parse_record;
 use crate::rollout::status::{Rollout, Transition};
 use crate::rollout::{Phase, Revision, Status};
 
@@ -36,6 +37,7 @@ fn record(key: &str, status: Option<Status>) -> StoredRecord {
         status,
         status_version: 1,
         written_at: None,
+        unreadable: Vec::new(),
     }
 }
 
@@ -267,6 +269,7 @@ fn readme_example() -> (StoredRecord, Timestamp) {
         status: Some(status),
         status_version: 7,
         written_at: None,
+        unreadable: Vec::new(),
     };
     (record, t("12:04:00"))
 }

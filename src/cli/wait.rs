@@ -19,7 +19,7 @@ use super::setup::ConfigArgs;
 use crate::aws::store::DynamoStore;
 use crate::cloud::StoredRecord;
 use crate::rollout::status::Transition;
-use crate::rollout::{Phase, Revision, ServiceKey, parse_record};
+use crate::rollout::{Phase, Revision, ServiceKey};
 use crate::time::Timestamp;
 
 /// The revision failed, was rolled back, superseded or made invalid.
@@ -112,7 +112,7 @@ pub enum Verdict {
 /// whatever the controller has written so far.
 pub fn verdict(record: &StoredRecord, wanted: &Wanted) -> Verdict {
     let key = &record.key;
-    let spec = match parse_record(key, &record.body) {
+    let spec = match record.spec() {
         Ok(spec) => spec,
         Err(e) => {
             return Verdict::Failed(format!(
@@ -409,7 +409,7 @@ pub async fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
     let record = aws.record(&store, &key).await?;
     let wanted = match &args.revision {
         Some(r) => Wanted(r.clone()),
-        None => match parse_record(&key, &record.body) {
+        None => match record.spec() {
             Ok(spec) => Wanted::exactly(&spec.revision),
             Err(e) => bail!(
                 "invalid: {key}'s record is invalid, so there is no revision to wait for: {e}"

@@ -2,6 +2,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::rollout::control::RolloutId;
+use crate::rollout::parse_record;
 use crate::rollout::status::{Failure, Status};
 
 fn body() -> Value {
@@ -25,6 +26,7 @@ fn record(body: Value, status: Option<Status>) -> StoredRecord {
         status,
         status_version: 1,
         written_at: None,
+        unreadable: Vec::new(),
     }
 }
 

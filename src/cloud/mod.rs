@@ -17,7 +17,11 @@ use crate::rollout::command::CreateTaskSet;
 use crate::rollout::gate::{Probe, Reading, Verdict};
 use crate::rollout::hook::{HookAnswer, HookPayload};
 use crate::rollout::key::KeyError;
-use crate::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, TaskSet, Weights};
+use crate::rollout::schema::Unreadable;
+use crate::rollout::{
+    RecordError, Route, ServiceKey, ServiceState, Spec, Status, TargetCounts, TaskSet, Weights,
+    parse_written,
+};
 use crate::time::Timestamp;
 
 pub use clock::{Clock, ScaledClock, SystemClock};
@@ -39,6 +43,17 @@ pub struct StoredRecord {
     pub status_version: u64,
     /// When the writer last changed the record, where known.
     pub written_at: Option<Timestamp>,
+    /// Values in the body that the store could not give a JSON form (a
+    /// DynamoDB binary or set); the body holds null in their place.
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl StoredRecord {
+    /// The record's spec, or everything wrong with it, the store's
+    /// unreadable values included.
+    pub fn spec(&self) -> Result<Spec, RecordError> {
+        parse_written(&self.key, &self.body, &self.unreadable)
+    }
 }
 
 /// A record changed; the controller reconciles its key.

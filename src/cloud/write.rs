@@ -153,6 +153,7 @@ mod tests {
             status: None,
             status_version: 0,
             written_at: None,
+            unreadable: Vec::new(),
         };
         assert_eq!(
             Precondition::unchanged_since(&record),

@@ -200,6 +200,7 @@ fn listed(name: &str, version: u64) -> StoredRecord {
         status: None,
         status_version: version,
         written_at: None,
+        unreadable: Vec::new(),
     }
 }
 

@@ -15,7 +15,7 @@ use crate::cloud::{
 };
 use crate::rollout::trim;
 use crate::rollout::{
-    Decision, Desired, Observed, Reads, ServiceKey, ServiceState, Spec, Status, Wake, parse_record,
+    Decision, Desired, Observed, Reads, ServiceKey, ServiceState, Spec, Status, Wake,
 };
 use crate::time::{Timestamp, format_duration};
 
@@ -169,7 +169,7 @@ impl Reconciler {
         let previous = record.status.clone().unwrap_or_default();
         let previous_phase = previous.phase;
         span.record("phase", previous.phase.as_str());
-        let spec = parse_record(key, &record.body);
+        let spec = record.spec();
         let desired = match &spec {
             Ok(spec) => {
                 span.record("revision", spec.revision.to_string());

@@ -11,7 +11,7 @@ use super::ApiState;
 use super::actions::available;
 use super::error::ApiError;
 use crate::cloud::StoredRecord;
-use crate::rollout::{ServiceKey, parse_record};
+use crate::rollout::ServiceKey;
 
 /// The service key of a `/{cluster}/{service}` path, or why it is not one.
 pub fn service_key(cluster: &str, service: &str) -> Result<ServiceKey, ApiError> {
@@ -25,7 +25,7 @@ pub fn path_error(e: PathRejection) -> ApiError {
 }
 
 fn view(record: &StoredRecord) -> Value {
-    let spec = match parse_record(&record.key, &record.body) {
+    let spec = match record.spec() {
         Ok(spec) => json!({
             "valid": true,
             "revision": spec.revision,
@@ -65,7 +65,7 @@ pub async fn one(
     let mut body = view(&record);
     // The stored weights are the last ones verified; these are what the
     // load balancer does right now, which is what someone debugging needs.
-    let live = match parse_record(&key, &record.body) {
+    let live = match record.spec() {
         // Under CodeDeploy the deployment group owns the load balancer.
         Ok(spec) if spec.driver.codedeploy().is_some() => {
             json!({ "codedeploy": "the deployment group owns the load balancer; see status.deployment" })

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::quote::quote;
 use super::revision::Revision;
 
 /// One attempt at rolling out one revision: `<revision>#<attempt>`.
@@ -26,14 +27,17 @@ impl fmt::Display for RolloutId {
 impl FromStr for RolloutId {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (rev, attempt) = s
-            .split_once('#')
-            .ok_or_else(|| format!("{s:?} is not a rollout id of the form <revision>#<attempt>"))?;
+        let (rev, attempt) = s.split_once('#').ok_or_else(|| {
+            format!(
+                "{} is not a rollout id of the form <revision>#<attempt>",
+                quote(s)
+            )
+        })?;
         let attempt = attempt
             .parse()
-            .map_err(|_| format!("{s:?}: the attempt after '#' must be a whole number"))?;
+            .map_err(|_| format!("{}: the attempt after '#' must be a whole number", quote(s)))?;
         if rev.is_empty() {
-            return Err(format!("{s:?}: the revision before '#' is empty"));
+            return Err(format!("{}: the revision before '#' is empty", quote(s)));
         }
         Ok(RolloutId {
             revision: Revision::from_raw(rev),

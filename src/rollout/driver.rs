@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::deployment::CodeDeployTarget;
 use super::hook::HookPoint;
+use super::quote::quote;
 use super::strategy::{CODEDEPLOY_NAMES, Strategy};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -66,7 +67,10 @@ pub(super) fn codedeploy(
         Some(other) => {
             bad(
                 "driver",
-                format!("{other:?} is not a driver: use \"ecs\" (the default) or \"codedeploy\""),
+                format!(
+                    "{} is not a driver: use \"ecs\" (the default) or \"codedeploy\"",
+                    quote(other)
+                ),
             );
             return None;
         }
@@ -94,7 +98,8 @@ pub(super) fn codedeploy(
             bad(
                 field,
                 format!(
-                    "{name:?} is not a CodeDeploy name (1 to 100 characters, no surrounding spaces)"
+                    "{} is not a CodeDeploy name (1 to 100 characters, no surrounding spaces)",
+                    quote(name)
                 ),
             );
         }
@@ -103,7 +108,10 @@ pub(super) fn codedeploy(
         if !arn.starts_with("arn:") || !arn.contains(":lambda:") || !arn.contains(":function:") {
             bad(
                 &format!("codedeploy.hooks.{point}"),
-                format!("{arn:?} is not a Lambda function ARN (arn:aws:lambda:…:function:…)"),
+                format!(
+                    "{} is not a Lambda function ARN (arn:aws:lambda:…:function:…)",
+                    quote(arn)
+                ),
             );
         }
     }

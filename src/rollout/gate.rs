@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::quote::quote;
 use super::spec::TargetHealthGate;
 use super::strategy::humantime_serde_compat as dur;
 use crate::time::Timestamp;
@@ -201,7 +202,7 @@ impl Gates {
             if !(g.url.starts_with("http://") || g.url.starts_with("https://")) {
                 bad.push((
                     format!("{f}.url"),
-                    format!("{:?} must start with http:// or https://", g.url),
+                    format!("{} must start with http:// or https://", quote(&g.url)),
                 ));
             }
             if g.expect_status.is_none() && g.expect_body.is_none() && g.expect_json.is_none() {
@@ -225,7 +226,7 @@ impl Gates {
             if !(g.address.starts_with("http://") || g.address.starts_with("https://")) {
                 bad.push((
                     format!("{f}.address"),
-                    format!("{:?} must start with http:// or https://", g.address),
+                    format!("{} must start with http:// or https://", quote(&g.address)),
                 ));
             }
             if g.query.trim().is_empty() {
@@ -297,13 +298,13 @@ fn check_common(
     {
         bad.push((
             format!("{field}.name"),
-            format!("{name:?} must be 1-64 letters, digits, '-' or '_'"),
+            format!("{} must be 1-64 letters, digits, '-' or '_'", quote(name)),
         ));
     } else if ["target_health", "task_failures"].contains(&name) || !names.insert(name.to_string())
     {
         bad.push((
             format!("{field}.name"),
-            format!("{name:?} is used twice: gate names must be unique"),
+            format!("{} is used twice: gate names must be unique", quote(name)),
         ));
     }
     if threshold == 0 {

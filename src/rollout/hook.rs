@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::control::RolloutId;
+use super::quote::quote;
 use super::strategy::humantime_serde_compat as dur;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -100,7 +101,7 @@ impl Hooks {
                 if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
                     bad.push((
                         format!("hooks.{p}.url"),
-                        format!("{:?} must start with http:// or https://", h.url),
+                        format!("{} must start with http:// or https://", quote(&h.url)),
                     ));
                 }
                 if h.timeout < Duration::from_secs(1) {

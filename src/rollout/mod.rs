@@ -13,10 +13,12 @@ pub mod hook;
 pub mod key;
 mod machine;
 pub mod observed;
+pub mod quote;
 pub mod readiness;
 pub mod requests;
 pub mod revision;
 mod rollback;
+pub mod schema;
 pub mod spec;
 pub mod status;
 pub mod strategy;
@@ -31,7 +33,7 @@ pub use observed::{
     EcsService, Observed, ServiceState, Stability, TargetCounts, TaskSet, TaskSetStatus, Weights,
 };
 pub use revision::Revision;
-pub use spec::{RecordError, Route, Spec, Version, parse_record};
+pub use spec::{RecordError, Route, Spec, Version, parse_record, parse_written};
 pub use status::{Phase, Status};
 
 #[cfg(test)]

@@ -14,7 +14,9 @@ use super::driver::{self, Driver, RawCodeDeploy};
 use super::gate::Gates;
 use super::hook::Hooks;
 use super::key::ServiceKey;
+use super::quote::{escape_controls, quote};
 use super::revision::Revision;
+use super::schema::{self, Unreadable};
 use super::strategy::{Step, Strategy, humantime_serde_compat};
 
 pub const DEFAULT_BAKE: Duration = Duration::from_secs(5 * 60);
@@ -216,17 +218,30 @@ impl RecordError {
     }
 }
 
+/// The most problems a message lists; the rest are counted. With values
+/// quoted to a short prefix, this keeps every message short, however broken
+/// the record.
+pub const PROBLEMS_SHOWN: usize = 20;
+
 impl fmt::Display for RecordError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.problems.iter().enumerate() {
+        for (i, p) in self.problems.iter().take(PROBLEMS_SHOWN).enumerate() {
             if i > 0 {
                 f.write_str("; ")?;
             }
+            // Problems are built from written names and values: escape what
+            // could forge a log line, whoever built the message.
+            let message = escape_controls(&p.message);
             if p.field.is_empty() {
-                write!(f, "{}", p.message)?;
+                write!(f, "{message}")?;
             } else {
-                write!(f, "field `{}`: {}", p.field, p.message)?;
+                write!(f, "field `{}`: {message}", escape_controls(&p.field))?;
             }
+        }
+        if let Some(more) = self.problems.len().checked_sub(PROBLEMS_SHOWN)
+            && more > 0
+        {
+            write!(f, "; and {more} more")?;
         }
         Ok(())
     }
@@ -289,12 +304,57 @@ mod opt_duration {
 
 /// Parses and validates a record. `body` is the whole item as JSON.
 pub fn parse_record(key: &ServiceKey, body: &Value) -> Result<Spec, RecordError> {
-    let raw: RawRecord = serde_path_to_error::deserialize(body).map_err(|e| {
-        let field = e.path().to_string();
-        let field = if field == "." { String::new() } else { field };
-        RecordError::one(field, e.into_inner().to_string())
-    })?;
-    validate(key, raw)
+    parse_written(key, body, &[])
+}
+
+/// Like [`parse_record`], for a record read from a store that found values
+/// without a JSON form (`unreadable`; the body holds null in their place).
+/// Every problem is reported at once: the kind of each value first, then the
+/// rules on values and between fields.
+pub fn parse_written(
+    key: &ServiceKey,
+    body: &Value,
+    unreadable: &[Unreadable],
+) -> Result<Spec, RecordError> {
+    let checked = schema::check(body, unreadable);
+    let mut problems = checked.problems;
+    let raw: Result<RawRecord, _> = serde_path_to_error::deserialize(&checked.body);
+    let rules = match raw {
+        Ok(raw) => validate(key, raw),
+        // The check hands on only what reads; this is a gap in the schema,
+        // still reported at its field rather than lost.
+        Err(e) => {
+            let field = e.path().to_string();
+            let field = if field == "." { String::new() } else { field };
+            let message = e.into_inner().to_string();
+            Err(RecordError::one(field, super::quote::name(&message)))
+        }
+    };
+    match rules {
+        Ok(spec) if problems.is_empty() => Ok(spec),
+        Ok(_) => Err(RecordError { problems }),
+        Err(e) => {
+            // A value stood in for a mistake may break a rule at the same
+            // place; the mistake is what the writer needs to hear about.
+            let later: Vec<Problem> = e
+                .problems
+                .into_iter()
+                .filter(|p| !problems.iter().any(|q| related(&p.field, &q.field)))
+                .collect();
+            problems.extend(later);
+            Err(RecordError { problems })
+        }
+    }
+}
+
+/// Whether one field is the other, or holds it.
+fn related(a: &str, b: &str) -> bool {
+    fn within(inner: &str, outer: &str) -> bool {
+        inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+    }
+    a == b || within(a, b) || within(b, a)
 }
 
 fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
@@ -341,7 +401,11 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
     {
         bad(
             KEY_ATTRIBUTE,
-            format!("{s:?} does not match the record's key {key:?}"),
+            format!(
+                "{} does not match the record's key {}",
+                quote(s),
+                quote(&key.to_string())
+            ),
         );
     }
 
@@ -381,7 +445,10 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
             if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
                 bad(
                     "image",
-                    format!("{image:?} is not an image reference such as registry/repo:tag"),
+                    format!(
+                        "{} is not an image reference such as registry/repo:tag",
+                        quote(image)
+                    ),
                 );
             }
             Version::Image {
@@ -453,7 +520,8 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
                     bad(
                         &format!("target_groups[{i}]"),
                         format!(
-                            "{tg:?} is not a target group ARN (arn:aws:elasticloadbalancing:…:targetgroup/…)"
+                            "{} is not a target group ARN (arn:aws:elasticloadbalancing:…:targetgroup/…)",
+                            quote(tg)
                         ),
                     );
                 }
@@ -535,7 +603,7 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
         if !(n.url.starts_with("http://") || n.url.starts_with("https://")) {
             bad(
                 &format!("notifications[{i}].url"),
-                format!("{:?} must start with http:// or https://", n.url),
+                format!("{} must start with http:// or https://", quote(&n.url)),
             );
         }
     }
@@ -553,7 +621,7 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
             if !["FARGATE", "EC2", "EXTERNAL"].contains(&t.as_str()) {
                 bad(
                     "launch_type",
-                    format!("{t:?} is not one of FARGATE, EC2, EXTERNAL"),
+                    format!("{} is not one of FARGATE, EC2, EXTERNAL", quote(&t)),
                 );
             }
             Some(Launch::LaunchType(t))
@@ -638,7 +706,8 @@ fn check_route(
         bad(
             field,
             format!(
-                "{arn:?} is not an ALB {} ARN (arn:aws:elasticloadbalancing:…{marker}…)",
+                "{} is not an ALB {} ARN (arn:aws:elasticloadbalancing:…{marker}…)",
+                quote(arn),
                 if marker.contains("rule") {
                     "listener rule"
                 } else {
@@ -657,7 +726,8 @@ fn check_task_definition(td: &str) -> Result<(), String> {
             Some((_, rest)) => rest,
             None => {
                 return Err(format!(
-                    "{td:?} is not a task definition ARN (arn:aws:ecs:…:task-definition/family:revision)"
+                    "{} is not a task definition ARN (arn:aws:ecs:…:task-definition/family:revision)",
+                    quote(td)
                 ));
             }
         }
@@ -675,7 +745,8 @@ fn check_task_definition(td: &str) -> Result<(), String> {
             Ok(())
         }
         _ => Err(format!(
-            "{td:?} does not name a fixed revision: write family:revision (e.g. web:42) or a full ARN"
+            "{} does not name a fixed revision: write family:revision (e.g. web:42) or a full ARN",
+            quote(td)
         )),
     }
 }
@@ -686,17 +757,18 @@ fn parse_strategy(v: &Value) -> Result<Strategy, (String, String)> {
             (
                 "strategy".to_string(),
                 format!(
-                    "{name:?} is not a known strategy name: use all_at_once, one of CodeDeploy's \
+                    "{} is not a known strategy name: use all_at_once, one of CodeDeploy's \
                      ECS configurations (e.g. CodeDeployDefault.ECSCanary10Percent5Minutes), \
-                     or a map such as {{type = \"canary\", percent = 10, interval = \"5m\"}}"
+                     or a map such as {{type = \"canary\", percent = 10, interval = \"5m\"}}",
+                    quote(name)
                 ),
             )
         })?,
         Value::Object(map) => parse_strategy_map(map)?,
-        other => {
+        _ => {
             return Err((
                 "strategy".into(),
-                format!("expected a name or a map, found {other}"),
+                "is neither a strategy name nor a map".into(),
             ));
         }
     };
@@ -726,11 +798,8 @@ fn parse_strategy_map(map: &serde_json::Map<String, Value>) -> Result<Strategy, 
     const TYPES: &str = "all_at_once, canary, linear, steps";
     let ty = match map.get("type") {
         Some(Value::String(t)) => t.as_str(),
-        Some(other) => {
-            return Err((
-                "strategy.type".into(),
-                format!("expected one of {TYPES}, found {other}"),
-            ));
+        Some(_) => {
+            return Err(("strategy.type".into(), format!("is not one of {TYPES}")));
         }
         None => {
             return Err((
@@ -774,7 +843,7 @@ fn parse_strategy_map(map: &serde_json::Map<String, Value>) -> Result<Strategy, 
         "steps" => fields::<StepFields>(&rest).map(|f| Strategy::Steps { steps: f.steps }),
         other => Err((
             "strategy.type".into(),
-            format!("{other:?} is not a strategy: use one of {TYPES}"),
+            format!("{} is not a strategy: use one of {TYPES}", quote(other)),
         )),
     }
 }

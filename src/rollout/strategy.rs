@@ -209,7 +209,9 @@ pub mod humantime_serde_compat {
             Raw::Secs(s) => Ok(Duration::from_secs(s)),
             Raw::Text(t) => humantime::parse_duration(t.trim()).map_err(|e| {
                 serde::de::Error::custom(format!(
-                    "{t:?} is not a duration ({e}): write it as \"90s\", \"5m\" or \"1h\""
+                    "{} is not a duration ({}): write it as \"90s\", \"5m\" or \"1h\"",
+                    crate::rollout::quote::quote(&t),
+                    crate::rollout::quote::name(&e.to_string())
                 ))
             }),
         }

@@ -116,6 +116,7 @@ impl Records {
                 .and_then(|s| serde_json::from_value::<Status>(s).ok()),
             status_version: item.status_version,
             written_at: Some(item.written_at),
+            unreadable: Vec::new(),
         }
     }
 

@@ -3,5 +3,6 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod awscli;
 pub mod cli;
 pub mod emulator;

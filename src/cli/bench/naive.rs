@@ -28,8 +28,7 @@ use crate::cloud::{
 use crate::controller::{CommandPorts, execute_commands};
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::{
-    Desired, Route, ServiceKey, ServiceState, TargetCounts, TaskSet, Weights, decide, parse_record,
-    reads,
+    Desired, Route, ServiceKey, ServiceState, TargetCounts, TaskSet, Weights, decide, reads,
 };
 use crate::time::Timestamp;
 
@@ -233,7 +232,7 @@ impl Naive {
     async fn pass(&self, record: StoredRecord) -> Result<(), CloudError> {
         let key = record.key.clone();
         let status = record.status.clone().unwrap_or_default();
-        let spec = parse_record(&key, &record.body);
+        let spec = record.spec();
         let desired = match &spec {
             Ok(spec) => Desired::Valid(spec),
             Err(problems) => Desired::Invalid(problems),

@@ -101,6 +101,7 @@ impl FakeCloud {
             status: None,
             status_version: 0,
             written_at: None,
+            unreadable: Vec::new(),
         });
         entry.body = body;
         entry.written_at = Some(at);

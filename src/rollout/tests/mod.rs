@@ -4,5 +4,6 @@ mod codedeploy_records;
 mod fixture;
 mod flows;
 mod gates;
+mod record_kinds;
 mod records;
 mod restarts;

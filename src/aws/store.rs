@@ -23,7 +23,7 @@ use super::leases::DynamoLeases;
 use super::streams::Feed;
 use crate::cloud::write::{UPDATED_AT_ATTRIBUTE, check_changes, next_updated_at, parse_updated_at};
 use crate::cloud::{
-    Change, CloudError, DesiredStore, ErrorKind, Fence, Precondition, SpecChanges, SpecWrite,
+    Change, Positioned, CloudError, DesiredStore, ErrorKind, Fence, Precondition, SpecChanges, SpecWrite,
     StatusWrite, StoredRecord,
 };
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
@@ -414,9 +414,13 @@ impl DesiredStore for DynamoStore {
         .await
     }
 
-    async fn watch(&self, changes: mpsc::Sender<Change>) -> Result<(), CloudError> {
+    async fn watch(
+        &self,
+        changes: mpsc::Sender<Change>,
+        positioned: Positioned,
+    ) -> Result<(), CloudError> {
         Feed::new(&self.dynamodb, &self.streams, &self.table, self.poll)
-            .run(changes)
+            .run(changes, positioned)
             .await
     }
 }

@@ -48,7 +48,7 @@ use crate::cloud::budget::{ApiBudgets, Budgeted};
 use backoff::{Backoff, Retries, STREAM_CHANGE_FEED, STREAM_RESYNC, STREAM_SERVICES};
 use batch::DescribeBatcher;
 use detect::Detection;
-use feed::Sources;
+use feed::{FeedState, Sources};
 use health::StoreHealth;
 use queue::WorkQueue;
 use reconcile::{Policy, Reconciler};
@@ -276,18 +276,24 @@ impl Controller {
         }
 
         let mut feeding = JoinSet::new();
-        // The feed starts first, so that a change made while the first
-        // listing runs is not likely to wait for the next resync.
+        // The first listing waits for the feed to hold its position, so that
+        // a change made while it runs, or after, cannot wait for the next
+        // resync.
+        let (feed_state, feed_watch) = watch::channel(FeedState::Opening);
         feeding.spawn({
             let (sources, shutdown) = (Arc::clone(&sources), shutdown.clone());
             let backoff = backoff(STREAM_CHANGE_FEED);
-            async move { sources.follow_changes(backoff, shutdown).await }
+            async move { sources.follow_changes(backoff, feed_state, shutdown).await }
         });
         feeding.spawn({
             let (sources, shutdown) = (Arc::clone(&sources), shutdown.clone());
             let (interval, synced) = (config.resync_interval, self.synced.clone());
             let backoff = backoff(STREAM_RESYNC);
-            async move { sources.resync(interval, backoff, synced, shutdown).await }
+            async move {
+                sources
+                    .resync(interval, backoff, synced, feed_watch, shutdown)
+                    .await
+            }
         });
         let mut working = JoinSet::new();
         // Zero workers would accept work and never do it.

@@ -11,7 +11,7 @@ use super::SimCloud;
 use super::world::World;
 use crate::cloud::write::{UPDATED_AT_ATTRIBUTE, check_changes, next_updated_at, parse_updated_at};
 use crate::cloud::{
-    Change, CloudError, ErrorKind, Precondition, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
+    Change, CloudError, Positioned, ErrorKind, Precondition, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
 use crate::rollout::{ServiceKey, Status};
@@ -308,7 +308,11 @@ impl SimCloud {
         self.inner.changes.notify_waiters();
     }
 
-    pub(crate) async fn run_feed(&self, tx: mpsc::Sender<Change>) -> Result<(), CloudError> {
+    pub(crate) async fn run_feed(
+        &self,
+        tx: mpsc::Sender<Change>,
+        positioned: Positioned,
+    ) -> Result<(), CloudError> {
         let id = {
             let mut w = self.world();
             w.records.next_feed += 1;
@@ -317,6 +321,8 @@ impl SimCloud {
             id
         };
         let _guard = FeedGuard { cloud: self, id };
+        // Registered: every write from now on lands in this feed's queue.
+        let _ = positioned.send(());
         loop {
             // Registered before draining, so a change made in between still wakes us.
             let notified = self.inner.changes.notified();

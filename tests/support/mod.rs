@@ -5,3 +5,4 @@
 pub mod aws;
 pub mod cli;
 pub mod emulator;
+pub mod slow_proxy;

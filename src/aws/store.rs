@@ -54,6 +54,19 @@ pub struct TableReady {
 }
 
 impl DynamoStore {
+    /// AWS's "Requested resource not found" does not say which: name the
+    /// table, since a wrong `table` setting is the usual cause, and that
+    /// message ends up in `/readyz` and the log.
+    fn scan_error(&self, mut e: CloudError) -> CloudError {
+        if e.kind == ErrorKind::NotFound {
+            e.message = format!(
+                "table {} does not exist in this account and region (check `table`; `cutover init-table` creates it): {}",
+                self.table, e.message
+            );
+        }
+        e
+    }
+
     pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
         DynamoStore {
             dynamodb: Client::new(config),
@@ -228,7 +241,7 @@ impl DesiredStore for DynamoStore {
             .send();
         let mut records = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| from_sdk("dynamodb:Scan", e))?;
+            let page = page.map_err(|e| self.scan_error(from_sdk("dynamodb:Scan", e)))?;
             for item in page.items.unwrap_or_default() {
                 match record_from_item(item) {
                     Ok(r) => records.push(r),

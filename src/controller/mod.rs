@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cloud::Leases;
+use crate::cloud::{ErrorKind, Leases};
 use crate::cloud::{Checks, Clock, DesiredStore, Ecs, LoadBalancer, NoChecks};
 use crate::cloud::{CodeDeploy, NoCodeDeploy};
 use crate::metrics::Metrics;
@@ -332,6 +332,17 @@ impl Controller {
         }
         tracing::info!("controller stopped");
     }
+}
+
+/// Every (`stage`, `kind`) a failed pass is counted under, so that the
+/// counters can start at zero before the first failure.
+pub fn failure_labels() -> Vec<(&'static str, &'static str)> {
+    let mut labels: Vec<_> = reconcile::PassError::STAGES
+        .iter()
+        .flat_map(|stage| ErrorKind::ALL.iter().map(move |kind| (*stage, kind.as_str())))
+        .collect();
+    labels.push((worker::PANIC, worker::PANIC));
+    labels
 }
 
 /// What the rest of the process may see of a running controller.

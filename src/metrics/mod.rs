@@ -213,6 +213,16 @@ impl Metrics {
                 m.notifications.with_label_values(&[format, result]);
             }
         }
+        // And the failure counters, so the error panel shows 0, not
+        // nothing, and `rate()` sees the first failure after a restart.
+        for (stage, kind) in crate::controller::failure_labels() {
+            m.reconcile_errors.with_label_values(&[stage, kind]);
+        }
+        // A histogram per outcome too, so the duration panel has a series
+        // for every outcome before its first rollout.
+        for outcome in Outcome::ALL {
+            m.rollout_duration.with_label_values(&[outcome.as_str()]);
+        }
         for gate in GATES {
             for result in ["pass", "fail"] {
                 m.gate_evaluations.with_label_values(&[gate, result]);

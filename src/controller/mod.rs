@@ -203,6 +203,10 @@ impl Controller {
     pub async fn run(self, shutdown: CancellationToken) {
         let config = &self.config;
         let ownership = self.leases.as_ref().map(|(_, _, o)| Arc::clone(o));
+        if let (Some(metrics), Some(ownership)) = (&self.metrics, &ownership) {
+            let ownership = Arc::clone(ownership);
+            metrics.show_services(Box::new(move |key| ownership.holds(key)));
+        }
         let detection = Arc::new(Detection::new(self.clock.now()));
         let backoff =
             |stream| Backoff::new(config.backoff_base, config.backoff_max, config.seed, stream);

@@ -271,7 +271,11 @@ async fn a_ten_megabyte_body_is_refused_in_json() {
         assert_eq!(error_of(&r), "body_too_large", "{path}");
         assert!(r.json()["message"].as_str().unwrap().contains("64 KiB"));
     }
-    assert_ne!(api.body(&web()).await["paused"], json!(true), "nothing was written");
+    assert_ne!(
+        api.body(&web()).await["paused"],
+        json!(true),
+        "nothing was written"
+    );
 }
 
 #[tokio::test(start_paused = true)]

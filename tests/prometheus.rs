@@ -64,7 +64,10 @@ impl Prometheus {
         let log = dir.join("prometheus.log");
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -180,7 +183,11 @@ async fn every_dashboard_expression_has_data_after_a_rollout_and_a_rollback() {
     let daemon = Daemon::start(&w.endpoint());
     let started = Instant::now();
     while !daemon.logs().contains("listen=") {
-        assert!(started.elapsed() < Duration::from_secs(20), "{}", daemon.logs());
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{}",
+            daemon.logs()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let prometheus = Prometheus::start(&dir, &daemon.address());
@@ -222,8 +229,10 @@ async fn every_dashboard_expression_has_data_after_a_rollout_and_a_rollback() {
     tokio::time::sleep(Duration::from_secs(4)).await;
 
     let dashboard: Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(ROOT).join("deploy/observability/grafana-dashboard.json"))
-            .unwrap(),
+        &std::fs::read_to_string(
+            Path::new(ROOT).join("deploy/observability/grafana-dashboard.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let mut checked = 0;
@@ -236,7 +245,10 @@ async fn every_dashboard_expression_has_data_after_a_rollout_and_a_rollback() {
             let sent = as_grafana_sends(expr);
             let answer = prometheus.query(&sent).await;
             assert_eq!(answer["status"], "success", "{sent}: {answer}");
-            let series = answer["data"]["result"].as_array().cloned().unwrap_or_default();
+            let series = answer["data"]["result"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let numbers = series
                 .iter()
                 .filter_map(|s| s["value"][1].as_str())

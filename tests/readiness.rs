@@ -88,10 +88,7 @@ async fn a_desired_state_table_that_does_not_exist_makes_readyz_say_store_failin
         .output()
         .unwrap();
     assert!(init.status.success(), "{init:?}");
-    let daemon = Daemon::start_with(
-        &emulator.endpoint(),
-        &[("CUTOVER_TABLE", "no-such-table")],
-    );
+    let daemon = Daemon::start_with(&emulator.endpoint(), &[("CUTOVER_TABLE", "no-such-table")]);
     let start = Instant::now();
     let mut seen = Vec::new();
     let body = loop {

@@ -368,7 +368,8 @@ async fn the_feed_reports_spec_changes_within_seconds_and_not_status_writes() {
 
     let (tx, mut changes) = mpsc::channel(64);
     let store = f.store.clone();
-    let feed = tokio::spawn(async move { store.watch(tx, tokio::sync::oneshot::channel().0).await });
+    let feed =
+        tokio::spawn(async move { store.watch(tx, tokio::sync::oneshot::channel().0).await });
     wait_until_feed_is_live(&f, &mut changes).await;
 
     // The stream has one shard here, so a status write's record would arrive
@@ -479,10 +480,13 @@ async fn watching_a_table_without_a_stream_fails_so_the_controller_can_resync() 
         .unwrap();
     let store = DynamoStore::new(&config, TABLE);
     let (tx, _changes) = mpsc::channel(1);
-    let err = timeout(Duration::from_secs(10), store.watch(tx, tokio::sync::oneshot::channel().0))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let err = timeout(
+        Duration::from_secs(10),
+        store.watch(tx, tokio::sync::oneshot::channel().0),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
     assert!(err.message.contains("no stream"), "{err}");
     assert_eq!(err.operation, "dynamodb:DescribeTable");
 }

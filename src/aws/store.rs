@@ -23,8 +23,8 @@ use super::leases::DynamoLeases;
 use super::streams::Feed;
 use crate::cloud::write::{UPDATED_AT_ATTRIBUTE, check_changes, next_updated_at, parse_updated_at};
 use crate::cloud::{
-    Change, Positioned, CloudError, DesiredStore, ErrorKind, Fence, Precondition, SpecChanges, SpecWrite,
-    StatusWrite, StoredRecord,
+    Change, CloudError, DesiredStore, ErrorKind, Fence, Positioned, Precondition, SpecChanges,
+    SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
 use crate::rollout::{ServiceKey, Status};

@@ -29,9 +29,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cloud::{ErrorKind, Leases};
 use crate::cloud::{Checks, Clock, DesiredStore, Ecs, LoadBalancer, NoChecks};
 use crate::cloud::{CodeDeploy, NoCodeDeploy};
+use crate::cloud::{ErrorKind, Leases};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::rollout::ServiceKey;
@@ -343,7 +343,11 @@ impl Controller {
 pub fn failure_labels() -> Vec<(&'static str, &'static str)> {
     let mut labels: Vec<_> = reconcile::PassError::STAGES
         .iter()
-        .flat_map(|stage| ErrorKind::ALL.iter().map(move |kind| (*stage, kind.as_str())))
+        .flat_map(|stage| {
+            ErrorKind::ALL
+                .iter()
+                .map(move |kind| (*stage, kind.as_str()))
+        })
         .collect();
     labels.push((worker::PANIC, worker::PANIC));
     labels

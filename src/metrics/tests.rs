@@ -214,7 +214,14 @@ fn names_follow_the_prometheus_conventions() {
 fn a_fresh_controller_exports_every_failure_counter_and_duration_histogram_at_zero() {
     let text = Metrics::new().unwrap().render().unwrap();
     for stage in ["read_record", "observe", "command", "write_status"] {
-        for kind in ["throttled", "transient", "not_found", "invalid", "denied", "other"] {
+        for kind in [
+            "throttled",
+            "transient",
+            "not_found",
+            "invalid",
+            "denied",
+            "other",
+        ] {
             let series =
                 format!("cutover_reconcile_errors_total{{kind=\"{kind}\",stage=\"{stage}\"}}");
             assert_eq!(value(&text, &series), Some(0.0), "{series}:\n{text}");

@@ -8,8 +8,8 @@ use tokio::sync::mpsc;
 use super::SimCloud;
 use super::faults::{ApiGroup, Verdict, roll};
 use crate::cloud::{
-    Change, Positioned, CloudError, DesiredStore, Ecs, ErrorKind, Fence, LoadBalancer, Precondition,
-    SpecChanges, SpecWrite, StatusWrite, StoredRecord,
+    Change, CloudError, DesiredStore, Ecs, ErrorKind, Fence, LoadBalancer, Positioned,
+    Precondition, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, TaskSet, Weights};

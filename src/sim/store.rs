@@ -11,7 +11,8 @@ use super::SimCloud;
 use super::world::World;
 use crate::cloud::write::{UPDATED_AT_ATTRIBUTE, check_changes, next_updated_at, parse_updated_at};
 use crate::cloud::{
-    Change, CloudError, Positioned, ErrorKind, Precondition, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
+    Change, CloudError, ErrorKind, Positioned, Precondition, SpecChanges, SpecWrite, StatusWrite,
+    StoredRecord,
 };
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
 use crate::rollout::{ServiceKey, Status};

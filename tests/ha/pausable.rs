@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, watch};
 
 use cutover::cloud::lease::{LeaseView, Shard, ShardLease};
 use cutover::cloud::{
-    Change, Positioned, CloudError, DesiredStore, Ecs, Fence, Leases, LoadBalancer, Precondition, SpecChanges,
-    SpecWrite, StatusWrite, StoredRecord,
+    Change, CloudError, DesiredStore, Ecs, Fence, Leases, LoadBalancer, Positioned, Precondition,
+    SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use cutover::rollout::command::CreateTaskSet;
 use cutover::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, TaskSet, Weights};

@@ -18,6 +18,8 @@ pub struct Replica {
     pub name: String,
     pub gate: Arc<Gate>,
     pub handle: ControllerHandle,
+    /// Not every test binary that shares this module reads it.
+    #[allow(dead_code)]
     pub metrics: Arc<Metrics>,
     stop: CancellationToken,
     task: JoinHandle<()>,

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::cloud::{
-    Change, Positioned, Clock, CloudError, DesiredStore, Ecs, Fence, Precondition, ScaledClock, SpecChanges,
-    SpecWrite, StatusWrite, StoredRecord,
+    Change, Clock, CloudError, DesiredStore, Ecs, Fence, Positioned, Precondition, ScaledClock,
+    SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::{Phase, ServiceKey, ServiceState, Status, TaskSet};

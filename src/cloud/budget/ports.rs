@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 
 use super::{ApiBudgets, Category};
 use crate::cloud::{
-    Change, Positioned, CloudError, DesiredStore, Ecs, Fence, LoadBalancer, Precondition, SpecChanges,
-    SpecWrite, StatusWrite, StoredRecord,
+    Change, CloudError, DesiredStore, Ecs, Fence, LoadBalancer, Positioned, Precondition,
+    SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, TaskSet, Weights};

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::cloud::{
-    Change, Positioned, Clock, CloudError, DesiredStore, Ecs, ErrorKind, LoadBalancer, StatusWrite,
+    Change, Clock, CloudError, DesiredStore, Ecs, ErrorKind, LoadBalancer, Positioned, StatusWrite,
     StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;

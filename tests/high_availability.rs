@@ -185,6 +185,55 @@ async fn three_replicas_share_the_shards_and_survive_one_dying() {
     assert!(left.members.iter().all(|m| m.replica == "c"), "{left:?}");
 }
 
+/// The services a replica's `/metrics` shows a phase for.
+fn services_shown(r: &Replica) -> BTreeSet<String> {
+    let text = r.metrics.render().expect("metrics render");
+    text.lines()
+        .filter(|l| l.starts_with("cutover_service_phase{"))
+        .filter_map(|l| l.split("service=\"").nth(1)?.split('"').next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_replica_that_hands_shards_on_stops_exporting_their_services() {
+    let (sim, clock, services) = world(12);
+    let all: BTreeSet<String> = services.iter().map(|s| s.key.to_string()).collect();
+    let a = start(&sim, &clock, "a", 4);
+    sim.run_for(Duration::from_secs(30)).await;
+    write_records(&sim, &services);
+    sim.run_for(Duration::from_secs(20)).await;
+    assert_eq!(services_shown(&a), all, "a drives every service alone");
+
+    let b = start(&sim, &clock, "b", 4);
+    let joined = sim.now();
+    while spread(&[&a, &b], SHARDS).is_err() {
+        assert!(
+            sim.now().since(joined) <= TTL + 2 * HEARTBEAT,
+            "the shards did not spread: a {:?}, b {:?}",
+            a.shards(),
+            b.shards()
+        );
+        sim.run_for(Duration::from_secs(1)).await;
+    }
+    // b reconciles what it took; a scrape of a shows only what it kept.
+    sim.run_for(Duration::from_secs(10)).await;
+    let (on_a, on_b) = (services_shown(&a), services_shown(&b));
+    assert!(!on_b.is_empty(), "b shows the services it took");
+    assert!(
+        on_a.is_disjoint(&on_b),
+        "a still shows services b drives: {:?}",
+        on_a.intersection(&on_b).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        on_a.union(&on_b).cloned().collect::<BTreeSet<_>>(),
+        all,
+        "together they show every service once"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_replica_stalled_past_its_lease_can_neither_write_nor_act() {
     let (sim, clock, services) = world(6);

@@ -224,6 +224,60 @@ async fn actions_that_do_not_apply_now_are_conflicts() {
     assert_eq!(r.status, 409, "a request for another rollout: {}", r.body);
 }
 
+/// POSTs `size` bytes with the token. The server may answer before it has
+/// read them all and close the connection: what it said still counts.
+async fn post_oversized(addr: SocketAddr, path: &str, size: usize) -> http_client::Response {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b' '; 64 * 1024];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        if stream.write_all(&chunk[..n]).await.is_err() {
+            break;
+        }
+        left -= n;
+    }
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").expect("an answer");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    http_client::Response {
+        status,
+        headers: Vec::new(),
+        body: body.to_string(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ten_megabyte_body_is_refused_in_json() {
+    let mut api = api(Some(TOKEN)).await;
+    api.start().await;
+    for path in [
+        "/v1/services/prod/web/pause",
+        "/v1/services/prod/web/hooks/after_test_traffic",
+    ] {
+        let r = post_oversized(api.addr, path, 10 * 1024 * 1024).await;
+        assert_eq!(r.status, 413, "{path}: {}", r.body);
+        assert_eq!(error_of(&r), "body_too_large", "{path}");
+        assert!(r.json()["message"].as_str().unwrap().contains("64 KiB"));
+    }
+    assert_ne!(
+        api.body(&web()).await["paused"],
+        json!(true),
+        "nothing was written"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn malformed_paths_and_bodies_are_bad_requests() {
     let mut api = api(Some(TOKEN)).await;

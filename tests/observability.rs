@@ -70,9 +70,75 @@ async fn a_promoted_rollout_shows_in_the_metrics() {
     assert_eq!(v("cutover_workqueue_in_flight"), 0.0);
     assert!(text.contains("cutover_workqueue_depth "), "{text}");
     assert!(text.contains("cutover_workqueue_oldest_item_age_seconds "));
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("cutover_reconcile_errors_total{"))
+        .collect();
+    assert!(!errors.is_empty(), "the failure counters start at zero");
     assert!(
-        !text.contains("cutover_reconcile_errors_total{"),
-        "no faults, no errors"
+        errors.iter().all(|l| l.ends_with(" 0")),
+        "no faults, no errors: {errors:?}"
+    );
+}
+
+const README: &str = include_str!("../README.md");
+
+/// The metric names in the first column of the README's metrics table.
+fn documented_metrics() -> BTreeSet<String> {
+    let table = README
+        .split("| metric | labels | meaning |")
+        .nth(1)
+        .expect("the README has a metrics table");
+    table
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| l.split('|').nth(1))
+        .flat_map(|cell| cell.split('`').skip(1).step_by(2))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The metric families a scrape shows (no histogram series suffixes).
+fn families(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_readme_metrics_table_lists_exactly_what_the_daemon_exports() {
+    let calls = ApiCalls::new();
+    calls.record(
+        CallKey {
+            service: "dynamodb",
+            operation: "Scan",
+            outcome: Outcome::Ok,
+        },
+        Duration::from_millis(5),
+    );
+    let mut exported = families(&rollout(Faults::none(), &calls).await);
+    // The request budgets, wired as `cutover run` wires them.
+    let budgeted = cutover::metrics::Metrics::new().unwrap();
+    let clock: std::sync::Arc<dyn cutover::cloud::Clock> = std::sync::Arc::new(
+        cutover::cloud::ScaledClock::new(cutover::sim::DEFAULT_EPOCH, 1.0),
+    );
+    budgeted
+        .export_budgets(&cutover::cloud::budget::ApiBudgets::new(
+            &cutover::cloud::budget::BudgetConfig::default(),
+            clock,
+        ))
+        .unwrap();
+    exported.extend(families(&budgeted.render().unwrap()));
+
+    let documented = documented_metrics();
+    let undocumented: Vec<&String> = exported.difference(&documented).collect();
+    let stale: Vec<&String> = documented.difference(&exported).collect();
+    assert!(
+        undocumented.is_empty() && stale.is_empty(),
+        "exported but not in the README's table: {undocumented:?}; in the table but not exported: {stale:?}"
     );
 }
 

@@ -25,7 +25,7 @@ const TABLE: &str = "cutover-desired";
 
 struct Fixture {
     // Holds the emulator for this test alone until the test ends.
-    _emulator: Exclusive,
+    emulator: Exclusive,
     store: DynamoStore,
     /// What a team uses to write records: the raw SDK, not cutover.
     team: Client,
@@ -37,7 +37,7 @@ async fn fixture() -> Fixture {
     let store = DynamoStore::new(&config, TABLE);
     store.create_table().await.unwrap();
     Fixture {
-        _emulator: emulator,
+        emulator,
         store,
         team: Client::new(&config),
     }
@@ -368,7 +368,8 @@ async fn the_feed_reports_spec_changes_within_seconds_and_not_status_writes() {
 
     let (tx, mut changes) = mpsc::channel(64);
     let store = f.store.clone();
-    let feed = tokio::spawn(async move { store.watch(tx).await });
+    let feed =
+        tokio::spawn(async move { store.watch(tx, tokio::sync::oneshot::channel().0).await });
     wait_until_feed_is_live(&f, &mut changes).await;
 
     // The stream has one shard here, so a status write's record would arrive
@@ -422,6 +423,37 @@ async fn the_feed_reports_spec_changes_within_seconds_and_not_status_writes() {
 }
 
 #[tokio::test]
+async fn a_write_made_once_the_feed_says_it_is_positioned_is_delivered() {
+    let f = fixture().await;
+    // GetShardIterator reaches the emulator two seconds late: a feed that
+    // said it was positioned before holding its iterators would miss a
+    // write made in between.
+    let proxy = support::slow_proxy::start(
+        f.emulator.endpoint(),
+        "DynamoDBStreams_20120810.GetShardIterator",
+        Duration::from_secs(2),
+    )
+    .await;
+    let store = DynamoStore::new(&support::aws::config_at(proxy).await, TABLE);
+    let (tx, mut changes) = mpsc::channel(64);
+    let (positioned_tx, positioned) = tokio::sync::oneshot::channel();
+    let feed = tokio::spawn(async move { store.watch(tx, positioned_tx).await });
+    timeout(Duration::from_secs(10), positioned)
+        .await
+        .expect("the feed took its position within 10 s")
+        .expect("the feed said so before failing");
+    // One write, at once: no warm-up, no retry.
+    let k = key("first");
+    team_puts(&f.team, spec_item(&k, "web:1")).await;
+    let change = timeout(Duration::from_secs(8), changes.recv())
+        .await
+        .expect("the write right after positioning was delivered within 8 s")
+        .expect("the feed is still running");
+    assert_eq!(change.key, k);
+    feed.abort();
+}
+
+#[tokio::test]
 async fn watching_a_table_without_a_stream_fails_so_the_controller_can_resync() {
     let emulator = exclusive().await;
     let config = support::aws::config(&emulator).await;
@@ -448,10 +480,13 @@ async fn watching_a_table_without_a_stream_fails_so_the_controller_can_resync() 
         .unwrap();
     let store = DynamoStore::new(&config, TABLE);
     let (tx, _changes) = mpsc::channel(1);
-    let err = timeout(Duration::from_secs(10), store.watch(tx))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let err = timeout(
+        Duration::from_secs(10),
+        store.watch(tx, tokio::sync::oneshot::channel().0),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
     assert!(err.message.contains("no stream"), "{err}");
     assert_eq!(err.operation, "dynamodb:DescribeTable");
 }
@@ -573,7 +608,7 @@ async fn a_status_that_would_pass_400_kb_beside_a_300_kb_record_is_refused_as_to
 #[tokio::test]
 async fn a_fenced_status_that_would_pass_400_kb_is_refused_as_too_large() {
     let f = fixture().await;
-    let config = support::aws::config(&f._emulator).await;
+    let config = support::aws::config(&f.emulator).await;
     let leases = cutover::aws::DynamoLeases::new(&config, "cutover-leases");
     leases.create_table().await.unwrap();
     let fence = leases

@@ -228,7 +228,8 @@ async fn the_change_feed_reports_a_writers_change() {
     let k = key("web");
     let (tx, mut changes) = mpsc::channel(64);
     let store = f.store.clone();
-    let feed = tokio::spawn(async move { store.watch(tx).await });
+    let feed =
+        tokio::spawn(async move { store.watch(tx, tokio::sync::oneshot::channel().0).await });
     // The feed starts at the stream's tail: write until it reports.
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut attempt = 0;

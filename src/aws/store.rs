@@ -25,8 +25,8 @@ use super::streams::Feed;
 use super::unkeyed::{says_item_too_large, unkeyed_from_item};
 use crate::cloud::write::{UPDATED_AT_ATTRIBUTE, check_changes, next_updated_at, parse_updated_at};
 use crate::cloud::{
-    Change, CloudError, DesiredStore, ErrorKind, Fence, Listing, Precondition, SpecChanges,
-    SpecWrite, StatusWrite, StoredRecord,
+    Change, CloudError, DesiredStore, ErrorKind, Fence, Listing, Positioned, Precondition,
+    SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
 use crate::rollout::{ServiceKey, Status};
@@ -56,6 +56,19 @@ pub struct TableReady {
 }
 
 impl DynamoStore {
+    /// AWS's "Requested resource not found" does not say which: name the
+    /// table, since a wrong `table` setting is the usual cause, and that
+    /// message ends up in `/readyz` and the log.
+    fn scan_error(&self, mut e: CloudError) -> CloudError {
+        if e.kind == ErrorKind::NotFound {
+            e.message = format!(
+                "table {} does not exist in this account and region (check `table`; `cutover init-table` creates it): {}",
+                self.table, e.message
+            );
+        }
+        e
+    }
+
     pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
         DynamoStore {
             dynamodb: Client::new(config),
@@ -302,7 +315,7 @@ impl DesiredStore for DynamoStore {
             .send();
         let mut listing = Listing::default();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| from_sdk("dynamodb:Scan", e))?;
+            let page = page.map_err(|e| self.scan_error(from_sdk("dynamodb:Scan", e)))?;
             for item in page.items.unwrap_or_default() {
                 match record_from_item(item.clone()) {
                     Ok(r) => listing.records.push(r),
@@ -472,9 +485,13 @@ impl DesiredStore for DynamoStore {
         .await
     }
 
-    async fn watch(&self, changes: mpsc::Sender<Change>) -> Result<(), CloudError> {
+    async fn watch(
+        &self,
+        changes: mpsc::Sender<Change>,
+        positioned: Positioned,
+    ) -> Result<(), CloudError> {
         Feed::new(&self.dynamodb, &self.streams, &self.table, self.poll)
-            .run(changes)
+            .run(changes, positioned)
             .await
     }
 }

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::error::{code, from_sdk};
 use super::item::VERSION_ATTRIBUTE;
-use crate::cloud::{Change, CloudError, ErrorKind};
+use crate::cloud::{Change, CloudError, ErrorKind, Positioned};
 use crate::rollout::ServiceKey;
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
 use crate::time::Timestamp;
@@ -80,8 +80,13 @@ impl<'a> Feed<'a> {
     }
 
     /// Sends a [`Change`] per spec change until the receiver is dropped or
-    /// the stream fails.
-    pub(super) async fn run(self, changes: mpsc::Sender<Change>) -> Result<(), CloudError> {
+    /// the stream fails. Tells `positioned` once it holds an iterator on
+    /// every open shard.
+    pub(super) async fn run(
+        self,
+        changes: mpsc::Sender<Change>,
+        positioned: Positioned,
+    ) -> Result<(), CloudError> {
         let stream = self.stream_arn().await?;
         let mut known = HashSet::new();
         let mut cursors = Vec::new();
@@ -92,6 +97,20 @@ impl<'a> Feed<'a> {
             }
             known.insert(shard);
         }
+        // A LATEST iterator starts just after the most recent record in the
+        // shard at the moment GetShardIterator answers, not at the first
+        // GetRecords: so a write is delivered only if it lands after that
+        // answer. Taking every iterator now, before saying so, lets the
+        // controller list the records knowing that any later write reaches
+        // it through the feed.
+        // https://docs.aws.amazon.com/goto/cli2/streams-dynamodb-2012-08-10/GetShardIterator
+        for cursor in &mut cursors {
+            match self.iterator(&stream, cursor).await? {
+                Some(iterator) => cursor.iterator = Some(iterator),
+                None => cursor.closed = true,
+            }
+        }
+        let _ = positioned.send(());
         let mut relist_at = Instant::now() + RELIST_EVERY;
         loop {
             let mut any_closed = false;

@@ -20,6 +20,15 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    pub const ALL: [ErrorKind; 6] = [
+        ErrorKind::Throttled,
+        ErrorKind::Transient,
+        ErrorKind::NotFound,
+        ErrorKind::Invalid,
+        ErrorKind::Denied,
+        ErrorKind::Other,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Throttled => "throttled",

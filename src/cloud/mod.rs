@@ -56,6 +56,11 @@ impl StoredRecord {
     }
 }
 
+/// Told once a change feed holds a position in every open part of the
+/// stream: every change made from then on will be delivered. Dropped unsent
+/// when the feed fails before that.
+pub type Positioned = tokio::sync::oneshot::Sender<()>;
+
 /// A record changed; the controller reconciles its key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
@@ -162,9 +167,14 @@ pub trait DesiredStore: Send + Sync {
             ),
         ))
     }
-    /// Sends changed keys until the feed ends or fails. The controller falls
-    /// back to periodic resync when it returns.
-    async fn watch(&self, changes: mpsc::Sender<Change>) -> Result<(), CloudError>;
+    /// Sends changed keys until the feed ends or fails, and tells
+    /// `positioned` as soon as no later change can be missed. The controller
+    /// falls back to periodic resync when it returns.
+    async fn watch(
+        &self,
+        changes: mpsc::Sender<Change>,
+        positioned: Positioned,
+    ) -> Result<(), CloudError>;
     /// The writers' side (the CLI, the API): sets and removes attributes of
     /// the record in one conditional write, creating it under
     /// `Precondition::Absent`, and always sets `updated_at`. It never touches

@@ -5,7 +5,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::cloud::{Clock, CloudError, DesiredStore};
@@ -21,6 +21,19 @@ use crate::rollout::ServiceKey;
 /// Changes the feed may deliver ahead of the queue taking them.
 const CHANGE_BUFFER: usize = 256;
 
+/// Where the change feed stands, as the first listing needs to know: a
+/// listing only proves that nothing was missed if it started while the feed
+/// already held its position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeedState {
+    /// Opening: a write now may or may not be delivered.
+    Opening,
+    /// Every write from now on will be delivered.
+    Positioned,
+    /// The last attempt failed; it is opened again after a backoff.
+    Down,
+}
+
 pub struct Sources {
     pub store: Arc<dyn DesiredStore>,
     pub queue: Arc<WorkQueue>,
@@ -34,27 +47,53 @@ pub struct Sources {
 
 impl Sources {
     /// Schedules every record now, then again every `interval`. `synced`
-    /// turns true after the first complete listing has been scheduled.
+    /// turns true after the first complete listing that started while the
+    /// change feed held its position: from then on no write can go unseen
+    /// until the next resync.
     pub async fn resync(
         &self,
         interval: Duration,
         mut backoff: Backoff,
         synced: watch::Sender<bool>,
+        mut feed: watch::Receiver<FeedState>,
         shutdown: CancellationToken,
     ) {
         let mut failures = 0;
         while !shutdown.is_cancelled() {
+            // Until then, wait for the feed to take its position (or to
+            // fail: the records are still worth reconciling meanwhile).
+            if !*synced.borrow() {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return,
+                    _ = feed.wait_for(|s| *s != FeedState::Opening) => {}
+                }
+            }
+            let feed_positioned = *feed.borrow() == FeedState::Positioned;
             // Listing changes nothing, so shutdown need not wait for it.
             let listed = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,
                 listed = self.schedule_all() => listed,
             };
+            let mut await_feed = false;
             let next = match listed {
                 Ok(count) => {
                     failures = 0;
-                    if !synced.send_replace(true) {
-                        tracing::info!(services = count, "first full sync scheduled every service");
+                    if feed_positioned {
+                        if !synced.send_replace(true) {
+                            tracing::info!(
+                                services = count,
+                                "first full sync scheduled every service; the change feed reports every later write"
+                            );
+                        }
+                    } else if !*synced.borrow() {
+                        // Listed again as soon as the feed holds its position.
+                        await_feed = true;
+                        tracing::info!(
+                            services = count,
+                            "every service is scheduled, but the change feed is not open yet: not ready until it is"
+                        );
                     }
                     self.clock.now() + interval
                 }
@@ -75,6 +114,7 @@ impl Sources {
                 biased;
                 _ = shutdown.cancelled() => return,
                 _ = self.clock.sleep_until(next) => {}
+                _ = feed.wait_for(|s| *s == FeedState::Positioned), if await_feed => {}
             }
         }
     }
@@ -113,16 +153,30 @@ impl Sources {
     /// Follows the change feed, scheduling each changed key at once. When the
     /// feed ends or fails it is opened again after a backoff; resync covers
     /// the gap.
-    pub async fn follow_changes(&self, mut backoff: Backoff, shutdown: CancellationToken) {
+    pub async fn follow_changes(
+        &self,
+        mut backoff: Backoff,
+        state: watch::Sender<FeedState>,
+        shutdown: CancellationToken,
+    ) {
         let mut failures = 0;
         while !shutdown.is_cancelled() {
             let (tx, mut rx) = mpsc::channel(CHANGE_BUFFER);
-            let mut feed = pin!(self.store.watch(tx));
+            let (positioned_tx, mut positioned) = oneshot::channel();
+            state.send_replace(FeedState::Opening);
+            let mut feed = pin!(self.store.watch(tx, positioned_tx));
             let mut delivered = false;
+            let mut told = false;
             let ended = loop {
                 tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => return,
+                    said = &mut positioned, if !told => {
+                        told = true;
+                        if said.is_ok() {
+                            state.send_replace(FeedState::Positioned);
+                        }
+                    }
                     Some(change) = rx.recv() => {
                         delivered = true;
                         let now = self.clock.now();
@@ -145,6 +199,7 @@ impl Sources {
                     self.queue.schedule_now(change.key);
                 }
             }
+            state.send_replace(FeedState::Down);
             // A feed that delivered something was healthy for a while; only
             // back off harder when it keeps failing straight away.
             failures = if delivered { 1 } else { failures + 1 };

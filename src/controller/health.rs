@@ -1,4 +1,5 @@
-//! Whether the controller can do its job: it has listed every record once,
+//! Whether the controller can do its job: its change feed holds a position
+//! (so every later write reaches it), it has listed every record once since,
 //! and the desired-state table answers. A controller that cannot read its
 //! records drives nothing, however alive it is.
 
@@ -66,7 +67,9 @@ impl ReadyRules {
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NotReady {
-    #[error("the first listing of the desired-state table has not completed yet")]
+    #[error(
+        "the change feed is not open yet, or the first listing of the desired-state table since it opened has not completed"
+    )]
     NotSynced,
     #[error("the desired-state table has failed every request for {}: {error}", format_duration(*.for_))]
     StoreFailing { for_: Duration, error: String },
@@ -91,9 +94,8 @@ pub fn readiness(
     now: Timestamp,
     rules: ReadyRules,
 ) -> Result<(), NotReady> {
-    if !synced {
-        return Err(NotReady::NotSynced);
-    }
+    // Before `synced`: a table that never answers (a wrong name, a missing
+    // permission) must say so, not look like a controller still starting.
     if let Some(since) = store.failing_since {
         let for_ = now.since(since);
         if for_ >= rules.failing_grace {
@@ -102,6 +104,9 @@ pub fn readiness(
                 error: store.last_error.clone().unwrap_or_default(),
             });
         }
+    }
+    if !synced {
+        return Err(NotReady::NotSynced);
     }
     match store.last_ok {
         Some(ok) if now.since(ok) > rules.stale_after => Err(NotReady::StoreStale(now.since(ok))),
@@ -122,6 +127,14 @@ mod tests {
 
     fn throttled() -> CloudError {
         CloudError::new(ErrorKind::Throttled, "dynamodb:GetItem", "Rate exceeded")
+    }
+
+    fn missing() -> CloudError {
+        CloudError::new(
+            ErrorKind::NotFound,
+            "dynamodb:Scan",
+            "table cutover-records not found",
+        )
     }
 
     #[test]
@@ -148,6 +161,20 @@ mod tests {
         assert!(e.to_string().contains("dynamodb:GetItem"), "{e}");
         h.succeeded(at(32));
         assert_eq!(readiness(true, &h.state(), at(33), rules()), Ok(()));
+    }
+
+    #[test]
+    fn a_table_that_never_answered_is_failing_not_still_syncing() {
+        let h = StoreHealth::default();
+        h.failed(T0, &missing());
+        let at = |s| T0 + Duration::from_secs(s);
+        assert_eq!(
+            readiness(false, &h.state(), at(10), rules()),
+            Err(NotReady::NotSynced)
+        );
+        let e = readiness(false, &h.state(), at(30), rules()).unwrap_err();
+        assert_eq!(e.kind(), "store_failing");
+        assert!(e.to_string().contains("cutover-records"), "{e}");
     }
 
     #[test]

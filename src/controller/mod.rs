@@ -30,9 +30,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cloud::Leases;
 use crate::cloud::{Checks, Clock, DesiredStore, Ecs, LoadBalancer, NoChecks};
 use crate::cloud::{CodeDeploy, NoCodeDeploy};
+use crate::cloud::{ErrorKind, Leases};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::rollout::ServiceKey;
@@ -49,7 +49,7 @@ use crate::cloud::budget::{ApiBudgets, Budgeted};
 use backoff::{Backoff, Retries, STREAM_CHANGE_FEED, STREAM_RESYNC, STREAM_SERVICES};
 use batch::DescribeBatcher;
 use detect::Detection;
-use feed::Sources;
+use feed::{FeedState, Sources};
 use health::StoreHealth;
 use queue::WorkQueue;
 use reconcile::{Policy, Reconciler};
@@ -204,6 +204,10 @@ impl Controller {
     pub async fn run(self, shutdown: CancellationToken) {
         let config = &self.config;
         let ownership = self.leases.as_ref().map(|(_, _, o)| Arc::clone(o));
+        if let (Some(metrics), Some(ownership)) = (&self.metrics, &ownership) {
+            let ownership = Arc::clone(ownership);
+            metrics.show_services(Box::new(move |key| ownership.holds(key)));
+        }
         let detection = Arc::new(Detection::new(self.clock.now()));
         let backoff =
             |stream| Backoff::new(config.backoff_base, config.backoff_max, config.seed, stream);
@@ -282,18 +286,24 @@ impl Controller {
         }
 
         let mut feeding = JoinSet::new();
-        // The feed starts first, so that a change made while the first
-        // listing runs is not likely to wait for the next resync.
+        // The first listing waits for the feed to hold its position, so that
+        // a change made while it runs, or after, cannot wait for the next
+        // resync.
+        let (feed_state, feed_watch) = watch::channel(FeedState::Opening);
         feeding.spawn({
             let (sources, shutdown) = (Arc::clone(&sources), shutdown.clone());
             let backoff = backoff(STREAM_CHANGE_FEED);
-            async move { sources.follow_changes(backoff, shutdown).await }
+            async move { sources.follow_changes(backoff, feed_state, shutdown).await }
         });
         feeding.spawn({
             let (sources, shutdown) = (Arc::clone(&sources), shutdown.clone());
             let (interval, synced) = (config.resync_interval, self.synced.clone());
             let backoff = backoff(STREAM_RESYNC);
-            async move { sources.resync(interval, backoff, synced, shutdown).await }
+            async move {
+                sources
+                    .resync(interval, backoff, synced, feed_watch, shutdown)
+                    .await
+            }
         });
         let mut working = JoinSet::new();
         // Zero workers would accept work and never do it.
@@ -332,6 +342,21 @@ impl Controller {
         }
         tracing::info!("controller stopped");
     }
+}
+
+/// Every (`stage`, `kind`) a failed pass is counted under, so that the
+/// counters can start at zero before the first failure.
+pub fn failure_labels() -> Vec<(&'static str, &'static str)> {
+    let mut labels: Vec<_> = reconcile::PassError::STAGES
+        .iter()
+        .flat_map(|stage| {
+            ErrorKind::ALL
+                .iter()
+                .map(move |kind| (*stage, kind.as_str()))
+        })
+        .collect();
+    labels.push((worker::PANIC, worker::PANIC));
+    labels
 }
 
 /// What the rest of the process may see of a running controller.

@@ -96,6 +96,9 @@ impl PassError {
         self.error_kind().is_retryable() || matches!(self, PassError::WriteStatus(_))
     }
 
+    /// Every value `stage` takes.
+    pub const STAGES: [&'static str; 4] = ["read_record", "observe", "command", "write_status"];
+
     /// Where in the pass it failed, as a bounded label.
     pub fn stage(&self) -> &'static str {
         match self {

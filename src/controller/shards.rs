@@ -97,6 +97,12 @@ impl Ownership {
             .is_some_and(|h| !h.draining && self.valid(h))
     }
 
+    /// Whether the lease of `key`'s shard is still held (being handed back
+    /// included): what this replica last saw of the service is current.
+    pub fn holds(&self, key: &ServiceKey) -> bool {
+        self.shards().contains(&self.shard(key))
+    }
+
     /// Starts a pass over `key` under its shard's lease, if it is held, not
     /// being handed back, and safe for a while yet.
     pub fn enter(self: &Arc<Self>, key: &ServiceKey) -> Option<Claim> {

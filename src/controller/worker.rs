@@ -12,6 +12,9 @@ use crate::rollout::{ServiceKey, Wake};
 use crate::time::Timestamp;
 
 use super::backoff::Retries;
+
+/// The stage and kind a pass that panicked is counted under.
+pub const PANIC: &str = "panic";
 use super::batch::DescribeBatcher;
 use super::queue::WorkQueue;
 use super::reconcile::{Pass, PassError, Reconciler};
@@ -106,7 +109,7 @@ impl Workers {
             Err(join) => {
                 let delay = retries.failed(key);
                 tracing::error!(service = %key, retry_in = ?delay, "reconcile aborted: {join}");
-                self.count_failure("panic", "panic");
+                self.count_failure(PANIC, PANIC);
                 Some(now + delay)
             }
         }

@@ -2,6 +2,7 @@
 //! where `error` is a stable word to branch on and `message` says what to do.
 
 use axum::Json;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -57,6 +58,27 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// The most a request body may hold. An action's or a hook verdict's body
+/// is a small JSON object; nothing legitimate comes near this.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A body that could not be read (too large, or cut off), in the same JSON
+/// shape as every other error instead of axum's plain text.
+pub fn unreadable_body(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the request body is over {} KiB: send an empty body or a small JSON object such as {{\"rollout\": \"<revision>#<attempt>\"}}",
+                BODY_LIMIT / 1024
+            ),
+        )
+    } else {
+        ApiError::bad_request(format!("the request body could not be read: {rejection}"))
     }
 }
 

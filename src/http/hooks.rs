@@ -4,13 +4,13 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::ApiState;
-use super::error::ApiError;
+use super::error::{ApiError, unreadable_body};
 use super::services::{path_error, service_key, unknown};
 use super::write::{WRITE_ATTEMPTS, authorize};
 use crate::cloud::{Precondition, SpecChanges, SpecWrite};
@@ -84,7 +84,7 @@ pub async fn report(
     State(state): State<ApiState>,
     path: Result<Path<(String, String, String)>, PathRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers)?;
     let Path((cluster, service, point)) = path.map_err(path_error)?;
@@ -96,6 +96,7 @@ pub async fn report(
             all.join(", ")
         ))
     })?;
+    let body = body.map_err(unreadable_body)?;
     let verdict = parse_verdict(&body).map_err(ApiError::bad_request)?;
 
     for _ in 0..WRITE_ATTEMPTS {

@@ -11,7 +11,7 @@ mod write;
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -56,6 +56,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
+        .layer(DefaultBodyLimit::max(error::BODY_LIMIT))
         .with_state(state)
 }
 

@@ -4,14 +4,14 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::ApiState;
 use super::actions::{Action, ActionRequest, plan};
-use super::error::ApiError;
+use super::error::{ApiError, unreadable_body};
 use super::services::{path_error, service_key, unknown};
 use super::token::{TOKEN_FILE_VAR, TOKEN_VAR};
 use crate::cloud::{Precondition, SpecWrite};
@@ -52,7 +52,7 @@ pub async fn act(
     State(state): State<ApiState>,
     path: Result<Path<(String, String, String)>, PathRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     // Before anything else, so nothing about services leaks to callers
     // without the token.
@@ -60,6 +60,7 @@ pub async fn act(
     let Path((cluster, service, action)) = path.map_err(path_error)?;
     let key = service_key(&cluster, &service)?;
     let action: Action = action.parse().map_err(ApiError::bad_request)?;
+    let body = body.map_err(unreadable_body)?;
     let request = ActionRequest::parse(&body).map_err(ApiError::bad_request)?;
 
     for _ in 0..WRITE_ATTEMPTS {

@@ -9,7 +9,8 @@ mod aws;
 mod budget;
 mod queue;
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use prometheus::{
@@ -53,7 +54,14 @@ pub struct Metrics {
     phase_since: prometheus::GaugeVec,
     detection_latency: Histogram,
     notifications: IntCounterVec,
+    /// The services that have per-service gauges.
+    services: Mutex<BTreeSet<ServiceKey>>,
+    /// Which services this replica drives now; unset, all of them.
+    drives: OnceLock<Drives>,
 }
+
+/// Whether this replica drives a service now.
+pub type Drives = Box<dyn Fn(&ServiceKey) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -202,6 +210,8 @@ impl Metrics {
                 &["format", "result"],
             )?,
             registry: r,
+            services: Mutex::new(BTreeSet::new()),
+            drives: OnceLock::new(),
         };
         // Known label values start at zero, so `increase()` sees the first
         // rollback and dashboards show every outcome from the start.
@@ -212,6 +222,16 @@ impl Metrics {
             for result in ["sent", "failed", "dropped"] {
                 m.notifications.with_label_values(&[format, result]);
             }
+        }
+        // And the failure counters, so the error panel shows 0, not
+        // nothing, and `rate()` sees the first failure after a restart.
+        for (stage, kind) in crate::controller::failure_labels() {
+            m.reconcile_errors.with_label_values(&[stage, kind]);
+        }
+        // A histogram per outcome too, so the duration panel has a series
+        // for every outcome before its first rollout.
+        for outcome in Outcome::ALL {
+            m.rollout_duration.with_label_values(&[outcome.as_str()]);
         }
         for gate in GATES {
             for result in ["pass", "fail"] {
@@ -246,8 +266,43 @@ impl Metrics {
         &self.registry
     }
 
+    /// Shows per-service gauges only for the services `drives` says this
+    /// replica drives now: once a shard goes to another replica, the phase,
+    /// weight and steps this one last saw of its services are stale, and
+    /// beside the new holder's they would show two phases at once (and
+    /// could fire a stuck-rollout alert). Set once, by the controller that
+    /// shares the services through shard leases.
+    pub fn show_services(&self, drives: Drives) {
+        if self.drives.set(drives).is_err() {
+            tracing::warn!("per-service metrics are already filtered; keeping the first filter");
+        }
+    }
+
+    fn services(&self) -> std::sync::MutexGuard<'_, BTreeSet<ServiceKey>> {
+        self.services.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Drops the gauges of services this replica no longer drives. At each
+    /// scrape, so that a pass that finished after the handoff cannot bring
+    /// them back for long.
+    fn drop_services_elsewhere(&self) {
+        let Some(drives) = self.drives.get() else {
+            return;
+        };
+        let elsewhere: Vec<ServiceKey> = self
+            .services()
+            .iter()
+            .filter(|k| !drives(k))
+            .cloned()
+            .collect();
+        for key in &elsewhere {
+            self.service_gone(key);
+        }
+    }
+
     /// Everything, in Prometheus' text format.
     pub fn render(&self) -> Result<String, prometheus::Error> {
+        self.drop_services_elsewhere();
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
         String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
@@ -293,6 +348,7 @@ impl Metrics {
 
     /// The service's gauges, from the status as stored.
     pub fn service(&self, key: &ServiceKey, status: &Status) {
+        self.services().insert(key.clone());
         let service = key.to_string();
         for phase in Phase::ALL {
             self.service_phase
@@ -312,8 +368,10 @@ impl Metrics {
             .set(status.phase_since.millis() as f64 / 1000.0);
     }
 
-    /// Drops the gauges of a service whose record was deleted.
+    /// Drops the gauges of a service whose record was deleted, or that
+    /// another replica drives now.
     pub fn service_gone(&self, key: &ServiceKey) {
+        self.services().remove(key);
         let service = key.to_string();
         for phase in Phase::ALL {
             let _ = self

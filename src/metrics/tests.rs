@@ -209,3 +209,38 @@ fn names_follow_the_prometheus_conventions() {
         assert!(!family.help().is_empty(), "{name} has no help");
     }
 }
+
+#[test]
+fn a_fresh_controller_exports_every_failure_counter_and_duration_histogram_at_zero() {
+    let text = Metrics::new().unwrap().render().unwrap();
+    for stage in ["read_record", "observe", "command", "write_status"] {
+        for kind in [
+            "throttled",
+            "transient",
+            "not_found",
+            "invalid",
+            "denied",
+            "other",
+        ] {
+            let series =
+                format!("cutover_reconcile_errors_total{{kind=\"{kind}\",stage=\"{stage}\"}}");
+            assert_eq!(value(&text, &series), Some(0.0), "{series}:\n{text}");
+        }
+    }
+    assert_eq!(
+        value(
+            &text,
+            "cutover_reconcile_errors_total{kind=\"panic\",stage=\"panic\"}"
+        ),
+        Some(0.0)
+    );
+    for outcome in Outcome::ALL {
+        let o = outcome.as_str();
+        for series in [
+            format!("cutover_rollout_duration_seconds_count{{outcome=\"{o}\"}}"),
+            format!("cutover_rollout_duration_seconds_bucket{{outcome=\"{o}\",le=\"+Inf\"}}"),
+        ] {
+            assert_eq!(value(&text, &series), Some(0.0), "{series}:\n{text}");
+        }
+    }
+}

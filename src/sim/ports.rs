@@ -8,8 +8,8 @@ use tokio::sync::mpsc;
 use super::SimCloud;
 use super::faults::{ApiGroup, Verdict, roll};
 use crate::cloud::{
-    Change, CloudError, DesiredStore, Ecs, ErrorKind, Fence, Listing, LoadBalancer, Precondition,
-    SpecChanges, SpecWrite, StatusWrite, StoredRecord,
+    Change, CloudError, DesiredStore, Ecs, ErrorKind, Fence, Listing, LoadBalancer, Positioned,
+    Precondition, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, TaskSet, Weights};
@@ -150,10 +150,14 @@ impl DesiredStore for SimCloud {
         self.reply(OP, verdict, result)
     }
 
-    async fn watch(&self, changes: mpsc::Sender<Change>) -> Result<(), CloudError> {
+    async fn watch(
+        &self,
+        changes: mpsc::Sender<Change>,
+        positioned: Positioned,
+    ) -> Result<(), CloudError> {
         self.call(ApiGroup::Store, "dynamodb:DescribeStream")
             .await?;
-        self.run_feed(changes).await
+        self.run_feed(changes, positioned).await
     }
 }
 

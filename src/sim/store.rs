@@ -15,8 +15,8 @@ use crate::cloud::write::{
     parse_updated_at,
 };
 use crate::cloud::{
-    Change, CloudError, ErrorKind, Listing, Precondition, SpecChanges, SpecWrite, StatusWrite,
-    StoredRecord, UnkeyedRecord,
+    Change, CloudError, ErrorKind, Listing, Positioned, Precondition, SpecChanges, SpecWrite,
+    StatusWrite, StoredRecord, UnkeyedRecord,
 };
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
 use crate::rollout::{ServiceKey, Status};
@@ -479,7 +479,11 @@ impl SimCloud {
         self.inner.changes.notify_waiters();
     }
 
-    pub(crate) async fn run_feed(&self, tx: mpsc::Sender<Change>) -> Result<(), CloudError> {
+    pub(crate) async fn run_feed(
+        &self,
+        tx: mpsc::Sender<Change>,
+        positioned: Positioned,
+    ) -> Result<(), CloudError> {
         let id = {
             let mut w = self.world();
             w.records.next_feed += 1;
@@ -488,6 +492,8 @@ impl SimCloud {
             id
         };
         let _guard = FeedGuard { cloud: self, id };
+        // Registered: every write from now on lands in this feed's queue.
+        let _ = positioned.send(());
         loop {
             // Registered before draining, so a change made in between still wakes us.
             let notified = self.inner.changes.notified();

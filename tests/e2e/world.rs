@@ -398,6 +398,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(endpoint: &str) -> Daemon {
+        Daemon::start_with(endpoint, &[])
+    }
+
+    /// Like `start`, with settings (`CUTOVER_*` variables) of the test's own.
+    pub fn start_with(endpoint: &str, settings: &[(&str, &str)]) -> Daemon {
         let log = std::env::temp_dir().join(format!(
             "cutover-e2e-{}-{}.log",
             std::process::id(),
@@ -413,6 +418,7 @@ impl Daemon {
             .env("CUTOVER_RESYNC_INTERVAL", "5s")
             .env("CUTOVER_LISTEN", "127.0.0.1:0")
             .env("CUTOVER_LOG_FORMAT", "text")
+            .envs(settings.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()

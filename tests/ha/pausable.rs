@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, watch};
 
 use cutover::cloud::lease::{LeaseView, Shard, ShardLease};
 use cutover::cloud::{
-    Change, CloudError, DesiredStore, Ecs, Fence, Leases, LoadBalancer, Precondition, SpecChanges,
-    SpecWrite, StatusWrite, StoredRecord,
+    Change, CloudError, DesiredStore, Ecs, Fence, Leases, LoadBalancer, Positioned, Precondition,
+    SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use cutover::rollout::command::CreateTaskSet;
 use cutover::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, TaskSet, Weights};
@@ -114,9 +114,13 @@ where
         written
     }
 
-    async fn watch(&self, changes: mpsc::Sender<Change>) -> Result<(), CloudError> {
+    async fn watch(
+        &self,
+        changes: mpsc::Sender<Change>,
+        positioned: Positioned,
+    ) -> Result<(), CloudError> {
         self.gate.pass().await;
-        self.store.watch(changes).await
+        self.store.watch(changes, positioned).await
     }
 
     async fn write_spec(

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use cutover::cloud::{Clock, DesiredStore, Ecs, Leases, LoadBalancer};
 use cutover::controller::{Controller, ControllerConfig, ControllerHandle, LeaseConfig};
+use cutover::metrics::Metrics;
 
 use super::pausable::{Gate, Pausable};
 
@@ -17,6 +18,9 @@ pub struct Replica {
     pub name: String,
     pub gate: Arc<Gate>,
     pub handle: ControllerHandle,
+    /// Not every test binary that shares this module reads it.
+    #[allow(dead_code)]
+    pub metrics: Arc<Metrics>,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -36,6 +40,7 @@ impl Replica {
         T: Leases + Clone + 'static,
     {
         let gate = Arc::clone(&ports.gate);
+        let metrics = Arc::new(Metrics::new().expect("metrics"));
         let controller = Controller::new(
             Arc::new(ports.clone()) as Arc<dyn DesiredStore>,
             Arc::new(ports.clone()) as Arc<dyn Ecs>,
@@ -43,7 +48,8 @@ impl Replica {
             clock,
             config,
         )
-        .with_leases(Arc::new(ports) as Arc<dyn Leases>, lease);
+        .with_leases(Arc::new(ports) as Arc<dyn Leases>, lease)
+        .with_metrics(Arc::clone(&metrics));
         let handle = controller.handle();
         let stop = CancellationToken::new();
         let task = tokio::spawn(controller.run(stop.clone()));
@@ -51,6 +57,7 @@ impl Replica {
             name: name.to_string(),
             gate,
             handle,
+            metrics,
             stop,
             task,
         }

@@ -31,10 +31,15 @@ fn dummy_credentials() {
 }
 
 pub async fn config(emulator: &Emulator) -> SdkConfig {
+    config_at(emulator.endpoint()).await
+}
+
+/// The same, for an endpoint in front of the emulator (a proxy).
+pub async fn config_at(url: String) -> SdkConfig {
     dummy_credentials();
     sdk_config(&Endpoint {
         region: Some(REGION.to_string()),
-        url: Some(emulator.endpoint()),
+        url: Some(url),
     })
     .await
 }

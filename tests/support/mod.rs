@@ -6,3 +6,4 @@ pub mod aws;
 pub mod awscli;
 pub mod cli;
 pub mod emulator;
+pub mod slow_proxy;

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::cloud::{
-    Change, Clock, CloudError, DesiredStore, Ecs, Fence, Precondition, ScaledClock, SpecChanges,
-    SpecWrite, StatusWrite, StoredRecord,
+    Change, Clock, CloudError, DesiredStore, Ecs, Fence, Positioned, Precondition, ScaledClock,
+    SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::{Phase, ServiceKey, ServiceState, Status, TaskSet};
@@ -200,8 +200,12 @@ impl DesiredStore for Recorder {
             .await
     }
 
-    async fn watch(&self, changes: mpsc::Sender<Change>) -> Result<(), CloudError> {
-        self.sim.watch(changes).await
+    async fn watch(
+        &self,
+        changes: mpsc::Sender<Change>,
+        positioned: Positioned,
+    ) -> Result<(), CloudError> {
+        self.sim.watch(changes, positioned).await
     }
 
     async fn write_spec(

@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 
 use super::{ApiBudgets, Category};
 use crate::cloud::{
-    Change, CloudError, DesiredStore, Ecs, Fence, Listing, LoadBalancer, Precondition, SpecChanges,
-    SpecWrite, StatusWrite, StoredRecord,
+    Change, CloudError, DesiredStore, Ecs, Fence, Listing, LoadBalancer, Positioned, Precondition,
+    SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, TaskSet, Weights};
@@ -161,9 +161,13 @@ impl DesiredStore for Budgeted<dyn DesiredStore> {
 
     /// The feed's own polling happens inside the adapter; only opening it
     /// is metered here.
-    async fn watch(&self, changes: mpsc::Sender<Change>) -> Result<(), CloudError> {
+    async fn watch(
+        &self,
+        changes: mpsc::Sender<Change>,
+        positioned: Positioned,
+    ) -> Result<(), CloudError> {
         self.wait(Category::DynamoDb).await;
-        self.inner.watch(changes).await
+        self.inner.watch(changes, positioned).await
     }
 
     async fn write_spec(

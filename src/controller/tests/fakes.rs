@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::cloud::{
-    Change, Clock, CloudError, DesiredStore, Ecs, ErrorKind, LoadBalancer, StatusWrite,
+    Change, Clock, CloudError, DesiredStore, Ecs, ErrorKind, LoadBalancer, Positioned, StatusWrite,
     StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
@@ -63,6 +63,10 @@ pub struct State {
     /// Status writes that lose to another writer, per key.
     pub interference: BTreeMap<ServiceKey, u32>,
     pub watch_failures: u32,
+    /// How long the change feed takes to open (to hold its position);
+    /// writes made meanwhile are not in it, as with a stream read from its
+    /// latest record.
+    pub watch_delay: Duration,
     /// Whether the change feed also reports the controller's status writes,
     /// as a raw DynamoDB stream would.
     pub echo_status_writes: bool,
@@ -212,8 +216,14 @@ impl DesiredStore for FakeCloud {
         Ok(StatusWrite::Written { version })
     }
 
-    async fn watch(&self, changes: mpsc::Sender<Change>) -> Result<(), CloudError> {
+    async fn watch(
+        &self,
+        changes: mpsc::Sender<Change>,
+        positioned: Positioned,
+    ) -> Result<(), CloudError> {
         self.enter("watch", String::new())?;
+        let delay = self.state().watch_delay;
+        self.clock.sleep(delay).await;
         {
             let mut s = self.state();
             if s.watch_failures > 0 {
@@ -225,6 +235,7 @@ impl DesiredStore for FakeCloud {
                 ));
             }
             s.feed = Some(changes);
+            let _ = positioned.send(());
         }
         std::future::pending().await
     }

@@ -39,6 +39,27 @@ async fn the_first_full_sync_is_reported_once_every_record_is_scheduled() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_write_just_after_readiness_is_seen_however_slowly_the_feed_opens() {
+    let h = Harness::new();
+    h.cloud.put(&key("a"), record("a", &[]));
+    h.cloud.state().watch_delay = secs(5);
+    let run = h.start(config());
+    h.sleep(secs(2)).await;
+    assert!(!run.handle.is_synced(), "not ready while the feed opens");
+    assert_eq!(h.cloud.calls("list"), 0, "the listing waits for the feed");
+
+    assert!(run.handle.synced().await);
+    // Written the moment readiness turned: the feed must report it, as the
+    // next resync is an hour away.
+    h.cloud.put(&key("b"), record("b", &[]));
+    h.sleep(secs(30)).await;
+    assert_eq!(h.phase(&key("a")), Some(Phase::Steady));
+    assert_eq!(h.phase(&key("b")), Some(Phase::Steady));
+    assert_eq!(h.cloud.calls("list"), 1);
+    run.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_change_from_the_feed_is_reconciled_without_waiting_for_a_resync() {
     let h = Harness::new();
     h.cloud.put(&key("web"), record("web", &[]));

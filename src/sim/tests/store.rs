@@ -108,7 +108,7 @@ async fn the_change_feed_delivers_writer_changes_but_not_status_writes() {
     let (tx, mut rx) = mpsc::channel(4);
     let feed = tokio::spawn({
         let sim = sim.clone();
-        async move { sim.watch(tx).await }
+        async move { sim.watch(tx, tokio::sync::oneshot::channel().0).await }
     });
     sim.run_for(Duration::from_secs(1)).await;
     let a = ServiceKey::new("prod", "a");
@@ -138,7 +138,7 @@ async fn a_broken_change_feed_ends_with_a_retryable_error() {
     let (tx, _rx) = mpsc::channel(4);
     let feed = tokio::spawn({
         let sim = sim.clone();
-        async move { sim.watch(tx).await }
+        async move { sim.watch(tx, tokio::sync::oneshot::channel().0).await }
     });
     sim.run_for(Duration::from_secs(1)).await;
     sim.break_change_feeds();

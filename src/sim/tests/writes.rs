@@ -30,7 +30,7 @@ async fn a_new_record_is_created_only_where_none_exists_and_the_feed_hears_it() 
     let (tx, mut rx) = mpsc::channel(4);
     let feed = tokio::spawn({
         let sim = sim.clone();
-        async move { sim.watch(tx).await }
+        async move { sim.watch(tx, tokio::sync::oneshot::channel().0).await }
     });
     sim.run_for(Duration::from_secs(1)).await;
 

@@ -46,7 +46,7 @@ pub use builder::{DEFAULT_EPOCH, SimBuilder};
 pub use config::{HealthCheck, SimConfig};
 pub use ecs::TASK_SET_LIMIT;
 pub use faults::{ApiGroup, FaultProfile, Faults};
-pub use item_size::ITEM_LIMIT;
+pub use item_size::{ITEM_LIMIT, item_size};
 pub use limits::RateLimits;
 pub use registry::{BadVersion, Containers};
 pub use scenario::{ServiceArns, ServiceSetup};

@@ -144,6 +144,9 @@ impl<'a> Machine<'a, '_> {
         let spec = self.spec;
         let primary = self.svc.primary();
         if let Some(p) = primary.filter(|p| runs(spec, p)) {
+            if let Some(flow) = self.adopt_bake(p) {
+                return flow;
+            }
             return self.steady(p);
         }
         if let Some(f) = self.d.status.failed.clone()
@@ -177,31 +180,11 @@ impl<'a> Machine<'a, '_> {
             format!("revision {} is serving", spec.revision),
             Some(spec.revision.clone()),
         );
-        // A service with a record is cutover's to deploy, so a task set that
-        // no rollout owns was left behind by a lost status: take traffic off
-        // it, then remove it.
         let strays: Vec<&TaskSet> = live(self.svc)
             .filter(|t| t.status != TaskSetStatus::Primary)
             .collect();
-        let primary_tg = primary.target_group.clone().unwrap_or_default();
-        for stray in &strays {
-            let tg = stray.target_group.clone().unwrap_or_default();
-            let want = Weights::pair(&primary_tg, 100, &tg, 0);
-            match self.production_settled(&want) {
-                None => {
-                    self.d.wake(Wake::Poll);
-                    return Flow::Wait;
-                }
-                Some(false) if tg != primary_tg => {
-                    self.set_production(want);
-                    self.d.say(format!(
-                        "moving traffic off leftover task set {}",
-                        stray.name()
-                    ));
-                    return Flow::Wait;
-                }
-                _ => self.delete(stray),
-            }
+        if let Some(flow) = self.remove_strays(primary, &strays) {
+            return flow;
         }
         if strays.is_empty() {
             self.d.status.weights = Some((100, 0));
@@ -217,12 +200,64 @@ impl<'a> Machine<'a, '_> {
         Flow::Wait
     }
 
+    /// A service with a record is cutover's to deploy, so between rollouts a
+    /// task set that no rollout owns was left behind by a lost status (a
+    /// whole-item put while a rollout was rolling back, say): take traffic
+    /// off it, then remove it. `Some` when this pass must wait for that;
+    /// `None` once the deletions are sent (or there is nothing to remove).
+    fn remove_strays(&mut self, primary: &TaskSet, strays: &[&TaskSet]) -> Option<Flow> {
+        let primary_tg = primary.target_group.clone().unwrap_or_default();
+        for stray in strays {
+            let tg = stray.target_group.clone().unwrap_or_default();
+            let want = Weights::pair(&primary_tg, 100, &tg, 0);
+            match self.production_settled(&want) {
+                None => {
+                    self.d.wake(Wake::Poll);
+                    return Some(Flow::Wait);
+                }
+                Some(false) if tg != primary_tg => {
+                    self.set_production(want);
+                    self.d.say(format!(
+                        "moving traffic off leftover task set {}",
+                        stray.name()
+                    ));
+                    return Some(Flow::Wait);
+                }
+                _ => self.delete(stray),
+            }
+        }
+        None
+    }
+
     fn start(&mut self, attempt: u32, why: &str) -> Flow {
         if let Some(flow) = self.adopt_superseded() {
             return flow;
         }
         let spec = self.spec;
         let primary = self.svc.primary();
+        // A leftover task set may sit in the target group the new candidate
+        // is about to take: two task sets in one group would share its
+        // traffic, and removing the leftover later would pull targets out
+        // from under production. Clear them first.
+        if let Some(p) = primary {
+            let strays: Vec<&TaskSet> = live(self.svc)
+                .filter(|t| {
+                    t.status != TaskSetStatus::Primary
+                        && t.revision().as_ref() != Some(&spec.revision)
+                })
+                .collect();
+            if !strays.is_empty() {
+                if let Some(flow) = self.remove_strays(p, &strays) {
+                    return flow;
+                }
+                self.d.say(format!(
+                    "removing leftover task sets before revision {} starts",
+                    spec.revision
+                ));
+                self.d.wake(Wake::Poll);
+                return Flow::Wait;
+            }
+        }
         let target_group = match primary {
             None => spec.traffic.target_groups[0].clone(),
             Some(p) => {
@@ -310,6 +345,70 @@ impl<'a> Machine<'a, '_> {
             }
         }
         Flow::Next
+    }
+
+    /// The status was lost (a whole-item put replaced it) while this
+    /// revision's rollout baked: the primary is the candidate cutover made
+    /// for it, with all production traffic, and the task set it replaced is
+    /// still live. Calling that steady would remove the old task set before
+    /// the bake ends, and with it the rollback that is one weight change;
+    /// take the rollout over in `Baking` instead, the bake counted from now.
+    fn adopt_bake(&mut self, primary: &'a TaskSet) -> Option<Flow> {
+        let spec = self.spec;
+        if primary.revision().as_ref() != Some(&spec.revision)
+            || self.d.status.stable_revision.as_ref() == Some(&spec.revision)
+        {
+            return None;
+        }
+        let target_group = primary.target_group.clone()?;
+        let previous = live(self.svc)
+            .filter(|t| {
+                t.status != TaskSetStatus::Primary
+                    && t.target_group
+                        .as_ref()
+                        .is_some_and(|tg| *tg != target_group)
+                    && t.older_than(primary)
+            })
+            .max_by_key(|t| t.created_at)?;
+        let now = self.now();
+        let mut rollout = Rollout {
+            id: RolloutId {
+                revision: spec.revision.clone(),
+                // The attempt number went with the status.
+                attempt: 1,
+            },
+            started_at: now,
+            from: Some(task_set_ref(previous)),
+            target_group,
+            step: 0,
+            step_started_at: now,
+            progress_at: now,
+            gate_failures: 0,
+            rollback: None,
+            resume_to: None,
+            gates: Default::default(),
+            hooks: Default::default(),
+            hook_verdicts: Default::default(),
+        };
+        if self.candidate_share(&rollout) != 100 {
+            return None;
+        }
+        rollout.step = self.steps(&rollout).len() as u32;
+        self.d.status.rollout = Some(rollout);
+        self.d.status.active = Some(task_set_ref(previous));
+        self.d.status.candidate = Some(task_set_ref(primary));
+        if let Some(rev) = previous.revision() {
+            self.d.status.stable_revision = Some(rev);
+        }
+        self.d.adopt(
+            Phase::Baking,
+            format!(
+                "its task set {} serves all production traffic and the older task set {} is still there: baking again before it is removed",
+                primary.name(),
+                previous.name()
+            ),
+        );
+        Some(Flow::Next)
     }
 
     /// The status was lost (a whole-item put replaced it) while the

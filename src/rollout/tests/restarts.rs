@@ -237,3 +237,80 @@ fn a_wiped_status_before_a_newer_candidate_has_traffic_still_goes_through_every_
     assert_eq!(shares, vec![50, 100], "the strategy's steps, not a switch");
     assert_eq!(w.created, 2);
 }
+
+#[test]
+fn a_status_lost_while_baking_bakes_again_and_keeps_the_old_task_set_until_then() {
+    let mut w = World::new(record(
+        "web:2",
+        json!({"type": "linear", "percent": 50, "interval": "1m"}),
+    ));
+    assert!(w.run_until(Phase::Baking, S5, 100));
+    w.step();
+    assert_eq!(
+        w.svc.primary().unwrap().target_group.as_deref(),
+        Some(GREEN)
+    );
+    let shifts = w.weight_log.len();
+    w.status = Status::default();
+
+    let d = w.step();
+    assert!(
+        matches!(
+            d.events.as_slice(),
+            [
+                Event::RolloutAdopted {
+                    phase: Phase::Baking,
+                    ..
+                },
+                ..
+            ]
+        ),
+        "{:?}",
+        d.events
+    );
+    assert_eq!(w.status.phase, Phase::Baking);
+    assert!(w.deleted.is_empty(), "blue stays while the bake runs");
+    assert_eq!(w.svc.task_sets.len(), 2);
+    // The bake runs in full from the adoption: blue is still there just
+    // before it ends.
+    w.advance(Duration::from_secs(2 * 60) - S5);
+    w.step();
+    assert!(w.deleted.is_empty(), "{:?}", w.phases());
+    assert_eq!(w.settle(), Phase::Steady);
+    assert_eq!(w.deleted.len(), 1, "blue removed once the bake is over");
+    assert_eq!(w.weight_log.len(), shifts, "no weight moved");
+    assert_eq!(w.created, 1);
+}
+
+#[test]
+fn a_leftover_candidate_is_removed_before_the_next_revision_takes_its_target_group() {
+    let mut w = World::new(record(
+        "web:2",
+        json!({"type": "linear", "percent": 50, "interval": "1m"}),
+    ));
+    assert!(w.run_until(Phase::Shifting, S5, 100));
+    w.step();
+    assert!(w.production.percent(GREEN) > 0);
+    // A whole-item put with a newer version: the status and with it the
+    // rollout of web:2 are gone, web:2's task set still sits in green.
+    w.set("task_definition", json!("web:3"));
+    w.status = Status::default();
+    for _ in 0..100 {
+        w.step();
+        if w.created == 2 {
+            break;
+        }
+        w.advance(S5);
+    }
+    assert_eq!(w.created, 2, "{:?}", w.phases());
+    assert_eq!(w.deleted.len(), 1, "web:2 went before web:3 came");
+    let in_green = w
+        .svc
+        .task_sets
+        .iter()
+        .filter(|t| t.target_group.as_deref() == Some(GREEN))
+        .filter(|t| t.status != crate::rollout::TaskSetStatus::Draining)
+        .count();
+    assert_eq!(in_green, 1);
+    assert_eq!(w.settle(), Phase::Steady);
+}

@@ -208,11 +208,6 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
             generation += 1;
             (token, handle) = start_controller(&sim, clock.clone(), seed, generation);
         }
-        let records: BTreeMap<ServiceKey, _> = sim
-            .records()
-            .into_iter()
-            .map(|r| (r.key.clone(), r))
-            .collect();
         for (i, p) in plans.iter().enumerate() {
             let key = &p.arns.key;
             if let Some((after, version, _)) = &p.second
@@ -238,8 +233,10 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
                     .unwrap_or_default();
                 sim.put_item(key, current);
             }
-            // A person promotes whatever waits for promotion.
-            if let Some(record) = records.get(key)
+            // A person promotes whatever waits for promotion, on the record
+            // as it is now: a second write of this tick is not undone.
+            let fresh = sim.records().into_iter().find(|r| &r.key == key);
+            if let Some(record) = fresh.as_ref()
                 && let Some(status) = &record.status
                 && status.phase == Phase::AwaitingPromotion
                 && let Some(r) = &status.rollout
@@ -249,7 +246,7 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
                 sim.put_spec(key, body);
             }
         }
-        // Read again: a write of this very tick has no answer yet, and the
+        // Read after this tick's writes: a write has no answer yet, and the
         // status beside it still speaks of the record before it.
         let records: BTreeMap<ServiceKey, _> = sim
             .records()
@@ -492,11 +489,12 @@ fn seed_1666_a_status_lost_while_baking_bakes_again() {
     replays_cleanly(1666);
 }
 
-/// The harness wiped a status with the record it had read before a second
-/// write of the same tick, and called a run settled on the status of the
-/// record before that write.
+/// The harness wiped a status (585) or promoted (974) with the record it
+/// had read before a second write of the same tick, undoing that write, and
+/// called a run settled on the status of the record before it (687).
 #[test]
-fn seeds_585_and_687_judge_the_record_as_written_last() {
+fn seeds_585_687_and_974_judge_the_record_as_written_last() {
     replays_cleanly(585);
     replays_cleanly(687);
+    replays_cleanly(974);
 }

@@ -236,19 +236,13 @@ impl Run<'_, '_> {
 
     fn rollout_for(&self, id: RolloutId, started_at: Timestamp) -> Rollout {
         Rollout {
-            id,
             started_at,
-            from: self.svc.primary().map(task_set_ref),
-            target_group: String::new(),
-            step: 0,
-            step_started_at: self.d.now,
-            progress_at: self.d.now,
-            gate_failures: 0,
-            rollback: None,
-            resume_to: None,
-            gates: Default::default(),
-            hooks: Default::default(),
-            hook_verdicts: Default::default(),
+            ..Rollout::new(
+                id,
+                self.svc.primary().map(task_set_ref),
+                String::new(),
+                self.d.now,
+            )
         }
     }
 

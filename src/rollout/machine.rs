@@ -278,21 +278,7 @@ impl<'a> Machine<'a, '_> {
             attempt,
         };
         let now = self.now();
-        let mut rollout = Rollout {
-            id: id.clone(),
-            started_at: now,
-            from: primary.map(task_set_ref),
-            target_group,
-            step: 0,
-            step_started_at: now,
-            progress_at: now,
-            gate_failures: 0,
-            rollback: None,
-            resume_to: None,
-            gates: Default::default(),
-            hooks: Default::default(),
-            hook_verdicts: Default::default(),
-        };
+        let mut rollout = Rollout::new(id.clone(), primary.map(task_set_ref), target_group, now);
         // A candidate already in place means a status was lost mid-rollout:
         // pick up where the traffic is instead of starting over.
         let mut phase = Phase::Provisioning;
@@ -371,25 +357,12 @@ impl<'a> Machine<'a, '_> {
             })
             .max_by_key(|t| t.created_at)?;
         let now = self.now();
-        let mut rollout = Rollout {
-            id: RolloutId {
-                revision: spec.revision.clone(),
-                // The attempt number went with the status.
-                attempt: 1,
-            },
-            started_at: now,
-            from: Some(task_set_ref(previous)),
-            target_group,
-            step: 0,
-            step_started_at: now,
-            progress_at: now,
-            gate_failures: 0,
-            rollback: None,
-            resume_to: None,
-            gates: Default::default(),
-            hooks: Default::default(),
-            hook_verdicts: Default::default(),
+        let id = RolloutId {
+            revision: spec.revision.clone(),
+            // The attempt number went with the status.
+            attempt: 1,
         };
+        let mut rollout = Rollout::new(id, Some(task_set_ref(previous)), target_group, now);
         if self.candidate_share(&rollout) != 100 {
             return None;
         }
@@ -439,21 +412,10 @@ impl<'a> Machine<'a, '_> {
             attempt: 1,
         };
         let rollout = Rollout {
-            id,
-            started_at: now,
-            from: Some(task_set_ref(previous)),
-            target_group,
-            step: 0,
-            step_started_at: now,
-            progress_at: now,
-            gate_failures: 0,
             rollback: Some(RollbackReason::Superseded {
                 by: spec.revision.clone(),
             }),
-            resume_to: None,
-            gates: Default::default(),
-            hooks: Default::default(),
-            hook_verdicts: Default::default(),
+            ..Rollout::new(id, Some(task_set_ref(previous)), target_group, now)
         };
         let share = self.candidate_share(&rollout);
         self.d.status.rollout = Some(rollout);

@@ -198,6 +198,33 @@ pub struct Rollout {
     pub hook_verdicts: BTreeMap<HookPoint, super::hook::HookVerdict>,
 }
 
+impl Rollout {
+    /// A rollout that begins `now`, at its first step, with nothing said
+    /// by its gates and hooks yet.
+    pub fn new(
+        id: RolloutId,
+        from: Option<TaskSetRef>,
+        target_group: String,
+        now: Timestamp,
+    ) -> Rollout {
+        Rollout {
+            id,
+            started_at: now,
+            from,
+            target_group,
+            step: 0,
+            step_started_at: now,
+            progress_at: now,
+            gate_failures: 0,
+            rollback: None,
+            resume_to: None,
+            gates: Default::default(),
+            hooks: Default::default(),
+            hook_verdicts: Default::default(),
+        }
+    }
+}
+
 /// A revision that failed; it stays failed until retried or replaced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {

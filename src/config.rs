@@ -246,8 +246,11 @@ impl Config {
         if let Some(url) = &self.endpoint_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
+            // Shown at most by scheme and host: an endpoint URL may carry
+            // credentials.
             return Err(format!(
-                "`endpoint_url` {url:?} must start with http:// or https://"
+                "`endpoint_url` {}",
+                crate::rollout::quote::not_an_http_url(url)
             ));
         }
         Ok(())
@@ -355,6 +358,22 @@ mod tests {
             assert!(documented.contains(&key.as_str()), "{key} is not in KEYS");
         }
         assert_eq!(table.len(), KEYS.len());
+    }
+
+    #[test]
+    fn an_endpoint_url_that_is_not_http_shows_no_credentials() {
+        let config = Config {
+            endpoint_url: Some("ftp://key:s3cret@ecs.internal/p?X-Amz-Signature=abc".into()),
+            ..Config::default()
+        };
+        let e = config.validate().unwrap_err();
+        assert!(
+            e.contains("endpoint_url") && e.contains("ecs.internal"),
+            "{e}"
+        );
+        for secret in ["key:", "s3cret", "Signature", "abc"] {
+            assert!(!e.contains(secret), "{secret} in {e}");
+        }
     }
 
     #[test]

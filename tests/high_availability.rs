@@ -251,7 +251,8 @@ async fn a_replica_stalled_past_its_lease_can_neither_write_nor_act() {
     assert!(!a_services.is_empty(), "a drives some of the services");
 
     // a creates a candidate task set, then stalls before storing the
-    // status that says so.
+    // status that says so (its first status write, which stores the
+    // rollout, comes before the create).
     a.gate.close_at_next_status_write();
     write_records(&sim, &services);
     while !a.gate.is_closed() {
@@ -306,4 +307,42 @@ async fn a_replica_stalled_past_its_lease_can_neither_write_nor_act() {
 
 fn shard(key: &ServiceKey) -> u32 {
     cutover::cloud::lease::shard_of(key, SHARDS)
+}
+
+/// A fleet rollout on a store that models DynamoDB's transaction
+/// conflicts: every status write checks its shard's lease item in the same
+/// transaction as the lease renewals write it. No lease may change hands
+/// for it, and no status write may be lost to a conflict.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_fleet_rollout_under_transaction_conflicts_keeps_every_lease_and_every_write() {
+    let (sim, clock, services) = world(1000);
+    // DynamoDB's usual latency: writes overlap, so conflicts happen.
+    sim.set_faults(Faults::default());
+    let a = start(&sim, &clock, "a", 8);
+    let b = start(&sim, &clock, "b", 8);
+    sim.run_for(Duration::from_secs(30)).await;
+    spread(&[&a, &b], SHARDS).unwrap_or_else(|e| panic!("{e}"));
+    let tokens = |sim: &SimCloud| -> Vec<(u32, u64)> {
+        sim.leases()
+            .shards
+            .iter()
+            .map(|l| (l.shard, l.token))
+            .collect()
+    };
+    let balanced = tokens(&sim);
+
+    write_records(&sim, &services);
+    until_steady(&sim, &services, Duration::from_secs(3 * 3600)).await;
+    eprintln!(
+        "transaction conflicts: {}, lost: {}",
+        sim.transaction_conflicts(),
+        sim.status_writes_lost_to_conflicts()
+    );
+    assert!(sim.transaction_conflicts() > 0, "the rollout met conflicts");
+    assert_eq!(tokens(&sim), balanced, "a lease changed hands");
+    assert_eq!(sim.status_writes_lost_to_conflicts(), 0);
+    assert_eq!(sim.fenced_writes(), 0);
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    a.stop().await;
+    b.stop().await;
 }

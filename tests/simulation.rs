@@ -18,7 +18,7 @@ use cutover::cloud::{Clock, DesiredStore, Ecs, LoadBalancer, ScaledClock};
 use cutover::controller::{Controller, ControllerConfig};
 use cutover::rollout::{Phase, ServiceKey, ServiceState, TaskSetStatus};
 use cutover::sim::{
-    BadVersion, DEFAULT_EPOCH, FaultProfile, Faults, ServiceArns, ServiceSetup, SimCloud,
+    BadVersion, Churn, DEFAULT_EPOCH, FaultProfile, Faults, ServiceArns, ServiceSetup, SimCloud,
 };
 
 const SERVICES: usize = 5;
@@ -39,10 +39,18 @@ struct Plan {
     auto_promote: bool,
     /// Replace the whole item (wiping the status) after this long.
     wipe_status_after: Option<Duration>,
+    /// `gates.task_failures.threshold`, if the record has that gate.
+    task_failures: Option<u32>,
+    /// A third write, this long after the second: the first version again
+    /// (A -> B -> A).
+    back_after: Option<Duration>,
 }
 
 impl Plan {
     fn final_version(&self) -> (&str, bool) {
+        if self.back_after.is_some() {
+            return (&self.first.0, self.first.1.is_some());
+        }
         match &self.second {
             Some((_, v, bad)) => (v, bad.is_some()),
             None => (&self.first.0, self.first.1.is_some()),
@@ -53,6 +61,9 @@ impl Plan {
         let mut body = self.arns.record(version, self.strategy.clone());
         body["auto_promote"] = json!(self.auto_promote);
         body["bake"] = json!("3m");
+        if let Some(threshold) = self.task_failures {
+            body["gates"] = json!({"task_failures": {"threshold": threshold}});
+        }
         body
     }
 }
@@ -100,7 +111,58 @@ fn faults(rng: &mut ChaCha8Rng) -> Faults {
     }
 }
 
-fn plan(sim: &SimCloud, rng: &mut ChaCha8Rng) -> Vec<Plan> {
+/// Traffic and stickiness: which services' production routes hold sticky
+/// clients, and for how long (seconds to hours). Drawn from a generator of
+/// its own, so these draws never shift the rest of a seed.
+fn stickiness(seed: u64) -> Vec<Option<u32>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x571c_c1e5);
+    (0..SERVICES)
+        .map(|_| {
+            rng.random_bool(0.4)
+                .then(|| match rng.random_range(0..4u32) {
+                    0 => rng.random_range(1..30u32),
+                    1 => rng.random_range(30..600u32),
+                    2 => rng.random_range(600..3600u32),
+                    _ => rng.random_range(3600..6 * 3600u32),
+                })
+        })
+        .collect()
+}
+
+/// Health on both sides: routine replacements of healthy tasks, outages of
+/// the old side and auto scaling, each on for some seeds. Drawn from a
+/// generator of their own, so they shift no other draw of a seed.
+fn health_churn(seed: u64) -> Churn {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x004e_a17c);
+    let mut every = |p: f64, lo: u64, hi: u64| {
+        rng.random_bool(p).then(|| {
+            let a = rng.random_range(lo..hi);
+            (Duration::from_secs(a), Duration::from_secs(a * 2))
+        })
+    };
+    let task_replacement = every(0.4, 30, 300);
+    let old_side_outage = every(0.25, 120, 900);
+    let autoscaling = every(0.25, 60, 600);
+    Churn {
+        task_replacement,
+        old_side_outage,
+        autoscaling,
+        autoscaling_counts: (1, 5),
+    }
+}
+
+/// DynamoDB's eventually consistent `Scan`: on some seeds each item a
+/// resync lists may be up to this old. Drawn from a generator of its own.
+fn scan_staleness(seed: u64) -> Duration {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ca7_01d0);
+    if rng.random_bool(0.4) {
+        Duration::from_secs(rng.random_range(1..60u64))
+    } else {
+        Duration::ZERO
+    }
+}
+
+fn plan(sim: &SimCloud, rng: &mut ChaCha8Rng, sticky: &[Option<u32>]) -> Vec<Plan> {
     (0..SERVICES)
         .map(|i| {
             let name = format!("svc{i}");
@@ -110,6 +172,7 @@ fn plan(sim: &SimCloud, rng: &mut ChaCha8Rng) -> Vec<Plan> {
                     desired_count: rng.random_range(1..5u32),
                     test_listener: rng.random_bool(0.5),
                     production_rule: rng.random_bool(0.3),
+                    production_stickiness: sticky.get(i).copied().flatten(),
                     ..ServiceSetup::new(key)
                 })
                 .expect("service setup");
@@ -137,9 +200,58 @@ fn plan(sim: &SimCloud, rng: &mut ChaCha8Rng) -> Vec<Plan> {
                 wipe_status_after: rng
                     .random_bool(0.15)
                     .then(|| Duration::from_secs(rng.random_range(20..600u64))),
+                task_failures: None,
+                back_after: None,
             }
         })
         .collect()
+}
+
+/// The task set topic's draws, from an RNG of their own so that they shift
+/// no other draw of a seed.
+struct TaskSetFaults {
+    /// How long a deleted task set stays DRAINING (its targets drain), and
+    /// so counts toward ECS's five task sets per service: anywhere from the
+    /// sim's default to the load balancer's own default of 300 s.
+    deregistration_delay: Duration,
+    /// Per service: this long after the second write, the first version is
+    /// written again (A -> B -> A). Its candidate starts from another task
+    /// set than the first time, so ECS would refuse the first one's client
+    /// token.
+    back_to_first: Vec<Option<Duration>>,
+    /// Per service: a `task_failures` gate with this threshold, read
+    /// through ListTasks and DescribeTasks as ECS answers them.
+    task_failures: Vec<Option<u32>>,
+}
+
+fn task_set_faults(seed: u64) -> TaskSetFaults {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7a5c_5e75);
+    TaskSetFaults {
+        deregistration_delay: Duration::from_secs(rng.random_range(30..=300u64)),
+        back_to_first: (0..SERVICES)
+            .map(|_| {
+                rng.random_bool(0.3)
+                    .then(|| Duration::from_secs(rng.random_range(60..600u64)))
+            })
+            .collect(),
+        task_failures: (0..SERVICES)
+            .map(|_| rng.random_bool(0.4).then(|| rng.random_range(2..6u32)))
+            .collect(),
+    }
+}
+
+impl TaskSetFaults {
+    fn apply(&self, plans: &mut [Plan]) {
+        for (i, p) in plans.iter_mut().enumerate() {
+            // Only back to a good version: a bad one fails and leaves
+            // whatever served before it, which the end-state check does not
+            // know after three writes.
+            if p.second.is_some() && p.first.1.is_none() {
+                p.back_after = self.back_to_first[i];
+            }
+            p.task_failures = self.task_failures[i];
+        }
+    }
 }
 
 /// What a seed ended as, for the invariants checked at the end.
@@ -176,12 +288,17 @@ fn start_controller(
 async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
     let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(DEFAULT_EPOCH, 1.0));
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let task_sets = task_set_faults(seed);
     let sim = SimCloud::builder(seed)
         .clock(clock.clone())
         .faults(faults(&mut rng))
+        .deregistration_delay(task_sets.deregistration_delay)
+        .churn(health_churn(seed))
+        .scan_staleness(scan_staleness(seed))
         .keep_log(keep_log)
         .build();
-    let plans = plan(&sim, &mut rng);
+    let mut plans = plan(&sim, &mut rng, &stickiness(seed));
+    task_sets.apply(&mut plans);
     let start = clock.now();
     for p in &plans {
         sim.put_spec(&p.arns.key, p.record(&p.first.0));
@@ -194,6 +311,7 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
     let mut generation = 0;
     let (mut token, mut handle) = start_controller(&sim, clock.clone(), seed, generation);
     let mut second_written = vec![false; plans.len()];
+    let mut back_written = vec![false; plans.len()];
     let mut wiped = vec![false; plans.len()];
     let mut violations = vec![];
 
@@ -216,6 +334,13 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
             {
                 second_written[i] = true;
                 sim.put_spec(key, p.record(version));
+            }
+            if let (Some((after, _, _)), Some(back)) = (&p.second, p.back_after)
+                && !back_written[i]
+                && elapsed >= *after + back
+            {
+                back_written[i] = true;
+                sim.put_spec(key, p.record(&p.first.0));
             }
             if let Some(after) = p.wipe_status_after
                 && !wiped[i]
@@ -254,7 +379,8 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
             .map(|r| (r.key.clone(), r))
             .collect();
         let settled = plans.iter().enumerate().all(|(i, p)| {
-            let all_written = p.second.is_none() || second_written[i];
+            let all_written = (p.second.is_none() || second_written[i])
+                && (p.back_after.is_none() || back_written[i]);
             all_written
                 && records.get(&p.arns.key).is_some_and(|r| {
                     let asked = r.spec().ok().map(|spec| spec.revision);
@@ -497,4 +623,43 @@ fn seeds_585_687_and_974_judge_the_record_as_written_last() {
     replays_cleanly(585);
     replays_cleanly(687);
     replays_cleanly(974);
+}
+
+/// The status write after a production weight change was lost (throttled in
+/// 3374, wiped by a whole-item put in 3884) while the change was still on its
+/// way to the load balancer. The next pass saw the old weights, took them for
+/// settled and deleted a task set the change then sent traffic to.
+#[test]
+fn seeds_3374_and_3884_a_weight_change_of_a_lost_status_is_written_again_before_a_delete() {
+    replays_cleanly(3374);
+    replays_cleanly(3884);
+}
+
+/// A target turned unhealthy 133 ms after the controller read its health and
+/// before the weight change that read allowed reached the load balancer: a
+/// race no controller can see coming. The invariant blames a weight change
+/// only when no fresh reading showed a healthy target; the exposure that
+/// follows is timed (7 s here, then rolled back).
+#[test]
+fn seed_416_a_target_lost_between_the_read_and_the_write_is_exposure_not_a_bad_decision() {
+    replays_cleanly(416);
+}
+
+/// A→B→A: the first version written again starts from another task set
+/// than the first time, and ECS refuses a client token reused for another
+/// request; the token derived from the rollout id alone stalled it until
+/// the deadline (2), or never settled (48).
+#[test]
+fn seeds_2_and_48_a_version_written_again_gets_a_client_token_of_its_own() {
+    replays_cleanly(2);
+    replays_cleanly(48);
+}
+
+/// The pass that moved production's first step had its status write
+/// throttled; the rollback that followed saw the old weights (the change
+/// was not visible yet) and removed the candidate while the change was
+/// still on its way to the load balancer.
+#[test]
+fn seed_17_a_rollback_rewrites_production_before_it_removes_the_candidate() {
+    replays_cleanly(17);
 }

@@ -71,6 +71,12 @@ data "aws_iam_policy_document" "cutover" {
   }
 
   statement {
+    sid       = "EcsStoppedTaskDetails"
+    actions   = ["ecs:DescribeTasks"]
+    resources = ["arn:${local.partition}:ecs:${var.region}:${local.account}:task/*/*"]
+  }
+
+  statement {
     sid = "EcsTaskDefinitionsForImageRecords"
     actions = [
       "ecs:DescribeTaskDefinition",

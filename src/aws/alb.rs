@@ -19,7 +19,7 @@ use super::alb_convert::{self, ForwardError};
 use super::calls::ApiCalls;
 use super::error::{code, from_sdk};
 use crate::cloud::{CloudError, ErrorKind, LoadBalancer, describe_calls};
-use crate::rollout::{Route, TargetCounts, Weights};
+use crate::rollout::{Route, Stickiness, TargetCounts, Weights};
 
 const DESCRIBE_LISTENERS: &str = "elasticloadbalancing:DescribeListeners";
 const DESCRIBE_RULES: &str = "elasticloadbalancing:DescribeRules";
@@ -175,6 +175,26 @@ impl LoadBalancer for AlbAdapter {
             Some(actions) => self.replace_actions(route, actions).await,
             // Mutations have the smallest ELB budget (3 per second per
             // account): a repeated step that is already in place spends none.
+            None => Ok(()),
+        }
+    }
+
+    async fn stickiness(&self, route: &Route) -> Result<Stickiness, CloudError> {
+        let actions = self.actions(route).await?;
+        alb_convert::stickiness(&actions).map_err(|e| invalid(describe_op(route), route, e))
+    }
+
+    async fn set_stickiness(
+        &self,
+        route: &Route,
+        stickiness: Stickiness,
+    ) -> Result<(), CloudError> {
+        let op = modify_op(route);
+        let actions = self.actions(route).await?;
+        match alb_convert::rewrite_stickiness(&actions, stickiness)
+            .map_err(|e| invalid(op, route, e))?
+        {
+            Some(actions) => self.replace_actions(route, actions).await,
             None => Ok(()),
         }
     }

@@ -7,10 +7,10 @@
 //! untouched target groups go back exactly as they came.
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple,
+    Action, ActionTypeEnum, ForwardActionConfig, TargetGroupStickinessConfig, TargetGroupTuple,
 };
 
-use crate::rollout::Weights;
+use crate::rollout::{Stickiness, Weights};
 
 /// The largest weight ELB accepts.
 pub const MAX_WEIGHT: u32 = 999;
@@ -35,6 +35,10 @@ pub enum ForwardError {
     WeightOutOfRange { target_group: String, weight: u32 },
     #[error("would forward to {0} target groups: ELB accepts at most {FORWARD_LIMIT}")]
     TooManyTargetGroups(usize),
+    #[error(
+        "cannot take a stickiness duration of {0} seconds: ELB accepts 1 to {MAX_STICKINESS_SECONDS}"
+    )]
+    StickinessOutOfRange(u32),
 }
 
 /// The weights of the forward action among `actions`.
@@ -124,6 +128,57 @@ pub fn rewrite(actions: &[Action], wanted: &Weights) -> Result<Option<Vec<Action
     );
     // ELB refuses TargetGroupArn next to a ForwardConfig of more than one
     // group; the ForwardConfig says everything the legacy field did.
+    forward.target_group_arn = None;
+    Ok(Some(out))
+}
+
+/// The longest group-level stickiness ELB accepts: 7 days
+/// (https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetGroupStickinessConfig.html).
+pub const MAX_STICKINESS_SECONDS: u32 = 604_800;
+
+/// The group-level stickiness of the forward action among `actions`.
+pub fn stickiness(actions: &[Action]) -> Result<Stickiness, ForwardError> {
+    let forward = &actions[forward_index(actions)?];
+    let config = forward
+        .forward_config()
+        .and_then(|c| c.target_group_stickiness_config());
+    Ok(Stickiness {
+        enabled: config.and_then(|c| c.enabled()).unwrap_or(false),
+        duration_seconds: config
+            .and_then(|c| c.duration_seconds())
+            .and_then(|d| u32::try_from(d).ok())
+            .unwrap_or(0),
+    })
+}
+
+/// The action list to send back with the forward action's stickiness set
+/// to `wanted`, or `None` when it already is.
+pub fn rewrite_stickiness(
+    actions: &[Action],
+    wanted: Stickiness,
+) -> Result<Option<Vec<Action>>, ForwardError> {
+    if wanted.enabled && !(1..=MAX_STICKINESS_SECONDS).contains(&wanted.duration_seconds) {
+        return Err(ForwardError::StickinessOutOfRange(wanted.duration_seconds));
+    }
+    if stickiness(actions)? == wanted {
+        return Ok(None);
+    }
+    let at = forward_index(actions)?;
+    let tuples = forward_tuples(&actions[at]);
+    let mut out: Vec<Action> = actions.iter().cloned().map(resendable).collect();
+    let forward = &mut out[at];
+    let config = TargetGroupStickinessConfig::builder()
+        .enabled(wanted.enabled)
+        .set_duration_seconds(
+            (wanted.duration_seconds > 0).then_some(wanted.duration_seconds as i32),
+        )
+        .build();
+    forward.forward_config = Some(
+        ForwardActionConfig::builder()
+            .set_target_groups(Some(tuples))
+            .target_group_stickiness_config(config)
+            .build(),
+    );
     forward.target_group_arn = None;
     Ok(Some(out))
 }

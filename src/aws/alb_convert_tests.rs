@@ -256,3 +256,59 @@ fn rewrite_without_a_forward_action_is_refused() {
         Err(ForwardError::NoForward(_))
     ));
 }
+
+#[test]
+fn stickiness_reads_the_forward_actions_group_stickiness() {
+    let on = Stickiness {
+        enabled: true,
+        duration_seconds: 3600,
+    };
+    assert_eq!(
+        stickiness(&[forward(&[(BLUE, 100)], Some(sticky()))]).unwrap(),
+        on
+    );
+    assert_eq!(
+        stickiness(&[forward(&[(BLUE, 100)], None)]).unwrap(),
+        Stickiness::default()
+    );
+    assert_eq!(stickiness(&[legacy(BLUE)]).unwrap(), Stickiness::default());
+}
+
+#[test]
+fn rewrite_stickiness_turns_it_off_keeping_groups_weights_and_other_actions() {
+    let mut fwd = forward(&[(GREEN, 0), (BLUE, 100)], Some(sticky()));
+    fwd.order = Some(2);
+    let actions = [oidc(), fwd];
+    let off = Stickiness {
+        enabled: false,
+        duration_seconds: 3600,
+    };
+    let out = rewrite_stickiness(&actions, off).unwrap().unwrap();
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].r#type(), Some(&ActionTypeEnum::AuthenticateOidc));
+    let config = forward_of(&out).forward_config().unwrap();
+    assert_eq!(
+        config.target_groups(),
+        &[tuple(GREEN, Some(0)), tuple(BLUE, Some(100))]
+    );
+    assert_eq!(stickiness(&out).unwrap(), off);
+    assert_eq!(forward_of(&out).order(), Some(2));
+    // Already as wanted: nothing to send.
+    assert_eq!(rewrite_stickiness(&out, off).unwrap(), None);
+}
+
+#[test]
+fn rewrite_stickiness_refuses_a_duration_elb_does_not_accept() {
+    let actions = [forward(&[(BLUE, 100)], None)];
+    for d in [0, 604_801] {
+        let err = rewrite_stickiness(
+            &actions,
+            Stickiness {
+                enabled: true,
+                duration_seconds: d,
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("1 to 604800"), "{err}");
+    }
+}

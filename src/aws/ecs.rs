@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_ecs::types::{LoadBalancer, Scale, ScaleUnit, TaskSet as SdkTaskSet};
+use aws_sdk_ecs::types::{DesiredStatus, LoadBalancer, Scale, ScaleUnit, TaskSet as SdkTaskSet};
 
 use super::calls::{ApiCalls, ecs_client};
 use super::ecs_convert::{
@@ -19,7 +19,11 @@ use super::ecs_image::task_definition_with_image;
 use super::error::{code, from_sdk};
 use crate::cloud::{CloudError, Ecs, ErrorKind};
 use crate::rollout::command::CreateTaskSet;
+use crate::rollout::observed::task_set_id;
 use crate::rollout::{ServiceKey, ServiceState, TaskSet, Version};
+
+/// DescribeTasks takes at most this many tasks per call.
+const DESCRIBE_TASKS_LIMIT: usize = 100;
 
 #[derive(Clone, Debug)]
 pub struct EcsAdapter {
@@ -209,6 +213,7 @@ impl Ecs for EcsAdapter {
             .set_launch_type(launching.launch_type)
             .set_capacity_provider_strategy(launching.capacity_providers)
             .set_platform_version(launching.platform_version)
+            .set_service_registries(launching.service_registries)
             .customize()
             .interceptor(probe.clone())
             .send()
@@ -264,25 +269,48 @@ impl Ecs for EcsAdapter {
     }
 
     async fn stopped_tasks(&self, key: &ServiceKey, task_set_arn: &str) -> Result<u32, CloudError> {
-        const OP: &str = "ecs:ListTasks";
+        const LIST: &str = "ecs:ListTasks";
+        const DESCRIBE: &str = "ecs:DescribeTasks";
         let subject = Subject {
             task_set: Some(task_set_arn),
             ..Subject::of(key)
         };
-        // ECS starts a task set's tasks with `startedBy` set to the task set's id.
-        let id = task_set_arn.rsplit('/').next().unwrap_or(task_set_arn);
+        // A task set's tasks carry `startedBy` = the task set's id
+        // (`ecs-svc/…`, https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Task.html),
+        // but ListTasks takes `startedBy` only as its sole filter and then
+        // lists RUNNING tasks alone
+        // (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html).
+        // So list the service's stopped tasks, and count those the task set
+        // started from what DescribeTasks says of them.
+        let id = task_set_id(task_set_arn);
         let mut pages = self
             .client
             .list_tasks()
             .cluster(&key.cluster)
-            .started_by(id)
-            .desired_status(aws_sdk_ecs::types::DesiredStatus::Stopped)
+            .service_name(&key.service)
+            .desired_status(DesiredStatus::Stopped)
             .into_paginator()
             .send();
-        let mut stopped = 0u32;
+        let mut stopped_arns = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ecs_error(OP, &subject, e))?;
-            stopped += page.task_arns.map_or(0, |a| a.len() as u32);
+            let page = page.map_err(|e| ecs_error(LIST, &subject, e))?;
+            stopped_arns.extend(page.task_arns.unwrap_or_default());
+        }
+        let mut stopped = 0u32;
+        for chunk in stopped_arns.chunks(DESCRIBE_TASKS_LIMIT) {
+            let out = self
+                .client
+                .describe_tasks()
+                .cluster(&key.cluster)
+                .set_tasks(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| ecs_error(DESCRIBE, &subject, e))?;
+            stopped += out
+                .tasks()
+                .iter()
+                .filter(|t| t.started_by() == Some(id))
+                .count() as u32;
         }
         Ok(stopped)
     }

@@ -2,7 +2,7 @@
 
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, Failure, LaunchType,
-    NetworkConfiguration, Service, StabilityStatus, TaskSet as SdkTaskSet,
+    NetworkConfiguration, Service, ServiceRegistry, StabilityStatus, TaskSet as SdkTaskSet,
 };
 
 use super::ecs_counts::{Reported, Reports};
@@ -138,17 +138,45 @@ pub struct Launching {
     pub launch_type: Option<LaunchType>,
     pub capacity_providers: Option<Vec<CapacityProviderStrategyItem>>,
     pub platform_version: Option<String>,
+    /// Cloud Map registries the tasks register in.
+    pub service_registries: Option<Vec<ServiceRegistry>>,
 }
 
+/// The platform version that follows Fargate's releases, ECS's default.
+pub const LATEST_PLATFORM: &str = "LATEST";
+
 impl Launching {
-    /// Exactly what the template runs with, so a release changes nothing but
-    /// its version.
+    /// What the template runs with, so a release changes nothing but its
+    /// version (CreateTaskSet's parameters:
+    /// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateTaskSet.html):
+    /// - its Cloud Map registries, or the candidate's tasks would be
+    ///   missing from service discovery;
+    /// - a capacity provider strategy, or else a launch type: ECS refuses a
+    ///   request with both, and the strategy is the more precise;
+    /// - the platform version `LATEST` rather than the version ECS resolved
+    ///   it to and reports (`1.4.0`), which would pin the candidate to an
+    ///   old platform. The template's own choice cannot be told from what
+    ///   it resolved to, so the family ECS defaults to wins.
     pub fn copy_of(template: &SdkTaskSet) -> Launching {
+        let capacity_providers = template
+            .capacity_provider_strategy
+            .clone()
+            .filter(|c| !c.is_empty());
         Launching {
             network: template.network_configuration().cloned(),
-            launch_type: template.launch_type().cloned(),
-            capacity_providers: template.capacity_provider_strategy.clone(),
-            platform_version: template.platform_version().map(str::to_string),
+            launch_type: if capacity_providers.is_some() {
+                None
+            } else {
+                template.launch_type().cloned()
+            },
+            capacity_providers,
+            platform_version: template
+                .platform_version()
+                .map(|_| LATEST_PLATFORM.to_string()),
+            service_registries: template
+                .service_registries
+                .clone()
+                .filter(|r| !r.is_empty()),
         }
     }
 
@@ -177,6 +205,7 @@ impl Launching {
             launch_type,
             capacity_providers,
             platform_version: None,
+            service_registries: None,
         })
     }
 }

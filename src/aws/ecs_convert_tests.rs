@@ -252,10 +252,42 @@ fn a_template_is_copied_whole() {
     );
     t.launch_type = Some(LaunchType::Fargate);
     t.platform_version = Some("1.4.0".into());
+    let registry = ServiceRegistry::builder()
+        .registry_arn("arn:aws:servicediscovery:us-east-1:123456789012:service/srv-web")
+        .container_name("app")
+        .container_port(8080)
+        .build();
+    t.service_registries = Some(vec![registry.clone()]);
     let l = Launching::copy_of(&t);
     assert_eq!(l.network, t.network_configuration);
     assert_eq!(l.launch_type, Some(LaunchType::Fargate));
-    assert_eq!(l.platform_version.as_deref(), Some("1.4.0"));
+    assert_eq!(l.capacity_providers, None);
+    assert_eq!(l.service_registries, Some(vec![registry]));
+    // The platform family, not the version ECS resolved it to.
+    assert_eq!(l.platform_version.as_deref(), Some("LATEST"));
+}
+
+#[test]
+fn a_template_with_a_capacity_provider_strategy_sends_no_launch_type() {
+    let mut t = sdk_task_set("PRIMARY");
+    // ECS may report the launch type the strategy resolved to.
+    t.launch_type = Some(LaunchType::Fargate);
+    t.capacity_provider_strategy = Some(vec![
+        CapacityProviderStrategyItem::builder()
+            .capacity_provider("FARGATE_SPOT")
+            .weight(1)
+            .build()
+            .unwrap(),
+    ]);
+    let l = Launching::copy_of(&t);
+    assert_eq!(l.launch_type, None);
+    assert_eq!(l.capacity_providers, t.capacity_provider_strategy);
+
+    // An empty strategy is no strategy: the launch type stays.
+    t.capacity_provider_strategy = Some(vec![]);
+    let l = Launching::copy_of(&t);
+    assert_eq!(l.launch_type, Some(LaunchType::Fargate));
+    assert_eq!(l.capacity_providers, None);
 }
 
 #[test]

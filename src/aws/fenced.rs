@@ -67,6 +67,7 @@ pub async fn write_status(
     let cancelled = match result {
         Ok(_) => return Ok(StatusWrite::Written { version: next }),
         Err(e) if too_large(&e) => return Ok(StatusWrite::TooLarge),
+        Err(e) if conflicted(&e) => return Ok(StatusWrite::Contended),
         Err(e) => match why_cancelled(&e) {
             Some(why) => why,
             None => return Err(from_sdk(OP, e)),
@@ -104,6 +105,24 @@ fn too_large(e: &SdkError<TransactWriteItemsError>) -> bool {
     t.cancellation_reasons()
         .iter()
         .any(|r| says_item_too_large(r.code(), r.message()))
+}
+
+/// Whether DynamoDB cancelled the transaction because another write on one
+/// of its items was in flight (the reason `TransactionConflict`): nothing
+/// was written and the same write may be sent again
+/// (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-conflict-handling).
+fn conflicted(e: &SdkError<TransactWriteItemsError>) -> bool {
+    let Some(TransactWriteItemsError::TransactionCanceledException(t)) = e.as_service_error()
+    else {
+        return false;
+    };
+    let reasons: Vec<&str> = t
+        .cancellation_reasons()
+        .iter()
+        .filter_map(|r| r.code())
+        .collect();
+    // A failed condition is an answer (lease lost, status moved on), not a collision.
+    reasons.contains(&"TransactionConflict") && !reasons.contains(&"ConditionalCheckFailed")
 }
 
 /// `None` when the transaction was not cancelled by a condition.

@@ -108,9 +108,15 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
                         outcome.as_str(),
                         format_duration(duration)
                     ),
+                    Event::TrafficHeld { reason, .. } => println!(
+                        "[{at:>7}] {:<16} {:>17}   held: {reason}",
+                        key.to_string(),
+                        ""
+                    ),
                     Event::RolloutStarted { .. }
                     | Event::RolloutAdopted { .. }
-                    | Event::GateEvaluated { .. } => {}
+                    | Event::GateEvaluated { .. }
+                    | Event::ProductionRestored { .. } => {}
                 }
             }
         }

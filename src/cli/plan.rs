@@ -82,6 +82,19 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         println!("{key}: the record is invalid");
     }
     print!("{}", describe(status.phase, &decision, now));
+    // A pass that only stores its status and looks again at once (a new
+    // rollout is stored before its candidate is created) is followed by
+    // another straight away: show what that one would send.
+    let mut last = decision;
+    for _ in 0..2 {
+        if !last.commands.is_empty() || last.wake != Wake::At(now) {
+            break;
+        }
+        let next = decide(&desired, &observed, &last.status, now);
+        println!("then, at once:");
+        print!("{}", describe(last.status.phase, &next, now));
+        last = next;
+    }
     println!("(a dry run: nothing was executed and no status was written)");
     Ok(ExitCode::SUCCESS)
 }

@@ -72,11 +72,13 @@ fn shifting() -> Status {
             step_started_at: at(0),
             progress_at: at(0),
             gate_failures: 0,
+            health: Default::default(),
             rollback: None,
             resume_to: None,
             gates: Default::default(),
             hooks: Default::default(),
             hook_verdicts: Default::default(),
+            watch: None,
         }),
         history: (0..8)
             .map(|i| {
@@ -254,11 +256,13 @@ fn readme_example() -> (StoredRecord, Timestamp) {
             step_started_at: t("12:02:00"),
             progress_at: t("12:02:00"),
             gate_failures: 0,
+            health: Default::default(),
             rollback: None,
             resume_to: None,
             gates: Default::default(),
             hooks: Default::default(),
             hook_verdicts: Default::default(),
+            watch: None,
         }),
         history,
         ..Status::default()

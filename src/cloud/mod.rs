@@ -19,8 +19,8 @@ use crate::rollout::hook::{HookAnswer, HookPayload};
 use crate::rollout::key::KeyError;
 use crate::rollout::schema::Unreadable;
 use crate::rollout::{
-    RecordError, Route, ServiceKey, ServiceState, Spec, Status, TargetCounts, TaskSet, Weights,
-    parse_written,
+    RecordError, Route, ServiceKey, ServiceState, Spec, Status, Stickiness, TargetCounts, TaskSet,
+    Weights, parse_written,
 };
 use crate::time::Timestamp;
 
@@ -83,6 +83,10 @@ pub enum StatusWrite {
     /// The item would outgrow DynamoDB's 400 KB limit with this status (the
     /// record and the status share one item); nothing was written.
     TooLarge,
+    /// Another write on the record or on the lease item was in flight, and
+    /// DynamoDB cancelled this one for the conflict; nothing was written.
+    /// Trying the same write again shortly is safe.
+    Contended,
 }
 
 /// An item whose `service` attribute is not a `<cluster>/<service>` key.
@@ -288,6 +292,13 @@ pub trait LoadBalancer: Send + Sync {
     /// Sets the weights of the named target groups, keeping everything else
     /// in the action and the rule as it was.
     async fn set_weights(&self, route: &Route, weights: &Weights) -> Result<(), CloudError>;
+    /// The group-level stickiness of the route's forward action (disabled,
+    /// with duration 0, when it has none).
+    async fn stickiness(&self, route: &Route) -> Result<Stickiness, CloudError>;
+    /// Sets the group-level stickiness of the route's forward action,
+    /// keeping everything else in the action and the rule as it was.
+    async fn set_stickiness(&self, route: &Route, stickiness: Stickiness)
+    -> Result<(), CloudError>;
     async fn target_health(&self, target_group: &str) -> Result<TargetCounts, CloudError>;
 }
 

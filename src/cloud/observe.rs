@@ -28,6 +28,10 @@ pub async fn observe(
         Some(route) => Some(lb.weights(route).await?),
         None => None,
     };
+    let production_stickiness = match (&reads.production, reads.stickiness) {
+        (Some(route), true) => Some(lb.stickiness(route).await?),
+        _ => None,
+    };
     let mut targets = BTreeMap::new();
     for tg in &reads.target_health {
         if !targets.contains_key(tg) {
@@ -54,6 +58,7 @@ pub async fn observe(
         gates,
         failed_tasks,
         deployment,
+        production_stickiness,
     })
 }
 

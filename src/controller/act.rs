@@ -53,6 +53,11 @@ async fn execute_one(
         Command::SetWeights { route, weights } => {
             ports.lb.set_weights(route, weights).await.map(|_| None)
         }
+        Command::SetStickiness { route, stickiness } => ports
+            .lb
+            .set_stickiness(route, *stickiness)
+            .await
+            .map(|_| None),
         Command::SetPrimary { task_set, .. } => {
             ports.ecs.set_primary(key, task_set).await.map(|_| None)
         }

@@ -31,9 +31,10 @@ fn revision(event: &Event) -> Option<&Revision> {
     match event {
         Event::Transition(t) => t.revision.as_ref(),
         // The reconcile span carries the revision.
-        Event::GateEvaluated { .. } => None,
+        Event::GateEvaluated { .. } | Event::ProductionRestored { .. } => None,
         Event::RolloutStarted { rollout }
         | Event::RolloutAdopted { rollout, .. }
+        | Event::TrafficHeld { rollout, .. }
         | Event::StepCompleted { rollout, .. }
         | Event::RolloutFinished { rollout, .. } => Some(&rollout.revision),
     }
@@ -91,6 +92,24 @@ fn log(key: &ServiceKey, event: &Event) {
             "rollout {rollout} finished: {} after {}",
             outcome.as_str(),
             format_duration(*duration)
+        ),
+        // Production sits on a side without healthy targets, or is about
+        // to: someone should look.
+        Event::TrafficHeld {
+            rollout,
+            neither_serves,
+            reason,
+        } => tracing::warn!(
+            service = %key,
+            revision,
+            %rollout,
+            held = Event::held_kind(*neither_serves),
+            "rollout {rollout} holds production traffic: {reason}"
+        ),
+        // Someone else's weights were on production: worth a look.
+        Event::ProductionRestored { seen, written } => tracing::warn!(
+            service = %key,
+            "production showed {seen}, not everything on the active task set; wrote {written} back"
         ),
         // Every poll of a rollout checks its gates: passes are routine.
         Event::GateEvaluated { gate, passed: true } => {

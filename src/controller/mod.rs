@@ -15,6 +15,7 @@ mod keeper;
 mod observe;
 mod queue;
 mod reconcile;
+mod seen;
 mod shards;
 mod unkeyed;
 mod weights_batch;
@@ -246,6 +247,7 @@ impl Controller {
                 detection: Arc::clone(&detection),
                 health: Arc::clone(&self.health),
                 ownership: ownership.clone(),
+                seen: seen::Seen::default(),
             }),
             clock: Arc::clone(&self.clock),
             retries: Mutex::new(Retries::new(backoff(STREAM_SERVICES))),

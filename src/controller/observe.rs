@@ -2,7 +2,7 @@
 
 use crate::cloud::observe::observe as observe_with;
 use crate::cloud::{Checks, CloudError, CodeDeploy, Ecs, LoadBalancer};
-use crate::rollout::{Desired, Observed, ServiceKey, Status};
+use crate::rollout::{Desired, Observed, ServiceKey, ServiceState, Status};
 use crate::time::Timestamp;
 
 use super::reconcile::Policy;
@@ -18,9 +18,25 @@ pub async fn observe(
     desired: &Desired<'_>,
     status: &Status,
     now: Timestamp,
+    look_at_weights: bool,
 ) -> Result<Observed, CloudError> {
     observe_with(ecs, lb, checks, codedeploy, key, |service| {
-        (policy.reads)(desired, Some(service), status, now)
+        let mut reads = (policy.reads)(desired, Some(service), status, now);
+        // Production weights are read once more than the decision asks,
+        // where they may have been written by someone else: by the replica
+        // that held the service's shard before, whose last command can land
+        // late. Only services cutover drives with task sets have them.
+        if look_at_weights
+            && let Desired::Valid(spec) = desired
+            && spec.driver.codedeploy().is_none()
+            && let ServiceState::Found(svc) = service
+            && svc.is_external()
+        {
+            reads
+                .production
+                .get_or_insert_with(|| spec.traffic.production.clone());
+        }
+        reads
     })
     .await
 }

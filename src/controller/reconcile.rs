@@ -25,6 +25,7 @@ use super::events::{self, EventSender};
 use super::health::StoreHealth;
 use super::observe::observe;
 use super::queue::Trigger;
+use super::seen::Seen;
 use super::shards::{self, Claim, Ownership, Stop};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -124,6 +125,7 @@ pub struct Reconciler {
     pub detection: Arc<Detection>,
     pub health: Arc<StoreHealth>,
     pub ownership: Option<Arc<Ownership>>,
+    pub seen: Seen,
 }
 
 impl Reconciler {
@@ -154,6 +156,21 @@ impl Reconciler {
                 None => return Ok(Pass::NotOwned),
             },
         };
+        // A `Scan` may return an older version of an item than a
+        // consistent read does
+        // (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.ReadConsistency.html):
+        // a listed record older than the status this replica last stored
+        // is read again, consistently, and never acted on as listed.
+        let listed = listed.filter(|record| {
+            let stale = self.seen.older_than_written(key, record.status_version);
+            if stale {
+                tracing::debug!(
+                    version = record.status_version,
+                    "the listed record is older than the status last stored; reading it again"
+                );
+            }
+            !stale
+        });
         let read = match listed {
             Some(record) => Ok(Some(record)),
             None => {
@@ -181,6 +198,8 @@ impl Reconciler {
             Err(problems) => Desired::Invalid(problems),
         };
 
+        let tenure = claim.as_ref().map(|c| c.fence().token);
+        let look_at_weights = self.seen.weights_unread(key, tenure);
         let observed = observe(
             self.ecs.as_ref(),
             self.lb.as_ref(),
@@ -191,6 +210,7 @@ impl Reconciler {
             &desired,
             &previous,
             self.clock.now(),
+            look_at_weights,
         )
         .await
         .map_err(PassError::Observe)?;
@@ -228,17 +248,20 @@ impl Reconciler {
         // `last_error` belongs to the loop, not the decision: it describes
         // the last failed pass, and this pass did not fail.
         status.last_error = None;
+        // Free text from endpoints, gates and AWS is cut to a bound, so a
+        // status never nears the item's 400 KB.
+        let mut status = trim::bounded(status);
         if record.status.as_ref() != Some(&status) {
             let written = self.store_status(&record, status, claim.as_ref()).await;
             self.store_answered(written.as_ref().map(drop));
             let (written, stored) = written.map_err(PassError::WriteStatus)?;
             status = stored;
             match written {
-                StatusWrite::Written { .. } => {}
+                StatusWrite::Written { version } => self.seen.status_written(key, version),
                 StatusWrite::TooLarge => {
                     return Err(PassError::WriteStatus(too_large(&record.key)));
                 }
-                StatusWrite::Conflict => return Ok(Pass::Conflict),
+                StatusWrite::Conflict | StatusWrite::Contended => return Ok(Pass::Conflict),
                 StatusWrite::Fenced => {
                     tracing::info!(
                         "the lease of this service's shard was lost; its new holder takes over"
@@ -250,6 +273,9 @@ impl Reconciler {
                     return Ok(Pass::Gone);
                 }
             }
+        }
+        if look_at_weights {
+            self.seen.weights_read(key, tenure);
         }
         if let Some(m) = &self.metrics {
             m.service(key, &status);
@@ -300,8 +326,32 @@ impl Reconciler {
         Ok((written, trimmed))
     }
 
-    /// Under the shard's lease, when replicas share the services.
+    /// Under the shard's lease, when replicas share the services. A write
+    /// DynamoDB cancelled for a conflicting write in flight (another pass's
+    /// status write checking the same lease item, a lease renewal, a
+    /// writer's update) wrote nothing and is sent again after a jittered
+    /// pause, so a verdict or a step is not lost to a collision.
     async fn write_status(
+        &self,
+        key: &ServiceKey,
+        expected: u64,
+        status: &Status,
+        claim: Option<&Claim>,
+    ) -> Result<StatusWrite, CloudError> {
+        let mut attempt = 0;
+        loop {
+            let written = self.write_status_once(key, expected, status, claim).await?;
+            if written != StatusWrite::Contended || attempt >= CONTENDED_RETRIES {
+                return Ok(written);
+            }
+            attempt += 1;
+            self.clock
+                .sleep(contended_pause(key, expected, attempt))
+                .await;
+        }
+    }
+
+    async fn write_status_once(
         &self,
         key: &ServiceKey,
         expected: u64,
@@ -329,6 +379,7 @@ impl Reconciler {
 
     fn forget(&self, key: &ServiceKey) {
         self.detection.forget(key);
+        self.seen.forget(key);
         if let Some(m) = &self.metrics {
             m.service_gone(key);
         }
@@ -365,17 +416,19 @@ impl Reconciler {
         error: &PassError,
         claim: Option<&Claim>,
     ) {
-        let text = error.to_string();
+        let text = trim::cut(&error.to_string(), trim::BOUNDED_MESSAGE_LIMIT);
         let mut status = previous;
         if status.last_error.as_deref() == Some(&text) && status.message == text {
             return;
         }
         status.last_error = Some(text.clone());
         status.message = text;
+        let status = trim::bounded(status);
         let written = self.store_status(record, status, claim).await;
         self.store_answered(written.as_ref().map(drop));
         match written {
-            Ok((StatusWrite::Written { .. }, stored)) => {
+            Ok((StatusWrite::Written { version }, stored)) => {
+                self.seen.status_written(&record.key, version);
                 if let Some(m) = &self.metrics {
                     m.service(&record.key, &stored);
                 }
@@ -384,7 +437,13 @@ impl Reconciler {
                 "the failure does not fit in the record's DynamoDB item, even trimmed: {}",
                 too_large(&record.key)
             ),
-            Ok((StatusWrite::Conflict | StatusWrite::Gone | StatusWrite::Fenced, _)) => {
+            Ok((
+                StatusWrite::Conflict
+                | StatusWrite::Contended
+                | StatusWrite::Gone
+                | StatusWrite::Fenced,
+                _,
+            )) => {
                 tracing::debug!(
                     "the record changed before the failure could be stored; the retry reads it afresh"
                 )
@@ -397,6 +456,19 @@ impl Reconciler {
             ),
         }
     }
+}
+
+/// How many times a status write cancelled for a conflict is sent again.
+const CONTENDED_RETRIES: u32 = 8;
+
+/// The pause before sending a cancelled status write again: the ceiling
+/// doubles from 25 ms (up to 3.2 s), and the pause is drawn from its upper
+/// half by a hash of the service, the version and the attempt, so writes
+/// that collided spread apart yet a seeded simulation replays the same.
+fn contended_pause(key: &ServiceKey, expected: u64, attempt: u32) -> std::time::Duration {
+    let ceiling_ms = 25u64 << attempt.saturating_sub(1).min(7);
+    let draw = crate::cloud::lease::stable_hash(&format!("{key}#{expected}#{attempt}"));
+    std::time::Duration::from_millis(ceiling_ms / 2 + draw % (ceiling_ms / 2 + 1))
 }
 
 /// A status that does not fit even trimmed: only the record's owner can

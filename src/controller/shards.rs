@@ -227,6 +227,38 @@ impl Claim {
     }
 }
 
+impl Claim {
+    /// Returns once no command may leave under this claim any more: the
+    /// lease was lost, retaken under another token, or came within the
+    /// margin of its end on either clock. A renewal pushes that moment
+    /// later, so this looks again at least every second.
+    async fn lapsed(&self) {
+        loop {
+            let next = {
+                let held = self.ownership.lock();
+                let Some(h) = held
+                    .get(&self.fence.shard)
+                    .filter(|h| h.fence == self.fence && self.ownership.valid(h))
+                else {
+                    return;
+                };
+                let margin = self.ownership.margin;
+                let now = Instant::now();
+                // The clock port's time left, counted on the monotonic clock.
+                let by_clock = h.until_clock.since(self.ownership.clock.now() + margin);
+                (h.until - margin)
+                    .min(now + by_clock)
+                    .min(now + LAPSE_CHECK)
+            };
+            tokio::time::sleep_until(next).await;
+        }
+    }
+}
+
+/// How often a command waiting on its way out (for a request budget, or
+/// inside a slow call) looks whether its lease still holds.
+const LAPSE_CHECK: Duration = Duration::from_secs(1);
+
 impl Drop for Claim {
     fn drop(&mut self) {
         if let Some(h) = self.ownership.lock().get_mut(&self.fence.shard)
@@ -270,7 +302,25 @@ pub async fn execute(
             );
             return Err(Stop::LeaseEnding);
         }
-        let answer = act::execute(ports, key, std::slice::from_ref(command)).await;
+        // A command may wait for its request budget, or be retried inside a
+        // slow call, for longer than the lease has left: it is abandoned
+        // then, before it leaves, so it never reaches AWS after another
+        // replica may have taken the shard. A request already on the wire
+        // is the residual risk the README names.
+        let answer = tokio::select! {
+            biased;
+            answer = act::execute(ports, key, std::slice::from_ref(command)) => answer,
+            () = claim.lapsed() => {
+                tracing::warn!(
+                    shard = claim.fence().shard,
+                    command = command.kind(),
+                    "the lease of shard {} ran within its margin while a {} waited to be sent: abandoning it and sending no further command",
+                    claim.fence().shard,
+                    command.kind()
+                );
+                return Err(Stop::LeaseEnding);
+            }
+        };
         answers.extend(answer.map_err(Stop::Failed)?);
     }
     Ok(answers)

@@ -114,7 +114,12 @@ impl Unkeyed {
                 service = %service,
                 "the item leaves no room for a status, even trimmed; retrying at the next resync"
             ),
-            Ok(StatusWrite::Conflict | StatusWrite::Gone | StatusWrite::Fenced) => {
+            Ok(
+                StatusWrite::Conflict
+                | StatusWrite::Contended
+                | StatusWrite::Gone
+                | StatusWrite::Fenced,
+            ) => {
                 tracing::debug!(service = %service, "the item changed meanwhile; the next resync reads it again");
             }
             Err(e) => tracing::warn!(

@@ -19,7 +19,7 @@ use tokio::sync::{Notify, oneshot};
 use super::batch::InFlight;
 use crate::cloud::budget::{Priority, current_priority, with_priority};
 use crate::cloud::{Clock, CloudError, ErrorKind, LoadBalancer, ROUTES_PER_DESCRIBE};
-use crate::rollout::{Route, TargetCounts, Weights};
+use crate::rollout::{Route, Stickiness, TargetCounts, Weights};
 use crate::time::Timestamp;
 
 /// How long a batch waits for company, unless someone waits on a change.
@@ -189,6 +189,18 @@ impl LoadBalancer for WeightsBatcher {
 
     async fn set_weights(&self, route: &Route, weights: &Weights) -> Result<(), CloudError> {
         self.shared.inner.set_weights(route, weights).await
+    }
+
+    async fn stickiness(&self, route: &Route) -> Result<Stickiness, CloudError> {
+        self.shared.inner.stickiness(route).await
+    }
+
+    async fn set_stickiness(
+        &self,
+        route: &Route,
+        stickiness: Stickiness,
+    ) -> Result<(), CloudError> {
+        self.shared.inner.set_stickiness(route, stickiness).await
     }
 
     async fn target_health(&self, target_group: &str) -> Result<TargetCounts, CloudError> {

@@ -222,11 +222,13 @@ mod tests {
                 step_started_at: Timestamp(0),
                 progress_at: Timestamp(0),
                 gate_failures: 0,
+                health: Default::default(),
                 rollback: None,
                 resume_to: None,
                 gates: Default::default(),
                 hooks: Default::default(),
                 hook_verdicts: Default::default(),
+                watch: None,
             }),
             ..Status::default()
         }

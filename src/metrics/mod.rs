@@ -48,6 +48,7 @@ pub struct Metrics {
     rollouts_finished: IntCounterVec,
     rollout_duration: HistogramVec,
     gate_evaluations: IntCounterVec,
+    traffic_held: IntCounterVec,
     service_phase: IntGaugeVec,
     candidate_weight: IntGaugeVec,
     steps_completed: IntGaugeVec,
@@ -167,6 +168,12 @@ impl Metrics {
                 "cutover_gate_evaluations_total",
                 "Gate checks of a candidate, by gate and result (pass or fail).",
                 &["gate", "result"],
+            )?,
+            traffic_held: counter_vec(
+                &r,
+                "cutover_traffic_held_total",
+                "Rollbacks that held production where it was because the task set they return to had no healthy target, by whether the candidate had none either (no_side_serves) or not (previous_unhealthy).",
+                &["reason"],
             )?,
             service_phase: gauge_vec(
                 &r,
@@ -339,10 +346,18 @@ impl Metrics {
                     .with_label_values(&[gate, result])
                     .inc();
             }
+            Event::TrafficHeld { neither_serves, .. } => {
+                self.traffic_held
+                    .with_label_values(&[Event::held_kind(*neither_serves)])
+                    .inc();
+            }
             // The phase gauge follows the stored status instead, which
             // also covers services that have not moved since startup.
             // An adopted rollout was counted when it started.
-            Event::Transition(_) | Event::StepCompleted { .. } | Event::RolloutAdopted { .. } => {}
+            Event::Transition(_)
+            | Event::StepCompleted { .. }
+            | Event::RolloutAdopted { .. }
+            | Event::ProductionRestored { .. } => {}
         }
     }
 

@@ -66,6 +66,10 @@ impl Notice {
             "aborted" => format!("rollout {rollout} was aborted and rolled back"),
             "superseded" => format!("rollout {rollout} was superseded by a newer version"),
             "failed" => format!("rollout {rollout} failed: {}", self.reason),
+            "traffic_held" => format!(
+                "rollout {rollout} holds production traffic: {}",
+                self.reason
+            ),
             _ => format!("{} → {}: {}", self.phase.from, self.phase.to, self.reason),
         };
         format!("{}: {what}", self.service)
@@ -167,7 +171,19 @@ pub fn notices(
                 }
                 out.push(n);
             }
-            Event::Transition(_) | Event::GateEvaluated { .. } | Event::RolloutAdopted { .. } => {}
+            Event::TrafficHeld {
+                rollout, reason, ..
+            } => out.push(notice(
+                "traffic_held",
+                pass.clone(),
+                reason.clone(),
+                Some(rollout.to_string()),
+                None,
+            )),
+            Event::Transition(_)
+            | Event::GateEvaluated { .. }
+            | Event::RolloutAdopted { .. }
+            | Event::ProductionRestored { .. } => {}
         }
     }
     out

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::control::RolloutId;
 use super::deployment::{ContinueWait, CreateDeployment};
-use super::observed::{Weights, short_arn, short_task_definition, task_set_name};
+use super::observed::{Stickiness, Weights, short_arn, short_task_definition, task_set_name};
 use super::spec::{Placement, Route, Version};
 use super::status::{Status, Transition};
 use crate::time::Timestamp;
@@ -37,6 +37,12 @@ pub enum Command {
     SetWeights {
         route: Route,
         weights: Weights,
+    },
+    /// Turns group-level stickiness of the route's forward action on or
+    /// off, keeping its duration and everything else in the route.
+    SetStickiness {
+        route: Route,
+        stickiness: Stickiness,
     },
     SetPrimary {
         task_set: String,
@@ -71,6 +77,7 @@ impl Command {
         match self {
             Command::CreateTaskSet(_) => "create_task_set",
             Command::SetWeights { .. } => "set_weights",
+            Command::SetStickiness { .. } => "set_stickiness",
             Command::SetPrimary { .. } => "set_primary",
             Command::DeleteTaskSet { .. } => "delete_task_set",
             Command::InvokeHook { .. } => "invoke_hook",
@@ -94,6 +101,12 @@ impl fmt::Display for Command {
             Command::SetWeights { route, weights } => {
                 write!(f, "set weights {weights} on {}", short_arn(route.arn()))
             }
+            Command::SetStickiness { route, stickiness } => write!(
+                f,
+                "turn stickiness {} on {}",
+                if stickiness.enabled { "on" } else { "off" },
+                short_arn(route.arn())
+            ),
             Command::SetPrimary {
                 task_set,
                 task_definition,
@@ -218,6 +231,32 @@ pub enum Event {
         gate: &'static str,
         passed: bool,
     },
+    /// A rollback holds production where it is: the task set it returns to
+    /// has no healthy target. `neither_serves` when the candidate has none
+    /// either. Reported once, when the hold begins.
+    TrafficHeld {
+        rollout: RolloutId,
+        neither_serves: bool,
+        reason: String,
+    },
+    /// Between rollouts, production was found off the active task set (a
+    /// late weight change of the replica that drove the service before)
+    /// and written back.
+    ProductionRestored {
+        seen: Weights,
+        written: Weights,
+    },
+}
+
+impl Event {
+    /// A bounded label for a held rollback's metric and notification.
+    pub fn held_kind(neither_serves: bool) -> &'static str {
+        if neither_serves {
+            "no_side_serves"
+        } else {
+            "previous_unhealthy"
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

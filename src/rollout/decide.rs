@@ -46,6 +46,10 @@ pub struct Reads {
     pub failed_tasks: Option<String>,
     /// The CodeDeploy deployment to read, under the CodeDeploy driver.
     pub deployment: Option<DeploymentRead>,
+    /// Whether to read the production route's stickiness: only when a task
+    /// set it weighed is about to be removed, or stickiness is to be put
+    /// back, so a rollout's other passes spend no extra describe call.
+    pub stickiness: bool,
 }
 
 impl Reads {
@@ -56,6 +60,7 @@ impl Reads {
             && self.probes.is_empty()
             && self.failed_tasks.is_none()
             && self.deployment.is_none()
+            && !self.stickiness
     }
 }
 
@@ -85,12 +90,32 @@ pub(crate) fn runs(spec: &Spec, task_set: &TaskSet) -> bool {
     }
 }
 
+/// The record a rollout in flight is watched under while its record is
+/// invalid: what the rollout kept of the last valid one.
+fn watched(status: &Status) -> Option<Spec> {
+    let r = status.rollout.as_ref()?;
+    Some(r.watch.as_ref()?.spec(&r.id.revision))
+}
+
 pub fn reads(
     desired: &Desired,
     service: Option<&ServiceState>,
     status: &Status,
     now: Timestamp,
 ) -> Reads {
+    if let Desired::Invalid(_) = desired {
+        // Read as the phase the rollout is held in would, under the last
+        // valid record.
+        let Some(spec) = watched(status) else {
+            return Reads::default();
+        };
+        let mut held = status.clone();
+        held.phase = super::watch::held_phase(
+            status.phase,
+            status.rollout.as_ref().and_then(|r| r.resume_to),
+        );
+        return reads(&Desired::Valid(&spec), service, &held, now);
+    }
     let (Desired::Valid(spec), Some(ServiceState::Found(svc))) = (desired, service) else {
         return Reads::default();
     };
@@ -111,7 +136,7 @@ pub fn reads(
                 .as_ref()
                 .is_some_and(|f| f.rollout.revision == spec.revision)
                 && spec.control.retry.as_ref() != status.failed.as_ref().map(|f| &f.rollout);
-            if (settled || failed) && !strays {
+            if (settled || failed) && !strays && status.stickiness_off.is_none() {
                 return Reads::default();
             }
             match primary.and_then(|p| p.target_group.as_deref()) {
@@ -144,24 +169,51 @@ pub fn reads(
             failed_tasks = svc.by_revision(&r.id.revision).map(|t| t.arn.clone());
         }
     }
-    // Finalizing and rolling back act on the weights alone; the candidate's
-    // health only decides while it waits to be ready or serves traffic.
+    // Finalizing acts on the weights alone; the candidate's health decides
+    // while it waits to be ready or serves traffic. A rollback reads the
+    // side it returns production to, which must have a healthy target, and
+    // the candidate's, to say whether either side can serve meanwhile.
     // DescribeTargetHealth is one group per call from a small shared
     // budget, so a fleet-wide release is paced by reads like these.
-    let health_decides = status
-        .rollout
-        .as_ref()
-        .is_none_or(|r| r.rollback.is_none() && status.phase != Phase::Finalizing);
+    let target_health = match &status.rollout {
+        Some(r) if r.rollback.is_some() => r
+            .from
+            .iter()
+            .map(|f| f.target_group.clone())
+            .chain(target_group)
+            .collect(),
+        Some(_) if status.phase == Phase::Finalizing => vec![],
+        // Where a rollback can begin with production on the candidate, the
+        // side it would return to is read too, so the rollback's first
+        // decision already knows whether that side can serve.
+        Some(r)
+            if matches!(
+                status.phase,
+                Phase::Shifting | Phase::AwaitingPromotion | Phase::Paused | Phase::Baking
+            ) =>
+        {
+            target_group
+                .into_iter()
+                .chain(r.from.iter().map(|f| f.target_group.clone()))
+                .collect()
+        }
+        _ => target_group.into_iter().collect(),
+    };
+    // Stickiness matters where a task set production weighed is removed
+    // (finalizing, rolling back, a leftover) and until it is put back.
+    let stickiness = status.stickiness_off.is_some()
+        || match &status.rollout {
+            Some(r) => r.rollback.is_some() || status.phase == Phase::Finalizing,
+            None => strays,
+        };
     Reads {
         production: Some(spec.traffic.production.clone()),
         test: spec.traffic.test.clone(),
-        target_health: target_group
-            .filter(|_| health_decides)
-            .into_iter()
-            .collect(),
+        target_health,
         probes,
         failed_tasks,
         deployment: None,
+        stickiness,
     }
 }
 
@@ -308,7 +360,21 @@ pub fn decide(desired: &Desired, observed: &Observed, status: &Status, now: Time
     };
     draft.status.last_error = None;
     match desired {
-        Desired::Invalid(err) => draft.hold(format!("record is invalid: {err}")),
+        Desired::Invalid(err) => {
+            let why = format!("record is invalid: {err}");
+            match (watched(status), &observed.service) {
+                (Some(spec), Some(ServiceState::Found(svc))) if svc.is_external() => {
+                    let mut machine = Machine {
+                        spec: &spec,
+                        svc,
+                        observed,
+                        d: &mut draft,
+                    };
+                    machine.watch(why, MAX_TRANSITIONS);
+                }
+                _ => draft.hold(why),
+            }
+        }
         Desired::Valid(spec) => {
             draft.status.observed_revision = Some(spec.revision.clone());
             match &observed.service {

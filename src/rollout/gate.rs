@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::quote::quote;
+use super::quote::{not_an_http_url, quote};
 use super::spec::TargetHealthGate;
 use super::strategy::humantime_serde_compat as dur;
 use crate::time::Timestamp;
@@ -200,10 +200,7 @@ impl Gates {
         for (i, g) in self.http.iter().enumerate() {
             let f = format!("gates.http[{i}]");
             if !(g.url.starts_with("http://") || g.url.starts_with("https://")) {
-                bad.push((
-                    format!("{f}.url"),
-                    format!("{} must start with http:// or https://", quote(&g.url)),
-                ));
+                bad.push((format!("{f}.url"), not_an_http_url(&g.url)));
             }
             if g.expect_status.is_none() && g.expect_body.is_none() && g.expect_json.is_none() {
                 bad.push((
@@ -224,10 +221,7 @@ impl Gates {
         for (i, g) in self.prometheus.iter().enumerate() {
             let f = format!("gates.prometheus[{i}]");
             if !(g.address.starts_with("http://") || g.address.starts_with("https://")) {
-                bad.push((
-                    format!("{f}.address"),
-                    format!("{} must start with http:// or https://", quote(&g.address)),
-                ));
+                bad.push((format!("{f}.address"), not_an_http_url(&g.address)));
             }
             if g.query.trim().is_empty() {
                 bad.push((

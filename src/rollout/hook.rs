@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::control::RolloutId;
-use super::quote::quote;
+use super::quote::not_an_http_url;
 use super::strategy::humantime_serde_compat as dur;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -99,10 +99,7 @@ impl Hooks {
         for p in HookPoint::ALL {
             if let Some(h) = self.get(p) {
                 if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
-                    bad.push((
-                        format!("hooks.{p}.url"),
-                        format!("{} must start with http:// or https://", quote(&h.url)),
-                    ));
+                    bad.push((format!("hooks.{p}.url"), not_an_http_url(&h.url)));
                 }
                 if h.timeout < Duration::from_secs(1) {
                     bad.push((format!("hooks.{p}.timeout"), "must be at least 1s".into()));

@@ -9,11 +9,12 @@ use super::hook::HookPoint;
 use super::observed::{
     EcsService, Observed, TaskSet, TaskSetStatus, Weights, short_task_definition,
 };
-use super::readiness;
+use super::readiness::{self, Health};
 use super::revision::Revision;
 use super::spec::Spec;
 use super::status::{Phase, RollbackReason, Rollout, TaskSetRef};
 use super::strategy::Step;
+use sha2::{Digest, Sha256};
 
 pub(crate) enum Flow {
     Next,
@@ -27,6 +28,24 @@ pub(crate) struct Machine<'a, 'd> {
     pub d: &'d mut Draft,
 }
 
+/// The `CreateTaskSet` client token of a rollout's candidate. ECS remembers
+/// a token after its task set is gone, answers a repeat with that task set,
+/// and refuses the token for any other request
+/// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/ECS_Idempotency.html):
+/// so it is unique to the attempt, the task set it starts from and the
+/// moment it started (the same revision may start again from the same task
+/// set after it was superseded), and the same for every try of one create.
+/// At most 36 characters, as ECS allows.
+pub(crate) fn client_token(r: &Rollout) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(r.id.to_string().as_bytes());
+    hasher.update([0]);
+    hasher.update(r.from.as_ref().map_or("", |f| f.arn.as_str()).as_bytes());
+    hasher.update([0]);
+    hasher.update(r.started_at.0.to_be_bytes());
+    format!("cutover-{}", hex::encode(&hasher.finalize()[..14]))
+}
+
 pub(crate) fn task_set_ref(t: &TaskSet) -> TaskSetRef {
     TaskSetRef {
         arn: t.arn.clone(),
@@ -38,6 +57,17 @@ pub(crate) fn task_set_ref(t: &TaskSet) -> TaskSetRef {
 
 impl<'a> Machine<'a, '_> {
     pub fn run(&mut self, max_transitions: usize) {
+        self.run_valid(max_transitions);
+        // What watches the rollout should the record turn invalid.
+        let watch = super::watch::Watch::of(self.spec);
+        if let Some(r) = self.d.status.rollout.as_mut()
+            && r.watch.as_ref() != Some(&watch)
+        {
+            r.watch = Some(watch);
+        }
+    }
+
+    fn run_valid(&mut self, max_transitions: usize) {
         if self.d.status.phase == Phase::Invalid {
             let resume = self
                 .d
@@ -120,6 +150,12 @@ impl<'a> Machine<'a, '_> {
     }
 
     /// Production shows `want` and nothing else is on its way there.
+    ///
+    /// Only a status that remembers writing `want` proves the second half:
+    /// when the status write after a weight change is lost (throttled, a
+    /// restart), the change can still be on its way to the load balancer
+    /// while the old weights show, so unknown counts as not settled and
+    /// `want` is written once more. The callers delete a task set next.
     pub(crate) fn production_settled(&self, want: &Weights) -> Option<bool> {
         let seen = self.observed.production.as_ref()?;
         let written = self
@@ -127,7 +163,7 @@ impl<'a> Machine<'a, '_> {
             .status
             .production_written
             .as_ref()
-            .is_none_or(|w| w.same_shares(want));
+            .is_some_and(|w| w.same_shares(want));
         Some(seen.same_shares(want) && written)
     }
 
@@ -153,6 +189,12 @@ impl<'a> Machine<'a, '_> {
             && f.rollout.revision == spec.revision
         {
             if spec.control.retry.as_ref() != Some(&f.rollout) {
+                if let Some(p) = primary
+                    && live(self.svc).all(|t| t.status == TaskSetStatus::Primary)
+                    && let Some(flow) = self.restore_production(p)
+                {
+                    return flow;
+                }
                 self.d.transition_of(
                     Phase::Failed,
                     f.reason.clone(),
@@ -186,6 +228,14 @@ impl<'a> Machine<'a, '_> {
         if let Some(flow) = self.remove_strays(primary, &strays) {
             return flow;
         }
+        if strays.is_empty() && self.restoring_stickiness() {
+            return Flow::Wait;
+        }
+        if strays.is_empty()
+            && let Some(flow) = self.restore_production(primary)
+        {
+            return flow;
+        }
         if strays.is_empty() {
             self.d.status.weights = Some((100, 0));
             self.d.say(format!(
@@ -198,6 +248,33 @@ impl<'a> Machine<'a, '_> {
             self.d.say("removing leftover task sets");
         }
         Flow::Wait
+    }
+
+    /// Between rollouts production belongs wholly to the one live task set.
+    /// The weights are read here only where a pass asks for them (the first
+    /// pass of a replica that took the service's shard): anything else seen
+    /// is a late weight change of the replica that drove the service
+    /// before, which may point production at a target group whose task set
+    /// is gone, and is written back. `None` when production is not read
+    /// or is as it should be.
+    fn restore_production(&mut self, primary: &TaskSet) -> Option<Flow> {
+        let seen = self.observed.production.as_ref()?;
+        let active = primary.target_group.as_deref()?;
+        let other = self.spec.traffic.other_target_group(active)?;
+        let want = Weights::pair(active, 100, other, 0);
+        if seen.same_shares(&want) {
+            return None;
+        }
+        self.d.say(format!(
+            "production showed {seen}, not everything on active task set {}: writing its 100% back",
+            primary.name()
+        ));
+        self.d.events.push(Event::ProductionRestored {
+            seen: seen.clone(),
+            written: want.clone(),
+        });
+        self.set_production(want);
+        Some(Flow::Wait)
     }
 
     /// A service with a record is cutover's to deploy, so between rollouts a
@@ -223,7 +300,12 @@ impl<'a> Machine<'a, '_> {
                     ));
                     return Some(Flow::Wait);
                 }
-                _ => self.delete(stray),
+                _ => {
+                    if self.sticky_clients_held(&tg) {
+                        return Some(Flow::Wait);
+                    }
+                    self.delete(stray)
+                }
             }
         }
         None
@@ -328,6 +410,17 @@ impl<'a> Machine<'a, '_> {
                         spec.revision, spec.version, spec.strategy
                     ),
                 );
+                // The candidate's client token names this rollout's start,
+                // so the rollout is stored before the task set is asked
+                // for: every later attempt at the create, after a lost
+                // reply or by another replica, then sends the same token.
+                // At once after that write: the start waits for nothing.
+                self.d.say(format!(
+                    "starting revision {}: the candidate task set is created next",
+                    spec.revision
+                ));
+                self.d.wake(Wake::At(self.now()));
+                return Flow::Wait;
             }
         }
         Flow::Next
@@ -444,7 +537,7 @@ impl<'a> Machine<'a, '_> {
 
     // ---- in a rollout ----------------------------------------------------
 
-    fn in_rollout(&mut self, r: Rollout) -> Flow {
+    pub(crate) fn in_rollout(&mut self, r: Rollout) -> Flow {
         let spec = self.spec;
         self.record_weights(&r);
         if r.rollback.is_some() {
@@ -560,7 +653,7 @@ impl<'a> Machine<'a, '_> {
                 .push(Command::CreateTaskSet(Box::new(CreateTaskSet {
                     version: spec.version.clone(),
                     external_id: r.id.revision.external_id(),
-                    client_token: format!("cutover-{}", r.id).replace('#', "-"),
+                    client_token: client_token(&r),
                     target_group: r.target_group.clone(),
                     container: spec.traffic.container.clone(),
                     container_port: spec.traffic.container_port,
@@ -649,39 +742,80 @@ impl<'a> Machine<'a, '_> {
     }
 
     /// The target health gate. `Some(flow)` when the rollout must stop here.
+    /// A shortfall that no failing target explains (a task being replaced,
+    /// auto scaling adding tasks, targets still `initial`) is waited out for
+    /// the gate's grace; past the grace, or with targets that fail their
+    /// checks, each look is a failing check.
     pub(crate) fn health_gate(&mut self, r: &Rollout) -> Option<Flow> {
         let c = self.candidate(&r.id.revision)?;
-        let gate = &self.spec.gates.target_health;
+        let gate = self.spec.gates.target_health.clone();
         let targets = self.observed.targets.get(&r.target_group);
-        match readiness::target_health(c, self.svc, targets, gate) {
-            Ok(()) => {
+        let now = self.now();
+        let why = match readiness::health(c, self.svc, targets, &gate) {
+            Health::Enough => {
                 self.gate_evaluated(true);
-                self.rollout().gate_failures = 0;
-                None
-            }
-            Err(why) if targets.is_none() => {
-                self.d.say(why);
-                self.d.wake(Wake::Poll);
-                Some(Flow::Wait)
-            }
-            Err(why) => {
-                self.gate_evaluated(false);
-                let failures = r.gate_failures + 1;
-                self.rollout().gate_failures = failures;
-                if failures >= gate.failure_threshold {
-                    return Some(self.begin_rollback(RollbackReason::GateFailed {
-                        gate: TARGET_HEALTH.into(),
-                        detail: why,
-                    }));
+                let watch = &mut self.rollout().health;
+                if watch.short_since.is_some() {
+                    let back = *watch.back_since.get_or_insert(now);
+                    if now >= back + gate.grace {
+                        watch.short_since = None;
+                        watch.back_since = None;
+                    }
                 }
-                self.d.say(format!(
-                    "target health check failed ({failures}/{}): {why}",
-                    gate.failure_threshold
-                ));
-                self.d.wake(Wake::Poll);
-                Some(Flow::Wait)
+                // Failing checks count until the shortfall is over: a
+                // version whose tasks crash and come back between two looks
+                // still reaches the threshold.
+                if self.rollout().health.short_since.is_none() {
+                    self.rollout().gate_failures = 0;
+                }
+                return None;
             }
+            Health::NotRead => {
+                self.d.say("target health not read yet");
+                self.d.wake(Wake::Poll);
+                return Some(Flow::Wait);
+            }
+            Health::Replacing(why) => {
+                let watch = &mut self.rollout().health;
+                watch.back_since = None;
+                let since = *watch.short_since.get_or_insert(now);
+                let until = since + gate.grace;
+                if now < until {
+                    // Neither a pass nor a failure: no weight moves, and
+                    // failing checks counted so far still count.
+                    self.d.say(format!(
+                        "target health: {why}; waiting for replacement tasks to pass their checks (grace until {until})"
+                    ));
+                    self.d.wake(Wake::Poll);
+                    return Some(Flow::Wait);
+                }
+                format!(
+                    "{why}, short for longer than the grace of {}",
+                    crate::time::format_duration(gate.grace)
+                )
+            }
+            Health::Failing(why) => {
+                let watch = &mut self.rollout().health;
+                watch.back_since = None;
+                watch.short_since.get_or_insert(now);
+                why
+            }
+        };
+        self.gate_evaluated(false);
+        let failures = r.gate_failures + 1;
+        self.rollout().gate_failures = failures;
+        if failures >= gate.failure_threshold {
+            return Some(self.begin_rollback(RollbackReason::GateFailed {
+                gate: TARGET_HEALTH.into(),
+                detail: why,
+            }));
         }
+        self.d.say(format!(
+            "target health check failed ({failures}/{}): {why}",
+            gate.failure_threshold
+        ));
+        self.d.wake(Wake::Poll);
+        Some(Flow::Wait)
     }
 
     /// One decision may pass the gate several times on the same snapshot;
@@ -872,9 +1006,12 @@ impl<'a> Machine<'a, '_> {
             let want = self.production_weights(&r, 100);
             match self.production_settled(&want) {
                 Some(true) => {
-                    self.delete(old);
-                    self.d
-                        .say(format!("removing the old task set {}", old.name()));
+                    let leaving = old.target_group.clone().unwrap_or_default();
+                    if !self.sticky_clients_held(&leaving) {
+                        self.delete(old);
+                        self.d
+                            .say(format!("removing the old task set {}", old.name()));
+                    }
                 }
                 _ => {
                     self.d
@@ -883,6 +1020,9 @@ impl<'a> Machine<'a, '_> {
                 }
             }
             self.d.wake(Wake::Poll);
+            return Flow::Wait;
+        }
+        if self.restoring_stickiness() {
             return Flow::Wait;
         }
         let duration = self.now().since(r.started_at);
@@ -912,6 +1052,12 @@ impl<'a> Machine<'a, '_> {
         self.d.say(format!("rolling back: {reason}"));
         let text = reason.to_string();
         self.rollout().rollback = Some(reason);
+        // A weight change of an earlier pass whose status write was lost
+        // (throttled, a restart) is on no status, and may still be on its
+        // way to the load balancer while production looks right. Mark what
+        // was written as unknown, so the rollback writes its own weights,
+        // and removes the candidate only once a stored status holds them.
+        self.d.status.production_written = Some(Weights::default());
         self.d.transition(Phase::RollingBack, text);
         Flow::Next
     }

@@ -21,16 +21,19 @@ mod rollback;
 pub mod schema;
 pub mod spec;
 pub mod status;
+mod sticky;
 pub mod strategy;
 pub mod trim;
 pub mod unkeyed;
+pub mod watch;
 
 pub use command::{Command, CreateTaskSet, Decision, Event, GATES, Outcome, TARGET_HEALTH, Wake};
 pub use control::{Control, Promote, RolloutId};
 pub use decide::{Desired, Reads, decide, reads};
 pub use key::ServiceKey;
 pub use observed::{
-    EcsService, Observed, ServiceState, Stability, TargetCounts, TaskSet, TaskSetStatus, Weights,
+    EcsService, Observed, ServiceState, Stability, Stickiness, TargetCounts, TaskSet,
+    TaskSetStatus, Weights,
 };
 pub use revision::Revision;
 pub use spec::{RecordError, Route, Spec, Version, parse_record, parse_written};

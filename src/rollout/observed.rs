@@ -220,6 +220,26 @@ pub struct Observed {
     pub failed_tasks: Option<u32>,
     /// The CodeDeploy deployment, where read.
     pub deployment: Option<super::deployment::DeploymentView>,
+    /// Group-level stickiness of the production route, where read (only
+    /// when a task set that production weighed is about to be removed).
+    pub production_stickiness: Option<Stickiness>,
+}
+
+/// Group-level stickiness of a forward action (`TargetGroupStickinessConfig`):
+/// while enabled, a client stays on the target group it was first sent to
+/// for `duration_seconds`, whatever the weights say after.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stickiness {
+    pub enabled: bool,
+    /// 1 to 604800 (7 days) when enabled; 0 when the route has none.
+    pub duration_seconds: u32,
+}
+
+impl Stickiness {
+    /// The same duration, turned on or off.
+    pub fn turned(self, enabled: bool) -> Stickiness {
+        Stickiness { enabled, ..self }
+    }
 }
 
 #[cfg(test)]

@@ -47,6 +47,35 @@ pub fn escape_controls(s: &str) -> String {
     out
 }
 
+/// Why a URL that must be `http://` or `https://` is not, without the URL:
+/// its user info, path and query are often the secret (a token, a Slack
+/// webhook's path), and a message reaches the status, the history, logs and
+/// `GET /v1/services`. At most the scheme and host are shown; a value
+/// without a recognisable scheme is not shown at all.
+pub fn not_an_http_url(url: &str) -> String {
+    const FIX: &str = "must start with http:// or https://";
+    match url.split_once("://") {
+        Some((scheme, rest))
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
+        {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let authority = &rest[..end];
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!(
+                "is a {} URL (host {}): {FIX}; the rest of the URL is not shown, as it may hold a secret",
+                quote(scheme),
+                quote(host)
+            )
+        }
+        _ => format!(
+            "is not a URL with a scheme: {FIX}; the value is not shown, as it may hold a secret"
+        ),
+    }
+}
+
 fn prefix(s: &str) -> (&str, bool) {
     match s.char_indices().nth(QUOTE_LIMIT) {
         Some((at, _)) => (&s[..at], true),
@@ -77,6 +106,26 @@ mod tests {
             quote(&"é".repeat(QUOTE_LIMIT)).chars().count(),
             QUOTE_LIMIT + 2
         );
+    }
+
+    #[test]
+    fn a_url_that_is_not_http_shows_its_scheme_and_host_only() {
+        let m = not_an_http_url("ftp://alice:s3cret@files.example.com:21/drop?token=abc123#x");
+        assert_eq!(
+            m,
+            "is a \"ftp\" URL (host \"files.example.com:21\"): must start with http:// or https://; \
+             the rest of the URL is not shown, as it may hold a secret"
+        );
+        for secret in ["alice", "s3cret", "drop", "token", "abc123"] {
+            assert!(!m.contains(secret), "{secret} in {m}");
+        }
+        let m = not_an_http_url("hooks.example.com/services/T0/B0/abc123?token=xyz");
+        for secret in ["hooks", "abc123", "xyz"] {
+            assert!(!m.contains(secret), "{secret} in {m}");
+        }
+        // Something before `://` that is no scheme is not shown either.
+        let m = not_an_http_url("user:pw@host://x");
+        assert!(!m.contains("pw"), "{m}");
     }
 
     #[test]

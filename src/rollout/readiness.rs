@@ -59,6 +59,50 @@ pub fn target_health(
     }
 }
 
+/// One look at a candidate that serves traffic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// At the bar.
+    Enough,
+    /// Short of the bar, but no target fails its checks: ECS is starting or
+    /// replacing tasks, or their targets are still `initial`.
+    Replacing(String),
+    /// Short of the bar with targets that fail their checks.
+    Failing(String),
+    NotRead,
+}
+
+/// The target health gate's reading of the candidate.
+pub fn health(
+    task_set: &TaskSet,
+    service: &EcsService,
+    targets: Option<&TargetCounts>,
+    gate: &TargetHealthGate,
+) -> Health {
+    let Some(t) = targets else {
+        return Health::NotRead;
+    };
+    match target_health(task_set, service, targets, gate) {
+        Ok(()) => Health::Enough,
+        Err(why) if lost_half(t, desired_tasks(task_set, service)) => {
+            Health::Failing(format!("{why}: half or more of its targets failed or left"))
+        }
+        Err(why) => Health::Replacing(why),
+    }
+}
+
+/// Whether the candidate lost half or more of its targets at once: failing
+/// their checks (`unhealthy`) or deregistered after ECS stopped their task
+/// (`draining`). That is a version that does not work, not churn: one task
+/// replaced in a fleet, auto scaling adding tasks (`initial`) or removing
+/// them (at the bar already) is not. A single-task candidate that loses its
+/// task is waited out like churn; if it keeps losing it, the shortfall
+/// outlasts the grace and fails the gate all the same.
+fn lost_half(t: &TargetCounts, desired: u32) -> bool {
+    let lost = t.unhealthy + t.draining;
+    lost >= 2 && lost * 2 >= desired
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,7 +205,7 @@ mod tests {
     fn min_healthy_percent_lowers_the_bar() {
         let gate = TargetHealthGate {
             min_healthy_percent: 50,
-            failure_threshold: 1,
+            ..TargetHealthGate::default()
         };
         assert_eq!(
             required_healthy(&ts(Some(5), None, Stability::SteadyState), &svc(5), &gate),

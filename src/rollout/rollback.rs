@@ -31,9 +31,15 @@ impl Machine<'_, '_> {
                     return Flow::Wait;
                 }
                 Some(false) => {
+                    if let Some(flow) = self.hold_for_health(&r, &from.target_group, prev) {
+                        return flow;
+                    }
                     // Written even when it already looks right: an earlier
                     // write may still be on its way to the load balancer.
                     self.set_production(want);
+                    // Clients held on the candidate by stickiness must
+                    // leave it as soon as the weights do.
+                    self.sticky_clients_held(&r.target_group);
                     self.d.say(format!(
                         "rolling back ({reason}): returning all production traffic to {}",
                         prev.name()
@@ -62,6 +68,9 @@ impl Machine<'_, '_> {
             }
         }
         if let Some(c) = candidate {
+            if self.sticky_clients_held(&r.target_group) {
+                return Flow::Wait;
+            }
             self.delete(c);
             self.d.say(format!(
                 "rolling back ({reason}): removing the candidate task set"
@@ -69,11 +78,77 @@ impl Machine<'_, '_> {
             self.d.wake(Wake::Poll);
             return Flow::Wait;
         }
-        if !self.d.commands.is_empty() {
+        if !self.d.commands.is_empty() || self.restoring_stickiness() {
             self.d.wake(Wake::Poll);
             return Flow::Wait;
         }
         self.finish_rollback(r, reason)
+    }
+
+    /// A rollback never sends production to a target group without a
+    /// healthy target: while the task set it returns to has none (an outage
+    /// of the old side), the weights stay as they are, and people are told
+    /// once, when the hold begins. `None` once that side can serve.
+    fn hold_for_health(
+        &mut self,
+        r: &Rollout,
+        back_to: &str,
+        prev: &super::observed::TaskSet,
+    ) -> Option<Flow> {
+        let Some(back) = self.observed.targets.get(back_to) else {
+            self.d
+                .say("rolling back: reading the health of the previous task set");
+            self.d.wake(Wake::Poll);
+            return Some(Flow::Wait);
+        };
+        if back.healthy > 0 {
+            if let Some(rr) = self.d.status.rollout.as_mut() {
+                rr.health.held_since = None;
+            }
+            return None;
+        }
+        let candidate = self
+            .observed
+            .targets
+            .get(&r.target_group)
+            .map_or(0, |t| t.healthy);
+        let neither_serves = candidate == 0;
+        let weights = self
+            .observed
+            .production
+            .as_ref()
+            .map_or_else(String::new, |w| w.to_string());
+        let reason = if neither_serves {
+            format!(
+                "neither side can serve: the previous task set {} and the candidate have no healthy target; production is held at {weights} until one has",
+                prev.name()
+            )
+        } else {
+            format!(
+                "the previous task set {} has no healthy target ({} unhealthy, {} initial); production is held at {weights} until it has",
+                prev.name(),
+                back.unhealthy,
+                back.initial
+            )
+        };
+        let now = self.d.now;
+        if let Some(rr) = self.d.status.rollout.as_mut()
+            && rr.health.held_since.is_none()
+        {
+            rr.health.held_since = Some(now);
+            self.d.events.push(Event::TrafficHeld {
+                rollout: r.id.clone(),
+                neither_serves,
+                reason: reason.clone(),
+            });
+        }
+        let why = r
+            .rollback
+            .as_ref()
+            .map_or_else(String::new, |x| x.to_string());
+        self.d.say(format!("rolling back ({why}): {reason}"));
+        self.d.wake(Wake::Poll);
+        Some(Flow::Wait)
     }
 
     /// The task set to return to is gone (removed by hand, or by a finished

@@ -207,8 +207,9 @@ const GATES: Kind = Kind::Map(
                 &[
                     opt("min_healthy_percent", Kind::Whole { min: 1, max: 100 }),
                     opt("failure_threshold", AT_LEAST_ONE),
+                    opt("grace", Kind::Duration),
                 ],
-                "{min_healthy_percent = 100, failure_threshold = 1}",
+                "{min_healthy_percent = 100, failure_threshold = 2, grace = \"2m\"}",
             ),
         ),
         opt("http", Kind::List(&HTTP_GATE, "HTTP gates (M)")),

@@ -14,7 +14,7 @@ use super::driver::{self, Driver, RawCodeDeploy};
 use super::gate::Gates;
 use super::hook::Hooks;
 use super::key::ServiceKey;
-use super::quote::{escape_controls, quote};
+use super::quote::{escape_controls, not_an_http_url, quote};
 use super::revision::Revision;
 use super::schema::{self, Unreadable};
 use super::strategy::{Step, Strategy, humantime_serde_compat};
@@ -137,15 +137,32 @@ pub struct Placement {
 pub struct TargetHealthGate {
     /// Healthy targets needed, as a percentage of the candidate's desired count.
     pub min_healthy_percent: u8,
-    /// Consecutive failing checks that fail the rollout.
+    /// Consecutive failing checks that fail the rollout. Above 1 by default:
+    /// one look can catch a target between its last passing check and ECS
+    /// replacing its task.
     pub failure_threshold: u32,
+    /// How long a shortfall with no failing target (tasks ECS is starting
+    /// or replacing, targets still `initial`) is waited out before it counts
+    /// as failing: long enough for a routine task replacement or an auto
+    /// scaling step, short enough that a crash loop still rolls back.
+    #[serde(with = "humantime_serde_compat")]
+    pub grace: Duration,
 }
+
+/// The longest grace a record may ask for.
+pub const MAX_HEALTH_GRACE: Duration = Duration::from_secs(30 * 60);
+
+/// ECS starts a replacement task in well under a minute on Fargate, and a
+/// new target is `initial` for up to HealthyThresholdCount × interval; two
+/// minutes covers both at the health check's usual 5-10 s interval.
+pub const DEFAULT_HEALTH_GRACE: Duration = Duration::from_secs(120);
 
 impl Default for TargetHealthGate {
     fn default() -> Self {
         TargetHealthGate {
             min_healthy_percent: 100,
-            failure_threshold: 1,
+            failure_threshold: 2,
+            grace: DEFAULT_HEALTH_GRACE,
         }
     }
 }
@@ -581,6 +598,16 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
             "must be at least 1".into(),
         );
     }
+    if gate.grace > MAX_HEALTH_GRACE {
+        bad(
+            "gates.target_health.grace",
+            format!(
+                "{} is too long: at most {} (a candidate that is short of healthy targets for longer is failing)",
+                crate::time::format_duration(gate.grace),
+                crate::time::format_duration(MAX_HEALTH_GRACE)
+            ),
+        );
+    }
 
     for (field, message) in raw.gates.validate().into_iter().chain(raw.hooks.validate()) {
         bad(&field, message);
@@ -601,10 +628,7 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
     }
     for (i, n) in raw.notifications.iter().enumerate() {
         if !(n.url.starts_with("http://") || n.url.starts_with("https://")) {
-            bad(
-                &format!("notifications[{i}].url"),
-                format!("{} must start with http:// or https://", quote(&n.url)),
-            );
+            bad(&format!("notifications[{i}].url"), not_an_http_url(&n.url));
         }
     }
 

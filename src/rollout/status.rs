@@ -180,6 +180,9 @@ pub struct Rollout {
     /// Consecutive failing checks of the target health gate.
     #[serde(default)]
     pub gate_failures: u32,
+    /// What the target health gate and a held rollback remember between looks.
+    #[serde(default, skip_serializing_if = "HealthWatch::is_empty")]
+    pub health: HealthWatch,
     /// Set while rolling back.
     #[serde(default)]
     pub rollback: Option<RollbackReason>,
@@ -196,6 +199,34 @@ pub struct Rollout {
     /// record's `control.hooks`).
     #[serde(default)]
     pub hook_verdicts: BTreeMap<HookPoint, super::hook::HookVerdict>,
+    /// What the last valid record said that keeps the candidate watched if
+    /// the record turns invalid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<super::watch::Watch>,
+}
+
+/// The candidate's health over time, and a rollback that waits for the side
+/// it returns to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthWatch {
+    /// When the current shortfall of healthy candidate targets began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_since: Option<Timestamp>,
+    /// When the candidate was back at the bar after that shortfall; the
+    /// shortfall is over once it has stayed there for the gate's grace, so
+    /// a task that keeps crashing and coming back is one long shortfall.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub back_since: Option<Timestamp>,
+    /// When a rollback began to wait because the task set it returns to
+    /// had no healthy target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_since: Option<Timestamp>,
+}
+
+impl HealthWatch {
+    pub fn is_empty(&self) -> bool {
+        *self == HealthWatch::default()
+    }
 }
 
 impl Rollout {
@@ -216,11 +247,13 @@ impl Rollout {
             step_started_at: now,
             progress_at: now,
             gate_failures: 0,
+            health: Default::default(),
             rollback: None,
             resume_to: None,
             gates: Default::default(),
             hooks: Default::default(),
             hook_verdicts: Default::default(),
+            watch: None,
         }
     }
 }
@@ -273,10 +306,23 @@ pub struct Status {
     /// it is also what was last written.
     #[serde(default)]
     pub production_written: Option<Weights>,
+    /// Stickiness cutover turned off on a production route so that sticky
+    /// clients leave a task set it removes; it is turned back on after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stickiness_off: Option<StickinessOff>,
     /// Under the CodeDeploy driver: the deployment of the rollout in flight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment: Option<super::deployment::DeploymentRef>,
     pub history: Vec<Transition>,
+}
+
+/// Group-level stickiness that cutover turned off, and what to put back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StickinessOff {
+    pub route: super::spec::Route,
+    /// The duration it had, in seconds, restored with it.
+    pub duration_seconds: u32,
+    pub since: Timestamp,
 }
 
 impl Status {

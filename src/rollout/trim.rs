@@ -51,32 +51,54 @@ pub fn trimmed(status: &Status) -> Status {
     } else {
         format!("{message} {TRIMMED_NOTE}")
     };
-    s.last_error = s.last_error.as_deref().map(|e| cut(e, MESSAGE_LIMIT));
     let excess = s.history.len().saturating_sub(TRIMMED_HISTORY);
     s.history.drain(..excess);
+    cut_texts(&mut s, MESSAGE_LIMIT, DETAIL_LIMIT);
+    s
+}
+
+/// The most bytes any status keeps of its message and last error.
+pub const BOUNDED_MESSAGE_LIMIT: usize = 4 * 1024;
+/// The most bytes any status keeps of any other text.
+pub const BOUNDED_DETAIL_LIMIT: usize = 1024;
+
+/// `status` with every free text cut to the bounds every stored status
+/// keeps: whatever endpoints, gates, AWS errors or records say, a status
+/// stays a few tens of KB (20 transitions, each gate and hook once), far
+/// from the 400 KB an item may hold.
+pub fn bounded(status: Status) -> Status {
+    let mut s = status;
+    s.message = cut(&s.message, BOUNDED_MESSAGE_LIMIT);
+    cut_texts(&mut s, BOUNDED_MESSAGE_LIMIT, BOUNDED_DETAIL_LIMIT);
+    s
+}
+
+/// Cuts every free text of `s` but its message: the last error to
+/// `message_limit` bytes, the rest to `detail_limit`.
+fn cut_texts(s: &mut Status, message_limit: usize, detail_limit: usize) {
+    s.last_error = s.last_error.as_deref().map(|e| cut(e, message_limit));
     for t in &mut s.history {
-        t.reason = cut(&t.reason, DETAIL_LIMIT);
+        t.reason = cut(&t.reason, detail_limit);
     }
     if let Some(f) = s.failed.as_mut() {
-        f.reason = cut(&f.reason, DETAIL_LIMIT);
+        f.reason = cut(&f.reason, detail_limit);
     }
     if let Some(r) = s.rollout.as_mut() {
         for gate in r.gates.values_mut() {
-            gate.detail = cut(&gate.detail, DETAIL_LIMIT);
+            gate.detail = cut(&gate.detail, detail_limit);
         }
         for verdict in r.hook_verdicts.values_mut() {
-            verdict.detail = cut(&verdict.detail, DETAIL_LIMIT);
+            verdict.detail = cut(&verdict.detail, detail_limit);
         }
         match r.rollback.as_mut() {
             Some(
                 RollbackReason::GateFailed { detail, .. }
                 | RollbackReason::DeadlineExceeded { detail, .. }
                 | RollbackReason::HookFailed { detail, .. },
-            ) => *detail = cut(detail, DETAIL_LIMIT),
+            ) => *detail = cut(detail, detail_limit),
             Some(RollbackReason::Aborted | RollbackReason::Superseded { .. }) | None => {}
         }
     }
-    s
 }
 
 /// Whether `status` is already as [`trimmed`] makes it.
@@ -110,6 +132,7 @@ mod tests {
             step_started_at: Timestamp(2),
             progress_at: Timestamp(3),
             gate_failures: 0,
+            health: Default::default(),
             rollback: Some(RollbackReason::HookFailed {
                 hook: HookPoint::AfterProductionTraffic,
                 detail: huge(),
@@ -133,6 +156,7 @@ mod tests {
                     detail: huge(),
                 },
             )]),
+            watch: None,
         }
     }
 
@@ -205,6 +229,21 @@ mod tests {
             s.hook_verdicts[&HookPoint::AfterProductionTraffic].verdict,
             HookAnswer::Fail
         );
+    }
+
+    #[test]
+    fn every_status_is_bounded_far_below_the_item_limit() {
+        let big = swollen();
+        let stored = bounded(big.clone());
+        assert!(encoded_len(&stored) < 64 * 1024, "{}", encoded_len(&stored));
+        assert_eq!(stored.history.len(), big.history.len(), "history kept");
+        assert_eq!(
+            bounded(stored.clone()),
+            stored,
+            "bounding twice changes nothing"
+        );
+        let short = Status::default();
+        assert_eq!(bounded(short.clone()), short);
     }
 
     #[test]

@@ -7,7 +7,8 @@ use super::arn::label;
 use super::targets::TargetGroup;
 use super::world::{Event, World};
 use crate::cloud::{CloudError, ErrorKind};
-use crate::rollout::{Route, Weights};
+use crate::rollout::{Route, Stickiness as DomainStickiness, Weights};
+use crate::time::Timestamp;
 
 /// A forward action sends traffic to at most this many target groups.
 pub const FORWARD_LIMIT: usize = 5;
@@ -89,6 +90,17 @@ impl RouteConfig {
     }
 }
 
+impl Forward {
+    /// How long a client stays on the target group it was first sent to,
+    /// when group-level stickiness is on.
+    pub fn sticky_for(&self) -> Option<std::time::Duration> {
+        self.stickiness
+            .as_ref()
+            .filter(|s| s.enabled)
+            .map(|s| std::time::Duration::from_secs(u64::from(s.duration_seconds)))
+    }
+}
+
 pub(crate) fn forward_weights(f: &Forward) -> Weights {
     Weights(
         f.target_groups
@@ -121,6 +133,9 @@ pub(crate) struct RouteState {
     /// What the load balancer does now.
     pub visible: RouteConfig,
     pub visible_version: u64,
+    /// Target groups that sticky clients may still be sent to, whatever the
+    /// weights say now, and until when (see [`World::settle_stickiness`]).
+    pub sticky_until: BTreeMap<String, Timestamp>,
 }
 
 #[derive(Debug, Default)]
@@ -144,6 +159,7 @@ impl LoadBalancers {
                 written_version: 0,
                 visible: config,
                 visible_version: 0,
+                sticky_until: BTreeMap::new(),
             },
         );
     }
@@ -157,11 +173,13 @@ impl LoadBalancers {
         }
     }
 
-    /// Replaces a route's configuration at once (scenario setup).
-    pub fn replace_route(&mut self, arn: &str, config: RouteConfig) -> bool {
+    /// Replaces a route's configuration at once (scenario setup, or a
+    /// person's change on the console).
+    pub fn replace_route(&mut self, arn: &str, config: RouteConfig, now: Timestamp) -> bool {
         self.index(arn, &config);
         match self.routes.get_mut(arn) {
             Some(r) => {
+                settle_stickiness(r, &config.actions, now);
                 r.written_version += 1;
                 r.visible_version = r.written_version;
                 r.written = config.clone();
@@ -170,6 +188,81 @@ impl LoadBalancers {
             }
             None => false,
         }
+    }
+}
+
+/// Group-level stickiness keeps a client on the target group it was first
+/// sent to for the configured duration, whatever the weights say after
+/// (ELBv2 API reference, TargetGroupStickinessConfig: "the time period, in
+/// seconds, during which requests from a client should be routed to the
+/// same target group";
+/// https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetGroupStickinessConfig.html,
+/// and forward actions in
+/// https://docs.aws.amazon.com/elasticloadbalancing/latest/application/rule-action-types.md).
+/// The docs say nothing of a target group whose weight drops to 0, so this
+/// models the worst case: a client sent there at the last moment it still
+/// had weight keeps coming for the whole duration. Nor do they say what
+/// happens to a target group taken out of the action: its sticky clients
+/// are kept as if it were still there. Turning stickiness off lets every
+/// client be routed by weight again, which is what "enabled" is for.
+///
+/// Called with the actions about to become visible on `route`.
+fn settle_stickiness(r: &mut RouteState, next: &[Action], now: Timestamp) {
+    let next_sticky = next.iter().find_map(|a| match a {
+        Action::Forward(f) => f.sticky_for(),
+        _ => None,
+    });
+    if next_sticky.is_none() {
+        r.sticky_until.clear();
+        return;
+    }
+    r.sticky_until.retain(|_, until| *until > now);
+    // Clients sent to a group up to now stay for the duration in force.
+    let Some(f) = r.visible.forward() else {
+        return;
+    };
+    let Some(duration) = f.sticky_for() else {
+        return;
+    };
+    for t in f.target_groups.iter().filter(|t| t.weight > 0) {
+        let until = now.saturating_add(duration);
+        let entry = r.sticky_until.entry(t.arn.clone()).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+}
+
+impl RouteState {
+    /// Target groups this route sends requests to now: those with visible
+    /// weight, and those sticky clients may still be held on.
+    pub fn receiving(&self, now: Timestamp) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = self
+            .visible
+            .forward()
+            .into_iter()
+            .flat_map(|f| &f.target_groups)
+            .filter(|t| t.weight > 0)
+            .map(|t| t.arn.clone())
+            .collect();
+        out.extend(
+            self.sticky_until
+                .iter()
+                .filter(|(_, until)| **until > now)
+                .map(|(tg, _)| tg.clone()),
+        );
+        out
+    }
+
+    /// Until when sticky clients may still arrive at `target_group`.
+    pub fn sticky_until(&self, target_group: &str, now: Timestamp) -> Option<Timestamp> {
+        let held = self.sticky_until.get(target_group).copied();
+        let weighted = self.visible.forward().and_then(|f| {
+            let d = f.sticky_for()?;
+            f.target_groups
+                .iter()
+                .any(|t| t.arn == target_group && t.weight > 0)
+                .then(|| now.saturating_add(d))
+        });
+        held.into_iter().chain(weighted).max().filter(|u| *u > now)
     }
 }
 
@@ -281,6 +374,91 @@ impl World {
         Ok(())
     }
 
+    pub fn stickiness(&self, route: &Route) -> Result<DomainStickiness, CloudError> {
+        let (op, _, kind) = operations(route);
+        let r = self
+            .lb
+            .routes
+            .get(route.arn())
+            .filter(|r| r.kind == kind)
+            .ok_or_else(|| not_found(op, route))?;
+        let f = r.visible.forward().ok_or_else(|| {
+            CloudError::new(
+                ErrorKind::Invalid,
+                op,
+                format!("{route} has no forward action"),
+            )
+        })?;
+        Ok(f.stickiness
+            .as_ref()
+            .map_or_else(Default::default, |s| DomainStickiness {
+                enabled: s.enabled,
+                duration_seconds: s.duration_seconds,
+            }))
+    }
+
+    /// Like `ModifyListener`/`ModifyRule` with only the forward action's
+    /// `TargetGroupStickinessConfig` changed; ELB requires a duration of 1
+    /// to 604800 seconds when enabling it (API reference,
+    /// TargetGroupStickinessConfig). Visible after the same delay as weights.
+    pub fn set_stickiness(
+        &mut self,
+        route: &Route,
+        wanted: DomainStickiness,
+    ) -> Result<(), CloudError> {
+        let (_, op, kind) = operations(route);
+        let invalid = |m: String| CloudError::new(ErrorKind::Invalid, op, m);
+        if wanted.enabled
+            && !(1..=super::scenario::MAX_STICKINESS_SECONDS).contains(&wanted.duration_seconds)
+        {
+            return Err(invalid(format!(
+                "stickiness duration {}s: ELB accepts 1 to {} seconds",
+                wanted.duration_seconds,
+                super::scenario::MAX_STICKINESS_SECONDS
+            )));
+        }
+        let r = self
+            .lb
+            .routes
+            .get(route.arn())
+            .filter(|r| r.kind == kind)
+            .ok_or_else(|| not_found(op, route))?;
+        let written = r.written.clone();
+        let mut actions = written.actions.clone();
+        let forward = forward_mut(&mut actions)
+            .ok_or_else(|| invalid(format!("{route} has no forward action")))?;
+        forward.stickiness = Some(Stickiness {
+            enabled: wanted.enabled,
+            duration_seconds: wanted.duration_seconds,
+        });
+        let delay = self.draw(self.config.visibility_delay);
+        let Some(r) = self.lb.routes.get_mut(route.arn()) else {
+            return Err(not_found(op, route));
+        };
+        r.written.actions = actions.clone();
+        r.written_version += 1;
+        let version = r.written_version;
+        self.log(format!(
+            "{} stickiness turned {} (visible in {}ms)",
+            label(route.arn()),
+            if wanted.enabled { "on" } else { "off" },
+            delay.as_millis()
+        ));
+        if delay.is_zero() {
+            self.route_visible(route.arn(), version, actions);
+        } else {
+            self.schedule(
+                self.now + delay,
+                Event::RouteVisible {
+                    route: route.arn().to_string(),
+                    version,
+                    actions,
+                },
+            );
+        }
+        Ok(())
+    }
+
     pub(crate) fn route_visible(&mut self, route: &str, version: u64, actions: Vec<Action>) {
         let Some(r) = self.lb.routes.get_mut(route) else {
             return;
@@ -290,14 +468,35 @@ impl World {
             return;
         }
         r.visible_version = version;
+        let now = self.now;
+        settle_stickiness(r, &actions, now);
         r.visible.actions = actions;
         let shown = r
             .visible
             .weights()
             .map(|w| w.to_string())
             .unwrap_or_default();
+        self.schedule_sticky_expiry(route);
         self.log(format!("{} now forwards {shown}", label(route)));
         self.route_changed(route);
+    }
+
+    /// Exposure through sticky clients ends when they stop coming, so the
+    /// route is checked again then.
+    pub(crate) fn schedule_sticky_expiry(&mut self, route: &str) {
+        let until = self
+            .lb
+            .routes
+            .get(route)
+            .and_then(|r| r.sticky_until.values().max().copied());
+        if let Some(until) = until {
+            self.schedule(
+                until,
+                Event::StickyExpired {
+                    route: route.to_string(),
+                },
+            );
+        }
     }
 
     pub fn target_counts(

@@ -12,6 +12,11 @@ pub fn task_set(cluster: &str, service: &str, id: &str) -> String {
     format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-set/{cluster}/{service}/{id}")
 }
 
+/// A task's ARN; `n` is the world's task number.
+pub fn task(cluster: &str, n: u64) -> String {
+    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster}/{n:032x}")
+}
+
 pub fn load_balancer(name: &str, id: &str) -> String {
     format!("arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/app/{name}/{id}")
 }

@@ -89,6 +89,13 @@ impl SimBuilder {
         self
     }
 
+    /// Scans return each record as it was up to `max` ago (eventually
+    /// consistent reads); `GetItem` stays consistent.
+    pub fn scan_staleness(mut self, max: Duration) -> Self {
+        self.config.scan_staleness = max;
+        self
+    }
+
     pub fn feed_delay(mut self, min: Duration, max: Duration) -> Self {
         self.config.feed_delay = (min, max);
         self
@@ -97,6 +104,13 @@ impl SimBuilder {
     /// Throttles calls past AWS's request budgets, as AWS does.
     pub fn rate_limits(mut self, limits: RateLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Healthy tasks failing and being replaced, and auto scaling (all off
+    /// by default).
+    pub fn churn(mut self, churn: super::config::Churn) -> Self {
+        self.config.churn = churn;
         self
     }
 
@@ -116,6 +130,8 @@ impl SimBuilder {
             self.faults,
         );
         world.limits = Limiter::new(self.limits);
+        world.churn_rng = ChaCha8Rng::seed_from_u64(self.seed ^ super::churn::CHURN_SEED);
+        world.start_churn();
         world.log(format!("simulation starts with seed {}", self.seed));
         SimCloud {
             inner: Arc::new(Inner {

@@ -42,6 +42,33 @@ pub struct SimConfig {
     /// How long a record change takes to reach change feed readers, drawn
     /// per change (DynamoDB Streams propagation plus the reader's polling).
     pub feed_delay: (Duration, Duration),
+    /// How far behind the table a `Scan` may be: each item a scan returns
+    /// is as it was up to this long ago, drawn per item. Zero: scans are
+    /// up to date.
+    pub scan_staleness: Duration,
+    /// Tasks of healthy versions failing and being replaced, and service
+    /// auto scaling: all off unless a scenario turns them on.
+    pub churn: Churn,
+}
+
+/// Seeded misbehaviour of a healthy fleet. Each knob is the range the time
+/// until its next occurrence is drawn from, across the whole world; `None`
+/// (the default) turns it off, so tests that do not ask for churn keep
+/// meaning what they meant.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Churn {
+    /// A running task of a healthy version stops (host retirement, a crash)
+    /// and ECS starts a replacement, whose target is `initial` before it is
+    /// `healthy`.
+    pub task_replacement: Option<(Duration, Duration)>,
+    /// Every task of a service's oldest live task set (the side that served
+    /// before a rollout) fails its health checks at once; ECS replaces them,
+    /// so its target group has no healthy target for a while.
+    pub old_side_outage: Option<(Duration, Duration)>,
+    /// Service auto scaling sets a service's `desiredCount` to a count drawn
+    /// from `autoscaling_counts`.
+    pub autoscaling: Option<(Duration, Duration)>,
+    pub autoscaling_counts: (u32, u32),
 }
 
 impl Default for SimConfig {
@@ -56,6 +83,8 @@ impl Default for SimConfig {
             replace_unhealthy: true,
             keep_log: true,
             feed_delay: (Duration::ZERO, Duration::ZERO),
+            scan_staleness: Duration::ZERO,
+            churn: Churn::default(),
         }
     }
 }

@@ -13,8 +13,13 @@ use crate::rollout::{
 };
 use crate::time::Timestamp;
 
-/// ECS refuses a sixth task set in a service.
+/// ECS refuses a sixth task set in a service, and DRAINING ones count until
+/// they are gone ("Task sets per service", 5, not adjustable:
+/// https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-quotas.html).
 pub const TASK_SET_LIMIT: usize = 5;
+/// A `CreateTaskSet` client token is up to 36 ASCII characters from 33 to
+/// 126 (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/ECS_Idempotency.html).
+pub const CLIENT_TOKEN_LIMIT: usize = 36;
 /// DescribeServices takes at most this many services per call.
 pub const DESCRIBE_LIMIT: usize = 10;
 
@@ -23,6 +28,11 @@ pub(crate) struct Services {
     pub clusters: BTreeSet<String>,
     pub by_key: BTreeMap<ServiceKey, Service>,
     pub next_task: u64,
+    /// Every `CreateTaskSet` client token used, by cluster (ECS's
+    /// idempotency is per cluster), with what it asked for and what it
+    /// made. ECS does not say that a token is forgotten when its task set
+    /// is deleted, so (the worst case) it never is.
+    pub client_tokens: BTreeMap<(String, String), IssuedToken>,
 }
 
 #[derive(Debug)]
@@ -31,10 +41,30 @@ pub(crate) struct Service {
     pub deployment_controller: String,
     /// In creation order, as ECS lists them.
     pub task_sets: Vec<SimTaskSet>,
-    /// Client token to the task set it created.
-    pub client_tokens: BTreeMap<String, String>,
+    /// Tasks that stopped, as `ListTasks` with `desiredStatus = STOPPED`
+    /// and `DescribeTasks` show them.
+    pub stopped_tasks: Vec<StoppedTask>,
     /// What `Version::Image` builds on when there is no task set to copy.
     pub base_task_definition: String,
+}
+
+/// What a client token was first used for.
+#[derive(Clone, Debug)]
+pub(crate) struct IssuedToken {
+    pub service: ServiceKey,
+    pub request: CreateTaskSet,
+    /// The task set as the first answer gave it: what a repeat returns
+    /// once the task set itself is gone.
+    pub created: TaskSet,
+}
+
+/// A task that stopped. ECS sets `startedBy` of a task set's tasks to the
+/// task set's id, as it does for a service's deployment
+/// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Task.html).
+#[derive(Clone, Debug)]
+pub(crate) struct StoppedTask {
+    pub arn: String,
+    pub started_by: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,8 +95,6 @@ pub(crate) struct SimTaskSet {
     pub container_port: u16,
     pub placement: Placement,
     pub tasks: BTreeMap<u64, Task>,
-    /// Tasks that stopped by themselves (crashed or replaced as unhealthy).
-    pub stopped: u32,
     pub created_at: Timestamp,
 }
 
@@ -210,16 +238,34 @@ impl World {
                 service.deployment_controller
             )));
         }
-        if let Some(existing) = service
-            .client_tokens
-            .get(&req.client_token)
-            .and_then(|id| service.task_set(id))
-        {
-            return Ok(existing.to_domain(service.desired_count, report));
+        check_client_token(&req.client_token).map_err(invalid)?;
+        // A repeated token: the same request gets the first answer again,
+        // even after its task set was deleted; another request is refused
+        // (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/ECS_Idempotency.html).
+        let token = (key.cluster.clone(), req.client_token.clone());
+        if let Some(issued) = self.services.client_tokens.get(&token) {
+            if issued.request != *req || issued.service != *key {
+                return Err(invalid(format!(
+                    "the client token {} was already used for another request; use a new token for a new request",
+                    req.client_token
+                )));
+            }
+            let service = self.services.by_key.get(key);
+            return Ok(match service.and_then(|s| s.task_set(&issued.created.id)) {
+                Some(live) => live.to_domain(service.map_or(0, |s| s.desired_count), report),
+                None => TaskSet {
+                    status: TaskSetStatus::Draining,
+                    ..issued.created.clone()
+                },
+            });
         }
+        let service = self.service_mut(key, CREATE)?;
+        // DRAINING task sets stay in `task_sets` until they are gone, so
+        // they count.
         if service.task_sets.len() >= TASK_SET_LIMIT {
             return Err(invalid(format!(
-                "service {key} already has {TASK_SET_LIMIT} task sets, the limit"
+                "service {key} already has {} task sets (DRAINING ones included until they are gone); at most {TASK_SET_LIMIT} are allowed",
+                service.task_sets.len()
             )));
         }
         if !(0.0..=100.0).contains(&req.scale_percent) {
@@ -289,7 +335,6 @@ impl World {
             container_port: req.container_port,
             placement,
             tasks: BTreeMap::new(),
-            stopped: 0,
             created_at: self.now,
         };
         self.log(format!(
@@ -299,16 +344,22 @@ impl World {
             arn::label(&req.target_group)
         ));
         let service = self.service_mut(key, CREATE)?;
-        service
-            .client_tokens
-            .insert(req.client_token.clone(), id.clone());
         service.task_sets.push(task_set);
         self.reconcile_task_set(key, &id);
         let service = self.service_mut(key, CREATE)?;
-        service
+        let created = service
             .task_set(&id)
             .map(|t| t.to_domain(service.desired_count, report))
-            .ok_or_else(|| CloudError::not_found(CREATE, format!("task set {id}")))
+            .ok_or_else(|| CloudError::not_found(CREATE, format!("task set {id}")))?;
+        self.services.client_tokens.insert(
+            token,
+            IssuedToken {
+                service: key.clone(),
+                request: req.clone(),
+                created: created.clone(),
+            },
+        );
+        Ok(created)
     }
 
     pub fn set_primary(&mut self, key: &ServiceKey, id_or_arn: &str) -> Result<(), CloudError> {
@@ -390,4 +441,19 @@ impl World {
         );
         Ok(())
     }
+}
+
+/// ECS's rule for a `CreateTaskSet` client token
+/// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/ECS_Idempotency.html).
+fn check_client_token(token: &str) -> Result<(), String> {
+    if token.is_empty() || token.len() > CLIENT_TOKEN_LIMIT {
+        return Err(format!(
+            "clientToken must be 1 to {CLIENT_TOKEN_LIMIT} characters long; it has {}",
+            token.len()
+        ));
+    }
+    if !token.bytes().all(|b| (33..=126).contains(&b)) {
+        return Err("clientToken may hold only ASCII characters 33 to 126".into());
+    }
+    Ok(())
 }

@@ -22,7 +22,20 @@ pub(crate) struct Invariants {
     /// not the world changing under anyone, so it is not timed until then.
     armed: BTreeSet<String>,
     max_exposure: Duration,
+    /// The last target health each target group was read with, and when:
+    /// what a decision to add weight could have known.
+    health_read: BTreeMap<String, (Timestamp, u32)>,
+    /// Target groups whose lack of healthy targets the world caused (churn,
+    /// an outage of a whole task set), and until when: the controller can
+    /// neither prevent nor shorten it, so it is not timed as exposure. Weight
+    /// the controller adds to such a group is still a violation of (a).
+    pub excused: BTreeMap<String, Timestamp>,
 }
+
+/// How old a health reading may be and still excuse a weight change that
+/// arrives after the target group lost its last healthy target: a pass reads
+/// health and then writes within a few seconds, two poll intervals at most.
+const FRESH_READING: Duration = Duration::from_secs(10);
 
 impl World {
     pub fn violation(&mut self, text: String) {
@@ -44,7 +57,27 @@ impl World {
         }
         for (tg, w) in &after.0 {
             let healthy = self.lb.target_groups.get(tg).map_or(0, |g| g.healthy());
-            if *w > before.get(tg) && healthy == 0 {
+            if *w <= before.get(tg) || healthy > 0 {
+                continue;
+            }
+            // A target can turn unhealthy between the read and the write (its
+            // failing checks are invisible until the threshold is crossed);
+            // no controller can see that coming. What it must never do is add
+            // weight without a fresh reading that showed a healthy target. The
+            // exposure that follows is timed like any other.
+            let now = self.now;
+            let excused = self
+                .checks
+                .health_read
+                .get(tg)
+                .is_some_and(|(at, seen)| *seen > 0 && now.since(*at) <= FRESH_READING);
+            if excused {
+                self.log(format!(
+                    "production weight {w} on {name} goes to {}, which lost its last healthy \
+                     target after it was read",
+                    label(tg)
+                ));
+            } else {
                 self.violation(format!(
                     "production weight {w} on {name} goes to {} which has no healthy target",
                     label(tg)
@@ -53,8 +86,17 @@ impl World {
         }
     }
 
+    /// Remembers a target health answer, for `check_production_weights`.
+    pub fn health_read(&mut self, target_group: &str, healthy: u32) {
+        let now = self.now;
+        self.checks
+            .health_read
+            .insert(target_group.to_string(), (now, healthy));
+    }
+
     /// (b): a task set must not be deleted while production sends it traffic,
-    /// whether that traffic is visible yet or only written.
+    /// whether that traffic is visible yet or only written, or while sticky
+    /// clients of a production route may still be sent to its target group.
     pub fn check_task_set_delete(&mut self, task_set: &str, target_group: Option<&str>) {
         let Some(tg) = target_group else {
             return;
@@ -73,6 +115,28 @@ impl World {
                 Some((arn.clone(), w(&r.visible), w(&r.written)))
             })
             .collect();
+        let now = self.now;
+        let sticky: Vec<(String, Timestamp)> = self
+            .lb
+            .routes_by_target_group
+            .get(tg)
+            .into_iter()
+            .flatten()
+            .filter_map(|arn| {
+                let r = self.lb.routes.get(arn).filter(|r| r.production)?;
+                Some((arn.clone(), r.sticky_until(tg, now)?))
+            })
+            .collect();
+        for (route, until) in sticky {
+            self.violation(format!(
+                "task set {} deleted while sticky clients of production route {} may still be \
+                 sent to its target group {} (for {}s more)",
+                label(task_set),
+                label(&route),
+                label(tg),
+                until.since(now).as_secs()
+            ));
+        }
         for (route, visible, written) in routes {
             if visible > 0 || written > 0 {
                 self.violation(format!(
@@ -110,17 +174,18 @@ impl World {
             }
             return;
         };
-        let exposed = r.visible.forward().is_some_and(|f| {
-            f.target_groups.iter().any(|t| {
-                t.weight > 0
-                    && self
-                        .lb
-                        .target_groups
-                        .get(&t.arn)
-                        .is_none_or(|g| g.healthy() == 0)
-            })
-        });
         let now = self.now;
+        // Sticky clients count as much as weight: a request they send to a
+        // group without a healthy target fails all the same. An outage the
+        // world caused is not timed until its excuse ends.
+        let exposed = r.receiving(now).iter().any(|tg| {
+            self.checks.excused.get(tg).is_none_or(|u| *u < now)
+                && self
+                    .lb
+                    .target_groups
+                    .get(tg)
+                    .is_none_or(|g| g.healthy() == 0)
+        });
         if !exposed {
             self.checks.armed.insert(route.to_string());
         } else if !self.checks.armed.contains(route) {
@@ -130,7 +195,8 @@ impl World {
             (true, None) => {
                 self.checks.exposed_since.insert(route.to_string(), now);
                 self.log(format!(
-                    "production route {} exposed: weight on a target group without healthy targets",
+                    "production route {} exposed: weight or sticky clients on a target group \
+                     without healthy targets",
                     label(route)
                 ));
             }

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::SimCloud;
 use super::faults::ApiGroup;
+use super::in_flight::{ItemRef, plain_write_conflict};
 use super::world::World;
 use crate::cloud::lease::{LeaseView, Member, Shard, ShardLease};
 use crate::cloud::{CloudError, Fence, Leases, StatusWrite};
@@ -133,10 +134,28 @@ impl SimCloud {
         fence: &Fence,
     ) -> Result<StatusWrite, CloudError> {
         const OP: &str = "dynamodb:TransactWriteItems";
+        // The transaction touches the lease item (its ConditionCheck) and the record.
+        let flight = self.arrive(
+            vec![ItemRef::Lease(fence.shard), ItemRef::record(key)],
+            true,
+        );
         let verdict = self.call(ApiGroup::Store, OP).await?;
-        let result = self
-            .world()
-            .write_status_fenced(key, expected, status, fence);
+        if flight.conflicted() {
+            self.world().log(format!(
+                "{key}: status write by {} cancelled: a write on shard {}'s lease or on the record was in flight",
+                fence.holder, fence.shard
+            ));
+            self.world().in_flight.cancelled(key, expected, status);
+            return self.reply(OP, verdict, Ok(StatusWrite::Contended));
+        }
+        let result = {
+            let mut w = self.world();
+            let result = w.write_status_fenced(key, expected, status, fence);
+            if result.is_ok() {
+                w.in_flight.answered(key, expected, status);
+            }
+            result
+        };
         self.reply(OP, verdict, result)
     }
 }
@@ -175,7 +194,11 @@ impl Leases for SimCloud {
         seen: Option<&ShardLease>,
     ) -> Result<Option<Fence>, CloudError> {
         const OP: &str = "dynamodb:UpdateItem";
+        let flight = self.arrive(vec![ItemRef::Lease(shard)], false);
         let verdict = self.call(ApiGroup::Store, OP).await?;
+        if flight.conflicted() {
+            return Err(plain_write_conflict(OP));
+        }
         let acquired = {
             let mut w = self.world();
             let acquired = w.leases.acquire(shard, shards, replica, seen);
@@ -192,14 +215,22 @@ impl Leases for SimCloud {
 
     async fn renew(&self, fence: &Fence) -> Result<bool, CloudError> {
         const OP: &str = "dynamodb:UpdateItem";
+        let flight = self.arrive(vec![ItemRef::Lease(fence.shard)], false);
         let verdict = self.call(ApiGroup::Store, OP).await?;
+        if flight.conflicted() {
+            return Err(plain_write_conflict(OP));
+        }
         let renewed = self.world().leases.touch(fence, false);
         self.reply(OP, verdict, Ok(renewed))
     }
 
     async fn release(&self, fence: &Fence) -> Result<bool, CloudError> {
         const OP: &str = "dynamodb:UpdateItem";
+        let flight = self.arrive(vec![ItemRef::Lease(fence.shard)], false);
         let verdict = self.call(ApiGroup::Store, OP).await?;
+        if flight.conflicted() {
+            return Err(plain_write_conflict(OP));
+        }
         let released = {
             let mut w = self.world();
             let released = w.leases.touch(fence, true);

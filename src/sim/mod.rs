@@ -12,9 +12,11 @@
 mod alb;
 mod arn;
 mod builder;
+mod churn;
 mod config;
 mod ecs;
 mod faults;
+mod in_flight;
 mod invariants;
 mod item_size;
 mod leases;
@@ -25,6 +27,7 @@ mod scenario;
 mod scheduler;
 mod store;
 mod targets;
+mod tasks;
 mod world;
 
 #[cfg(test)]
@@ -43,7 +46,7 @@ use crate::time::Timestamp;
 pub use alb::{Action, Condition, Forward, RouteConfig, Stickiness, WeightedTargetGroup};
 pub use arn::{ACCOUNT, REGION};
 pub use builder::{DEFAULT_EPOCH, SimBuilder};
-pub use config::{HealthCheck, SimConfig};
+pub use config::{Churn, HealthCheck, SimConfig};
 pub use ecs::TASK_SET_LIMIT;
 pub use faults::{ApiGroup, FaultProfile, Faults};
 pub use item_size::{ITEM_LIMIT, item_size};
@@ -51,6 +54,7 @@ pub use limits::RateLimits;
 pub use registry::{BadVersion, Containers};
 pub use scenario::{ServiceArns, ServiceSetup};
 pub use targets::TargetState;
+pub use tasks::{DesiredStatus, TaskFilter, TaskView};
 pub use world::LogEntry;
 
 use world::World;
@@ -190,6 +194,16 @@ impl SimCloud {
             .and_then(|r| r.visible.weights())
     }
 
+    /// The target groups a route sends requests to now: those it weighs,
+    /// and those its sticky clients may still be held on.
+    pub fn receiving(&self, route_arn: &str) -> std::collections::BTreeSet<String> {
+        let w = self.world();
+        w.lb.routes
+            .get(route_arn)
+            .map(|r| r.receiving(w.now))
+            .unwrap_or_default()
+    }
+
     /// A listener's or rule's visible configuration.
     pub fn route_config(&self, route_arn: &str) -> Option<RouteConfig> {
         self.world()
@@ -203,7 +217,9 @@ impl SimCloud {
     /// stickiness or another action; returns whether the route exists.
     pub fn set_route_config(&self, route_arn: &str, config: RouteConfig) -> bool {
         let mut w = self.world();
-        let replaced = w.lb.replace_route(route_arn, config);
+        let now = w.now;
+        let replaced = w.lb.replace_route(route_arn, config, now);
+        w.schedule_sticky_expiry(route_arn);
         w.route_changed(route_arn);
         replaced
     }

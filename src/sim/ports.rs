@@ -7,12 +7,17 @@ use tokio::sync::mpsc;
 
 use super::SimCloud;
 use super::faults::{ApiGroup, Verdict, roll};
+use super::in_flight::{ItemRef, plain_write_conflict};
+use super::tasks::{DESCRIBE_TASKS_LIMIT, DesiredStatus, TaskFilter};
 use crate::cloud::{
     Change, CloudError, DesiredStore, Ecs, ErrorKind, Fence, Listing, LoadBalancer, Positioned,
     Precondition, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
-use crate::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, TaskSet, Weights};
+use crate::rollout::observed::task_set_id;
+use crate::rollout::{
+    Route, ServiceKey, ServiceState, Status, Stickiness, TargetCounts, TaskSet, Weights,
+};
 
 impl SimCloud {
     /// Counts the call, draws its fate and waits out its latency.
@@ -90,7 +95,7 @@ impl SimCloud {
 impl DesiredStore for SimCloud {
     async fn list(&self) -> Result<Vec<StoredRecord>, CloudError> {
         self.call(ApiGroup::Store, "dynamodb:Scan").await?;
-        Ok(self.world().records.list())
+        Ok(self.world().scanned().records)
     }
 
     async fn get(&self, key: &ServiceKey) -> Result<Option<StoredRecord>, CloudError> {
@@ -100,7 +105,7 @@ impl DesiredStore for SimCloud {
 
     async fn scan(&self) -> Result<Listing, CloudError> {
         self.call(ApiGroup::Store, "dynamodb:Scan").await?;
-        Ok(self.world().records.listing())
+        Ok(self.world().scanned())
     }
 
     async fn write_unkeyed_status(
@@ -122,7 +127,11 @@ impl DesiredStore for SimCloud {
         status: &Status,
     ) -> Result<StatusWrite, CloudError> {
         const OP: &str = "dynamodb:UpdateItem";
+        let flight = self.arrive(vec![ItemRef::record(key)], false);
         let verdict = self.call(ApiGroup::Store, OP).await?;
+        if flight.conflicted() {
+            return Err(plain_write_conflict(OP));
+        }
         let result = self.world().write_status(key, expected, status);
         self.reply(OP, verdict, result)
     }
@@ -144,7 +153,11 @@ impl DesiredStore for SimCloud {
         precondition: Precondition,
     ) -> Result<SpecWrite, CloudError> {
         const OP: &str = "dynamodb:UpdateItem";
+        let flight = self.arrive(vec![ItemRef::record(key)], false);
         let verdict = self.call(ApiGroup::Store, OP).await?;
+        if flight.conflicted() {
+            return Err(plain_write_conflict(OP));
+        }
         let result = self.world().write_spec(key, changes, &precondition);
         self.inner.changes.notify_waiters();
         self.reply(OP, verdict, result)
@@ -202,17 +215,24 @@ impl Ecs for SimCloud {
     }
 
     async fn stopped_tasks(&self, key: &ServiceKey, task_set_arn: &str) -> Result<u32, CloudError> {
-        const OP: &str = "ecs:ListTasks";
-        let verdict = self.call(ApiGroup::EcsRead, OP).await?;
-        let result = self
-            .world()
-            .services
-            .by_key
-            .get(key)
-            .and_then(|s| s.task_sets.iter().find(|t| t.arn == task_set_arn))
-            .map(|t| t.stopped)
-            .ok_or_else(|| CloudError::not_found(OP, format!("task set {task_set_arn}")));
-        self.reply(OP, verdict, result)
+        // As the ECS adapter does: `startedBy` cannot be combined with
+        // `desiredStatus = STOPPED`, so list the service's stopped tasks
+        // and keep those the task set started.
+        let filter = TaskFilter {
+            service_name: Some(key.service.clone()),
+            started_by: None,
+            desired_status: Some(DesiredStatus::Stopped),
+        };
+        self.call(ApiGroup::EcsRead, "ecs:ListTasks").await?;
+        let stopped = self.world().list_tasks(&key.cluster, &filter)?;
+        let id = task_set_id(task_set_arn);
+        let mut count = 0u32;
+        for chunk in stopped.chunks(DESCRIBE_TASKS_LIMIT) {
+            self.call(ApiGroup::EcsRead, "ecs:DescribeTasks").await?;
+            let tasks = self.world().describe_tasks(&key.cluster, chunk)?;
+            count += tasks.iter().filter(|t| t.started_by == id).count() as u32;
+        }
+        Ok(count)
     }
 }
 
@@ -257,9 +277,35 @@ impl LoadBalancer for SimCloud {
         self.reply(op, verdict, result)
     }
 
+    async fn stickiness(&self, route: &Route) -> Result<Stickiness, CloudError> {
+        let op = match route {
+            Route::Listener(_) => "elbv2:DescribeListeners",
+            Route::Rule(_) => "elbv2:DescribeRules",
+        };
+        self.call(ApiGroup::ElbRead, op).await?;
+        self.world().stickiness(route)
+    }
+
+    async fn set_stickiness(
+        &self,
+        route: &Route,
+        stickiness: Stickiness,
+    ) -> Result<(), CloudError> {
+        let op = match route {
+            Route::Listener(_) => "elbv2:ModifyListener",
+            Route::Rule(_) => "elbv2:ModifyRule",
+        };
+        let verdict = self.call(ApiGroup::ElbMutation, op).await?;
+        let result = self.world().set_stickiness(route, stickiness);
+        self.reply(op, verdict, result)
+    }
+
     async fn target_health(&self, target_group: &str) -> Result<TargetCounts, CloudError> {
         self.call(ApiGroup::ElbRead, "elbv2:DescribeTargetHealth")
             .await?;
-        self.world().target_counts(target_group)
+        let mut w = self.world();
+        let counts = w.target_counts(target_group)?;
+        w.health_read(target_group, counts.healthy);
+        Ok(counts)
     }
 }

@@ -16,6 +16,24 @@ use crate::rollout::spec::{Network, Placement, Route};
 use crate::rollout::{ServiceKey, TaskSetStatus};
 
 const OP: &str = "sim:AddService";
+/// The longest group-level stickiness ELB accepts: 7 days
+/// (https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetGroupStickinessConfig.html).
+pub const MAX_STICKINESS_SECONDS: u32 = 604_800;
+
+/// Turns group-level stickiness on for the route's forward action.
+fn sticky(config: &mut RouteConfig, seconds: Option<u32>) {
+    let Some(duration_seconds) = seconds else {
+        return;
+    };
+    for a in &mut config.actions {
+        if let Action::Forward(f) = a {
+            f.stickiness = Some(Stickiness {
+                enabled: true,
+                duration_seconds,
+            });
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct ServiceSetup {
@@ -38,6 +56,10 @@ pub struct ServiceSetup {
     /// `false` leaves the service without task sets, for a first release;
     /// production then forwards to an empty blue target group.
     pub initial_task_set: bool,
+    /// Group-level stickiness on the production forward action, in seconds
+    /// (1 to 604800, as ELB accepts): a population of clients that stay on
+    /// the target group they were first sent to. `None`: no sticky clients.
+    pub production_stickiness: Option<u32>,
 }
 
 impl ServiceSetup {
@@ -56,6 +78,7 @@ impl ServiceSetup {
             deployment_controller: "EXTERNAL".into(),
             initial_external_id: None,
             initial_task_set: true,
+            production_stickiness: None,
             key,
         }
     }
@@ -151,6 +174,17 @@ impl World {
             Containers::from([(setup.container.clone(), setup.image.clone())]),
         );
         let task_definition = format!("{family}:{rev}");
+        if let Some(d) = setup.production_stickiness
+            && !(1..=MAX_STICKINESS_SECONDS).contains(&d)
+        {
+            return Err(CloudError::new(
+                ErrorKind::Invalid,
+                OP,
+                format!(
+                    "stickiness duration {d}s: ELB accepts 1 to {MAX_STICKINESS_SECONDS} seconds"
+                ),
+            ));
+        }
 
         let lb_name = arn::elb_name(&key.service, "");
         let lb_id = self.hex_id(16);
@@ -185,11 +219,14 @@ impl World {
                     duration_seconds: 3600,
                 });
             }
+            sticky(&mut config, setup.production_stickiness);
             self.lb.add_route(&rule, RouteKind::Rule, true, config);
             Route::Rule(rule)
         } else {
+            let mut config = route(vec![forward()]);
+            sticky(&mut config, setup.production_stickiness);
             self.lb
-                .add_route(&listener, RouteKind::Listener, true, route(vec![forward()]));
+                .add_route(&listener, RouteKind::Listener, true, config);
             Route::Listener(listener)
         };
         let test = setup.test_listener.then(|| {
@@ -218,7 +255,6 @@ impl World {
                 launch: None,
             },
             tasks: BTreeMap::new(),
-            stopped: 0,
             created_at: self.now,
         };
         let initial_task_set = setup.initial_task_set.then(|| task_set.arn.clone());
@@ -234,7 +270,7 @@ impl World {
                 desired_count: setup.desired_count,
                 deployment_controller: setup.deployment_controller.clone(),
                 task_sets,
-                client_tokens: BTreeMap::new(),
+                stopped_tasks: Vec::new(),
                 base_task_definition: task_definition.clone(),
             },
         );

@@ -1,7 +1,8 @@
 //! The ECS scheduler's part: keeping each task set at its computed desired
 //! count, starting tasks, and replacing tasks that crash or fail health checks.
 
-use super::ecs::{Task, TaskState};
+use super::arn;
+use super::ecs::{StoppedTask, Task, TaskState};
 use super::registry::BadVersion;
 use super::world::{Event, TaskRef, World};
 use crate::cloud::CloudError;
@@ -219,19 +220,21 @@ impl World {
 
     /// Returns whether the task was there to stop.
     fn stop_task(&mut self, task: &TaskRef, reason: &str) -> bool {
-        let Some(ts) = self
-            .services
-            .by_key
-            .get_mut(&task.key)
-            .and_then(|s| s.task_sets.iter_mut().find(|t| t.id == task.task_set))
-        else {
+        let Some(service) = self.services.by_key.get_mut(&task.key) else {
+            return false;
+        };
+        let Some(ts) = service.task_sets.iter_mut().find(|t| t.id == task.task_set) else {
             return false;
         };
         let target_group = ts.target_group.clone();
         let Some(stopped) = ts.tasks.remove(&task.task) else {
             return false;
         };
-        ts.stopped += 1;
+        let started_by = ts.id.clone();
+        service.stopped_tasks.push(StoppedTask {
+            arn: arn::task(&task.key.cluster, task.task),
+            started_by,
+        });
         self.log(format!(
             "{}: task {} of {} stopped: {reason}",
             task.key, task.task, task.task_set

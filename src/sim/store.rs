@@ -84,6 +84,10 @@ pub(crate) struct Records {
     next_feed: u64,
     /// Streams keep each key's order, so no change overtakes an earlier one.
     last_visible: Timestamp,
+    /// Each record as it was before each of its recent changes, with the
+    /// time of the change, for eventually consistent scans (kept only while
+    /// scans may be stale, and only as far back as they may be).
+    past: BTreeMap<ServiceKey, VecDeque<(Timestamp, Option<StoredRecord>)>>,
 }
 
 impl Records {
@@ -186,7 +190,69 @@ impl World {
         self.now + self.draw(delay)
     }
 
+    /// Keeps the record as it is, before a change, for stale scans.
+    fn remember(&mut self, key: &ServiceKey) {
+        let staleness = self.config.scan_staleness;
+        if staleness.is_zero() {
+            return;
+        }
+        let now = self.now;
+        let before = self.records.get(key);
+        let past = self.records.past.entry(key.clone()).or_default();
+        past.push_back((now, before));
+        while past
+            .front()
+            .is_some_and(|(changed, _)| *changed + staleness < now)
+        {
+            past.pop_front();
+        }
+    }
+
+    /// A `Scan`: DynamoDB's default, eventually consistent read, which "might
+    /// not contain the results from other recently completed write
+    /// operations" (ScanRequest ConsistentRead,
+    /// https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Scan.html,
+    /// and https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.ReadConsistency.html).
+    /// The guide bounds the lag only as "a short time"; the simulation draws
+    /// it per item up to `scan_staleness`, so one scan may mix fresh and old
+    /// items, and a deleted record may still be listed.
+    pub fn scanned(&mut self) -> Listing {
+        let mut listing = self.records.listing();
+        let staleness = self.config.scan_staleness;
+        if staleness.is_zero() {
+            return listing;
+        }
+        let keys: Vec<ServiceKey> = self
+            .records
+            .items
+            .keys()
+            .chain(self.records.past.keys())
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut records = Vec::with_capacity(keys.len());
+        for key in keys {
+            let lag = self.draw((Duration::ZERO, staleness));
+            let seen_at = Timestamp(self.now.0.saturating_sub(lag.as_millis() as i64));
+            let as_then = self
+                .records
+                .past
+                .get(&key)
+                .and_then(|past| past.iter().find(|(changed, _)| *changed > seen_at))
+                .map(|(_, before)| before.clone());
+            let record = match as_then {
+                Some(before) => before,
+                None => self.records.get(&key),
+            };
+            records.extend(record);
+        }
+        listing.records = records;
+        listing
+    }
+
     pub fn put_spec(&mut self, key: &ServiceKey, body: Value) {
+        self.remember(key);
         let (body, _) = without_status(body);
         let now = self.now;
         let records = &mut self.records;
@@ -214,6 +280,7 @@ impl World {
     }
 
     pub fn put_item(&mut self, key: &ServiceKey, body: Value) {
+        self.remember(key);
         let (body, status) = without_status(body);
         let now = self.now;
         let status_version = self.records.next_version();
@@ -258,6 +325,7 @@ impl World {
     }
 
     pub fn delete_record(&mut self, key: &ServiceKey) -> bool {
+        self.remember(key);
         let now = self.now;
         let existed = self.records.items.remove(key).is_some();
         if existed {
@@ -327,7 +395,9 @@ impl World {
                 "Item size to update has exceeded the maximum allowed size",
             ));
         }
-        if existing.is_none() {
+        let absent = existing.is_none();
+        self.remember(key);
+        if absent {
             let status_version = self.records.next_version();
             self.records.items.insert(
                 key.clone(),
@@ -401,6 +471,9 @@ impl World {
                     return Ok(StatusWrite::TooLarge);
                 }
             }
+        }
+        if let At::Service(key) = at {
+            self.remember(key);
         }
         let version = self.records.next_version();
         let Some(item) = self.records.item_mut(at) else {

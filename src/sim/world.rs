@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use rand::RngExt;
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::alb::{Action, LoadBalancers};
 use super::config::SimConfig;
 use super::ecs::Services;
 use super::faults::Faults;
+use super::in_flight::InFlight;
 use super::invariants::Invariants;
 use super::leases::LeaseTable;
 use super::limits::Limiter;
@@ -71,11 +72,25 @@ pub(crate) enum Event {
         version: u64,
         actions: Vec<Action>,
     },
+    /// The next occurrence of a churn knob (see `SimConfig::churn`).
+    Churn(super::churn::ChurnKind),
+    /// An outage the world caused on a target group is over: exposure on it
+    /// counts again from here.
+    ExcuseEnds {
+        target_group: String,
+    },
+    /// Sticky clients of a route may have stopped coming: re-check it.
+    StickyExpired {
+        route: String,
+    },
 }
 
 pub(crate) struct World {
     pub now: Timestamp,
     pub rng: ChaCha8Rng,
+    /// Churn draws from a generator of its own, so turning it on does not
+    /// shift any other draw of a seed.
+    pub churn_rng: ChaCha8Rng,
     pub config: SimConfig,
     pub faults: Faults,
     pub services: Services,
@@ -83,6 +98,7 @@ pub(crate) struct World {
     pub lb: LoadBalancers,
     pub records: Records,
     pub leases: LeaseTable,
+    pub in_flight: InFlight,
     pub checks: Invariants,
     pub calls: BTreeMap<&'static str, u64>,
     pub limits: Limiter,
@@ -97,6 +113,7 @@ impl World {
         World {
             now,
             rng,
+            churn_rng: ChaCha8Rng::seed_from_u64(0),
             config,
             faults,
             services: Services::default(),
@@ -104,6 +121,7 @@ impl World {
             lb: LoadBalancers::default(),
             records: Records::default(),
             leases: LeaseTable::default(),
+            in_flight: InFlight::default(),
             checks: Invariants::default(),
             calls: BTreeMap::new(),
             limits: Limiter::default(),
@@ -152,6 +170,9 @@ impl World {
                 version,
                 actions,
             } => self.route_visible(&route, version, actions),
+            Event::Churn(kind) => self.churn(kind),
+            Event::ExcuseEnds { target_group } => self.target_group_changed(&target_group),
+            Event::StickyExpired { route } => self.route_changed(&route),
         }
     }
 

@@ -16,7 +16,9 @@ use cutover::cloud::{
     SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use cutover::rollout::command::CreateTaskSet;
-use cutover::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, TaskSet, Weights};
+use cutover::rollout::{
+    Route, ServiceKey, ServiceState, Status, Stickiness, TargetCounts, TaskSet, Weights,
+};
 
 #[derive(Default)]
 pub struct Gate {
@@ -29,7 +31,10 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// Closes the gate at the next fenced status write, before it is sent.
+    /// Closes the gate at the next fenced status write after the replica
+    /// changed ECS or the load balancer, before it is sent (a rollout's
+    /// first status write, which stores it, comes before its candidate is
+    /// created).
     pub fn close_at_next_status_write(&self) {
         self.armed.store(true, Ordering::SeqCst);
     }
@@ -98,7 +103,8 @@ where
         status: &Status,
         fence: &Fence,
     ) -> Result<StatusWrite, CloudError> {
-        if self.gate.armed.swap(false, Ordering::SeqCst) {
+        let acted = self.gate.mutations.load(Ordering::SeqCst) > 0;
+        if acted && self.gate.armed.swap(false, Ordering::SeqCst) {
             self.gate.closed.send_replace(true);
         }
         self.gate.pass().await;
@@ -200,6 +206,21 @@ where
         self.gate.pass().await;
         self.gate.mutated();
         self.lb.set_weights(route, weights).await
+    }
+
+    async fn stickiness(&self, route: &Route) -> Result<Stickiness, CloudError> {
+        self.gate.pass().await;
+        self.lb.stickiness(route).await
+    }
+
+    async fn set_stickiness(
+        &self,
+        route: &Route,
+        stickiness: Stickiness,
+    ) -> Result<(), CloudError> {
+        self.gate.pass().await;
+        self.gate.mutated();
+        self.lb.set_stickiness(route, stickiness).await
     }
 
     async fn target_health(&self, target_group: &str) -> Result<TargetCounts, CloudError> {

@@ -28,7 +28,8 @@ use crate::cloud::{
 use crate::controller::{CommandPorts, execute_commands};
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::{
-    Desired, Route, ServiceKey, ServiceState, TargetCounts, TaskSet, Weights, decide, reads,
+    Desired, Route, ServiceKey, ServiceState, Stickiness, TargetCounts, TaskSet, Weights, decide,
+    reads,
 };
 use crate::time::Timestamp;
 
@@ -141,6 +142,22 @@ impl LoadBalancer for Retrying<dyn LoadBalancer> {
     async fn set_weights(&self, route: &Route, weights: &Weights) -> Result<(), CloudError> {
         let inner = &self.inner;
         self.retry.call(|| inner.set_weights(route, weights)).await
+    }
+
+    async fn stickiness(&self, route: &Route) -> Result<Stickiness, CloudError> {
+        let inner = &self.inner;
+        self.retry.call(|| inner.stickiness(route)).await
+    }
+
+    async fn set_stickiness(
+        &self,
+        route: &Route,
+        stickiness: Stickiness,
+    ) -> Result<(), CloudError> {
+        let inner = &self.inner;
+        self.retry
+            .call(|| inner.set_stickiness(route, stickiness))
+            .await
     }
 
     async fn target_health(&self, target_group: &str) -> Result<TargetCounts, CloudError> {

@@ -13,7 +13,9 @@ use crate::cloud::{
     SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
-use crate::rollout::{Route, ServiceKey, ServiceState, Status, TargetCounts, TaskSet, Weights};
+use crate::rollout::{
+    Route, ServiceKey, ServiceState, Status, Stickiness, TargetCounts, TaskSet, Weights,
+};
 
 /// A port whose calls keep to `budgets`. Wrap the outermost adapter, so
 /// SDK retries (which the adapter makes inside one call) are the only
@@ -99,6 +101,20 @@ impl LoadBalancer for Budgeted<dyn LoadBalancer> {
     async fn set_weights(&self, route: &Route, weights: &Weights) -> Result<(), CloudError> {
         self.wait(Category::ElbMutation).await;
         self.inner.set_weights(route, weights).await
+    }
+
+    async fn stickiness(&self, route: &Route) -> Result<Stickiness, CloudError> {
+        self.wait(Category::ElbRead).await;
+        self.inner.stickiness(route).await
+    }
+
+    async fn set_stickiness(
+        &self,
+        route: &Route,
+        stickiness: Stickiness,
+    ) -> Result<(), CloudError> {
+        self.wait(Category::ElbMutation).await;
+        self.inner.set_stickiness(route, stickiness).await
     }
 
     async fn target_health(&self, target_group: &str) -> Result<TargetCounts, CloudError> {

@@ -15,7 +15,7 @@ use crate::cloud::{
 };
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::{
-    EcsService, Route, ServiceKey, ServiceState, Status, TargetCounts, TaskSet, Weights,
+    EcsService, Route, ServiceKey, ServiceState, Status, Stickiness, TargetCounts, TaskSet, Weights,
 };
 
 pub fn key(name: &str) -> ServiceKey {
@@ -57,6 +57,7 @@ pub struct Call {
 pub struct State {
     pub records: BTreeMap<ServiceKey, StoredRecord>,
     pub weights: BTreeMap<Route, Weights>,
+    pub stickiness: BTreeMap<Route, Stickiness>,
     /// Operation name to the error it fails with, and how many more times
     /// (`None`: until cleared).
     pub faults: BTreeMap<&'static str, (CloudError, Option<u32>)>,
@@ -318,6 +319,26 @@ impl LoadBalancer for FakeCloud {
         let delay = self.state().set_weights_delay;
         self.clock.sleep(delay).await;
         self.state().weights.insert(route.clone(), weights.clone());
+        Ok(())
+    }
+
+    async fn stickiness(&self, route: &Route) -> Result<Stickiness, CloudError> {
+        self.enter("stickiness", route.arn().to_string())?;
+        Ok(self
+            .state()
+            .stickiness
+            .get(route)
+            .copied()
+            .unwrap_or_default())
+    }
+
+    async fn set_stickiness(
+        &self,
+        route: &Route,
+        stickiness: Stickiness,
+    ) -> Result<(), CloudError> {
+        self.enter("set_stickiness", route.arn().to_string())?;
+        self.state().stickiness.insert(route.clone(), stickiness);
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 
 mod answers;
 mod fakes;
+mod lease_deadline;
 mod lifecycle;
 mod passes;
 mod policy;

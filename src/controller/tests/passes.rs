@@ -251,3 +251,29 @@ async fn storing_a_failure_does_not_make_the_change_feed_spin() {
     assert_eq!(h.cloud.calls("write_status"), 1);
     run.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_error_text_of_any_length_is_stored_cut_to_the_documented_bound() {
+    let h = Harness::new();
+    h.cloud.put(&key("web"), record("web", &[]));
+    let huge = CloudError::new(
+        ErrorKind::Invalid,
+        "elasticloadbalancing:ModifyListener",
+        "x".repeat(300_000),
+    );
+    h.cloud.fail("set_weights", huge, None);
+    let run = h.start(config());
+    h.sleep(secs(5)).await;
+
+    let status = h.cloud.status(&key("web")).unwrap();
+    let limit = crate::rollout::trim::BOUNDED_MESSAGE_LIMIT;
+    let error = status.last_error.unwrap_or_default();
+    assert!(error.starts_with("set_weights failed"), "{error:.80}");
+    assert!(error.len() <= limit, "last error of {} bytes", error.len());
+    assert!(
+        status.message.len() <= limit,
+        "message of {} bytes",
+        status.message.len()
+    );
+    run.stop().await;
+}

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use crate::rollout::{
     Command, Decision, Desired, EcsService, Observed, Phase, ServiceKey, ServiceState, Spec,
-    Stability, Status, TargetCounts, TaskSet, TaskSetStatus, Wake, Weights, decide, parse_record,
-    reads,
+    Stability, Status, Stickiness, TargetCounts, TaskSet, TaskSetStatus, Wake, Weights, decide,
+    parse_record, reads,
 };
 use crate::time::Timestamp;
 
@@ -39,6 +39,10 @@ pub struct World {
     pub test: Weights,
     /// Healthy targets per target group, as the load balancer reports them.
     pub healthy: std::collections::BTreeMap<String, u32>,
+    /// Targets per target group that are `initial` (replacement tasks on
+    /// their way); the rest of a task set's targets that are not healthy
+    /// fail their checks.
+    pub replacing: std::collections::BTreeMap<String, u32>,
     /// Whether a new task set becomes healthy on its own.
     pub candidate_healthy: bool,
     pub status: Status,
@@ -55,6 +59,8 @@ pub struct World {
     pub failed_tasks: u32,
     /// Gate readings the next observation returns, by gate name.
     pub readings: std::collections::BTreeMap<String, crate::rollout::gate::Reading>,
+    /// Group-level stickiness of the production route.
+    pub stickiness: Stickiness,
 }
 
 impl World {
@@ -87,6 +93,7 @@ impl World {
             production: Weights::pair(BLUE, 100, GREEN, 0),
             test: Weights::pair(BLUE, 100, GREEN, 0),
             healthy,
+            replacing: Default::default(),
             candidate_healthy: true,
             status: Status::default(),
             now: Timestamp(1_700_000_000_000),
@@ -98,6 +105,7 @@ impl World {
             hooks_called: vec![],
             failed_tasks: 0,
             readings: Default::default(),
+            stickiness: Stickiness::default(),
         }
     }
 
@@ -125,6 +133,9 @@ impl World {
         if r.failed_tasks.is_some() {
             observed.failed_tasks = Some(self.failed_tasks);
         }
+        if r.stickiness {
+            observed.production_stickiness = Some(self.stickiness);
+        }
         for probe in &r.probes {
             if let Some(reading) = self.readings.get(probe.name()) {
                 observed
@@ -134,10 +145,20 @@ impl World {
         }
         for tg in r.target_health {
             let healthy = self.healthy.get(&tg).copied().unwrap_or(0);
+            let initial = self.replacing.get(&tg).copied().unwrap_or(0);
+            let tasks = self
+                .svc
+                .task_sets
+                .iter()
+                .find(|t| t.target_group.as_deref() == Some(tg.as_str()))
+                .and_then(|t| t.computed_desired)
+                .unwrap_or(0);
             observed.targets.insert(
                 tg,
                 TargetCounts {
                     healthy,
+                    initial,
+                    unhealthy: tasks.saturating_sub(healthy + initial),
                     ..TargetCounts::default()
                 },
             );
@@ -222,6 +243,10 @@ impl World {
                     self.weight_log.push(green);
                 }
             }
+            Command::SetStickiness { route, stickiness } => {
+                assert_eq!(route.arn(), PROD, "stickiness of production only");
+                self.stickiness = *stickiness;
+            }
             Command::SetPrimary { task_set, .. } => {
                 for t in &mut self.svc.task_sets {
                     if t.arn == *task_set {
@@ -251,6 +276,10 @@ impl World {
                         self.production.get(tg),
                         0,
                         "deleting a task set that still receives traffic"
+                    );
+                    assert!(
+                        !self.stickiness.enabled,
+                        "deleting a task set that sticky clients may still be sent to"
                     );
                     self.healthy.insert(tg.clone(), 0);
                 }

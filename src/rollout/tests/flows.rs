@@ -50,7 +50,7 @@ fn all_at_once_moves_everything_in_one_step_then_bakes_and_removes_blue() {
 }
 
 #[test]
-fn finalizing_and_rolling_back_read_no_target_health() {
+fn finalizing_reads_no_target_health_and_rolling_back_reads_both_sides() {
     let mut w = World::new(record("web:2", json!("all_at_once")));
     let mut phases_read = std::collections::BTreeSet::new();
     for _ in 0..40 {
@@ -71,8 +71,8 @@ fn finalizing_and_rolling_back_read_no_target_health() {
     );
     assert!(!phases_read.contains(&Phase::Finalizing), "{phases_read:?}");
 
-    // A candidate that turns unhealthy is rolled back without reading its
-    // health again.
+    // A candidate that turns unhealthy is rolled back reading the health
+    // of the side production returns to, and the candidate's.
     let mut w = World::new(record(
         "web:2",
         json!({"type": "linear", "percent": 50, "interval": "1m"}),
@@ -81,7 +81,8 @@ fn finalizing_and_rolling_back_read_no_target_health() {
     w.healthy.insert(GREEN.to_string(), 0);
     assert!(w.run_until(Phase::RollingBack, S5, 20));
     let spec = w.spec();
-    assert!(w.observe(&spec).targets.is_empty());
+    let read: Vec<String> = w.observe(&spec).targets.into_keys().collect();
+    assert_eq!(read, vec![BLUE.to_string(), GREEN.to_string()]);
 }
 
 #[test]
@@ -193,7 +194,13 @@ fn a_candidate_that_never_gets_healthy_is_rolled_back_at_the_deadline() {
     let started = w.now;
     assert_eq!(w.settle(), Phase::Failed);
     assert!(w.now >= started + secs(300), "not before the deadline");
-    assert!(w.weight_log.is_empty(), "production never moved");
+    // Production may be written back to blue once (a lost status could hide
+    // a write on its way), but the candidate never gets any of it.
+    assert!(
+        w.weight_log.iter().all(|share| *share == 0),
+        "production never moved: {:?}",
+        w.weight_log
+    );
     assert_eq!(w.svc.task_sets.len(), 1, "candidate deleted");
     assert_eq!(w.svc.task_sets[0].target_group.as_deref(), Some(BLUE));
     assert!(
@@ -625,4 +632,62 @@ fn commands_and_messages_name_task_sets_by_id_and_task_definition() {
             .any(|s| s == "make task set ecs-svc/1 (web:1) primary"),
         "{said:#?}"
     );
+}
+
+/// The pass that shifted production's first step lost its status write
+/// (throttled): the stored status knows nothing of that weight change, which
+/// may not be visible yet. When the candidate then fails, the rollback
+/// writes the old weights itself, and removes the candidate only on a later
+/// pass, once a stored status holds that write.
+#[test]
+fn a_rollback_rewrites_production_before_removing_the_candidate_after_a_lost_status() {
+    let mut w = World::new(record(
+        "web:2",
+        json!({"type": "canary", "percent": 10, "interval": "1m"}),
+    ));
+    let mut before = w.status.clone();
+    for _ in 0..200 {
+        before = w.status.clone();
+        let d = w.step();
+        if d.commands
+            .iter()
+            .any(|c| matches!(c, Command::SetWeights { route, .. } if route.arn() != TEST))
+        {
+            break;
+        }
+        w.advance(S5);
+    }
+    assert_eq!(w.candidate_share(), 10, "the first step was written");
+    // Its status write was refused, and the load balancer does not show
+    // the change yet.
+    w.status = before;
+    w.production = crate::rollout::Weights::pair(BLUE, 100, GREEN, 0);
+    w.healthy.insert(GREEN.to_string(), 0);
+    w.advance(S5);
+
+    let mut rolled_back = false;
+    for _ in 0..300 {
+        let d = w.step();
+        let deletes = d
+            .commands
+            .iter()
+            .any(|c| matches!(c, Command::DeleteTaskSet { .. }));
+        if w.status.phase == Phase::RollingBack || deletes {
+            assert!(
+                rolled_back || !deletes,
+                "the candidate was removed before the old weights were written again: {:?}",
+                d.commands
+            );
+            rolled_back |= d.commands.iter().any(|c| {
+                matches!(c, Command::SetWeights { route, weights }
+                    if route.arn() != TEST && weights.percent(BLUE) == 100)
+            });
+        }
+        if deletes {
+            break;
+        }
+        w.advance(S5);
+    }
+    assert!(rolled_back, "production was written back: {:?}", w.status);
+    assert_eq!(w.settle(), Phase::Failed);
 }

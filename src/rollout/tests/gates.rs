@@ -40,11 +40,16 @@ fn a_healthy_candidate_under_traffic_reports_one_passed_health_gate_per_decision
 }
 
 #[test]
-fn an_unhealthy_candidate_reports_a_failed_health_gate() {
+fn an_unhealthy_candidate_reports_a_failed_health_gate_and_rolls_back_at_the_second() {
     let mut w = shifting();
     w.step();
     w.advance(S5);
     w.healthy.insert(GREEN.into(), 0);
+    let d = w.step();
+    assert_eq!(gate_events(&d), vec![(TARGET_HEALTH, false)]);
+    // The default failure_threshold is 2.
+    assert_eq!(w.status.phase, Phase::Shifting);
+    w.advance(S5);
     let d = w.step();
     assert_eq!(gate_events(&d), vec![(TARGET_HEALTH, false)]);
     assert_eq!(w.status.phase, Phase::RollingBack);

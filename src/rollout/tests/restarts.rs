@@ -278,7 +278,13 @@ fn a_status_lost_while_baking_bakes_again_and_keeps_the_old_task_set_until_then(
     assert!(w.deleted.is_empty(), "{:?}", w.phases());
     assert_eq!(w.settle(), Phase::Steady);
     assert_eq!(w.deleted.len(), 1, "blue removed once the bake is over");
-    assert_eq!(w.weight_log.len(), shifts, "no weight moved");
+    // The weights may be written again (the lost status hid whether a write
+    // was on its way), but they never move off the candidate.
+    assert!(
+        w.weight_log[shifts..].iter().all(|share| *share == 100),
+        "no weight moved: {:?}",
+        w.weight_log
+    );
     assert_eq!(w.created, 1);
 }
 
@@ -313,4 +319,127 @@ fn a_leftover_candidate_is_removed_before_the_next_revision_takes_its_target_gro
         .count();
     assert_eq!(in_green, 1);
     assert_eq!(w.settle(), Phase::Steady);
+}
+
+/// The status write after the first production weight change was lost (it
+/// was throttled), the change is not visible yet, and then the candidate
+/// fails. Production still shows 100% on blue, but 10% is on its way to the
+/// candidate: the rollback writes production back before it removes the
+/// candidate, never on the strength of what the load balancer shows alone.
+#[test]
+fn a_rollback_after_a_lost_status_write_rewrites_production_before_removing_the_candidate() {
+    let mut w = World::new(body());
+    assert!(w.run_until(Phase::Testing, S5, 100), "{:?}", w.phases());
+    let testing = w.status.clone();
+    let mut shifted = false;
+    for _ in 0..100 {
+        w.advance(S5);
+        w.step();
+        if w.production.percent(GREEN) > 0 {
+            shifted = true;
+            break;
+        }
+        if w.status.phase == Phase::Testing {
+            continue;
+        }
+        break;
+    }
+    assert!(shifted, "the first step was sent: {:?}", w.phases());
+    // Lost: the status write, and (for now) the visibility of the weights.
+    w.status = testing;
+    w.production = crate::rollout::Weights::pair(BLUE, 100, GREEN, 0);
+    // The candidate then fails.
+    w.healthy.insert(GREEN.to_string(), 0);
+    let mut rewritten = false;
+    for _ in 0..100 {
+        w.advance(S5);
+        let d = w.step();
+        for c in &d.commands {
+            match c {
+                crate::rollout::Command::SetWeights { route, weights }
+                    if route.arn() == super::fixture::PROD && weights.percent(GREEN) == 0 =>
+                {
+                    rewritten = true
+                }
+                crate::rollout::Command::DeleteTaskSet { .. } => assert!(
+                    rewritten,
+                    "the candidate was removed before production was written back: {:?}",
+                    d.commands
+                ),
+                _ => {}
+            }
+        }
+        if w.status.phase == Phase::Failed {
+            break;
+        }
+    }
+    assert_eq!(w.settle(), Phase::Failed);
+    assert!(w.svc.task_sets.len() == 1, "{:?}", w.svc.task_sets);
+}
+
+/// What a replica that just took a service's shard decides, given the
+/// production weights it reads once: a late weight change of the replica
+/// that drove the service before is written back, in Steady and in Failed
+/// alike. Without a reading, nothing is sent.
+fn after_takeover(
+    w: &World,
+    production: Option<crate::rollout::Weights>,
+) -> crate::rollout::Decision {
+    use crate::rollout::{Desired, Observed, ServiceState, decide};
+    let spec = w.spec().expect("valid");
+    let observed = Observed {
+        service: Some(ServiceState::Found(w.svc.clone())),
+        production,
+        ..Observed::default()
+    };
+    decide(&Desired::Valid(&spec), &observed, &w.status, w.now)
+}
+
+fn weight_commands(d: &crate::rollout::Decision) -> Vec<crate::rollout::Weights> {
+    d.commands
+        .iter()
+        .filter_map(|c| match c {
+            crate::rollout::Command::SetWeights { weights, .. } => Some(weights.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_late_weight_change_seen_after_a_takeover_is_written_back_when_steady() {
+    let mut w = World::new(body());
+    assert_eq!(w.settle(), Phase::Steady);
+    let active = w.svc.task_sets[0].target_group.clone().expect("registered");
+    let other = if active == GREEN { BLUE } else { GREEN };
+    // The previous holder's shift to 40% arrives after it finalized.
+    let late = crate::rollout::Weights::pair(&active, 60, other, 40);
+    let d = after_takeover(&w, Some(late));
+    assert_eq!(
+        weight_commands(&d),
+        vec![crate::rollout::Weights::pair(&active, 100, other, 0)]
+    );
+    assert!(
+        d.events
+            .iter()
+            .any(|e| matches!(e, Event::ProductionRestored { .. }))
+    );
+    assert_eq!(d.status.phase, Phase::Steady);
+    // As it should be, or not read at all: nothing to send.
+    let right = crate::rollout::Weights::pair(&active, 100, other, 0);
+    assert!(after_takeover(&w, Some(right)).commands.is_empty());
+    assert!(after_takeover(&w, None).commands.is_empty());
+}
+
+#[test]
+fn a_late_weight_change_seen_after_a_takeover_is_written_back_when_failed() {
+    let mut w = World::new(body());
+    w.candidate_healthy = false;
+    assert_eq!(w.settle(), Phase::Failed);
+    let late = crate::rollout::Weights::pair(BLUE, 90, GREEN, 10);
+    let d = after_takeover(&w, Some(late));
+    assert_eq!(
+        weight_commands(&d),
+        vec![crate::rollout::Weights::pair(BLUE, 100, GREEN, 0)]
+    );
+    assert_eq!(d.status.phase, Phase::Failed);
 }

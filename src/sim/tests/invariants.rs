@@ -164,3 +164,61 @@ async fn the_sim_can_be_handed_to_the_controller_as_each_port() {
     assert!(lb.target_health("nope").await.is_err());
     assert!(store.list().await.unwrap().is_empty());
 }
+
+/// Runs until the green target group has no healthy target, at most `limit`.
+async fn until_green_is_empty(sim: &SimCloud, arns: &ServiceArns, limit: Duration) {
+    let mut waited = Duration::ZERO;
+    while sim.target_counts(arns.green()).unwrap().healthy > 0 {
+        assert!(waited < limit, "green still healthy after {waited:?}");
+        sim.run_for(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn weight_added_after_a_fresh_healthy_reading_is_not_blamed_but_a_stale_or_empty_one_is() {
+    let sim = SimCloud::builder(46)
+        .clock(clock())
+        .replace_unhealthy(false)
+        .build();
+    let arns = web(&sim);
+    healthy_green(&sim, &arns, "web:2").await;
+    // Checks start failing; the targets still say healthy for a while.
+    sim.mark_task_definition_bad("web:2", BadVersion::NeverHealthy);
+    sim.run_for(secs(1)).await;
+    let read = sim.target_health(arns.green()).await.unwrap();
+    assert!(read.healthy > 0);
+    until_green_is_empty(&sim, &arns, secs(9)).await;
+    // The controller's reading was true when taken: the weight it sends
+    // now is exposure (timed), not a decision made on what it could see.
+    sim.set_weights(
+        &arns.production,
+        &Weights::pair(arns.blue(), 90, arns.green(), 10),
+    )
+    .await
+    .unwrap();
+    assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
+
+    // The same reading, long after: adding weight on it is a violation.
+    sim.run_for(secs(20)).await;
+    sim.set_weights(
+        &arns.production,
+        &Weights::pair(arns.blue(), 80, arns.green(), 20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sim.violations().len(), 1, "{:#?}", sim.violations());
+
+    // A fresh reading that shows no healthy target excuses nothing.
+    let read = sim.target_health(arns.green()).await.unwrap();
+    assert_eq!(read.healthy, 0);
+    sim.set_weights(
+        &arns.production,
+        &Weights::pair(arns.blue(), 70, arns.green(), 30),
+    )
+    .await
+    .unwrap();
+    let v = sim.violations();
+    assert_eq!(v.len(), 2, "{v:#?}");
+    assert!(v.iter().all(|e| e.text.contains("no healthy target")));
+}

@@ -1,10 +1,15 @@
 //! Tests of the simulated cloud through the ports and the state they lead to.
 
 mod alb;
+mod churn;
+mod conflicts;
 mod ecs;
 mod faults;
 mod invariants;
+mod sticky;
 mod store;
+mod task_sets;
+mod tokens;
 mod whole_item;
 mod writes;
 

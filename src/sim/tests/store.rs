@@ -240,3 +240,60 @@ async fn items_with_bad_keys_are_listed_apart_and_only_their_status_is_written()
     );
     assert_eq!(sim.scan().await.unwrap().unkeyed.len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_scan_may_return_a_record_older_than_a_consistent_get_for_up_to_its_staleness() {
+    let sim = SimCloud::builder(32)
+        .clock(clock())
+        .scan_staleness(secs(1))
+        .build();
+    let arns = web(&sim);
+    sim.put_spec(&arns.key, arns.record("web:2", json!("all_at_once")));
+    sim.run_for(secs(5)).await;
+    let v0 = sim.get(&arns.key).await.unwrap().unwrap().status_version;
+    let written = sim
+        .write_status(&arns.key, v0, &status(Phase::Shifting))
+        .await
+        .unwrap();
+    let StatusWrite::Written { version } = written else {
+        panic!("{written:?}")
+    };
+
+    // Within the second: GetItem always sees the write, a Scan sometimes not.
+    let mut stale = 0;
+    for _ in 0..20 {
+        let got = sim.get(&arns.key).await.unwrap().unwrap();
+        assert_eq!(got.status_version, version);
+        let scanned = sim.scan().await.unwrap().records;
+        assert_eq!(scanned.len(), 1);
+        if scanned[0].status_version != version {
+            assert_eq!(scanned[0].status_version, v0, "only an older version");
+            stale += 1;
+        }
+        sim.run_for(Duration::from_millis(20)).await;
+    }
+    assert!(stale > 0, "some scans missed the write");
+
+    // Past the staleness bound every scan has it.
+    sim.run_for(Duration::from_millis(1_100)).await;
+    for _ in 0..10 {
+        let scanned = sim.list().await.unwrap();
+        assert_eq!(scanned[0].status_version, version);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn scans_are_up_to_date_unless_staleness_is_asked_for() {
+    let sim = sim(33);
+    let arns = web(&sim);
+    sim.put_spec(&arns.key, arns.record("web:2", json!("all_at_once")));
+    let v0 = sim.get(&arns.key).await.unwrap().unwrap().status_version;
+    let written = sim
+        .write_status(&arns.key, v0, &status(Phase::Shifting))
+        .await
+        .unwrap();
+    let StatusWrite::Written { version } = written else {
+        panic!("{written:?}")
+    };
+    assert_eq!(sim.list().await.unwrap()[0].status_version, version);
+}

@@ -119,7 +119,12 @@ async fn write_back_while_baking(whole_item: bool) {
         sim.put_spec(&arns.key, record(&arns, "web:1"));
     }
     let shares = blue_shares_until_steady(&sim, &arns).await;
-    assert_eq!(shares, vec![0, 100], "one weight change back");
+    // Sampled each second from the write: the change back may already
+    // show at the first sample.
+    assert!(
+        shares == [0, 100] || shares == [100],
+        "one weight change back: {shares:?}"
+    );
     let ServiceState::Found(svc) = sim.service(&arns.key) else {
         panic!("the service is gone");
     };

@@ -1,0 +1,202 @@
+//! Health on both sides: a candidate's routine churn is waited out, a
+//! failing one rolls back, and a rollback never sends production to a side
+//! without a healthy target.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::fixture::{BLUE, GREEN, World, record};
+use crate::rollout::{Event, Phase};
+
+const S5: Duration = Duration::from_secs(5);
+
+/// Linear 20% a minute: at 20% on the candidate once it returns.
+fn shifting() -> World {
+    let mut w = World::new(record(
+        "web:2",
+        json!({"type": "linear", "percent": 20, "interval": "1m"}),
+    ));
+    assert!(w.run_until(Phase::Shifting, S5, 10));
+    w.step();
+    assert_eq!(w.production.percent(GREEN), 20);
+    w
+}
+
+fn steps(w: &mut World, n: usize) {
+    for _ in 0..n {
+        w.advance(S5);
+        w.step();
+    }
+}
+
+fn held(w: &World) -> Vec<bool> {
+    w.last
+        .iter()
+        .flat_map(|d| &d.events)
+        .filter_map(|e| match e {
+            Event::TrafficHeld { neither_serves, .. } => Some(*neither_serves),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_routine_task_replacement_mid_shift_holds_the_weight_and_does_not_roll_back() {
+    let mut w = shifting();
+    // One of the candidate's three tasks is replaced: its target is gone,
+    // then `initial`, for 40 s.
+    w.healthy.insert(GREEN.into(), 2);
+    w.replacing.insert(GREEN.into(), 1);
+    let at = w.production.percent(GREEN);
+    steps(&mut w, 8);
+    assert_eq!(w.status.phase, Phase::Shifting, "{}", w.status.message);
+    assert_eq!(w.production.percent(GREEN), at, "no weight moves meanwhile");
+    w.healthy.insert(GREEN.into(), 3);
+    w.replacing.remove(GREEN);
+    assert_eq!(w.settle(), Phase::Steady);
+    assert_eq!(w.production.percent(GREEN), 100);
+}
+
+#[test]
+fn auto_scaling_mid_rollout_does_not_roll_it_back() {
+    let mut w = shifting();
+    w.svc.desired_count = 5;
+    for t in &mut w.svc.task_sets {
+        t.computed_desired = Some(5);
+        t.running = Some(3);
+        t.pending = Some(2);
+    }
+    w.replacing.insert(GREEN.into(), 2);
+    steps(&mut w, 12);
+    assert_eq!(w.status.phase, Phase::Shifting, "{}", w.status.message);
+    w.healthy.insert(GREEN.into(), 5);
+    w.replacing.remove(GREEN);
+    for t in &mut w.svc.task_sets {
+        t.running = Some(5);
+        t.pending = Some(0);
+    }
+    assert_eq!(w.settle(), Phase::Steady);
+}
+
+#[test]
+fn a_candidate_that_loses_half_its_targets_rolls_back() {
+    let mut w = shifting();
+    w.healthy.insert(GREEN.into(), 1);
+    steps(&mut w, 2);
+    assert_eq!(w.status.phase, Phase::RollingBack, "{}", w.status.message);
+    assert_eq!(w.settle(), Phase::Failed);
+    assert_eq!(w.production.percent(BLUE), 100);
+}
+
+#[test]
+fn a_shortfall_that_outlasts_the_grace_rolls_back() {
+    let mut w = shifting();
+    // Tasks that keep being replaced and never all pass their checks.
+    w.healthy.insert(GREEN.into(), 2);
+    w.replacing.insert(GREEN.into(), 1);
+    steps(&mut w, 20);
+    assert_eq!(w.status.phase, Phase::Shifting, "within the 2m grace");
+    steps(&mut w, 6);
+    assert_eq!(w.status.phase, Phase::RollingBack, "{}", w.status.message);
+}
+
+#[test]
+fn a_task_that_keeps_crashing_and_coming_back_is_one_shortfall() {
+    let mut w = shifting();
+    let mut rolled_back = false;
+    // Short 30 s, back 30 s, again and again: never back for the grace.
+    for round in 0..12 {
+        let short = round % 2 == 0;
+        w.healthy.insert(GREEN.into(), if short { 2 } else { 3 });
+        w.replacing.insert(GREEN.into(), u32::from(short));
+        steps(&mut w, 6);
+        if matches!(w.status.phase, Phase::RollingBack | Phase::Failed) {
+            rolled_back = true;
+            break;
+        }
+    }
+    assert!(rolled_back, "{}", w.status.message);
+}
+
+#[test]
+fn a_rollback_holds_production_while_the_old_side_has_no_healthy_target() {
+    let mut w = shifting();
+    // The old side's tasks all fail at once while the candidate serves.
+    w.healthy.insert(BLUE.into(), 0);
+    w.set(
+        "control",
+        json!({"abort": w.status.rollout.as_ref().unwrap().id.to_string()}),
+    );
+    w.advance(S5);
+    w.step();
+    assert_eq!(w.status.phase, Phase::RollingBack);
+    assert_eq!(w.production.percent(GREEN), 20, "held where it was");
+    assert_eq!(held(&w), vec![false], "told once, when the hold began");
+    assert!(
+        w.status.message.contains("has no healthy target"),
+        "{}",
+        w.status.message
+    );
+    steps(&mut w, 3);
+    assert_eq!(w.production.percent(GREEN), 20);
+    assert!(held(&w).is_empty(), "not told again on every look");
+    // ECS replaced the old side's tasks: traffic returns to it.
+    w.healthy.insert(BLUE.into(), 3);
+    w.settle();
+    assert_eq!(w.production.percent(BLUE), 100);
+}
+
+#[test]
+fn when_neither_side_can_serve_the_weights_hold_and_it_says_so() {
+    let mut w = shifting();
+    w.healthy.insert(BLUE.into(), 0);
+    w.healthy.insert(GREEN.into(), 0);
+    steps(&mut w, 2);
+    assert_eq!(w.status.phase, Phase::RollingBack);
+    assert_eq!(held(&w), vec![true]);
+    assert!(
+        w.status.message.contains("neither side can serve"),
+        "{}",
+        w.status.message
+    );
+    steps(&mut w, 4);
+    assert_eq!(w.production.percent(GREEN), 20);
+    w.healthy.insert(BLUE.into(), 3);
+    w.settle();
+    assert_eq!(w.production.percent(BLUE), 100);
+    assert_eq!(w.status.phase, Phase::Failed);
+}
+
+#[test]
+fn the_health_gate_grace_and_threshold_are_set_in_the_record() {
+    let mut body = record("web:2", json!("all_at_once"));
+    body["gates"] = json!({"target_health": {"grace": "30s", "failure_threshold": 3}});
+    let w = World::new(body.clone());
+    let gate = w.spec().expect("valid").gates.target_health;
+    assert_eq!(gate.grace, Duration::from_secs(30));
+    assert_eq!(gate.failure_threshold, 3);
+
+    body["gates"] = json!({"target_health": {"grace": "2h"}});
+    let err = World::new(body.clone()).spec().unwrap_err().to_string();
+    assert!(err.contains("gates.target_health.grace"), "{err}");
+    assert!(err.contains("at most 30m"), "{err}");
+
+    body["gates"] = json!({"target_health": {"grace": "soon"}});
+    let err = World::new(body).spec().unwrap_err().to_string();
+    assert!(err.contains("gates.target_health.grace"), "{err}");
+}
+
+#[test]
+fn one_target_failing_its_checks_in_a_fleet_is_waited_out_like_churn() {
+    let mut w = shifting();
+    // One of three targets fails its checks (a task crashing before ECS
+    // replaces it): short of the bar, but not half the candidate.
+    w.healthy.insert(GREEN.into(), 2);
+    let at = w.production.percent(GREEN);
+    steps(&mut w, 8);
+    assert_eq!(w.status.phase, Phase::Shifting, "{}", w.status.message);
+    assert_eq!(w.production.percent(GREEN), at, "no weight moves meanwhile");
+    w.healthy.insert(GREEN.into(), 3);
+    assert_eq!(w.settle(), Phase::Steady);
+}

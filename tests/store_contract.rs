@@ -10,7 +10,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
-    ScalarAttributeType, WriteRequest,
+    ScalarAttributeType, StreamSpecification, StreamViewType, WriteRequest,
 };
 use cutover::aws::DynamoStore;
 use cutover::cloud::{Change, DesiredStore, Leases, StatusWrite};
@@ -489,6 +489,76 @@ async fn watching_a_table_without_a_stream_fails_so_the_controller_can_resync() 
     .unwrap_err();
     assert!(err.message.contains("no stream"), "{err}");
     assert_eq!(err.operation, "dynamodb:DescribeTable");
+}
+
+async fn set_stream(team: &Client, enabled: bool) {
+    let spec = StreamSpecification::builder().stream_enabled(enabled);
+    let spec = if enabled {
+        spec.stream_view_type(StreamViewType::NewAndOldImages)
+    } else {
+        spec
+    };
+    team.update_table()
+        .table_name(TABLE)
+        .stream_specification(spec.build().unwrap())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A stream that is disabled never gets another record, and one enabled
+/// again is a new stream with a new ARN (the table's LatestStreamArn). Either
+/// way the feed must end, so the controller opens it again on what the table
+/// has now and lists every record for the writes in between.
+/// The emulator refuses to enable a stream on a table that had one
+/// ("Cannot enable stream"), which AWS allows; so this disables it, and
+/// replaces the table to give it a new stream.
+#[tokio::test]
+async fn a_disabled_stream_ends_the_feed() {
+    let f = fixture().await;
+    let (tx, mut changes) = mpsc::channel(64);
+    let store = f.store.clone();
+    let feed =
+        tokio::spawn(async move { store.watch(tx, tokio::sync::oneshot::channel().0).await });
+    wait_until_feed_is_live(&f, &mut changes).await;
+
+    set_stream(&f.team, false).await;
+    let ended = timeout(Duration::from_secs(30), feed)
+        .await
+        .expect("the feed on the disabled stream ended within 30 s")
+        .unwrap();
+    let err = ended.expect_err("the feed ends with an error, so it is opened again");
+    assert!(err.message.contains("no stream"), "{err}");
+}
+
+#[tokio::test]
+async fn a_table_created_again_gets_a_feed_on_its_new_stream() {
+    let f = fixture().await;
+    let (tx, mut changes) = mpsc::channel(64);
+    let store = f.store.clone();
+    let feed =
+        tokio::spawn(async move { store.watch(tx, tokio::sync::oneshot::channel().0).await });
+    wait_until_feed_is_live(&f, &mut changes).await;
+
+    f.team
+        .delete_table()
+        .table_name(TABLE)
+        .send()
+        .await
+        .unwrap();
+    f.store.create_table().await.unwrap();
+    let ended = timeout(Duration::from_secs(30), feed)
+        .await
+        .expect("the feed on the old stream ended within 30 s")
+        .unwrap();
+    ended.expect_err("the feed ends with an error, so it is opened again");
+
+    let (tx, mut changes) = mpsc::channel(64);
+    let store = f.store.clone();
+    let feed =
+        tokio::spawn(async move { store.watch(tx, tokio::sync::oneshot::channel().0).await });
+    wait_until_feed_is_live(&f, &mut changes).await;
+    feed.abort();
 }
 
 #[tokio::test]

@@ -126,6 +126,23 @@ impl<'a> Feed<'a> {
             }
             cursors.retain(|c| !c.closed);
             if any_closed || Instant::now() >= relist_at {
+                // A stream that is disabled and enabled again is a new
+                // stream with a new ARN (LatestStreamArn); the old one only
+                // keeps its records for 24 hours and never gets a new write.
+                // Ending here lets the controller open the feed on the new
+                // stream and list every record for what fell in between.
+                // https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.html#Streams.Enabling
+                let latest = self.stream_arn().await?;
+                if latest != stream {
+                    return Err(CloudError::new(
+                        ErrorKind::Other,
+                        "dynamodb:DescribeTable",
+                        format!(
+                            "the stream of table {} was replaced (disabled and enabled again): reopening the change feed on the new one",
+                            self.table
+                        ),
+                    ));
+                }
                 let listing = self.shards(&stream).await?;
                 for (shard, _) in &listing {
                     // Born after we started: every record in it is news.

@@ -28,8 +28,11 @@ const CHANGE_BUFFER: usize = 256;
 pub enum FeedState {
     /// Opening: a write now may or may not be delivered.
     Opening,
-    /// Every write from now on will be delivered.
-    Positioned,
+    /// Every write from now on will be delivered. The number counts the
+    /// times the feed has taken its position: a feed opened again after it
+    /// failed missed whatever was written in between, so a new number calls
+    /// for a new listing.
+    Positioned(u64),
     /// The last attempt failed; it is opened again after a backoff.
     Down,
 }
@@ -69,14 +72,19 @@ impl Sources {
                     _ = feed.wait_for(|s| *s != FeedState::Opening) => {}
                 }
             }
-            let feed_positioned = *feed.borrow() == FeedState::Positioned;
+            // The feed position this listing covers: writes from then on
+            // reach the controller through the feed.
+            let covers = match *feed.borrow() {
+                FeedState::Positioned(opened) => Some(opened),
+                _ => None,
+            };
+            let feed_positioned = covers.is_some();
             // Listing changes nothing, so shutdown need not wait for it.
             let listed = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,
                 listed = self.schedule_all() => listed,
             };
-            let mut await_feed = false;
             let next = match listed {
                 Ok(count) => {
                     failures = 0;
@@ -88,8 +96,6 @@ impl Sources {
                             );
                         }
                     } else if !*synced.borrow() {
-                        // Listed again as soon as the feed holds its position.
-                        await_feed = true;
                         tracing::info!(
                             services = count,
                             "every service is scheduled, but the change feed is not open yet: not ready until it is"
@@ -110,11 +116,30 @@ impl Sources {
                     self.clock.now() + delay
                 }
             };
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return,
-                _ = self.clock.sleep_until(next) => {}
-                _ = feed.wait_for(|s| *s == FeedState::Positioned), if await_feed => {}
+            // Listed again at the next resync, or as soon as the feed holds
+            // a position this listing did not cover: the first one, or a
+            // new one after the feed failed (a stream disabled and enabled
+            // again, an outage), whose gap no stream record will report.
+            let mut feed_open = true;
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return,
+                    _ = self.clock.sleep_until(next) => break,
+                    newer = feed.wait_for(|s| matches!(s, FeedState::Positioned(n) if Some(*n) != covers)), if feed_open => {
+                        match newer {
+                            Ok(_) => {
+                                if covers.is_some() {
+                                    tracing::info!("the change feed was opened again: listing every record for what it missed");
+                                }
+                                break;
+                            }
+                            // The feed's task ended (shutdown): only the
+                            // interval is left to wait for.
+                            Err(_) => feed_open = false,
+                        }
+                    }
+                }
             }
         }
     }
@@ -160,6 +185,7 @@ impl Sources {
         shutdown: CancellationToken,
     ) {
         let mut failures = 0;
+        let mut opened = 0;
         while !shutdown.is_cancelled() {
             let (tx, mut rx) = mpsc::channel(CHANGE_BUFFER);
             let (positioned_tx, mut positioned) = oneshot::channel();
@@ -174,7 +200,8 @@ impl Sources {
                     said = &mut positioned, if !told => {
                         told = true;
                         if said.is_ok() {
-                            state.send_replace(FeedState::Positioned);
+                            opened += 1;
+                            state.send_replace(FeedState::Positioned(opened));
                         }
                     }
                     Some(change) = rx.recv() => {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::cloud::{
     Change, Clock, CloudError, DesiredStore, Ecs, ErrorKind, LoadBalancer, Positioned, StatusWrite,
@@ -72,6 +72,9 @@ pub struct State {
     /// as a raw DynamoDB stream would.
     pub echo_status_writes: bool,
     pub feed: Option<mpsc::Sender<Change>>,
+    /// Ends the open change feed with an error, as a stream that was
+    /// disabled (and enabled again as a new stream) does.
+    pub cut_feed: Option<oneshot::Sender<()>>,
     pub calls: Vec<Call>,
     pub describing: usize,
     pub most_describing: usize,
@@ -111,6 +114,16 @@ impl FakeCloud {
         entry.body = body;
         entry.written_at = Some(at);
         send_change(&s, key, at);
+    }
+
+    /// Ends the change feed with an error; writes from now until it is
+    /// open again reach no one through it.
+    pub fn cut_feed(&self) {
+        let mut s = self.state();
+        s.feed = None;
+        if let Some(cut) = s.cut_feed.take() {
+            let _ = cut.send(());
+        }
     }
 
     pub fn delete(&self, key: &ServiceKey) {
@@ -225,7 +238,7 @@ impl DesiredStore for FakeCloud {
         self.enter("watch", String::new())?;
         let delay = self.state().watch_delay;
         self.clock.sleep(delay).await;
-        {
+        let cut_off = {
             let mut s = self.state();
             if s.watch_failures > 0 {
                 s.watch_failures -= 1;
@@ -236,9 +249,20 @@ impl DesiredStore for FakeCloud {
                 ));
             }
             s.feed = Some(changes);
+            let (cut, cut_off) = oneshot::channel();
+            s.cut_feed = Some(cut);
             let _ = positioned.send(());
+            cut_off
+        };
+        match cut_off.await {
+            Ok(()) => Err(CloudError::new(
+                ErrorKind::Other,
+                "dynamodb:DescribeTable",
+                "the stream was replaced",
+            )),
+            // Nobody can cut it any more: it stays open.
+            Err(_) => std::future::pending().await,
         }
-        std::future::pending().await
     }
 }
 

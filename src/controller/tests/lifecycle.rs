@@ -90,6 +90,37 @@ async fn a_failing_change_feed_is_reopened_and_resync_covers_the_gap() {
     run.stop().await;
 }
 
+/// A stream disabled and enabled again is a new stream: the feed on the old
+/// one fails, and what was written before the new one is read reaches the
+/// controller only by a listing, which must not wait for the next resync
+/// (an hour here).
+#[tokio::test(start_paused = true)]
+async fn a_feed_opened_again_after_it_failed_lists_every_record_for_the_writes_it_missed() {
+    let h = Harness::new();
+    h.cloud.put(&key("web"), record("web", &[]));
+    let run = h.start(config());
+    assert!(run.handle.synced().await);
+    h.sleep(secs(30)).await;
+    assert_eq!(h.phase(&key("web")), Some(Phase::Steady));
+    assert_eq!(h.cloud.calls("list"), 1);
+
+    h.cloud.cut_feed();
+    h.cloud.put(&key("web"), record("web", &[("goal", "blue")]));
+    h.sleep(secs(60)).await;
+    assert_eq!(h.cloud.calls("watch"), 2, "the feed was opened again");
+    assert_eq!(
+        h.cloud.calls("list"),
+        2,
+        "and every record listed once more"
+    );
+    assert_eq!(h.cloud.weights(&listener("web")), Some(blue("web")));
+
+    // A healthy feed causes no further listing before the resync.
+    h.sleep(secs(600)).await;
+    assert_eq!(h.cloud.calls("list"), 2);
+    run.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn workers_bound_how_many_services_are_reconciled_at_once() {
     let h = Harness::new();

@@ -26,6 +26,7 @@ fn rollout(step: u32) -> Rollout {
         hooks: Default::default(),
         hook_verdicts: Default::default(),
         watch: None,
+        steps: None,
     }
 }
 

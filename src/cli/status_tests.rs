@@ -79,6 +79,7 @@ fn shifting() -> Status {
             hooks: Default::default(),
             hook_verdicts: Default::default(),
             watch: None,
+            steps: None,
         }),
         history: (0..8)
             .map(|i| {
@@ -263,6 +264,7 @@ fn readme_example() -> (StoredRecord, Timestamp) {
             hooks: Default::default(),
             hook_verdicts: Default::default(),
             watch: None,
+            steps: None,
         }),
         history,
         ..Status::default()

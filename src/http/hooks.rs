@@ -181,6 +181,7 @@ mod tests {
                 hooks: Default::default(),
                 hook_verdicts: Default::default(),
                 watch: None,
+                steps: None,
             }),
             ..Status::default()
         }

@@ -117,6 +117,7 @@ fn the_phase_gauge_has_one_series_per_phase_and_follows_the_status_until_the_rec
             hooks: Default::default(),
             hook_verdicts: Default::default(),
             watch: None,
+            steps: None,
         }),
         ..Status::default()
     };

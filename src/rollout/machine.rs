@@ -560,6 +560,11 @@ impl<'a> Machine<'a, '_> {
         if spec.paused && phase != Phase::Finalizing {
             return self.paused(r, phase);
         }
+        let r = match self.follow_strategy(r, phase) {
+            Ok(r) => r,
+            Err(flow) => return flow,
+        };
+        let phase = self.d.status.phase;
         match phase {
             Phase::Paused => {
                 let resume = self.rollout().resume_to.take().unwrap_or(Phase::Shifting);
@@ -582,6 +587,51 @@ impl<'a> Machine<'a, '_> {
                 self.between_rollouts()
             }
         }
+    }
+
+    /// A strategy changed mid-rollout (its steps differ from those the
+    /// rollout followed so far) goes on from the weight the candidate has:
+    /// past every step that sets a weight at or below it, so the next weight
+    /// is the first step above it, never lower and never straight to 100%
+    /// when the new strategy has a step in between. Waits while production
+    /// has not been read.
+    fn follow_strategy(&mut self, r: Rollout, phase: Phase) -> Result<Rollout, Flow> {
+        let steps = self.steps(&r);
+        let digest = steps_digest(&steps);
+        if r.steps.as_ref() == Some(&digest) {
+            return Ok(r);
+        }
+        // A rollout from before steps were remembered adopts them as they
+        // are; before shifting the candidate has no weight to go on from,
+        // and once baking there is no step left to take.
+        if r.steps.is_some() && matches!(phase, Phase::Shifting | Phase::AwaitingPromotion) {
+            let Some(seen) = &self.observed.production else {
+                self.d.wake(Wake::Poll);
+                return Err(Flow::Wait);
+            };
+            let share = seen.percent(&r.target_group);
+            let step = steps
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| matches!(s, Step::SetWeight(w) if u32::from(*w) <= share))
+                .map(|(i, _)| i as u32 + 1)
+                .last()
+                .unwrap_or(0);
+            let now = self.now();
+            let rr = self.rollout();
+            rr.step = step;
+            rr.step_started_at = now;
+            rr.progress_at = now;
+            let why = format!(
+                "the strategy changed: going on from {share}% on the candidate at step {step}"
+            );
+            if phase == Phase::AwaitingPromotion {
+                self.d.transition(Phase::Shifting, why.clone());
+            }
+            self.d.say(why);
+        }
+        self.rollout().steps = Some(digest);
+        Ok(self.rollout().clone())
     }
 
     fn paused(&mut self, r: Rollout, phase: Phase) -> Flow {
@@ -1061,4 +1111,10 @@ impl<'a> Machine<'a, '_> {
         self.d.transition(Phase::RollingBack, text);
         Flow::Next
     }
+}
+
+/// Names a list of steps: equal lists, equal names.
+fn steps_digest(steps: &[Step]) -> String {
+    let value = serde_json::to_value(steps).unwrap_or_default();
+    Revision::digest(&value).as_str().to_string()
 }

@@ -203,6 +203,11 @@ pub struct Rollout {
     /// the record turns invalid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch: Option<super::watch::Watch>,
+    /// A digest of the steps the rollout follows: another one means the
+    /// strategy changed, and `step` is found again from the weight the
+    /// candidate has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<String>,
 }
 
 /// The candidate's health over time, and a rollback that waits for the side
@@ -254,6 +259,7 @@ impl Rollout {
             hooks: Default::default(),
             hook_verdicts: Default::default(),
             watch: None,
+            steps: None,
         }
     }
 }

@@ -157,6 +157,7 @@ mod tests {
                 },
             )]),
             watch: None,
+            steps: None,
         }
     }
 
@@ -274,6 +275,15 @@ mod tests {
             format!("cut to {} bytes", thousands(MESSAGE_LIMIT)),
             format!("to {} bytes", DETAIL_LIMIT),
             format!("the last {TRIMMED_HISTORY} transitions"),
+            format!(
+                "at most {} bytes of its `message` and `last_error` and {} bytes of any other text",
+                thousands(BOUNDED_MESSAGE_LIMIT),
+                thousands(BOUNDED_DETAIL_LIMIT)
+            ),
+            format!(
+                "and the last {} transitions: a few tens of KB",
+                super::super::status::HISTORY_LIMIT
+            ),
             format!(
                 "at most {} characters of the key",
                 crate::rollout::unkeyed::QUOTED_KEY_LIMIT

@@ -10,3 +10,4 @@ mod record_kinds;
 mod records;
 mod restarts;
 mod sticky;
+mod strategy_change;

@@ -32,9 +32,12 @@ pub async fn observe(
             && let ServiceState::Found(svc) = service
             && svc.is_external()
         {
-            reads
-                .production
-                .get_or_insert_with(|| spec.traffic.production.clone());
+            reads.production.get_or_insert_with(|| {
+                crate::rollout::under_rollout(spec, status)
+                    .traffic
+                    .production
+                    .clone()
+            });
         }
         reads
     })

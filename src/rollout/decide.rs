@@ -4,6 +4,7 @@
 //! every phase, so a lost or stale status, a restart or a lost response all
 //! converge without doing anything twice.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -92,6 +93,24 @@ pub(crate) fn runs(spec: &Spec, task_set: &TaskSet) -> bool {
 
 /// The record a rollout in flight is watched under while its record is
 /// invalid: what the rollout kept of the last valid one.
+/// The record a rollout in flight is driven under: `spec`, with the routes,
+/// target groups and container the rollout shifted traffic with. A record
+/// that changes them mid-rollout names a new revision, so the rollout is
+/// superseded and rolls back; it must give production (and the test route)
+/// back to the active task set on the routes it moved, not on the record's
+/// new ones, before it removes the candidate. The next rollout takes the new
+/// wiring.
+pub fn under_rollout<'a>(spec: &'a Spec, status: &Status) -> Cow<'a, Spec> {
+    match status.rollout.as_ref().and_then(|r| r.watch.as_ref()) {
+        Some(w) if w.traffic != spec.traffic => {
+            let mut driven = spec.clone();
+            driven.traffic = w.traffic.clone();
+            Cow::Owned(driven)
+        }
+        _ => Cow::Borrowed(spec),
+    }
+}
+
 fn watched(status: &Status) -> Option<Spec> {
     let r = status.rollout.as_ref()?;
     Some(r.watch.as_ref()?.spec(&r.id.revision))
@@ -125,6 +144,7 @@ pub fn reads(
     if !svc.is_external() {
         return Reads::default();
     }
+    let spec = &*under_rollout(spec, status);
     let primary = svc.primary();
     let strays = live(svc).any(|t| t.status != TaskSetStatus::Primary);
     let target_group = match &status.rollout {
@@ -400,13 +420,19 @@ pub fn decide(desired: &Desired, observed: &Observed, status: &Status, now: Time
                     spec.key, svc.deployment_controller
                 )),
                 Some(ServiceState::Found(svc)) => {
+                    let driven = under_rollout(spec, &draft.status);
+                    let rewired = matches!(driven, Cow::Owned(_));
                     let mut machine = Machine {
-                        spec,
+                        spec: &driven,
                         svc,
                         observed,
                         d: &mut draft,
                     };
-                    machine.run(MAX_TRANSITIONS);
+                    if rewired {
+                        machine.run_rollout_out(MAX_TRANSITIONS);
+                    } else {
+                        machine.run(MAX_TRANSITIONS);
+                    }
                 }
             }
         }

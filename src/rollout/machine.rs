@@ -58,6 +58,30 @@ pub(crate) fn task_set_ref(t: &TaskSet) -> TaskSetRef {
 impl<'a> Machine<'a, '_> {
     pub fn run(&mut self, max_transitions: usize) {
         self.run_valid(max_transitions);
+        self.remember_watch();
+    }
+
+    /// As [`Machine::run`], with `spec` wired as the rollout in flight was
+    /// (see `decide::under_rollout`), not as the record is now: stops once
+    /// that rollout is over, so the next one starts at the next pass under
+    /// the record's own routes and target groups.
+    pub fn run_rollout_out(&mut self, max_transitions: usize) {
+        self.leave_invalid();
+        for _ in 0..max_transitions {
+            let Some(r) = self.d.status.rollout.clone() else {
+                self.d.wake(Wake::Poll);
+                return;
+            };
+            if let Flow::Wait = self.in_rollout(r) {
+                self.remember_watch();
+                return;
+            }
+        }
+        self.d.wake(Wake::Poll);
+        self.remember_watch();
+    }
+
+    fn remember_watch(&mut self) {
         // What watches the rollout should the record turn invalid.
         let watch = super::watch::Watch::of(self.spec);
         if let Some(r) = self.d.status.rollout.as_mut()
@@ -68,6 +92,20 @@ impl<'a> Machine<'a, '_> {
     }
 
     fn run_valid(&mut self, max_transitions: usize) {
+        self.leave_invalid();
+        for _ in 0..max_transitions {
+            let flow = match self.d.status.rollout.clone() {
+                Some(r) => self.in_rollout(r),
+                None => self.between_rollouts(),
+            };
+            if let Flow::Wait = flow {
+                return;
+            }
+        }
+        self.d.wake(Wake::Poll);
+    }
+
+    fn leave_invalid(&mut self) {
         if self.d.status.phase == Phase::Invalid {
             let resume = self
                 .d
@@ -79,16 +117,6 @@ impl<'a> Machine<'a, '_> {
             self.d
                 .transition(resume, "the record and the service are valid again");
         }
-        for _ in 0..max_transitions {
-            let flow = match self.d.status.rollout.clone() {
-                Some(r) => self.in_rollout(r),
-                None => self.between_rollouts(),
-            };
-            if let Flow::Wait = flow {
-                return;
-            }
-        }
-        self.d.wake(Wake::Poll);
     }
 
     fn now(&self) -> crate::time::Timestamp {

@@ -29,7 +29,7 @@ pub mod watch;
 
 pub use command::{Command, CreateTaskSet, Decision, Event, GATES, Outcome, TARGET_HEALTH, Wake};
 pub use control::{Control, Promote, RolloutId};
-pub use decide::{Desired, Reads, decide, reads};
+pub use decide::{Desired, Reads, decide, reads, under_rollout};
 pub use key::ServiceKey;
 pub use observed::{
     EcsService, Observed, ServiceState, Stability, Stickiness, TargetCounts, TaskSet,

@@ -61,6 +61,10 @@ pub struct World {
     pub readings: std::collections::BTreeMap<String, crate::rollout::gate::Reading>,
     /// Group-level stickiness of the production route.
     pub stickiness: Stickiness,
+    /// Weights of listeners other than `PROD` and `TEST`, by ARN: a record
+    /// that moves its routes points at one of these, which forward to blue
+    /// until written.
+    pub other_routes: std::collections::BTreeMap<String, Weights>,
 }
 
 impl World {
@@ -106,6 +110,20 @@ impl World {
             failed_tasks: 0,
             readings: Default::default(),
             stickiness: Stickiness::default(),
+            other_routes: Default::default(),
+        }
+    }
+
+    /// What the load balancer shows on `route`.
+    pub fn route_weights(&self, route: &str) -> Weights {
+        match route {
+            PROD => self.production.clone(),
+            TEST => self.test.clone(),
+            other => self
+                .other_routes
+                .get(other)
+                .cloned()
+                .unwrap_or_else(|| Weights::pair(BLUE, 100, GREEN, 0)),
         }
     }
 
@@ -124,11 +142,11 @@ impl World {
             service: Some(service),
             ..Observed::default()
         };
-        if r.production.is_some() {
-            observed.production = Some(self.production.clone());
+        if let Some(route) = &r.production {
+            observed.production = Some(self.route_weights(route.arn()));
         }
-        if r.test.is_some() {
-            observed.test = Some(self.test.clone());
+        if let Some(route) = &r.test {
+            observed.test = Some(self.route_weights(route.arn()));
         }
         if r.failed_tasks.is_some() {
             observed.failed_tasks = Some(self.failed_tasks);
@@ -217,10 +235,13 @@ impl World {
                 }
             }
             Command::SetWeights { route, weights } => {
-                let target = if route.arn() == PROD {
-                    &mut self.production
-                } else {
-                    &mut self.test
+                let target = match route.arn() {
+                    PROD => &mut self.production,
+                    TEST => &mut self.test,
+                    other => self
+                        .other_routes
+                        .entry(other.to_string())
+                        .or_insert_with(|| Weights::pair(BLUE, 100, GREEN, 0)),
                 };
                 for (tg, w) in &weights.0 {
                     target.0.insert(tg.clone(), *w);

@@ -9,5 +9,6 @@ mod invalid_watch;
 mod record_kinds;
 mod records;
 mod restarts;
+mod route_change;
 mod sticky;
 mod strategy_change;

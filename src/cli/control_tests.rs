@@ -27,6 +27,8 @@ fn rollout(step: u32) -> Rollout {
         hook_verdicts: Default::default(),
         watch: None,
         steps: None,
+        hand_change: None,
+        alerted: Default::default(),
     }
 }
 

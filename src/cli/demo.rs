@@ -113,6 +113,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
                         key.to_string(),
                         ""
                     ),
+                    Event::Alert { kind, reason, .. } => println!(
+                        "[{at:>7}] {:<16} {:>17}   alert {}: {reason}",
+                        key.to_string(),
+                        "",
+                        kind.as_str()
+                    ),
                     Event::RolloutStarted { .. }
                     | Event::RolloutAdopted { .. }
                     | Event::GateEvaluated { .. }

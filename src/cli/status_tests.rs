@@ -80,6 +80,8 @@ fn shifting() -> Status {
             hook_verdicts: Default::default(),
             watch: None,
             steps: None,
+            hand_change: None,
+            alerted: Default::default(),
         }),
         history: (0..8)
             .map(|i| {
@@ -265,6 +267,8 @@ fn readme_example() -> (StoredRecord, Timestamp) {
             hook_verdicts: Default::default(),
             watch: None,
             steps: None,
+            hand_change: None,
+            alerted: Default::default(),
         }),
         history,
         ..Status::default()

@@ -35,6 +35,7 @@ fn revision(event: &Event) -> Option<&Revision> {
         Event::RolloutStarted { rollout }
         | Event::RolloutAdopted { rollout, .. }
         | Event::TrafficHeld { rollout, .. }
+        | Event::Alert { rollout, .. }
         | Event::StepCompleted { rollout, .. }
         | Event::RolloutFinished { rollout, .. } => Some(&rollout.revision),
     }
@@ -105,6 +106,17 @@ fn log(key: &ServiceKey, event: &Event) {
             %rollout,
             held = Event::held_kind(*neither_serves),
             "rollout {rollout} holds production traffic: {reason}"
+        ),
+        Event::Alert {
+            rollout,
+            kind,
+            reason,
+        } => tracing::warn!(
+            service = %key,
+            revision,
+            %rollout,
+            alert = kind.as_str(),
+            "rollout {rollout}: {reason}"
         ),
         // Someone else's weights were on production: worth a look.
         Event::ProductionRestored { seen, written } => tracing::warn!(

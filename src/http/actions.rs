@@ -230,6 +230,8 @@ mod tests {
                 hook_verdicts: Default::default(),
                 watch: None,
                 steps: None,
+                hand_change: None,
+                alerted: Default::default(),
             }),
             ..Status::default()
         }

@@ -49,6 +49,7 @@ pub struct Metrics {
     rollout_duration: HistogramVec,
     gate_evaluations: IntCounterVec,
     traffic_held: IntCounterVec,
+    alerts: IntCounterVec,
     service_phase: IntGaugeVec,
     candidate_weight: IntGaugeVec,
     steps_completed: IntGaugeVec,
@@ -175,6 +176,12 @@ impl Metrics {
                 "Rollbacks that held production where it was because the task set they return to had no healthy target, by whether the candidate had none either (no_side_serves) or not (previous_unhealthy).",
                 &["reason"],
             )?,
+            alerts: counter_vec(
+                &r,
+                "cutover_rollout_alerts_total",
+                "Changes made outside cutover mid-rollout, and overdue rollbacks, by kind: weights_changed_by_hand (the rollout pauses), foreign_target_group (it holds), previous_task_set_deleted, rollback_overdue.",
+                &["kind"],
+            )?,
             service_phase: gauge_vec(
                 &r,
                 "cutover_service_phase",
@@ -244,6 +251,9 @@ impl Metrics {
             for result in ["pass", "fail"] {
                 m.gate_evaluations.with_label_values(&[gate, result]);
             }
+        }
+        for kind in crate::rollout::AlertKind::ALL {
+            m.alerts.with_label_values(&[kind.as_str()]);
         }
         Ok(m)
     }
@@ -350,6 +360,9 @@ impl Metrics {
                 self.traffic_held
                     .with_label_values(&[Event::held_kind(*neither_serves)])
                     .inc();
+            }
+            Event::Alert { kind, .. } => {
+                self.alerts.with_label_values(&[kind.as_str()]).inc();
             }
             // The phase gauge follows the stored status instead, which
             // also covers services that have not moved since startup.

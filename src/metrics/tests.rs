@@ -118,6 +118,8 @@ fn the_phase_gauge_has_one_series_per_phase_and_follows_the_status_until_the_rec
             hook_verdicts: Default::default(),
             watch: None,
             steps: None,
+            hand_change: None,
+            alerted: Default::default(),
         }),
         ..Status::default()
     };

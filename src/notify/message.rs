@@ -180,6 +180,17 @@ pub fn notices(
                 Some(rollout.to_string()),
                 None,
             )),
+            Event::Alert {
+                rollout,
+                kind,
+                reason,
+            } => out.push(notice(
+                kind.as_str(),
+                pass.clone(),
+                reason.clone(),
+                Some(rollout.to_string()),
+                None,
+            )),
             Event::Transition(_)
             | Event::GateEvaluated { .. }
             | Event::RolloutAdopted { .. }

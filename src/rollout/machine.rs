@@ -123,7 +123,7 @@ impl<'a> Machine<'a, '_> {
         self.d.now
     }
 
-    fn rollout(&mut self) -> &mut Rollout {
+    pub(crate) fn rollout(&mut self) -> &mut Rollout {
         self.d
             .status
             .rollout
@@ -555,7 +555,7 @@ impl<'a> Machine<'a, '_> {
     }
 
     /// The rollout's steps; a first release has nothing to shift from.
-    fn steps(&self, r: &Rollout) -> Vec<Step> {
+    pub(crate) fn steps(&self, r: &Rollout) -> Vec<Step> {
         if r.from.is_none() {
             vec![Step::SetWeight(100)]
         } else {
@@ -569,6 +569,7 @@ impl<'a> Machine<'a, '_> {
         let spec = self.spec;
         self.record_weights(&r);
         if r.rollback.is_some() {
+            self.rollback_overdue(&r);
             return self.roll_back(r);
         }
         let phase = self.d.status.phase;
@@ -593,6 +594,9 @@ impl<'a> Machine<'a, '_> {
             Err(flow) => return flow,
         };
         let phase = self.d.status.phase;
+        if let Some(flow) = self.hands_on(&r, phase) {
+            return flow;
+        }
         match phase {
             Phase::Paused => {
                 let resume = self.rollout().resume_to.take().unwrap_or(Phase::Shifting);
@@ -665,6 +669,10 @@ impl<'a> Machine<'a, '_> {
     fn paused(&mut self, r: Rollout, phase: Phase) -> Flow {
         if let Err(flow) = self.gates(&r) {
             return flow;
+        }
+        // Pausing is how someone says they saw weights changed by hand.
+        if let Some(change) = self.rollout().hand_change.as_mut() {
+            change.acknowledged = true;
         }
         if phase != Phase::Paused {
             self.rollout().resume_to = Some(phase);

@@ -9,6 +9,7 @@ pub mod decide;
 pub mod deployment;
 pub mod driver;
 pub mod gate;
+mod hands;
 pub mod hook;
 pub mod key;
 mod machine;
@@ -27,7 +28,9 @@ pub mod trim;
 pub mod unkeyed;
 pub mod watch;
 
-pub use command::{Command, CreateTaskSet, Decision, Event, GATES, Outcome, TARGET_HEALTH, Wake};
+pub use command::{
+    AlertKind, Command, CreateTaskSet, Decision, Event, GATES, Outcome, TARGET_HEALTH, Wake,
+};
 pub use control::{Control, Promote, RolloutId};
 pub use decide::{Desired, Reads, decide, reads, under_rollout};
 pub use key::ServiceKey;

@@ -24,7 +24,8 @@ impl Machine<'_, '_> {
             return self.nothing_to_return_to(r, reason);
         }
         if let (Some(from), Some(prev)) = (&r.from, previous) {
-            let want = Weights::pair(&from.target_group, 100, &r.target_group, 0);
+            let want =
+                self.keeping_foreign(Weights::pair(&from.target_group, 100, &r.target_group, 0));
             match self.production_settled(&want) {
                 None => {
                     self.d.wake(Wake::Poll);

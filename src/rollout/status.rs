@@ -5,8 +5,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use super::command::AlertKind;
 use super::control::RolloutId;
 use super::gate::GateState;
 use super::hook::HookPoint;
@@ -208,6 +209,30 @@ pub struct Rollout {
     /// candidate has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<String>,
+    /// Production weights found changed outside cutover: the rollout stays
+    /// paused until someone sets `paused` in the record (and clears it to
+    /// go on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hand_change: Option<HandChange>,
+    /// The alerts already raised in this rollout, so each is raised once.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub alerted: BTreeSet<AlertKind>,
+}
+
+/// Weights someone else wrote on production mid-rollout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandChange {
+    /// The weights the load balancer showed, as `target group=percent`.
+    pub seen: String,
+    /// The weights cutover last wrote.
+    pub written: String,
+    pub at: Timestamp,
+    /// The candidate's share in what was seen.
+    pub share: u32,
+    /// Someone set `paused` since: the change was seen, and these weights
+    /// no longer pause the rollout.
+    #[serde(default)]
+    pub acknowledged: bool,
 }
 
 /// The candidate's health over time, and a rollback that waits for the side
@@ -260,6 +285,8 @@ impl Rollout {
             hook_verdicts: Default::default(),
             watch: None,
             steps: None,
+            hand_change: None,
+            alerted: BTreeSet::new(),
         }
     }
 }

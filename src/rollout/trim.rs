@@ -158,6 +158,8 @@ mod tests {
             )]),
             watch: None,
             steps: None,
+            hand_change: None,
+            alerted: Default::default(),
         }
     }
 

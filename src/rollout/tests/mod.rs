@@ -4,6 +4,7 @@ mod codedeploy_records;
 mod fixture;
 mod flows;
 mod gates;
+mod hands;
 mod health;
 mod invalid_watch;
 mod record_kinds;

@@ -1,0 +1,293 @@
+//! Hands on the console: what cutover does when someone else changes the
+//! service mid-rollout, or when its own rollback takes too long.
+//!
+//! An operator who moves production weights by hand in the middle of a
+//! release is usually answering an emergency; cutover must not undo that
+//! move at its next poll. It can only tell its own writes from someone
+//! else's by what it would have written: the weights of a step of this
+//! rollout, 0% or 100% on the candidate, or what it last wrote or verified.
+//! Anything else (or any weight on a third target group) came from outside.
+//! ELBv2 itself does not record who changed a listener; CloudTrail's
+//! `ModifyListener`/`ModifyRule` events do
+//! (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-cloudtrail-logs.html),
+//! so the status names that place instead of guessing a person.
+
+use super::command::{AlertKind, Event, Wake};
+use super::decide::live;
+use super::machine::{Flow, Machine};
+use super::observed::{TaskSetStatus, Weights};
+use super::status::{HandChange, Phase, RollbackReason, Rollout};
+use super::strategy::Step;
+
+impl Machine<'_, '_> {
+    /// `Some` when someone else's change decides this pass: a task set the
+    /// rollout started from that was deleted, weights this rollout never
+    /// wrote, or a third target group on production.
+    pub(crate) fn hands_on(&mut self, r: &Rollout, phase: Phase) -> Option<Flow> {
+        if !matches!(
+            phase,
+            Phase::Provisioning
+                | Phase::Testing
+                | Phase::Shifting
+                | Phase::AwaitingPromotion
+                | Phase::Paused
+                | Phase::Baking
+        ) {
+            return None;
+        }
+        // While baking, production is all on the candidate already, and the
+        // old task set is about to go anyway.
+        if let Some(from) = &r.from
+            && phase != Phase::Baking
+            && !live(self.svc).any(|t| t.arn == from.arn)
+        {
+            return Some(self.previous_deleted(r));
+        }
+        if let Some(change) = r.hand_change.as_ref().filter(|c| !c.acknowledged) {
+            return Some(self.paused_by_hand(r, change.clone()));
+        }
+        let seen = self.observed.production.clone()?;
+        let from_tg = self.from_target_group(r);
+        let foreign: Vec<String> = seen
+            .0
+            .iter()
+            .filter(|(tg, w)| **w > 0 && **tg != from_tg && **tg != r.target_group)
+            .map(|(tg, _)| tg.clone())
+            .collect();
+        if !foreign.is_empty() {
+            return Some(self.foreign_groups(r, &seen, &foreign));
+        }
+        if phase == Phase::Paused || self.ours(r, &seen) {
+            return None;
+        }
+        let change = HandChange {
+            seen: seen.to_string(),
+            written: self
+                .d
+                .status
+                .production_written
+                .as_ref()
+                .map_or_else(|| "nothing yet".to_string(), |w| w.to_string()),
+            at: self.d.now,
+            share: seen.percent(&r.target_group),
+            acknowledged: false,
+        };
+        self.alert(
+            r,
+            AlertKind::WeightsChangedByHand,
+            format!(
+                "production weights were changed outside cutover: the load balancer shows {}, cutover last wrote {}; the rollout is paused",
+                change.seen, change.written
+            ),
+        );
+        let rr = self.rollout();
+        rr.hand_change = Some(change.clone());
+        rr.resume_to = Some(phase);
+        Some(self.paused_by_hand(r, change))
+    }
+
+    /// Holds a rollout whose weights someone else changed, gates still
+    /// watched, until someone sets `paused` in the record: that says the
+    /// move was seen, and clearing `paused` after goes on from there.
+    fn paused_by_hand(&mut self, r: &Rollout, change: HandChange) -> Flow {
+        if let Err(flow) = self.gates(r) {
+            return flow;
+        }
+        self.d.transition(
+            Phase::Paused,
+            "production weights were changed outside cutover",
+        );
+        self.d.say(format!(
+            "paused: production weights were changed outside cutover at {} (the load balancer shows {}; cutover last wrote {}). \
+             cutover does not undo the change; CloudTrail's ModifyListener and ModifyRule events name who made it. \
+             To go on from here set paused = true, then paused = false; to roll back run `cutover abort {}`",
+            change.at, change.seen, change.written, self.spec.key
+        ));
+        self.d.wake(Wake::Poll);
+        Flow::Wait
+    }
+
+    /// The target group production returns to: the task set the rollout
+    /// started from, or the pair's other group for a first release.
+    fn from_target_group(&self, r: &Rollout) -> String {
+        match &r.from {
+            Some(f) => f.target_group.clone(),
+            None => self
+                .spec
+                .traffic
+                .other_target_group(&r.target_group)
+                .unwrap_or_default()
+                .to_string(),
+        }
+    }
+
+    /// Whether `seen` needs no one's attention: weights cutover could have
+    /// written in this rollout (the candidate at 0%, 100%, a step's weight,
+    /// or what it last wrote, before a strategy change), or a change by hand
+    /// someone has acknowledged.
+    fn ours(&self, r: &Rollout, seen: &Weights) -> bool {
+        let share = seen.percent(&r.target_group);
+        let steps = self.steps(r);
+        let stepped = steps
+            .iter()
+            .any(|s| matches!(s, Step::SetWeight(w) if u32::from(*w) == share));
+        let written = self
+            .d
+            .status
+            .production_written
+            .as_ref()
+            .is_some_and(|w| w.percent(&r.target_group) == share);
+        let acknowledged = r
+            .hand_change
+            .as_ref()
+            .is_some_and(|h| h.acknowledged && h.share == share);
+        share == 0 || share == 100 || stepped || written || acknowledged
+    }
+
+    /// Production forwards to a target group the rollout does not own: the
+    /// weights hold as they are (moving them would drop the other group),
+    /// and at the progress deadline the rollout rolls back, which writes
+    /// only the rollout's own groups.
+    fn foreign_groups(&mut self, r: &Rollout, seen: &Weights, foreign: &[String]) -> Flow {
+        let names: Vec<&str> = foreign
+            .iter()
+            .map(|tg| super::observed::short_arn(tg))
+            .collect();
+        let why = format!(
+            "production also forwards to {} (the load balancer shows {seen}), a target group this rollout does not own",
+            names.join(", ")
+        );
+        self.alert(r, AlertKind::ForeignTargetGroup, why.clone());
+        let deadline = r.progress_at + self.spec.progress_deadline;
+        if self.d.now >= deadline {
+            return self.begin_rollback(RollbackReason::DeadlineExceeded {
+                phase: self.d.status.phase,
+                detail: why,
+            });
+        }
+        self.d.say(format!(
+            "{why}: holding the weights until it is taken off the listener, or rolling back at {deadline}"
+        ));
+        self.d.wake(Wake::At(deadline));
+        self.d.wake(Wake::Poll);
+        Flow::Wait
+    }
+
+    /// The task set the rollout started from is gone: its target group has
+    /// no target left, so every request it still gets fails. Production
+    /// goes to the candidate at once if it can serve, and the rollout bakes
+    /// it; otherwise nothing can be done but wait for the candidate until
+    /// the deadline, which fails the revision.
+    fn previous_deleted(&mut self, r: &Rollout) -> Flow {
+        let from_tg = self.from_target_group(r);
+        let why = format!(
+            "the task set this rollout started from ({}) was deleted outside cutover",
+            r.from
+                .as_ref()
+                .map_or_else(String::new, |f| super::observed::task_set_id(&f.arn)
+                    .to_string())
+        );
+        self.alert(r, AlertKind::PreviousTaskSetDeleted, why.clone());
+        let healthy = self
+            .observed
+            .targets
+            .get(&r.target_group)
+            .map_or(0, |t| t.healthy);
+        let candidate = live(self.svc)
+            .find(|t| t.revision().as_ref() == Some(&r.id.revision))
+            .cloned();
+        let (Some(c), true) = (candidate, healthy > 0) else {
+            let deadline = r.progress_at + self.spec.progress_deadline;
+            if self.d.now >= deadline {
+                return self.begin_rollback(RollbackReason::DeadlineExceeded {
+                    phase: self.d.status.phase,
+                    detail: format!("{why}, and the candidate has no healthy target"),
+                });
+            }
+            self.d.say(format!(
+                "{why}, and the candidate has no healthy target yet: waiting for it until {deadline}"
+            ));
+            self.d.wake(Wake::Poll);
+            return Flow::Wait;
+        };
+        let want = Weights::pair(&from_tg, 0, &r.target_group, 100);
+        match self.production_settled(&want) {
+            None => {
+                self.d.wake(Wake::Poll);
+                Flow::Wait
+            }
+            Some(false) => {
+                self.set_production(want);
+                self.d.say(format!(
+                    "{why}: sending all production traffic to the candidate, which has {healthy} healthy targets"
+                ));
+                self.d.wake(Wake::Poll);
+                Flow::Wait
+            }
+            Some(true) => {
+                if c.status != TaskSetStatus::Primary {
+                    self.make_primary(&c);
+                }
+                self.d.status.weights = Some((0, 100));
+                let steps = self.steps(r).len() as u32;
+                let now = self.d.now;
+                let rr = self.rollout();
+                rr.step = steps;
+                rr.step_started_at = now;
+                rr.progress_at = now;
+                rr.resume_to = None;
+                rr.hand_change = None;
+                self.d.transition(
+                    Phase::Baking,
+                    format!("{why}: all production traffic is on the candidate"),
+                );
+                self.d.wake(Wake::Poll);
+                Flow::Wait
+            }
+        }
+    }
+
+    /// `want` with every other target group production forwards to kept at
+    /// the weight it has: a rollback takes the candidate off production and
+    /// gives its share back, but leaves a group someone else added alone.
+    pub(crate) fn keeping_foreign(&self, want: Weights) -> Weights {
+        let mut kept = want;
+        if let Some(seen) = &self.observed.production {
+            for (tg, w) in &seen.0 {
+                kept.0.entry(tg.clone()).or_insert(*w);
+            }
+        }
+        kept
+    }
+
+    /// Raises `kind` once per rollout.
+    pub(crate) fn alert(&mut self, r: &Rollout, kind: AlertKind, reason: String) {
+        if self.rollout().alerted.insert(kind) {
+            self.d.events.push(Event::Alert {
+                rollout: r.id.clone(),
+                kind,
+                reason,
+            });
+        }
+    }
+
+    /// A rollback still under way past the progress deadline is alerted
+    /// once; it goes on trying, as it is the way back.
+    pub(crate) fn rollback_overdue(&mut self, r: &Rollout) {
+        if self.d.status.phase != Phase::RollingBack {
+            return;
+        }
+        let since = self.d.status.phase_since;
+        if self.d.now < since + self.spec.progress_deadline {
+            return;
+        }
+        let reason = format!(
+            "rolling back since {since} ({}) and not done within the progress deadline; last: {}",
+            r.rollback
+                .as_ref()
+                .map_or_else(String::new, |x| x.to_string()),
+            self.d.status.message
+        );
+        self.alert(r, AlertKind::RollbackOverdue, reason);
+    }
+}

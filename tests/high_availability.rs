@@ -115,10 +115,21 @@ async fn until_steady(sim: &SimCloud, services: &[cutover::sim::ServiceArns], li
         }
         assert!(
             sim.now().since(start) < limit,
-            "not every service is Steady after {limit:?}: {:?}",
-            services
+            "not every service is Steady after {limit:?}: {:#?}",
+            sim.records()
                 .iter()
-                .map(|s| (s.key.to_string(), phase(sim, &s.key)))
+                .filter_map(|r| r.status.as_ref().map(|s| (&r.key, s)))
+                .filter(|(_, s)| s.phase != Phase::Steady || s.rollout.is_some())
+                .map(|(key, s)| (
+                    key.to_string(),
+                    s.phase,
+                    s.message.clone(),
+                    s.failed.as_ref().map(|f| f.reason.clone()),
+                    s.history
+                        .iter()
+                        .map(|t| format!("{} {:?}->{:?} {}", t.at, t.from, t.to, t.reason))
+                        .collect::<Vec<_>>()
+                ))
                 .collect::<Vec<_>>()
         );
         sim.run_for(Duration::from_secs(1)).await;

@@ -18,7 +18,8 @@ use cutover::cloud::{Clock, DesiredStore, Ecs, LoadBalancer, ScaledClock};
 use cutover::controller::{Controller, ControllerConfig};
 use cutover::rollout::{Phase, ServiceKey, ServiceState, TaskSetStatus};
 use cutover::sim::{
-    BadVersion, Churn, DEFAULT_EPOCH, FaultProfile, Faults, ServiceArns, ServiceSetup, SimCloud,
+    Action, BadVersion, Churn, DEFAULT_EPOCH, FaultProfile, Faults, ServiceArns, ServiceSetup,
+    SimCloud,
 };
 
 const SERVICES: usize = 5;
@@ -44,6 +45,127 @@ struct Plan {
     /// A third write, this long after the second: the first version again
     /// (A -> B -> A).
     back_after: Option<Duration>,
+    /// A person's hands on the console mid-rollout.
+    hand: Option<Hand>,
+}
+
+/// What a person does on the console once production gives a healthy
+/// candidate some of its traffic.
+#[derive(Clone, Copy, Debug)]
+enum Hand {
+    /// Moves the production weights to a share no step has, then, this
+    /// long after, acknowledges it: `paused = true` in the record, and
+    /// `paused = false` 30 s later.
+    MoveWeights { acknowledge_after: Duration },
+    /// Deletes the task set the rollout started from.
+    DeleteOld,
+}
+
+/// Where a person's hand stands in a seed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum HandState {
+    Waiting,
+    Moved(Duration),
+    Paused(Duration),
+    Done,
+}
+
+/// The hands topic's draws, from an RNG of its own so that they shift no
+/// other draw of a seed. Only for a service with one good version and a
+/// status that is never wiped: the end-state check and the acknowledgment
+/// need to know which rollout the person touched.
+fn hands(seed: u64, plans: &mut [Plan]) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x00c0_501e);
+    for p in plans.iter_mut() {
+        let hand = match rng.random_range(0..12u32) {
+            0 => Some(Hand::MoveWeights {
+                acknowledge_after: Duration::from_secs(rng.random_range(20..600u64)),
+            }),
+            1 => Some(Hand::DeleteOld),
+            _ => None,
+        };
+        if p.second.is_none() && p.first.1.is_none() && p.wipe_status_after.is_none() {
+            p.hand = hand;
+        }
+    }
+}
+
+/// One tick of a person's hand on service `p`; returns where it stands.
+fn lay_hand(sim: &SimCloud, p: &Plan, state: HandState, elapsed: Duration) -> HandState {
+    let Some(hand) = p.hand else {
+        return HandState::Done;
+    };
+    let key = &p.arns.key;
+    let Some(record) = sim.records().into_iter().find(|r| &r.key == key) else {
+        return state;
+    };
+    let write_paused = |paused: bool| {
+        let mut body = record.body.clone();
+        body["paused"] = json!(paused);
+        sim.put_spec(key, body);
+    };
+    match (hand, state) {
+        (_, HandState::Waiting) => {
+            let Some(status) = &record.status else {
+                return state;
+            };
+            let (Some(r), Phase::Shifting) = (&status.rollout, status.phase) else {
+                return state;
+            };
+            let Some(from) = &r.from else {
+                return state;
+            };
+            let route = p.arns.production.arn();
+            let Some(weights) = sim.visible_weights(route) else {
+                return state;
+            };
+            let share = weights.percent(&r.target_group);
+            let healthy = |tg: &str| sim.target_counts(tg).is_some_and(|c| c.healthy > 0);
+            if share == 0
+                || share == 100
+                || !healthy(&r.target_group)
+                || !healthy(&from.target_group)
+            {
+                return state;
+            }
+            match hand {
+                Hand::MoveWeights { .. } => {
+                    let moved = if share + 7 < 100 { share + 7 } else { share - 3 };
+                    let Some(mut config) = sim.route_config(route) else {
+                        return state;
+                    };
+                    for action in &mut config.actions {
+                        if let Action::Forward(f) = action {
+                            for t in &mut f.target_groups {
+                                if t.arn == r.target_group {
+                                    t.weight = moved;
+                                } else if t.arn == from.target_group {
+                                    t.weight = 100 - moved;
+                                }
+                            }
+                        }
+                    }
+                    sim.set_route_config(route, config);
+                    HandState::Moved(elapsed)
+                }
+                Hand::DeleteOld => {
+                    let _ = sim.delete_task_set_by_hand(key, &from.arn);
+                    HandState::Done
+                }
+            }
+        }
+        (Hand::MoveWeights { acknowledge_after }, HandState::Moved(at))
+            if elapsed >= at + acknowledge_after =>
+        {
+            write_paused(true);
+            HandState::Paused(elapsed)
+        }
+        (_, HandState::Paused(at)) if elapsed >= at + Duration::from_secs(30) => {
+            write_paused(false);
+            HandState::Done
+        }
+        _ => state,
+    }
 }
 
 impl Plan {
@@ -202,6 +324,7 @@ fn plan(sim: &SimCloud, rng: &mut ChaCha8Rng, sticky: &[Option<u32>]) -> Vec<Pla
                     .then(|| Duration::from_secs(rng.random_range(20..600u64))),
                 task_failures: None,
                 back_after: None,
+                hand: None,
             }
         })
         .collect()
@@ -299,6 +422,8 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
         .build();
     let mut plans = plan(&sim, &mut rng, &stickiness(seed));
     task_sets.apply(&mut plans);
+    hands(seed, &mut plans);
+    let mut hand_states = vec![HandState::Waiting; plans.len()];
     let start = clock.now();
     for p in &plans {
         sim.put_spec(&p.arns.key, p.record(&p.first.0));
@@ -358,6 +483,7 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
                     .unwrap_or_default();
                 sim.put_item(key, current);
             }
+            hand_states[i] = lay_hand(&sim, p, hand_states[i], elapsed);
             // A person promotes whatever waits for promotion, on the record
             // as it is now: a second write of this tick is not undone.
             let fresh = sim.records().into_iter().find(|r| &r.key == key);
@@ -380,7 +506,8 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
             .collect();
         let settled = plans.iter().enumerate().all(|(i, p)| {
             let all_written = (p.second.is_none() || second_written[i])
-                && (p.back_after.is_none() || back_written[i]);
+                && (p.back_after.is_none() || back_written[i])
+                && matches!(hand_states[i], HandState::Waiting | HandState::Done);
             all_written
                 && records.get(&p.arns.key).is_some_and(|r| {
                     let asked = r.spec().ok().map(|spec| spec.revision);

@@ -221,9 +221,18 @@ pub fn reads(
     };
     // Stickiness matters where a task set production weighed is removed
     // (finalizing, rolling back, a leftover) and until it is put back.
+    // And where the task set a rollout started from was deleted by
+    // someone else: its sticky clients must leave it at once.
     let stickiness = status.stickiness_off.is_some()
         || match &status.rollout {
-            Some(r) => r.rollback.is_some() || status.phase == Phase::Finalizing,
+            Some(r) => {
+                r.rollback.is_some()
+                    || status.phase == Phase::Finalizing
+                    || r
+                        .from
+                        .as_ref()
+                        .is_some_and(|f| !live(svc).any(|t| t.arn == f.arn))
+            }
             None => strays,
         };
     Reads {

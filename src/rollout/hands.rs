@@ -218,12 +218,15 @@ impl Machine<'_, '_> {
             }
             Some(false) => {
                 self.set_production(want);
+                // Sticky clients held on the emptied group move with it.
+                self.sticky_clients_held(&from_tg);
                 self.d.say(format!(
                     "{why}: sending all production traffic to the candidate, which has {healthy} healthy targets"
                 ));
                 self.d.wake(Wake::Poll);
                 Flow::Wait
             }
+            Some(true) if self.sticky_clients_held(&from_tg) => Flow::Wait,
             Some(true) => {
                 if c.status != TaskSetStatus::Primary {
                     self.make_primary(&c);

@@ -98,8 +98,17 @@ pub fn health(
 /// them (at the bar already) is not. A single-task candidate that loses its
 /// task is waited out like churn; if it keeps losing it, the shortfall
 /// outlasts the grace and fails the gate all the same.
+///
+/// The two target groups are shared by every candidate that used them, and
+/// a deleted task set's targets stay `draining` for the group's
+/// deregistration delay (300 s unless set otherwise,
+/// https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#deregistration-delay):
+/// a candidate started soon after an earlier one left the group sees those
+/// too. Only as many draining targets as the candidate is missing can be its
+/// own.
 fn lost_half(t: &TargetCounts, desired: u32) -> bool {
-    let lost = t.unhealthy + t.draining;
+    let missing = desired.saturating_sub(t.healthy + t.initial + t.unhealthy);
+    let lost = t.unhealthy + t.draining.min(missing);
     lost >= 2 && lost * 2 >= desired
 }
 
@@ -199,6 +208,33 @@ mod tests {
             required_healthy(&t, &svc(0), &TargetHealthGate::default()),
             1
         );
+    }
+
+    #[test]
+    fn draining_targets_of_an_earlier_candidate_are_not_the_candidates_losses() {
+        let gate = TargetHealthGate::default();
+        let t = ts(Some(4), Some(4), Stability::SteadyState);
+        // One task replaced, and an earlier candidate's four targets still
+        // draining from the shared group: churn, not a broken version.
+        let churn = TargetCounts {
+            healthy: 3,
+            draining: 5,
+            ..TargetCounts::default()
+        };
+        assert!(matches!(
+            health(&t, &svc(4), Some(&churn), &gate),
+            Health::Replacing(_)
+        ));
+        // The candidate's own tasks stopped: half or more of it is gone.
+        let broken = TargetCounts {
+            healthy: 2,
+            draining: 6,
+            ..TargetCounts::default()
+        };
+        assert!(matches!(
+            health(&t, &svc(4), Some(&broken), &gate),
+            Health::Failing(_)
+        ));
     }
 
     #[test]

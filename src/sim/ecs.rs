@@ -389,6 +389,29 @@ impl World {
     }
 
     pub fn delete_task_set(&mut self, key: &ServiceKey, id_or_arn: &str) -> Result<(), CloudError> {
+        self.delete_task_set_as(key, id_or_arn, false)
+    }
+
+    /// Deletes a task set as a person on the console would: whatever
+    /// traffic it still gets is theirs to answer for, not the controller's,
+    /// so the invariants do not judge it. ECS does not say whether it
+    /// refuses to delete the primary task set; for the controller the worst
+    /// case of a person's delete is that it succeeds, so it does.
+    pub fn delete_task_set_by_hand(
+        &mut self,
+        key: &ServiceKey,
+        id_or_arn: &str,
+    ) -> Result<(), CloudError> {
+        self.log(format!("{key}: a person deletes task set {id_or_arn}"));
+        self.delete_task_set_as(key, id_or_arn, true)
+    }
+
+    fn delete_task_set_as(
+        &mut self,
+        key: &ServiceKey,
+        id_or_arn: &str,
+        by_hand: bool,
+    ) -> Result<(), CloudError> {
         let service = self.service_mut(key, DELETE)?;
         let Some(ts) = service.task_set(id_or_arn).cloned() else {
             return Err(CloudError::not_found(
@@ -398,7 +421,7 @@ impl World {
         };
         // Not documented either way; refusing is the worst case a
         // controller must cope with, and it never needs to delete the primary.
-        if ts.status == TaskSetStatus::Primary {
+        if ts.status == TaskSetStatus::Primary && !by_hand {
             return Err(CloudError::new(
                 ErrorKind::Invalid,
                 DELETE,
@@ -410,7 +433,9 @@ impl World {
         if ts.status == TaskSetStatus::Draining {
             return Ok(());
         }
-        self.check_task_set_delete(&ts.arn, ts.target_group.as_deref());
+        if !by_hand {
+            self.check_task_set_delete(&ts.arn, ts.target_group.as_deref());
+        }
         let service = self.service_mut(key, DELETE)?;
         let Some(live) = service.task_sets.iter_mut().find(|t| t.is(id_or_arn)) else {
             return Ok(());

@@ -180,6 +180,16 @@ impl SimCloud {
         self.world().set_desired_count(key, count)
     }
 
+    /// Deletes a task set (even the primary one's sibling serving
+    /// production) as a person on the console would.
+    pub fn delete_task_set_by_hand(
+        &self,
+        key: &ServiceKey,
+        task_set_arn: &str,
+    ) -> Result<(), CloudError> {
+        self.world().delete_task_set_by_hand(key, task_set_arn)
+    }
+
     /// The service as ECS would describe it, without cost or faults.
     pub fn service(&self, key: &ServiceKey) -> ServiceState {
         self.world().service_state(key)

@@ -321,9 +321,12 @@ fn shard(key: &ServiceKey) -> u32 {
 }
 
 /// A fleet rollout on a store that models DynamoDB's transaction
-/// conflicts: every status write checks its shard's lease item in the same
-/// transaction as the lease renewals write it. No lease may change hands
-/// for it, and no status write may be lost to a conflict.
+/// conflicts: every status write checks its shard's lease item, which the
+/// lease renewals write, in a transaction. With about 60 services per shard
+/// writing at once, such writes would cancel each other (and starve some
+/// services past their progress deadline) unless the holder takes turns at
+/// each lease item. No lease may change hands, no status write may be lost
+/// to a conflict, and every service ends Steady.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_fleet_rollout_under_transaction_conflicts_keeps_every_lease_and_every_write() {
     let (sim, clock, services) = world(1000);
@@ -349,7 +352,6 @@ async fn a_fleet_rollout_under_transaction_conflicts_keeps_every_lease_and_every
         sim.transaction_conflicts(),
         sim.status_writes_lost_to_conflicts()
     );
-    assert!(sim.transaction_conflicts() > 0, "the rollout met conflicts");
     assert_eq!(tokens(&sim), balanced, "a lease changed hands");
     assert_eq!(sim.status_writes_lost_to_conflicts(), 0);
     assert_eq!(sim.fenced_writes(), 0);

@@ -54,8 +54,13 @@ impl Keeper {
             warn("the heartbeat failed", &e);
         }
         for fence in self.ownership.fences() {
+            // After the status writes already queued on the lease item,
+            // never beside them (see Ownership::lease_item_turn).
+            let turn = self.ownership.lease_item_turn(fence.shard).await;
             let sent = self.sent();
-            match self.leases.renew(&fence).await {
+            let renewed = self.leases.renew(&fence).await;
+            drop(turn);
+            match renewed {
                 Ok(true) => self.ownership.renewed(&fence, sent, self.config.ttl),
                 Ok(false) => {
                     self.ownership.lost(fence.shard);

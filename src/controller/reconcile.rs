@@ -360,6 +360,7 @@ impl Reconciler {
     ) -> Result<StatusWrite, CloudError> {
         match claim {
             Some(c) => {
+                let _turn = c.lease_item_turn().await;
                 let fence = c.fence();
                 self.store
                     .write_status_fenced(key, expected, status, fence)

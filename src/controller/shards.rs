@@ -61,6 +61,9 @@ pub struct Ownership {
     gained: Mutex<BTreeSet<Shard>>,
     /// Wakes whoever schedules the keys of newly gained shards.
     pub(super) gain: Notify,
+    /// One turn per shard at writing through its lease item (see
+    /// [`Ownership::lease_item_turn`]).
+    turns: Mutex<BTreeMap<Shard, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Ownership {
@@ -72,7 +75,27 @@ impl Ownership {
             held: Mutex::new(BTreeMap::new()),
             gained: Mutex::new(BTreeSet::new()),
             gain: Notify::new(),
+            turns: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Waits for this replica's turn to send a write that touches `shard`'s
+    /// lease item: a fenced status write (whose `ConditionCheck` reads it)
+    /// or a renewal. DynamoDB cancels a transaction that touches an item
+    /// another transaction or write is working on (`TransactionConflict`,
+    /// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-conflict-handling),
+    /// so fenced writes sent at once for the services of one shard would
+    /// cancel each other and the renewals. Only the holder writes through a
+    /// held lease item, so taking turns here leaves nothing of cutover's own
+    /// to conflict with; a write of someone else's in flight on the record
+    /// is what a cancelled write is retried for. Turns are first come,
+    /// first served, so a renewal waits for the writes already queued only.
+    pub async fn lease_item_turn(&self, shard: Shard) -> tokio::sync::OwnedMutexGuard<()> {
+        let turn = {
+            let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(turns.entry(shard).or_default())
+        };
+        turn.lock_owned().await
     }
 
     pub fn shard(&self, key: &ServiceKey) -> Shard {
@@ -216,6 +239,11 @@ pub struct Claim {
 impl Claim {
     pub fn fence(&self) -> &Fence {
         &self.fence
+    }
+
+    /// This pass's turn at writing through the shard's lease item.
+    pub async fn lease_item_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.ownership.lease_item_turn(self.fence.shard).await
     }
 
     /// Whether a command may still be sent under this lease: it is held

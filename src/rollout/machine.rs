@@ -827,6 +827,22 @@ impl<'a> Machine<'a, '_> {
         }
     }
 
+    /// Marks the candidate short of its bar at `now`, and returns since when
+    /// it counts as short: the start of the shortfall, moved later by the
+    /// time it spent back at the bar in between. The grace is spent only by
+    /// time short, so two routine replacements a minute apart do not add up
+    /// to a failure, while a crash loop, short most of the time, still does.
+    fn short_again(&mut self, now: crate::time::Timestamp) -> crate::time::Timestamp {
+        let watch = &mut self.rollout().health;
+        let since = match (watch.short_since, watch.back_since.take()) {
+            (Some(since), Some(back)) => since + now.since(back),
+            (Some(since), None) => since,
+            (None, _) => now,
+        };
+        watch.short_since = Some(since);
+        since
+    }
+
     /// The target health gate. `Some(flow)` when the rollout must stop here.
     /// A shortfall that no failing target explains (a task being replaced,
     /// auto scaling adding tasks, targets still `initial`) is waited out for
@@ -862,9 +878,7 @@ impl<'a> Machine<'a, '_> {
                 return Some(Flow::Wait);
             }
             Health::Replacing(why) => {
-                let watch = &mut self.rollout().health;
-                watch.back_since = None;
-                let since = *watch.short_since.get_or_insert(now);
+                let since = self.short_again(now);
                 let until = since + gate.grace;
                 if now < until {
                     // Neither a pass nor a failure: no weight moves, and
@@ -881,9 +895,7 @@ impl<'a> Machine<'a, '_> {
                 )
             }
             Health::Failing(why) => {
-                let watch = &mut self.rollout().health;
-                watch.back_since = None;
-                watch.short_since.get_or_insert(now);
+                self.short_again(now);
                 why
             }
         };

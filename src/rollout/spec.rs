@@ -152,10 +152,13 @@ pub struct TargetHealthGate {
 /// The longest grace a record may ask for.
 pub const MAX_HEALTH_GRACE: Duration = Duration::from_secs(30 * 60);
 
-/// ECS starts a replacement task in well under a minute on Fargate, and a
-/// new target is `initial` for up to HealthyThresholdCount × interval; two
-/// minutes covers both at the health check's usual 5-10 s interval.
-pub const DEFAULT_HEALTH_GRACE: Duration = Duration::from_secs(120);
+/// A replacement task takes up to a minute or so to start, and its target is
+/// `initial` until it passes HealthyThresholdCount checks in a row, one per
+/// HealthCheckIntervalSeconds: 5 × 30 s = 150 s with an HTTP target group's
+/// defaults (CreateTargetGroup,
+/// https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateTargetGroup.html).
+/// Five minutes covers both, with room for a slow image pull.
+pub const DEFAULT_HEALTH_GRACE: Duration = Duration::from_secs(300);
 
 impl Default for TargetHealthGate {
     fn default() -> Self {

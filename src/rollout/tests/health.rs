@@ -95,18 +95,20 @@ fn a_shortfall_that_outlasts_the_grace_rolls_back() {
     // Tasks that keep being replaced and never all pass their checks.
     w.healthy.insert(GREEN.into(), 2);
     w.replacing.insert(GREEN.into(), 1);
-    steps(&mut w, 20);
-    assert_eq!(w.status.phase, Phase::Shifting, "within the 2m grace");
-    steps(&mut w, 6);
+    steps(&mut w, 55);
+    assert_eq!(w.status.phase, Phase::Shifting, "within the 5m grace");
+    steps(&mut w, 8);
     assert_eq!(w.status.phase, Phase::RollingBack, "{}", w.status.message);
 }
 
 #[test]
 fn a_task_that_keeps_crashing_and_coming_back_is_one_shortfall() {
     let mut w = shifting();
+    w.body["gates"] = json!({"target_health": {"grace": "2m"}});
     let mut rolled_back = false;
-    // Short 30 s, back 30 s, again and again: never back for the grace.
-    for round in 0..12 {
+    // Short 30 s, back 30 s, again and again: never back for the grace,
+    // and short for longer than the grace in all.
+    for round in 0..40 {
         let short = round % 2 == 0;
         w.healthy.insert(GREEN.into(), if short { 2 } else { 3 });
         w.replacing.insert(GREEN.into(), u32::from(short));
@@ -117,6 +119,29 @@ fn a_task_that_keeps_crashing_and_coming_back_is_one_shortfall() {
         }
     }
     assert!(rolled_back, "{}", w.status.message);
+}
+
+/// Seeds 166 and 199: one task replaced for 40 s, back at the bar for 90 s,
+/// then another replaced. Only the time short spends the grace, so the two do not
+/// add up to a failure.
+#[test]
+fn two_routine_replacements_apart_do_not_spend_one_grace() {
+    let mut w = shifting();
+    w.body["gates"] = json!({"target_health": {"grace": "2m"}});
+    for _ in 0..2 {
+        w.healthy.insert(GREEN.into(), 2);
+        w.replacing.insert(GREEN.into(), 1);
+        steps(&mut w, 8);
+        w.healthy.insert(GREEN.into(), 3);
+        w.replacing.insert(GREEN.into(), 0);
+        steps(&mut w, 18);
+    }
+    assert!(
+        !matches!(w.status.phase, Phase::RollingBack | Phase::Failed),
+        "{}",
+        w.status.message
+    );
+    assert_eq!(w.settle(), Phase::Steady);
 }
 
 #[test]

@@ -130,7 +130,11 @@ fn lay_hand(sim: &SimCloud, p: &Plan, state: HandState, elapsed: Duration) -> Ha
             }
             match hand {
                 Hand::MoveWeights { .. } => {
-                    let moved = if share + 7 < 100 { share + 7 } else { share - 3 };
+                    let moved = if share + 7 < 100 {
+                        share + 7
+                    } else {
+                        share - 3
+                    };
                     let Some(mut config) = sim.route_config(route) else {
                         return state;
                     };

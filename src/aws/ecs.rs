@@ -281,7 +281,7 @@ impl Ecs for EcsAdapter {
         // lists RUNNING tasks alone
         // (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html).
         // So list the service's stopped tasks, and count those the task set
-        // started from what DescribeTasks says of them.
+        // started, and that failed, from what DescribeTasks says of them.
         let id = task_set_id(task_set_arn);
         let mut pages = self
             .client
@@ -309,7 +309,13 @@ impl Ecs for EcsAdapter {
             stopped += out
                 .tasks()
                 .iter()
-                .filter(|t| t.started_by() == Some(id))
+                .filter(|t| {
+                    t.started_by() == Some(id)
+                        && crate::cloud::stopped::counts_as_failure(
+                            t.stop_code().map(|c| c.as_str()),
+                            t.stopped_reason(),
+                        )
+                })
                 .count() as u32;
         }
         Ok(stopped)

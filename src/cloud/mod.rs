@@ -8,6 +8,7 @@ pub mod codedeploy;
 pub mod error;
 pub mod lease;
 pub mod observe;
+pub mod stopped;
 pub mod write;
 
 use async_trait::async_trait;

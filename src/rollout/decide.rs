@@ -228,8 +228,7 @@ pub fn reads(
             Some(r) => {
                 r.rollback.is_some()
                     || status.phase == Phase::Finalizing
-                    || r
-                        .from
+                    || r.from
                         .as_ref()
                         .is_some_and(|f| !live(svc).any(|t| t.arn == f.arn))
             }

@@ -65,6 +65,9 @@ pub(crate) struct IssuedToken {
 pub(crate) struct StoppedTask {
     pub arn: String,
     pub started_by: String,
+    /// ECS's `stopCode` and `stoppedReason`.
+    pub stop_code: &'static str,
+    pub stopped_reason: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

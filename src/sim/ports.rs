@@ -230,7 +230,16 @@ impl Ecs for SimCloud {
         for chunk in stopped.chunks(DESCRIBE_TASKS_LIMIT) {
             self.call(ApiGroup::EcsRead, "ecs:DescribeTasks").await?;
             let tasks = self.world().describe_tasks(&key.cluster, chunk)?;
-            count += tasks.iter().filter(|t| t.started_by == id).count() as u32;
+            count += tasks
+                .iter()
+                .filter(|t| {
+                    t.started_by == id
+                        && crate::cloud::stopped::counts_as_failure(
+                            t.stop_code.as_deref(),
+                            t.stopped_reason.as_deref(),
+                        )
+                })
+                .count() as u32;
         }
         Ok(count)
     }

@@ -231,9 +231,12 @@ impl World {
             return false;
         };
         let started_by = ts.id.clone();
+        let (stop_code, stopped_reason) = stop_code(reason, target_group.as_deref());
         service.stopped_tasks.push(StoppedTask {
             arn: arn::task(&task.key.cluster, task.task),
             started_by,
+            stop_code,
+            stopped_reason,
         });
         self.log(format!(
             "{}: task {} of {} stopped: {reason}",
@@ -261,5 +264,33 @@ impl World {
             self.reconcile_task_set(key, &id);
         }
         Ok(())
+    }
+}
+
+/// The `stopCode` and `stoppedReason` ECS gives a task stopped for `reason`
+/// (the API reference's Task, and the stopped task error codes:
+/// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Task.html).
+fn stop_code(reason: &str, target_group: Option<&str>) -> (&'static str, String) {
+    match reason {
+        "essential container exited" => (
+            "EssentialContainerExited",
+            "Essential container in task exited".to_string(),
+        ),
+        "failed ELB health checks" => (
+            "ServiceSchedulerInitiated",
+            format!(
+                "Task failed ELB health checks in (target-group {})",
+                target_group.unwrap_or("")
+            ),
+        ),
+        // A host retired or a Fargate task retired for maintenance.
+        "host retired (routine replacement)" => (
+            "TerminationNotice",
+            "Task stopped due to a termination notice".to_string(),
+        ),
+        other => (
+            "ServiceSchedulerInitiated",
+            format!("Scaling activity initiated by the service scheduler: {other}"),
+        ),
     }
 }

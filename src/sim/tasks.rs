@@ -42,6 +42,9 @@ pub struct TaskView {
     pub arn: String,
     pub started_by: String,
     pub desired_status: DesiredStatus,
+    /// A stopped task's `stopCode` and `stoppedReason`.
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
 }
 
 impl World {
@@ -60,6 +63,8 @@ impl World {
                                 arn: arn::task(cluster, *n),
                                 started_by: ts.id.clone(),
                                 desired_status: DesiredStatus::Running,
+                                stop_code: None,
+                                stopped_reason: None,
                             },
                         ));
                     }
@@ -72,6 +77,8 @@ impl World {
                         arn: t.arn.clone(),
                         started_by: t.started_by.clone(),
                         desired_status: DesiredStatus::Stopped,
+                        stop_code: Some(t.stop_code.to_string()),
+                        stopped_reason: Some(t.stopped_reason.clone()),
                     },
                 ));
             }

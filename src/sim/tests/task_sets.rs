@@ -149,10 +149,50 @@ async fn a_task_set_s_tasks_are_started_by_its_id_and_listed_by_it_alone() {
     let described = sim.describe_tasks(cluster, &stopped).unwrap();
     assert_eq!(described.len(), stopped.len());
     assert!(described.iter().all(|t| t.started_by == green.id));
+    assert!(
+        described
+            .iter()
+            .all(|t| t.stop_code.as_deref() == Some("EssentialContainerExited")),
+        "{described:?}"
+    );
 
     // The gate's port counts them for the candidate, and none for blue.
     let count = sim.stopped_tasks(&arns.key, &green.arn).await.unwrap();
     assert_eq!(count as usize, stopped.len());
     let blue = arns.initial_task_set.clone().unwrap();
     assert_eq!(sim.stopped_tasks(&arns.key, &blue).await.unwrap(), 0);
+}
+
+/// Tasks the scheduler stops for scale-in say so (`ServiceSchedulerInitiated`
+/// with a scaling reason), and the task failures gate does not count them.
+#[tokio::test(start_paused = true)]
+async fn tasks_stopped_by_scale_in_are_not_failures_of_the_version() {
+    let sim = sim(26);
+    let arns = web(&sim);
+    let green = sim
+        .create_task_set(&arns.key, &request(&arns, td("web:2"), "healthy"))
+        .await
+        .unwrap();
+    sim.run_for(secs(60)).await;
+    sim.set_desired_count(&arns.key, 1).unwrap();
+    sim.run_for(secs(60)).await;
+
+    let cluster = &arns.key.cluster;
+    let stopped = sim
+        .list_tasks(
+            cluster,
+            &TaskFilter {
+                service_name: Some(arns.key.service.clone()),
+                desired_status: Some(DesiredStatus::Stopped),
+                ..TaskFilter::default()
+            },
+        )
+        .unwrap();
+    let described = sim.describe_tasks(cluster, &stopped).unwrap();
+    assert!(
+        described.iter().any(|t| t.started_by == green.id
+            && t.stop_code.as_deref() == Some("ServiceSchedulerInitiated")),
+        "{described:?}"
+    );
+    assert_eq!(sim.stopped_tasks(&arns.key, &green.arn).await.unwrap(), 0);
 }

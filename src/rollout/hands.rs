@@ -47,7 +47,7 @@ impl Machine<'_, '_> {
             return Some(self.paused_by_hand(r, change.clone()));
         }
         let seen = self.observed.production.clone()?;
-        let from_tg = self.from_target_group(r);
+        let from_tg = self.returning_target_group(r);
         let foreign: Vec<String> = seen
             .0
             .iter()
@@ -109,7 +109,7 @@ impl Machine<'_, '_> {
 
     /// The target group production returns to: the task set the rollout
     /// started from, or the pair's other group for a first release.
-    fn from_target_group(&self, r: &Rollout) -> String {
+    fn returning_target_group(&self, r: &Rollout) -> String {
         match &r.from {
             Some(f) => f.target_group.clone(),
             None => self
@@ -179,7 +179,7 @@ impl Machine<'_, '_> {
     /// it; otherwise nothing can be done but wait for the candidate until
     /// the deadline, which fails the revision.
     fn previous_deleted(&mut self, r: &Rollout) -> Flow {
-        let from_tg = self.from_target_group(r);
+        let from_tg = self.returning_target_group(r);
         let why = format!(
             "the task set this rollout started from ({}) was deleted outside cutover",
             r.from

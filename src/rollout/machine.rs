@@ -644,11 +644,8 @@ impl<'a> Machine<'a, '_> {
             let share = seen.percent(&r.target_group);
             let step = steps
                 .iter()
-                .enumerate()
-                .filter(|(_, s)| matches!(s, Step::SetWeight(w) if u32::from(*w) <= share))
-                .map(|(i, _)| i as u32 + 1)
-                .last()
-                .unwrap_or(0);
+                .rposition(|s| matches!(s, Step::SetWeight(w) if u32::from(*w) <= share))
+                .map_or(0, |i| i as u32 + 1);
             let now = self.now();
             let rr = self.rollout();
             rr.step = step;

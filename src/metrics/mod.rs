@@ -255,6 +255,10 @@ impl Metrics {
         for kind in crate::rollout::AlertKind::ALL {
             m.alerts.with_label_values(&[kind.as_str()]);
         }
+        for neither_serves in [false, true] {
+            m.traffic_held
+                .with_label_values(&[Event::held_kind(neither_serves)]);
+        }
         Ok(m)
     }
 

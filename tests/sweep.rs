@@ -181,6 +181,13 @@ async fn with_budgets_a_sweep_keeps_to_its_share_of_the_ecs_read_budget() {
         );
     }
     assert!(f.sim.throttled().is_empty(), "{:?}", f.sim.throttled());
+    // Every drift check took a token of its own share. Whether a pass had
+    // to wait for one depends on what else paces the passes: the first pass
+    // of each service in a process also reads its production weights once
+    // (a previous process's last weight change may land late), which the ELB
+    // read budget paces; since it does, no pass here waited for an ECS token
+    // (this asserted a wait before). The bound on calls over time above is
+    // what shows the sweep kept to its share.
     let stats = budgets.stats(Category::EcsRead);
-    assert!(stats.waited > 0 && stats.tokens[2] >= 40, "{stats:?}");
+    assert!(stats.tokens[2] >= 40, "{stats:?}");
 }

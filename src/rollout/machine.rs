@@ -144,7 +144,7 @@ impl<'a> Machine<'a, '_> {
     }
 
     /// Production weights with `candidate` percent on the rollout's group.
-    fn production_weights(&self, r: &Rollout, candidate: u32) -> Weights {
+    pub(crate) fn production_weights(&self, r: &Rollout, candidate: u32) -> Weights {
         let other = self
             .spec
             .traffic
@@ -484,9 +484,13 @@ impl<'a> Machine<'a, '_> {
             attempt: 1,
         };
         let mut rollout = Rollout::new(id, Some(task_set_ref(previous)), target_group, now);
-        if self.candidate_share(&rollout) != 100 {
-            return None;
-        }
+        // Less than all of production on the primary is a bake that gave
+        // the share back (its targets were all replaced, or failing) or a
+        // rollback under way: the bake's gates judge it again, and traffic
+        // returns to it only once it is at its bar. Treating the older task
+        // set as a leftover instead would move production onto the primary
+        // unread.
+        let share = self.candidate_share(&rollout);
         rollout.step = self.steps(&rollout).len() as u32;
         self.d.status.rollout = Some(rollout);
         self.d.status.active = Some(task_set_ref(previous));
@@ -497,7 +501,7 @@ impl<'a> Machine<'a, '_> {
         self.d.adopt(
             Phase::Baking,
             format!(
-                "its task set {} serves all production traffic and the older task set {} is still there: baking again before it is removed",
+                "its task set {} is primary with {share}% of production traffic and the older task set {} is still there: baking again before it is removed",
                 primary.name(),
                 previous.name()
             ),
@@ -692,7 +696,7 @@ impl<'a> Machine<'a, '_> {
     }
 
     /// Rolls back when the deadline passed without progress; otherwise waits.
-    fn wait_for_progress(&mut self, r: &Rollout, waiting_for: String) -> Flow {
+    pub(crate) fn wait_for_progress(&mut self, r: &Rollout, waiting_for: String) -> Flow {
         if self.now() >= r.progress_at + self.spec.progress_deadline {
             return self.begin_rollback(RollbackReason::DeadlineExceeded {
                 phase: self.d.status.phase,
@@ -844,7 +848,9 @@ impl<'a> Machine<'a, '_> {
     /// A shortfall that no failing target explains (a task being replaced,
     /// auto scaling adding tasks, targets still `initial`) is waited out for
     /// the gate's grace; past the grace, or with targets that fail their
-    /// checks, each look is a failing check.
+    /// checks, each look is a failing check. Either way, a share of
+    /// production the candidate cannot serve at all goes back meanwhile
+    /// (`retreat`).
     pub(crate) fn health_gate(&mut self, r: &Rollout) -> Option<Flow> {
         let c = self.candidate(&r.id.revision)?;
         let gate = self.spec.gates.target_health.clone();
@@ -878,11 +884,13 @@ impl<'a> Machine<'a, '_> {
                 let since = self.short_again(now);
                 let until = since + gate.grace;
                 if now < until {
-                    // Neither a pass nor a failure: no weight moves, and
-                    // failing checks counted so far still count.
+                    // Neither a pass nor a failure: no step is taken, and
+                    // failing checks counted so far still count. A share
+                    // the candidate cannot serve goes back meanwhile.
                     self.d.say(format!(
                         "target health: {why}; waiting for replacement tasks to pass their checks (grace until {until})"
                     ));
+                    self.retreat(r);
                     self.d.wake(Wake::Poll);
                     return Some(Flow::Wait);
                 }
@@ -909,6 +917,7 @@ impl<'a> Machine<'a, '_> {
             "target health check failed ({failures}/{}): {why}",
             gate.failure_threshold
         ));
+        self.retreat(r);
         self.d.wake(Wake::Poll);
         Some(Flow::Wait)
     }
@@ -967,6 +976,9 @@ impl<'a> Machine<'a, '_> {
             self.d.wake(Wake::Poll);
             return Flow::Wait;
         };
+        if let Some(flow) = self.resume_share(&r, &steps) {
+            return flow;
+        }
         match step {
             Step::SetWeight(w) => {
                 let want = self.production_weights(&r, w as u32);

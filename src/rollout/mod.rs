@@ -17,6 +17,7 @@ pub mod observed;
 pub mod quote;
 pub mod readiness;
 pub mod requests;
+mod retreat;
 pub mod revision;
 mod rollback;
 pub mod schema;

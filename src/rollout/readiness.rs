@@ -84,32 +84,30 @@ pub fn health(
     };
     match target_health(task_set, service, targets, gate) {
         Ok(()) => Health::Enough,
-        Err(why) if lost_half(t, desired_tasks(task_set, service)) => {
-            Health::Failing(format!("{why}: half or more of its targets failed or left"))
-        }
+        Err(why) if lost_half(t, desired_tasks(task_set, service)) => Health::Failing(format!(
+            "{why}: half or more of its targets fail their checks"
+        )),
         Err(why) => Health::Replacing(why),
     }
 }
 
-/// Whether the candidate lost half or more of its targets at once: failing
-/// their checks (`unhealthy`) or deregistered after ECS stopped their task
-/// (`draining`). That is a version that does not work, not churn: one task
-/// replaced in a fleet, auto scaling adding tasks (`initial`) or removing
-/// them (at the bar already) is not. A single-task candidate that loses its
-/// task is waited out like churn; if it keeps losing it, the shortfall
-/// outlasts the grace and fails the gate all the same.
+/// Whether half or more of the candidate's targets (at least two) fail
+/// their checks at once (`unhealthy`): a version that does not work, not
+/// churn. One task replaced in a fleet, auto scaling adding tasks (not
+/// registered yet, or `initial`) or removing them is not.
 ///
-/// The two target groups are shared by every candidate that used them, and
-/// a deleted task set's targets stay `draining` for the group's
-/// deregistration delay (300 s unless set otherwise,
-/// https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#deregistration-delay):
-/// a candidate started soon after an earlier one left the group sees those
-/// too. Only as many draining targets as the candidate is missing can be its
-/// own.
+/// Targets that are `draining` are not counted. The two target groups are
+/// shared by every candidate that used them, and a deleted task set's
+/// targets drain for the group's deregistration delay (300 s unless set
+/// otherwise,
+/// https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#deregistration-delay);
+/// target counts cannot tell those from the candidate's own, nor tasks
+/// stopped for a failure from tasks auto scaling removed. A candidate whose
+/// tasks keep stopping is short of its bar for longer than the grace, and
+/// the `task_failures` gate, which reads why each task stopped, rolls it
+/// back sooner.
 fn lost_half(t: &TargetCounts, desired: u32) -> bool {
-    let missing = desired.saturating_sub(t.healthy + t.initial + t.unhealthy);
-    let lost = t.unhealthy + t.draining.min(missing);
-    lost >= 2 && lost * 2 >= desired
+    t.unhealthy >= 2 && t.unhealthy * 2 >= desired
 }
 
 #[cfg(test)]
@@ -211,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn draining_targets_of_an_earlier_candidate_are_not_the_candidates_losses() {
+    fn draining_targets_are_not_counted_as_the_candidates_losses() {
         let gate = TargetHealthGate::default();
         let t = ts(Some(4), Some(4), Stability::SteadyState);
         // One task replaced, and an earlier candidate's four targets still
@@ -225,10 +223,21 @@ mod tests {
             health(&t, &svc(4), Some(&churn), &gate),
             Health::Replacing(_)
         ));
-        // The candidate's own tasks stopped: half or more of it is gone.
+        // Auto scaling adds three tasks not registered yet, while an earlier
+        // candidate's targets still drain: churn too.
+        let scaled_out = TargetCounts {
+            healthy: 1,
+            draining: 2,
+            ..TargetCounts::default()
+        };
+        assert!(matches!(
+            health(&t, &svc(4), Some(&scaled_out), &gate),
+            Health::Replacing(_)
+        ));
+        // Half of the candidate's targets fail their checks: a broken version.
         let broken = TargetCounts {
             healthy: 2,
-            draining: 6,
+            unhealthy: 2,
             ..TargetCounts::default()
         };
         assert!(matches!(

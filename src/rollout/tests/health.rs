@@ -225,3 +225,93 @@ fn one_target_failing_its_checks_in_a_fleet_is_waited_out_like_churn() {
     w.healthy.insert(GREEN.into(), 3);
     assert_eq!(w.settle(), Phase::Steady);
 }
+
+/// Seeds 29, 131, 144 and 183 (single-task candidates whose only task was
+/// replaced) and 127 (one that kept failing): a candidate with a share of
+/// production and no healthy target gives the share back at once, without
+/// failing the version, and gets it again once it is back at its bar.
+#[test]
+fn a_candidate_with_no_healthy_target_gives_its_share_back_until_it_has_one() {
+    let mut w = shifting();
+    w.healthy.insert(GREEN.into(), 0);
+    w.replacing.insert(GREEN.into(), 3);
+    w.advance(S5);
+    w.step();
+    assert_eq!(w.production.percent(GREEN), 0, "{}", w.status.message);
+    assert_eq!(w.status.phase, Phase::Shifting, "not a failure");
+    assert!(
+        w.status
+            .message
+            .contains("goes back to the previous task set"),
+        "{}",
+        w.status.message
+    );
+    steps(&mut w, 6);
+    assert_eq!(w.production.percent(GREEN), 0, "nothing sent meanwhile");
+    assert_eq!(w.status.phase, Phase::Shifting);
+    w.healthy.insert(GREEN.into(), 3);
+    w.replacing.remove(GREEN);
+    w.advance(S5);
+    w.step();
+    assert_eq!(w.production.percent(GREEN), 20, "the step's share again");
+    assert_eq!(w.settle(), Phase::Steady);
+}
+
+#[test]
+fn a_candidate_that_never_serves_again_has_no_share_while_its_grace_runs_out() {
+    let mut w = shifting();
+    w.healthy.insert(GREEN.into(), 0);
+    w.replacing.insert(GREEN.into(), 3);
+    for _ in 0..80 {
+        w.advance(S5);
+        w.step();
+        if w.status.phase != Phase::Shifting {
+            break;
+        }
+        assert_eq!(w.production.percent(GREEN), 0, "{}", w.status.message);
+    }
+    assert_eq!(w.status.phase, Phase::RollingBack, "{}", w.status.message);
+    assert_eq!(w.settle(), Phase::Failed);
+    assert_eq!(w.production.percent(BLUE), 100);
+}
+
+#[test]
+fn a_pause_step_gets_its_share_back_after_a_retreat() {
+    let mut w = World::new(record(
+        "web:2",
+        json!({"type": "canary", "percent": 10, "interval": "10m"}),
+    ));
+    for _ in 0..40 {
+        w.advance(S5);
+        w.step();
+        if w.production.percent(GREEN) == 10 {
+            break;
+        }
+    }
+    assert_eq!(w.production.percent(GREEN), 10);
+    w.healthy.insert(GREEN.into(), 0);
+    w.replacing.insert(GREEN.into(), 3);
+    steps(&mut w, 2);
+    assert_eq!(w.production.percent(GREEN), 0);
+    w.healthy.insert(GREEN.into(), 3);
+    w.replacing.remove(GREEN);
+    steps(&mut w, 2);
+    assert_eq!(
+        w.production.percent(GREEN),
+        10,
+        "the canary holds its 10%, not 0%: {}",
+        w.status.message
+    );
+    assert_eq!(w.status.phase, Phase::Shifting);
+}
+
+#[test]
+fn no_share_moves_back_to_an_old_side_that_cannot_serve_either() {
+    let mut w = shifting();
+    w.healthy.insert(BLUE.into(), 0);
+    w.healthy.insert(GREEN.into(), 0);
+    w.replacing.insert(GREEN.into(), 3);
+    w.advance(S5);
+    w.step();
+    assert_eq!(w.production.percent(GREEN), 20, "{}", w.status.message);
+}

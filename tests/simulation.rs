@@ -649,6 +649,13 @@ fn run_one(seed: u64, keep_log: bool) -> Outcome {
 fn invariants_hold_across_seeds() {
     if let Ok(seed) = std::env::var("SIM_SEED") {
         let seed: u64 = seed.parse().expect("SIM_SEED is a number");
+        if let Ok(filter) = std::env::var("SIM_TRACE") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .without_time()
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
         let out = run_one(seed, true);
         for line in &out.log {
             eprintln!("{line}");
@@ -793,4 +800,22 @@ fn seeds_2_and_48_a_version_written_again_gets_a_client_token_of_its_own() {
 #[test]
 fn seed_17_a_rollback_rewrites_production_before_it_removes_the_candidate() {
     replays_cleanly(17);
+}
+
+/// A retreat while baking (the candidate's targets all failing) and then a
+/// status lost: the primary had no share, and was taken for a steady
+/// service whose older task set was a leftover, so production was moved
+/// onto it unread (6).
+#[test]
+fn seed_6_a_lost_status_after_a_retreat_bakes_again() {
+    replays_cleanly(6);
+}
+
+/// A restarted controller's first listing returned an older version of a
+/// record (a stale `Scan`): its pass replayed the bake of a rollout already
+/// rolling back and wrote the candidate's 100% back just before the
+/// candidate was removed (2166).
+#[test]
+fn seed_2166_a_restarted_controller_reads_each_record_consistently_first() {
+    replays_cleanly(2166);
 }

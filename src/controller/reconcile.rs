@@ -156,11 +156,17 @@ impl Reconciler {
                 None => return Ok(Pass::NotOwned),
             },
         };
+        let tenure = claim.as_ref().map(|c| c.fence().token);
         // A `Scan` may return an older version of an item than a
         // consistent read does
         // (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.ReadConsistency.html):
         // a listed record older than the status this replica last stored
-        // is read again, consistently, and never acted on as listed.
+        // or read is read again, consistently, and never acted on as
+        // listed. So is every listed record of a first pass (of this
+        // process, or under a newly taken lease): with nothing remembered,
+        // a stale listing of a restarted replica would replay a decision
+        // its predecessor had already moved past.
+        let first_look = self.seen.weights_unread(key, tenure);
         let listed = listed.filter(|record| {
             let stale = self.seen.older_than_written(key, record.status_version);
             if stale {
@@ -169,13 +175,16 @@ impl Reconciler {
                     "the listed record is older than the status last stored; reading it again"
                 );
             }
-            !stale
+            !stale && !first_look
         });
         let read = match listed {
             Some(record) => Ok(Some(record)),
             None => {
                 let read = self.store.get(key).await;
                 self.store_answered(read.as_ref().map(drop));
+                if let Ok(Some(record)) = &read {
+                    self.seen.status_written(key, record.status_version);
+                }
                 read
             }
         };
@@ -198,8 +207,7 @@ impl Reconciler {
             Err(problems) => Desired::Invalid(problems),
         };
 
-        let tenure = claim.as_ref().map(|c| c.fence().token);
-        let look_at_weights = self.seen.weights_unread(key, tenure);
+        let look_at_weights = first_look;
         let observed = observe(
             self.ecs.as_ref(),
             self.lb.as_ref(),

@@ -37,16 +37,18 @@ impl Seen {
         self.lock().weights_read.insert(key.clone(), tenure);
     }
 
-    /// The status of `key` was stored at `version`.
+    /// The status of `key` was stored at `version`, by this replica or (as
+    /// a consistent read showed) by whoever wrote it last.
     pub fn status_written(&self, key: &ServiceKey, version: u64) {
         self.lock().status_written.insert(key.clone(), version);
     }
 
     /// Whether a record read at `version` (by a `Scan`, which may return an
     /// older version of an item than a consistent read) is older than the
-    /// status this replica last stored for it. Versions only grow while the
-    /// item lives; a whole-item put starts them again, and the consistent
-    /// read that follows a refusal here finds that out.
+    /// status this replica last stored or read consistently for it.
+    /// Versions only grow while the item lives; a whole-item put starts
+    /// them again, and the consistent read that follows a refusal here
+    /// finds that out.
     pub fn older_than_written(&self, key: &ServiceKey, version: u64) -> bool {
         self.lock()
             .status_written

@@ -7,7 +7,7 @@ use super::control::RolloutId;
 use super::decide::{Draft, live, runs};
 use super::hook::HookPoint;
 use super::observed::{
-    EcsService, Observed, TaskSet, TaskSetStatus, Weights, short_task_definition,
+    EcsService, Observed, TaskSet, TaskSetStatus, Weights, short_arn, short_task_definition,
 };
 use super::readiness::{self, Health};
 use super::revision::Revision;
@@ -1000,7 +1000,17 @@ impl<'a> Machine<'a, '_> {
                         self.advance(r.step);
                         Flow::Next
                     }
-                    Some(_) => {
+                    Some(seen) => {
+                        if let Some(tg) = self.unserved_gain(seen, &want) {
+                            return self.wait_for_progress(
+                                &r,
+                                format!(
+                                    "holding production at {seen}: step {} would give {} more weight while it has no healthy target",
+                                    r.step,
+                                    short_arn(&tg)
+                                ),
+                            );
+                        }
                         if self.candidate_share(&r) == 0
                             && let Some(flow) = self.hook(&r, HookPoint::BeforeProductionTraffic)
                         {

@@ -95,4 +95,22 @@ impl Machine<'_, '_> {
             format!("the candidate is back at its bar: returning its {reached}% of production"),
         ))
     }
+
+    /// A target group that `want` gives more production weight than `seen`
+    /// shows, while it has no healthy target (or its health was not read):
+    /// such a change is held. A step can give the previous task set weight
+    /// back, when a person moved the candidate past it by hand and the
+    /// rollout resumed, and that side may be between tasks just then.
+    pub(crate) fn unserved_gain(&self, seen: &Weights, want: &Weights) -> Option<String> {
+        want.0
+            .iter()
+            .filter(|(tg, w)| **w > seen.get(tg))
+            .find(|(tg, _)| {
+                self.observed
+                    .targets
+                    .get(*tg)
+                    .is_none_or(|t| t.healthy == 0)
+            })
+            .map(|(tg, _)| tg.clone())
+    }
 }

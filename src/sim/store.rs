@@ -482,7 +482,10 @@ impl World {
         item.status = Some(value);
         item.status_version = version;
         match at {
-            At::Service(key) => self.log(format!("{key}: status {} written", status.phase)),
+            At::Service(key) => self.log(format!(
+                "{key}: status {} written: {}",
+                status.phase, status.message
+            )),
             At::Unkeyed(given) => self.log(format!("{given:?}: status {} written", status.phase)),
         }
         Ok(StatusWrite::Written { version })

@@ -315,3 +315,32 @@ fn no_share_moves_back_to_an_old_side_that_cannot_serve_either() {
     w.step();
     assert_eq!(w.production.percent(GREEN), 20, "{}", w.status.message);
 }
+
+/// Seed 2705: a person moved the candidate to 17%, the rollout resumed at
+/// its 10% step, and the old side's only task was being replaced just
+/// then: the step would have given weight back to a group with no healthy
+/// target.
+#[test]
+fn a_step_that_gives_weight_back_waits_for_that_side_to_have_a_healthy_target() {
+    let mut w = World::new(record(
+        "web:2",
+        json!({"type": "canary", "percent": 10, "interval": "10m"}),
+    ));
+    assert!(w.run_until(Phase::Shifting, S5, 10));
+    // The canary's step is next; the load balancer shows more than it.
+    w.production = crate::rollout::Weights::pair(BLUE, 83, GREEN, 17);
+    w.status.production_written = Some(w.production.clone());
+    w.healthy.insert(BLUE.into(), 0);
+    w.replacing.insert(BLUE.into(), 3);
+    steps(&mut w, 3);
+    assert_eq!(w.production.percent(BLUE), 83, "{}", w.status.message);
+    assert!(
+        w.status.message.contains("no healthy target"),
+        "{}",
+        w.status.message
+    );
+    w.healthy.insert(BLUE.into(), 3);
+    w.replacing.remove(BLUE);
+    steps(&mut w, 1);
+    assert_eq!(w.production.percent(GREEN), 10, "{}", w.status.message);
+}

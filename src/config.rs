@@ -34,6 +34,8 @@ pub struct Config {
     pub shards: u32,
     #[serde(with = "humantime_serde_compat")]
     pub lease_ttl: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub relay_poll: Duration,
     pub replica_id: Option<String>,
     pub budgets: BudgetConfig,
 }
@@ -52,6 +54,7 @@ impl Default for Config {
             lease_table: "cutover-leases".into(),
             shards: 16,
             lease_ttl: Duration::from_secs(20),
+            relay_poll: Duration::from_secs(1),
             replica_id: None,
             budgets: BudgetConfig::default(),
         }
@@ -116,6 +119,12 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "lease_ttl",
         "How long a shard lease lasts unrenewed: a dead replica's services wait at most this long.",
         "lease_ttl = \"20s\"",
+    ),
+    (
+        "relay_poll",
+        "How often a replica that does not read the table's stream (only two replicas do) polls the\n\
+         # lease table for changes to the records of its shards.",
+        "relay_poll = \"1s\"",
     ),
     (
         "replica_id",
@@ -235,6 +244,12 @@ impl Config {
         if self.lease_ttl < Duration::from_secs(2) || self.lease_ttl > Duration::from_secs(600) {
             return Err(
                 "`lease_ttl` must be from 2s to 10m: shorter renews too often, longer leaves a dead replica's services waiting".into(),
+            );
+        }
+        if self.relay_poll < Duration::from_millis(100) || self.relay_poll > Duration::from_secs(60)
+        {
+            return Err(
+                "`relay_poll` must be from 100ms to 1m: shorter spends reads on polling, longer delays every change".into(),
             );
         }
         if let Some(id) = &self.replica_id
@@ -414,6 +429,8 @@ mod tests {
             ("poll_interval = \"soon\"\n", "soon"),
             ("shards = 0\n", "shards"),
             ("lease_ttl = \"1s\"\n", "lease_ttl"),
+            ("relay_poll = \"10ms\"\n", "relay_poll"),
+            ("relay_poll = \"2m\"\n", "relay_poll"),
             ("lease_table = \"cutover-desired\"\n", "lease_table"),
         ] {
             let e = load_str(text, &BTreeMap::new()).unwrap_err().to_string();

@@ -359,3 +359,214 @@ async fn a_fleet_rollout_under_transaction_conflicts_keeps_every_lease_and_every
     a.stop().await;
     b.stop().await;
 }
+
+/// Like `config`, with a resync too rare to cover a change within these
+/// tests: what reaches a replica comes through the stream or the relay.
+fn rare_resync() -> ControllerConfig {
+    ControllerConfig {
+        resync_interval: Duration::from_secs(3600),
+        ..config(4)
+    }
+}
+
+fn start_replicas(sim: &SimCloud, clock: &Arc<dyn Clock>, n: usize) -> Vec<Replica> {
+    (0..n)
+        .map(|i| {
+            let name = format!("r{i}");
+            Replica::start(
+                &name,
+                ports(sim),
+                Arc::clone(clock),
+                lease(&name, SHARDS, TTL),
+                rare_resync(),
+            )
+        })
+        .collect()
+}
+
+fn readers(replicas: &[&Replica]) -> Vec<String> {
+    replicas
+        .iter()
+        .filter(|r| r.handle.reads_stream())
+        .map(|r| r.name.clone())
+        .collect()
+}
+
+/// Writes a first record for `service` and waits until a replica acted on
+/// it (its first status); returns how long that took.
+async fn acted_on(
+    sim: &SimCloud,
+    service: &cutover::sim::ServiceArns,
+    limit: Duration,
+) -> Duration {
+    write_records(sim, std::slice::from_ref(service));
+    let written = sim.now();
+    while phase(sim, &service.key).is_none() {
+        let waited = sim.now().since(written);
+        assert!(
+            waited <= limit,
+            "{} not acted on within {limit:?}",
+            service.key
+        );
+        sim.run_for(Duration::from_millis(100)).await;
+    }
+    sim.now().since(written)
+}
+
+/// A service whose shard `r` holds and that has no record yet.
+fn unwritten_service_of<'a>(
+    sim: &SimCloud,
+    r: &Replica,
+    services: &'a [cutover::sim::ServiceArns],
+) -> &'a cutover::sim::ServiceArns {
+    let held = r.shards();
+    services
+        .iter()
+        .find(|s| held.contains(&shard(&s.key)) && phase(sim, &s.key).is_none())
+        .unwrap_or_else(|| panic!("{} holds {held:?} and no unwritten service", r.name))
+}
+
+/// At most two replicas read the stream, however many run; the others hear
+/// of changes to their shards through the relay within about a second; and
+/// when a reader dies, another replica takes its feed lease and nothing
+/// written meanwhile is lost.
+async fn only_two_replicas_read_the_stream(n: usize) {
+    let (sim, clock, services) = world(60);
+    let replicas = start_replicas(&sim, &clock, n);
+    let all: Vec<&Replica> = replicas.iter().collect();
+    sim.run_for(Duration::from_secs(30)).await;
+    spread(&all, SHARDS).unwrap_or_else(|e| panic!("{e}; leases {:?}", holders(&sim)));
+    assert_eq!(readers(&all).len(), 2, "readers: {:?}", readers(&all));
+    assert_eq!(sim.stream_readers(), 2);
+
+    // A change to a service a follower holds reaches it through the relay.
+    let follower = all
+        .iter()
+        .find(|r| !r.handle.reads_stream())
+        .expect("a follower");
+    let service = unwritten_service_of(&sim, follower, &services);
+    let took = acted_on(&sim, service, Duration::from_secs(5)).await;
+    assert!(took <= Duration::from_secs(3), "the relay took {took:?}");
+    assert!(follower.handle.relay_polls() > 0);
+    let text = follower.metrics.render().expect("metrics");
+    assert!(text.contains("\ncutover_stream_reader 0\n"), "{text}");
+
+    // A reader dies; writes go on while its feed lease runs out.
+    let dead = all
+        .iter()
+        .position(|r| r.handle.reads_stream())
+        .expect("a reader");
+    let mut replicas = replicas;
+    let killed = replicas.remove(dead);
+    let killed_name = killed.name.clone();
+    killed.kill();
+    let killed_at = sim.now();
+    let survivors: Vec<&Replica> = replicas.iter().collect();
+    let mut written = Vec::new();
+    for s in services
+        .iter()
+        .filter(|s| phase(&sim, &s.key).is_none())
+        .take(20)
+    {
+        write_records(&sim, std::slice::from_ref(s));
+        written.push(s.key.clone());
+        sim.run_for(Duration::from_millis(700)).await;
+    }
+    // Another replica reads in its place within the lease time.
+    loop {
+        if readers(&survivors).len() == 2 && spread(&survivors, SHARDS).is_ok() {
+            break;
+        }
+        let waited = sim.now().since(killed_at);
+        assert!(
+            waited <= TTL + 3 * HEARTBEAT,
+            "{killed_name}'s feed lease not taken over after {waited:?}: readers {:?}",
+            readers(&survivors)
+        );
+        sim.run_for(Duration::from_secs(1)).await;
+    }
+    let feeds = sim.feed_leases();
+    assert!(
+        feeds
+            .iter()
+            .all(|f| f.reading && f.holder.as_deref() != Some(&killed_name)),
+        "{feeds:?}"
+    );
+    // Every write made meanwhile was acted on, long before any resync.
+    sim.run_for(Duration::from_secs(10)).await;
+    let unseen: Vec<&ServiceKey> = written
+        .iter()
+        .filter(|k| phase(&sim, k).is_none())
+        .collect();
+    assert!(unseen.is_empty(), "never acted on: {unseen:?}");
+
+    // The relay goes on for the followers left.
+    if let Some(follower) = survivors.iter().find(|r| !r.handle.reads_stream()) {
+        let service = unwritten_service_of(&sim, follower, &services);
+        let took = acted_on(&sim, service, Duration::from_secs(5)).await;
+        assert!(took <= Duration::from_secs(3), "the relay took {took:?}");
+    }
+    assert!(
+        sim.most_stream_readers() <= 2,
+        "{} replicas read the stream at once",
+        sim.most_stream_readers()
+    );
+    assert_eq!(sim.stream_readers_throttled(), 0, "no third reader tried");
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    for r in replicas {
+        r.stop().await;
+    }
+    assert_eq!(sim.stream_readers(), 0);
+    assert!(sim.feed_leases().iter().all(|f| f.holder.is_none()));
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn with_three_replicas_two_read_the_stream_and_relay_it() {
+    only_two_replicas_read_the_stream(3).await;
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn with_four_replicas_two_read_the_stream_and_relay_it() {
+    only_two_replicas_read_the_stream(4).await;
+}
+
+/// Both readers lose their place in the stream at once (an outage, the
+/// stream's iterators expiring): a write made before they read again
+/// reached nobody through the stream, so a follower that sees both readings
+/// renewed lists its records, and acts on it well before the resync.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_follower_lists_its_records_when_no_reader_read_throughout() {
+    let (sim, clock, services) = world(40);
+    let replicas = start_replicas(&sim, &clock, 3);
+    let all: Vec<&Replica> = replicas.iter().collect();
+    sim.run_for(Duration::from_secs(30)).await;
+    let follower = *all
+        .iter()
+        .find(|r| !r.handle.reads_stream())
+        .expect("a follower");
+    let listings = follower.handle.relay_listings();
+
+    sim.break_change_feeds();
+    // Written while neither reader holds a position in the stream.
+    let service = unwritten_service_of(&sim, follower, &services);
+    write_records(&sim, std::slice::from_ref(service));
+    let written = sim.now();
+    while phase(&sim, &service.key).is_none() {
+        let waited = sim.now().since(written);
+        assert!(
+            waited <= Duration::from_secs(60),
+            "not acted on after {waited:?}"
+        );
+        sim.run_for(Duration::from_millis(200)).await;
+    }
+    assert_eq!(readers(&all).len(), 2);
+    assert_eq!(
+        follower.handle.relay_listings(),
+        listings,
+        "every record was listed, not shard by shard"
+    );
+    assert!(sim.most_stream_readers() <= 2);
+    for r in replicas {
+        r.stop().await;
+    }
+}

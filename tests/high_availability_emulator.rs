@@ -19,7 +19,8 @@ use serde_json::json;
 
 use cutover::aws::{DynamoLeases, DynamoStore};
 use cutover::cloud::lease::shard_of;
-use cutover::cloud::{Clock, DesiredStore, Fence, Leases, ScaledClock, StatusWrite};
+use cutover::cloud::relay::RELAY_KEEP;
+use cutover::cloud::{Change, Clock, DesiredStore, Fence, Leases, Relay, ScaledClock, StatusWrite};
 use cutover::controller::ControllerConfig;
 use cutover::rollout::{Phase, ServiceKey, Status};
 use cutover::sim::{DEFAULT_EPOCH, Faults, HealthCheck, ServiceArns, ServiceSetup, SimCloud};
@@ -171,6 +172,99 @@ async fn lease_writes_are_conditional_and_a_lost_lease_fences_the_status() {
     assert!(leases.read().await.unwrap().members.is_empty());
 }
 
+fn change(service: &str) -> Change {
+    Change {
+        key: ServiceKey::new("prod", service),
+        at: Some(cutover::time::Timestamp(1_700_000_000_123)),
+    }
+}
+
+#[tokio::test]
+async fn feed_leases_are_conditional_and_relay_items_keep_each_readers_recent_changes() {
+    let f = fixture().await;
+    let leases = f.leases();
+    let a = leases.acquire_feed(0, "a", None).await.unwrap();
+    let a = a.expect("a free feed slot is taken");
+    assert_eq!(a.token, 1);
+    let late = leases.acquire_feed(0, "b", None).await.unwrap();
+    assert_eq!(late, None, "only one of two racing replicas wins");
+    assert!(leases.mark_feed(&a, true).await.unwrap());
+    assert!(leases.renew_feed(&a).await.unwrap());
+    let view = leases.read().await.unwrap();
+    assert_eq!(view.feeds.len(), 1);
+    let seen = view.feeds[0].clone();
+    assert_eq!(
+        (
+            seen.holder.as_deref(),
+            seen.token,
+            seen.beat,
+            seen.opened,
+            seen.reading
+        ),
+        (Some("a"), 1, 2, 1, true)
+    );
+
+    // Each reader appends to its own log in the shard's relay item.
+    leases
+        .publish(0, 5, &[change("a"), change("b")])
+        .await
+        .unwrap();
+    leases.publish(1, 5, &[change("x")]).await.unwrap();
+    // The slot's previous holder wrote in between: the next write finds
+    // the log is not what it last wrote, reads it again, and loses nothing.
+    f.leases().publish(0, 5, &[change("c")]).await.unwrap();
+    leases.publish(0, 5, &[change("d")]).await.unwrap();
+    let burst: Vec<Change> = (0..100).map(|i| change(&format!("s{i}"))).collect();
+    leases.publish(0, 6, &burst).await.unwrap();
+
+    // 152 keys: more than one BatchGetItem takes.
+    let shards: Vec<u32> = (0..150).collect();
+    let read = leases.poll(&shards).await.unwrap();
+    let shard_of_items: Vec<u32> = read.items.iter().map(|i| i.shard).collect();
+    assert_eq!(
+        shard_of_items,
+        [5, 6],
+        "shards without changes have no item"
+    );
+    let five = &read.items[0].logs;
+    let services = |slot: u32| -> Vec<String> {
+        five[&slot]
+            .recent
+            .iter()
+            .map(|r| r.key.service.clone())
+            .collect()
+    };
+    assert_eq!(five[&0].seq, 4);
+    assert_eq!(services(0), ["a", "b", "c", "d"]);
+    assert_eq!(five[&0].recent[0].at, change("a").at);
+    assert_eq!((five[&1].seq, services(1)), (1, vec!["x".to_string()]));
+    let six = &read.items[1].logs[&0];
+    assert_eq!((six.seq, six.recent.len()), (100, RELAY_KEEP));
+    assert_eq!(six.recent[0].seq, 100 - RELAY_KEEP as u64 + 1);
+    assert_eq!(read.feeds, vec![seen.clone()]);
+
+    // Taken over as seen: the old holder can neither renew nor mark, and
+    // the new one is not reading until its feed takes a position.
+    let b = leases.acquire_feed(0, "b", Some(&seen)).await.unwrap();
+    let b = b.expect("taken over");
+    assert_eq!(b.token, 2);
+    assert!(!leases.renew_feed(&a).await.unwrap());
+    assert!(!leases.mark_feed(&a, true).await.unwrap());
+    let now = leases.poll(&[]).await.unwrap().feeds;
+    assert_eq!(
+        (now[0].holder.as_deref(), now[0].reading, now[0].opened),
+        (Some("b"), false, 1)
+    );
+    assert!(leases.release_feed(&b).await.unwrap());
+    let view = leases.read().await.unwrap();
+    assert_eq!(view.feeds[0].holder, None);
+    assert!(!view.feeds[0].reading);
+    assert!(
+        view.shards.is_empty() && view.members.is_empty(),
+        "relay items are neither leases nor heartbeats: {view:?}"
+    );
+}
+
 /// ECS and the load balancer on a real-time clock, quick enough for a test.
 fn cloud(n: usize) -> (SimCloud, Arc<dyn Clock>, Vec<ServiceArns>) {
     let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(DEFAULT_EPOCH, 1.0));
@@ -260,6 +354,20 @@ async fn replicas_share_the_table_and_a_killed_ones_services_move_within_the_lea
     let c = start(&f, &sim, &clock, "c", 2);
     wait_for("three replicas share the shards", TTL * 5, async || {
         spread(&[&a, &b, &c], SHARDS).is_ok()
+    })
+    .await;
+    wait_for("two of them read the stream", TTL * 5, async || {
+        [&a, &b, &c]
+            .iter()
+            .filter(|r| r.handle.reads_stream())
+            .count()
+            == 2
+    })
+    .await;
+    wait_for("the third follows the relay", TTL * 5, async || {
+        [&a, &b, &c]
+            .iter()
+            .any(|r| !r.handle.reads_stream() && r.handle.relay_polls() > 0)
     })
     .await;
 

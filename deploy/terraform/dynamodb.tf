@@ -17,9 +17,11 @@ resource "aws_dynamodb_table" "desired" {
   }
 }
 
-# Shard leases and replica heartbeats. Kept apart from the records so lease
-# renewals do not flow through the records' stream. Heartbeats of replicas
-# gone for good are removed by TTL; no lease decision reads the time.
+# Shard leases, replica heartbeats, the two feed leases (which replicas read
+# the records' stream) and the relay items through which the others learn of
+# changes. Kept apart from the records so lease renewals and relay writes do
+# not flow through the records' stream. Heartbeats of replicas gone for good
+# are removed by TTL; no lease decision reads the time.
 resource "aws_dynamodb_table" "leases" {
   name         = "${var.name}-leases"
   billing_mode = "PAY_PER_REQUEST"

@@ -37,6 +37,7 @@ data "aws_iam_policy_document" "cutover" {
     actions = [
       "dynamodb:Scan",
       "dynamodb:GetItem",
+      "dynamodb:BatchGetItem",
       "dynamodb:UpdateItem",
       "dynamodb:DeleteItem",
       "dynamodb:ConditionCheckItem",

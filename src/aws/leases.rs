@@ -6,7 +6,10 @@
 //! Items are keyed by `lease`: `shard/007` holds `holder`, `token`, `beat`
 //! and `shards`; `replica/<id>` holds a heartbeat `beat` and `expires_at`
 //! (epoch seconds, for DynamoDB's TTL to clean up after replicas that are
-//! gone for good; no decision reads it).
+//! gone for good; no decision reads it); `feed/0` and `feed/1` hold
+//! `holder`, `token`, `beat`, `opened` and `reading` (see
+//! [`crate::cloud::lease::FeedLease`]); `relay/007` holds the relay's logs
+//! (see [`super::relay`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,8 +22,8 @@ use super::calls::{ApiCalls, dynamodb_client};
 use super::error::{code, from_sdk};
 use super::item::Item;
 use crate::cloud::lease::{
-    LeaseView, Member, Shard, ShardLease, member_item, parse_member_item, parse_shard_item,
-    shard_item,
+    FeedFence, FeedLease, FeedSlot, LeaseView, Member, Shard, ShardLease, feed_item, member_item,
+    parse_feed_item, parse_member_item, parse_shard_item, shard_item,
 };
 use crate::cloud::{CloudError, ErrorKind, Fence, Leases};
 
@@ -30,14 +33,18 @@ const TOKEN: &str = "token";
 const BEAT: &str = "beat";
 const SHARDS: &str = "shards";
 const EXPIRES_AT: &str = "expires_at";
+const OPENED: &str = "opened";
+const READING: &str = "reading";
 /// Heartbeat items of replicas that stopped are deleted by TTL this long
 /// after their last beat; only tidiness depends on it.
 const MEMBER_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Clone, Debug)]
 pub struct DynamoLeases {
-    dynamodb: Client,
-    table: String,
+    pub(super) dynamodb: Client,
+    pub(super) table: String,
+    /// The relay logs this replica last wrote (see [`super::relay`]).
+    pub(super) relayed: super::relay::Written,
 }
 
 impl DynamoLeases {
@@ -45,6 +52,7 @@ impl DynamoLeases {
         DynamoLeases {
             dynamodb: Client::new(config),
             table: table.into(),
+            relayed: super::relay::Written::default(),
         }
     }
 
@@ -53,6 +61,7 @@ impl DynamoLeases {
     pub fn counted(config: &SdkConfig, table: impl Into<String>, calls: &ApiCalls) -> Self {
         DynamoLeases {
             dynamodb: dynamodb_client(config, calls),
+            relayed: super::relay::Written::default(),
             table: table.into(),
         }
     }
@@ -89,7 +98,7 @@ impl DynamoLeases {
         Ok(created)
     }
 
-    async fn get(&self, name: &str) -> Result<Option<Item>, CloudError> {
+    pub(super) async fn get(&self, name: &str) -> Result<Option<Item>, CloudError> {
         self.dynamodb
             .get_item()
             .table_name(&self.table)
@@ -104,23 +113,55 @@ impl DynamoLeases {
     /// A conditional update of a held lease: the beat moves on, and
     /// `extra` (e.g. `REMOVE holder`) is applied too.
     async fn touch(&self, fence: &Fence, extra: &str) -> Result<bool, CloudError> {
+        let update = format!("ADD #beat :one {extra}");
+        self.update_held(
+            &shard_item(fence.shard),
+            &fence.holder,
+            fence.token,
+            &update,
+            &[],
+        )
+        .await
+    }
+
+    /// Applies `update` to the lease item `name`, only while it names
+    /// `holder` with `token`; false when it does not. The update may use
+    /// `#beat`, `#holder`, `#opened`, `#reading`, `:one`, and `values`.
+    async fn update_held(
+        &self,
+        name: &str,
+        holder: &str,
+        token: u64,
+        update: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<bool, CloudError> {
         const OP: &str = "dynamodb:UpdateItem";
-        let result = self
+        let mut request = self
             .dynamodb
             .update_item()
             .table_name(&self.table)
-            .key(LEASE_KEY, AttributeValue::S(shard_item(fence.shard)))
-            .update_expression(format!("ADD #beat :one {extra}"))
+            .key(LEASE_KEY, AttributeValue::S(name.to_string()))
+            .update_expression(update)
             .condition_expression("#holder = :holder AND #token = :token")
-            .expression_attribute_names("#beat", BEAT)
             .expression_attribute_names("#holder", HOLDER)
             .expression_attribute_names("#token", TOKEN)
-            .expression_attribute_values(":one", number(1))
-            .expression_attribute_values(":holder", AttributeValue::S(fence.holder.clone()))
-            .expression_attribute_values(":token", number(fence.token))
-            .send()
-            .await;
-        match result {
+            .expression_attribute_values(":holder", AttributeValue::S(holder.to_string()))
+            .expression_attribute_values(":token", number(token));
+        // DynamoDB refuses names and values an expression does not use.
+        for (placeholder, attribute) in
+            [("#beat", BEAT), ("#opened", OPENED), ("#reading", READING)]
+        {
+            if update.contains(placeholder) {
+                request = request.expression_attribute_names(placeholder, attribute);
+            }
+        }
+        if update.contains(":one") {
+            request = request.expression_attribute_values(":one", number(1));
+        }
+        for (placeholder, value) in values {
+            request = request.expression_attribute_values(*placeholder, value.clone());
+        }
+        match request.send().await {
             Ok(_) => Ok(true),
             Err(e) if code(&e) == Some("ConditionalCheckFailedException") => Ok(false),
             Err(e) => Err(from_sdk(OP, e)),
@@ -150,10 +191,13 @@ impl Leases for DynamoLeases {
                         replica: replica.to_string(),
                         beat: whole(&item, BEAT),
                     });
+                } else if let Some(slot) = parse_feed_item(&name) {
+                    view.feeds.push(feed_lease(slot, &item));
                 }
             }
         }
         view.shards.sort_by_key(|l| l.shard);
+        view.feeds.sort_by_key(|l| l.slot);
         Ok(view)
     }
 
@@ -249,9 +293,90 @@ impl Leases for DynamoLeases {
     async fn release(&self, fence: &Fence) -> Result<bool, CloudError> {
         self.touch(fence, "REMOVE #holder").await
     }
+
+    async fn acquire_feed(
+        &self,
+        slot: FeedSlot,
+        replica: &str,
+        seen: Option<&FeedLease>,
+    ) -> Result<Option<FeedFence>, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let (token, beat) = seen.map_or((1, 1), |s| (s.token + 1, s.beat + 1));
+        let name = feed_item(slot);
+        // Not reading until the new holder's feed takes its position.
+        let mut update = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key(LEASE_KEY, AttributeValue::S(name.clone()))
+            .update_expression(
+                "SET #holder = :holder, #token = :token, #beat = :beat, #reading = :false",
+            )
+            .expression_attribute_names("#holder", HOLDER)
+            .expression_attribute_names("#token", TOKEN)
+            .expression_attribute_names("#beat", BEAT)
+            .expression_attribute_names("#reading", READING)
+            .expression_attribute_values(":holder", AttributeValue::S(replica.to_string()))
+            .expression_attribute_values(":token", number(token))
+            .expression_attribute_values(":beat", number(beat))
+            .expression_attribute_values(":false", AttributeValue::Bool(false));
+        update = match seen {
+            None => update
+                .condition_expression("attribute_not_exists(#key)")
+                .expression_attribute_names("#key", LEASE_KEY),
+            Some(s) => update
+                .condition_expression("#token = :seen_token AND #beat = :seen_beat")
+                .expression_attribute_values(":seen_token", number(s.token))
+                .expression_attribute_values(":seen_beat", number(s.beat)),
+        };
+        let fence = FeedFence {
+            slot,
+            holder: replica.to_string(),
+            token,
+        };
+        match update.send().await {
+            Ok(_) => Ok(Some(fence)),
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => {
+                // As for a shard: a retried write may have failed against
+                // our own first attempt.
+                let now = self.get(&name).await?.map(|item| feed_lease(slot, &item));
+                let ours = now.is_some_and(|l| {
+                    l.holder.as_deref() == Some(replica) && l.token == token && l.beat == beat
+                });
+                Ok(ours.then_some(fence))
+            }
+            Err(e) => Err(from_sdk(OP, e)),
+        }
+    }
+
+    async fn renew_feed(&self, fence: &FeedFence) -> Result<bool, CloudError> {
+        let name = feed_item(fence.slot);
+        self.update_held(&name, &fence.holder, fence.token, "ADD #beat :one", &[])
+            .await
+    }
+
+    async fn mark_feed(&self, fence: &FeedFence, reading: bool) -> Result<bool, CloudError> {
+        let name = feed_item(fence.slot);
+        let update = if reading {
+            "ADD #opened :one SET #reading = :reading"
+        } else {
+            "SET #reading = :reading"
+        };
+        let values = [(":reading", AttributeValue::Bool(reading))];
+        self.update_held(&name, &fence.holder, fence.token, update, &values)
+            .await
+    }
+
+    async fn release_feed(&self, fence: &FeedFence) -> Result<bool, CloudError> {
+        let name = feed_item(fence.slot);
+        let values = [(":false", AttributeValue::Bool(false))];
+        let update = "ADD #beat :one SET #reading = :false REMOVE #holder";
+        self.update_held(&name, &fence.holder, fence.token, update, &values)
+            .await
+    }
 }
 
-fn number(n: u64) -> AttributeValue {
+pub(super) fn number(n: u64) -> AttributeValue {
     AttributeValue::N(n.to_string())
 }
 
@@ -261,11 +386,26 @@ fn string(item: &Item, name: &str) -> Option<String> {
 
 /// A number attribute, or 0 when it is missing or not a whole number: a
 /// lease item someone edited by hand then looks fresh, never held twice.
-fn whole(item: &Item, name: &str) -> u64 {
+pub(super) fn whole(item: &Item, name: &str) -> u64 {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
+}
+
+pub(super) fn feed_lease(slot: FeedSlot, item: &Item) -> FeedLease {
+    FeedLease {
+        slot,
+        holder: string(item, HOLDER),
+        token: whole(item, TOKEN),
+        beat: whole(item, BEAT),
+        opened: whole(item, OPENED),
+        reading: item
+            .get(READING)
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+    }
 }
 
 fn shard_lease(shard: Shard, item: &Item) -> ShardLease {

@@ -15,6 +15,7 @@ pub mod error;
 mod fenced;
 mod item;
 pub mod leases;
+mod relay;
 pub mod store;
 mod streams;
 pub mod taskdef;

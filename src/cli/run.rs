@@ -105,13 +105,15 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     .with_metrics(Arc::clone(&metrics))
     .with_budgets(&budgets)
     .with_leases(
-        Arc::new(leases),
+        Arc::new(leases.clone()),
         LeaseConfig {
             replica: replica.clone(),
             shards: config.shards,
             ttl: config.lease_ttl,
+            relay_poll: config.relay_poll,
         },
     )
+    .with_relay(Arc::new(leases.clone()))
     .with_checks(Arc::new(checks))
     .with_codedeploy(Arc::new(codedeploy))
     .with_notifier(notifier);

@@ -9,6 +9,10 @@
 //! Stored leases hold no times: a lease is expired when an observer has seen
 //! the same `beat` for a whole lease time on its own clock. That keeps the
 //! scheme independent of clock skew between replicas.
+//!
+//! Feed leases (`feed/0`, `feed/1`) work the same way and say which
+//! replicas read the records' change stream: at most [`FEED_READERS`]. The
+//! others learn of changes through the relay (see [`super::relay`]).
 
 use async_trait::async_trait;
 
@@ -51,11 +55,48 @@ pub struct Member {
     pub beat: u64,
 }
 
+/// How many replicas may read the records' change stream at once.
+/// DynamoDB Streams advises no more than two processes reading one stream
+/// shard at the same time, and throttles beyond that
+/// (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.html#Streams.Processing);
+/// every reader reads every stream shard, so two readers in all.
+pub const FEED_READERS: u32 = 2;
+
+/// One of the [`FEED_READERS`] places of a stream reader, `0..FEED_READERS`.
+pub type FeedSlot = u32;
+
+/// A feed lease item, as read: who may read the change stream in this
+/// slot, and whether its reading holds a position now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedLease {
+    pub slot: FeedSlot,
+    /// `None` once released.
+    pub holder: Option<String>,
+    pub token: u64,
+    /// Changes with every renewal, as a shard lease's does.
+    pub beat: u64,
+    /// Grows each time the holder's change feed takes its position: a
+    /// reader whose `opened` moved may have missed writes in between.
+    pub opened: u64,
+    /// The holder's change feed holds its position now, and it relays what
+    /// it reads.
+    pub reading: bool,
+}
+
+/// Proof of holding a feed lease.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FeedFence {
+    pub slot: FeedSlot,
+    pub holder: String,
+    pub token: u64,
+}
+
 /// Every lease item and every heartbeat, read at once.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LeaseView {
     pub shards: Vec<ShardLease>,
     pub members: Vec<Member>,
+    pub feeds: Vec<FeedLease>,
 }
 
 /// Where leases are stored. Every write is conditional, so two replicas
@@ -85,6 +126,24 @@ pub trait Leases: Send + Sync {
     /// Frees the shard, keeping its token so the next holder's is greater;
     /// false when the lease was not held under `fence` any more.
     async fn release(&self, fence: &Fence) -> Result<bool, CloudError>;
+    /// Takes feed slot `slot` for `replica`, only if its item is still as
+    /// `seen` (`None`: no item yet); as [`Leases::acquire`] does a shard.
+    async fn acquire_feed(
+        &self,
+        slot: FeedSlot,
+        replica: &str,
+        seen: Option<&FeedLease>,
+    ) -> Result<Option<FeedFence>, CloudError>;
+    /// Changes the feed lease's beat, only if it is still held under
+    /// `fence`; false when it is not.
+    async fn renew_feed(&self, fence: &FeedFence) -> Result<bool, CloudError>;
+    /// Says whether the holder's change feed holds its position now
+    /// (`reading`, which also counts one more `opened`) or not; false when
+    /// the lease is not held under `fence` any more.
+    async fn mark_feed(&self, fence: &FeedFence, reading: bool) -> Result<bool, CloudError>;
+    /// Frees the feed slot (not reading any more), keeping its token; false
+    /// when it was not held under `fence` any more.
+    async fn release_feed(&self, fence: &FeedFence) -> Result<bool, CloudError>;
 }
 
 /// The shard of a service: a stable hash of `<cluster>/<service>`, so that
@@ -126,6 +185,18 @@ pub fn parse_member_item(name: &str) -> Option<&str> {
     name.strip_prefix("replica/").filter(|r| !r.is_empty())
 }
 
+/// The key of a feed lease item (`feed/0`), and back.
+pub fn feed_item(slot: FeedSlot) -> String {
+    format!("feed/{slot}")
+}
+
+pub fn parse_feed_item(name: &str) -> Option<FeedSlot> {
+    name.strip_prefix("feed/")?
+        .parse()
+        .ok()
+        .filter(|s| *s < FEED_READERS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +229,8 @@ mod tests {
         assert_eq!(parse_member_item(&member_item("host-1")), Some("host-1"));
         assert_eq!(parse_shard_item("replica/x"), None);
         assert_eq!(parse_member_item("replica/"), None);
+        assert_eq!(parse_feed_item(&feed_item(1)), Some(1));
+        assert_eq!(parse_feed_item("feed/2"), None, "only two readers");
+        assert_eq!(parse_feed_item("shard/001"), None);
     }
 }

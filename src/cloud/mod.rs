@@ -8,6 +8,7 @@ pub mod codedeploy;
 pub mod error;
 pub mod lease;
 pub mod observe;
+pub mod relay;
 pub mod stopped;
 pub mod write;
 
@@ -28,7 +29,8 @@ use crate::time::Timestamp;
 pub use clock::{Clock, ScaledClock, SystemClock};
 pub use codedeploy::{CodeDeploy, DeploymentBatcher, NoCodeDeploy};
 pub use error::{CloudError, ErrorKind};
-pub use lease::{Fence, Leases};
+pub use lease::{FeedFence, Fence, Leases};
+pub use relay::Relay;
 pub use write::{Precondition, SpecChanges, SpecWrite};
 
 /// A record as stored: the writer's attributes and the controller's status.

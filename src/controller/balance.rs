@@ -11,13 +11,16 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::cloud::lease::{LeaseView, Shard, ShardLease, stable_hash};
+use crate::cloud::lease::{
+    FEED_READERS, FeedLease, FeedSlot, LeaseView, Shard, ShardLease, stable_hash,
+};
 
 /// When this replica first saw each lease and heartbeat as it is now.
 #[derive(Debug, Default)]
 pub struct Observations {
     shards: BTreeMap<Shard, ((u64, u64), Instant)>,
     members: BTreeMap<String, (u64, Instant)>,
+    feeds: BTreeMap<FeedSlot, ((u64, u64), Instant)>,
 }
 
 impl Observations {
@@ -48,8 +51,27 @@ impl Observations {
                 (m.replica.clone(), (m.beat, since))
             })
             .collect();
+        let feeds = view
+            .feeds
+            .iter()
+            .map(|l| {
+                let state = (l.token, l.beat);
+                let since = match self.feeds.get(&l.slot) {
+                    Some((seen, since)) if *seen == state => *since,
+                    _ => now,
+                };
+                (l.slot, (state, since))
+            })
+            .collect();
         self.shards = shards;
         self.members = members;
+        self.feeds = feeds;
+    }
+
+    fn feed_expired(&self, slot: FeedSlot, now: Instant, ttl: Duration) -> bool {
+        self.feeds
+            .get(&slot)
+            .is_some_and(|(_, since)| now.duration_since(*since) >= ttl)
     }
 
     fn shard_expired(&self, shard: Shard, now: Instant, ttl: Duration) -> bool {
@@ -144,6 +166,35 @@ pub fn plan(view: &LeaseView, seen: &Observations, now: Instant, i: &Inputs<'_>)
     let wanted = fair.saturating_sub(i.keeping.len());
     plan.acquire = free.into_iter().chain(expired).take(wanted).collect();
     plan
+}
+
+/// The feed slots a replica that reads no stream may take, in the order to
+/// try them (each only if its item is still as seen): free ones, then those
+/// whose beat stood still for a lease time. Each replica starts at its own
+/// slot, so two replicas starting together mostly ask for different ones.
+pub fn feed_slots(
+    view: &LeaseView,
+    seen: &Observations,
+    now: Instant,
+    me: &str,
+    ttl: Duration,
+) -> Vec<(FeedSlot, Option<FeedLease>)> {
+    let items: BTreeMap<FeedSlot, &FeedLease> = view.feeds.iter().map(|l| (l.slot, l)).collect();
+    let offset = (stable_hash(me) % u64::from(FEED_READERS)) as FeedSlot;
+    let mut free = Vec::new();
+    let mut expired = Vec::new();
+    for n in 0..FEED_READERS {
+        let slot = (n + offset) % FEED_READERS;
+        match items.get(&slot) {
+            None => free.push((slot, None)),
+            Some(l) if l.holder.is_none() => free.push((slot, Some((*l).clone()))),
+            Some(l) if seen.feed_expired(slot, now, ttl) => {
+                expired.push((slot, Some((*l).clone())))
+            }
+            Some(_) => {}
+        }
+    }
+    free.into_iter().chain(expired).collect()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::*;
-use crate::cloud::lease::Member;
+use crate::cloud::lease::{FeedLease, FeedSlot, Member};
 
 const TTL: Duration = Duration::from_secs(20);
 
@@ -45,6 +45,7 @@ fn a_lone_replica_takes_every_shard_at_once() {
     let view = LeaseView {
         shards: vec![lease(2, None, 5)],
         members: vec![member("a", 1)],
+        ..LeaseView::default()
     };
     let mut seen = Observations::default();
     seen.observe(&view, now);
@@ -64,6 +65,7 @@ fn a_held_lease_is_taken_only_after_its_beat_stood_still_for_the_lease_time() {
     let view = LeaseView {
         shards: (0..4).map(|s| lease(s, Some("b"), 7)).collect(),
         members: vec![member("b", 3)],
+        ..LeaseView::default()
     };
     let mut seen = Observations::default();
     seen.observe(&view, start);
@@ -85,6 +87,7 @@ fn a_renewed_lease_restarts_the_observation() {
     let mut view = LeaseView {
         shards: vec![lease(0, Some("b"), 7)],
         members: vec![member("b", 3)],
+        ..LeaseView::default()
     };
     let mut seen = Observations::default();
     seen.observe(&view, start);
@@ -101,6 +104,7 @@ fn a_replica_above_its_fair_share_hands_back_its_highest_shards() {
     let view = LeaseView {
         shards: (0..4).map(|s| lease(s, Some("a"), 1)).collect(),
         members: vec![member("a", 1), member("b", 1), member("c", 1)],
+        ..LeaseView::default()
     };
     let mut seen = Observations::default();
     seen.observe(&view, now);
@@ -117,6 +121,7 @@ fn a_replica_takes_free_shards_only_up_to_its_fair_share() {
     let view = LeaseView {
         shards: vec![],
         members: vec![member("a", 1), member("b", 1)],
+        ..LeaseView::default()
     };
     let mut seen = Observations::default();
     seen.observe(&view, now);
@@ -132,10 +137,72 @@ fn a_live_replica_with_another_shard_count_stops_any_acquisition() {
     let view = LeaseView {
         shards: vec![other],
         members: vec![member("b", 1)],
+        ..LeaseView::default()
     };
     let mut seen = Observations::default();
     seen.observe(&view, now);
     let p = plan(&view, &seen, now, &inputs(&BTreeSet::new()));
     assert!(p.acquire.is_empty());
     assert!(p.refused.is_some_and(|r| r.contains("8 shards")));
+}
+
+fn feed(slot: FeedSlot, holder: Option<&str>, beat: u64) -> FeedLease {
+    FeedLease {
+        slot,
+        holder: holder.map(str::to_string),
+        token: 1,
+        beat,
+        opened: 0,
+        reading: holder.is_some(),
+    }
+}
+
+fn slots(offered: &[(FeedSlot, Option<FeedLease>)]) -> Vec<FeedSlot> {
+    offered.iter().map(|(s, _)| *s).collect()
+}
+
+#[test]
+fn a_replica_may_take_a_free_feed_slot_and_never_a_live_one() {
+    let start = Instant::now();
+    let mut seen = Observations::default();
+    let none = LeaseView::default();
+    seen.observe(&none, start);
+    let mut both = slots(&feed_slots(&none, &seen, start, "a", TTL));
+    both.sort_unstable();
+    assert_eq!(both, [0, 1], "no item yet: both are free");
+
+    let view = LeaseView {
+        feeds: vec![feed(0, Some("b"), 4), feed(1, None, 9)],
+        ..LeaseView::default()
+    };
+    seen.observe(&view, start);
+    let offered = feed_slots(&view, &seen, start, "a", TTL);
+    assert_eq!(offered, vec![(1, Some(feed(1, None, 9)))], "taken as seen");
+
+    let full = LeaseView {
+        feeds: vec![feed(0, Some("b"), 4), feed(1, Some("c"), 9)],
+        ..LeaseView::default()
+    };
+    seen.observe(&full, start);
+    let later = start + TTL - Duration::from_secs(1);
+    assert!(feed_slots(&full, &seen, later, "a", TTL).is_empty());
+}
+
+#[test]
+fn a_feed_slot_whose_beat_stood_still_for_the_lease_time_may_be_taken() {
+    let start = Instant::now();
+    let mut seen = Observations::default();
+    let view = LeaseView {
+        feeds: vec![feed(0, Some("b"), 4), feed(1, Some("c"), 9)],
+        ..LeaseView::default()
+    };
+    seen.observe(&view, start);
+    let moved = LeaseView {
+        feeds: vec![feed(0, Some("b"), 5), feed(1, Some("c"), 9)],
+        ..LeaseView::default()
+    };
+    let later = start + TTL;
+    seen.observe(&moved, later);
+    let offered = feed_slots(&moved, &seen, later, "a", TTL);
+    assert_eq!(slots(&offered), [1], "c stopped renewing, b did not");
 }

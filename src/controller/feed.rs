@@ -1,4 +1,5 @@
-//! Where work comes from: the store's change feed for prompt reaction, and a
+//! Where work comes from: the store's change feed for prompt reaction (the
+//! stream itself, or the relay of another replica's reading of it), and a
 //! periodic full resync that catches whatever the feed missed.
 
 use std::pin::pin;
@@ -8,12 +9,15 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::cloud::lease::FeedFence;
 use crate::cloud::{Clock, CloudError, DesiredStore};
 
 use super::backoff::Backoff;
 use super::detect::Detection;
 use super::health::StoreHealth;
+use super::publish::{Publisher, Relaying, relay_failed};
 use super::queue::WorkQueue;
+use super::relay::{self, Followed, RelayFeed};
 use super::shards::Ownership;
 use super::unkeyed::Unkeyed;
 use crate::rollout::ServiceKey;
@@ -46,6 +50,9 @@ pub struct Sources {
     /// Only keys of shards held, when replicas share the services.
     pub ownership: Option<Arc<Ownership>>,
     pub unkeyed: Unkeyed,
+    /// Present when replicas share one reading of the change stream: only
+    /// feed lease holders read it, and relay it to the others.
+    pub relay: Option<RelayFeed>,
 }
 
 impl Sources {
@@ -171,13 +178,14 @@ impl Sources {
 
     /// Whether this replica drives `key`: always, unless replicas share
     /// the services.
-    fn owns(&self, key: &ServiceKey) -> bool {
+    pub(super) fn owns(&self, key: &ServiceKey) -> bool {
         self.ownership.as_ref().is_none_or(|o| o.owns(key))
     }
 
-    /// Follows the change feed, scheduling each changed key at once. When the
-    /// feed ends or fails it is opened again after a backoff; resync covers
-    /// the gap.
+    /// Follows the change feed, scheduling each changed key at once: the
+    /// stream itself, or, when replicas share one reading of it and this
+    /// one holds no feed lease, the relay. When the feed ends or fails it
+    /// is opened again after a backoff; resync covers the gap.
     pub async fn follow_changes(
         &self,
         mut backoff: Backoff,
@@ -187,46 +195,48 @@ impl Sources {
         let mut failures = 0;
         let mut opened = 0;
         while !shutdown.is_cancelled() {
-            let (tx, mut rx) = mpsc::channel(CHANGE_BUFFER);
-            let (positioned_tx, mut positioned) = oneshot::channel();
-            state.send_replace(FeedState::Opening);
-            let mut feed = pin!(self.store.watch(tx, positioned_tx));
-            let mut delivered = false;
-            let mut told = false;
-            let ended = loop {
-                tokio::select! {
-                    biased;
-                    _ = shutdown.cancelled() => return,
-                    said = &mut positioned, if !told => {
-                        told = true;
-                        if said.is_ok() {
-                            opened += 1;
-                            state.send_replace(FeedState::Positioned(opened));
+            let fence = match &self.relay {
+                None => None,
+                Some(relay) => {
+                    tokio::select! {
+                        biased;
+                        _ = shutdown.cancelled() => return,
+                        _ = relay.readership.decided() => {}
+                    }
+                    match relay.readership.reading() {
+                        Some(fence) => Some(fence),
+                        None => {
+                            state.send_replace(FeedState::Opening);
+                            match relay::follow(self, relay, &state, &mut opened, &shutdown).await {
+                                Followed::Shutdown => return,
+                                Followed::Reader => continue,
+                            }
                         }
                     }
-                    Some(change) = rx.recv() => {
-                        delivered = true;
-                        let now = self.clock.now();
-                        if let Some(at) = change.at {
-                            tracing::debug!(service = %change.key, latency = ?now.since(at), "record changed");
-                            self.detection.changed(&change.key, at);
-                        }
-                        if self.owns(&change.key) {
-                            self.queue.schedule(change.key, now);
-                        }
-                    }
-                    ended = &mut feed => break ended,
                 }
             };
-            while let Ok(change) = rx.try_recv() {
-                if let Some(at) = change.at {
-                    self.detection.changed(&change.key, at);
-                }
-                if self.owns(&change.key) {
-                    self.queue.schedule_now(change.key);
+            let (delivered, ended) = match self
+                .read_stream(fence.as_ref(), &state, &mut opened, &shutdown)
+                .await
+            {
+                Reading::Shutdown => return,
+                Reading::Ended { delivered, ended } => (delivered, ended),
+            };
+            state.send_replace(FeedState::Down);
+            if let (Some(relay), Some(fence)) = (&self.relay, &fence) {
+                // Followers learn at once that this reading is over.
+                if let Err(e) = relay.leases.mark_feed(fence, false).await {
+                    tracing::debug!("saying that this replica stopped reading failed: {e}");
                 }
             }
-            state.send_replace(FeedState::Down);
+            let ended = match ended {
+                Some(ended) => ended,
+                // Handed over to a follower's part: no failure to back off from.
+                None => {
+                    failures = 0;
+                    continue;
+                }
+            };
             // A feed that delivered something was healthy for a while; only
             // back off harder when it keeps failing straight away.
             failures = if delivered { 1 } else { failures + 1 };
@@ -248,4 +258,97 @@ impl Sources {
             }
         }
     }
+
+    /// Reads the stream until it ends or fails, or (under `fence`) until
+    /// the feed lease may no longer be read under; relays every change
+    /// under `fence` to the replicas that follow the relay.
+    async fn read_stream(
+        &self,
+        fence: Option<&FeedFence>,
+        state: &watch::Sender<FeedState>,
+        opened: &mut u64,
+        shutdown: &CancellationToken,
+    ) -> Reading {
+        let (tx, mut rx) = mpsc::channel(CHANGE_BUFFER);
+        let (positioned_tx, mut positioned) = oneshot::channel();
+        state.send_replace(FeedState::Opening);
+        let mut relaying = match (&self.relay, fence, &self.ownership) {
+            (Some(relay), Some(fence), Some(ownership)) => Some(Relaying::start(Publisher {
+                relay: Arc::clone(&relay.relay),
+                leases: Arc::clone(&relay.leases),
+                ownership: Arc::clone(ownership),
+                fence: fence.clone(),
+            })),
+            _ => None,
+        };
+        let lapsed = async {
+            match (&self.relay, fence) {
+                (Some(relay), Some(fence)) => relay.readership.lapsed(fence).await,
+                _ => std::future::pending().await,
+            }
+        };
+        let mut lapsed = pin!(lapsed);
+        let mut feed = pin!(self.store.watch(tx, positioned_tx));
+        let mut delivered = false;
+        let mut told = false;
+        let ended = loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Reading::Shutdown,
+                said = &mut positioned, if !told => {
+                    told = true;
+                    if said.is_ok() {
+                        *opened += 1;
+                        state.send_replace(FeedState::Positioned(*opened));
+                        if let Some(relaying) = &mut relaying {
+                            relaying.positioned();
+                        }
+                    }
+                }
+                Some(change) = rx.recv() => {
+                    delivered = true;
+                    if let Some(relaying) = &relaying
+                        && let Err(e) = relaying.relay(&change)
+                    {
+                        break Some(Err(e));
+                    }
+                    let now = self.clock.now();
+                    if let Some(at) = change.at {
+                        tracing::debug!(service = %change.key, latency = ?now.since(at), "record changed");
+                        self.detection.changed(&change.key, at);
+                    }
+                    if self.owns(&change.key) {
+                        self.queue.schedule(change.key, now);
+                    }
+                }
+                failed = relay_failed(&mut relaying), if relaying.is_some() => {
+                    break Some(Err(failed));
+                }
+                () = &mut lapsed => {
+                    tracing::info!("the feed lease is lost or about to run out: this replica stops reading the change stream");
+                    break None;
+                }
+                ended = &mut feed => break Some(ended),
+            }
+        };
+        while let Ok(change) = rx.try_recv() {
+            if let Some(at) = change.at {
+                self.detection.changed(&change.key, at);
+            }
+            if self.owns(&change.key) {
+                self.queue.schedule_now(change.key);
+            }
+        }
+        Reading::Ended { delivered, ended }
+    }
+}
+
+/// How reading the stream ended.
+enum Reading {
+    Shutdown,
+    Ended {
+        delivered: bool,
+        /// `None` when the feed lease ran out: reading stopped, nothing failed.
+        ended: Option<Result<(), CloudError>>,
+    },
 }

@@ -1,6 +1,7 @@
 //! The lease keeper: every heartbeat it says the replica is alive, renews
 //! the leases it holds, reads all of them, and takes or hands back shards
-//! so that each live replica holds about a fair share. A second task
+//! so that each live replica holds about a fair share; and, when the relay
+//! is on, takes a free feed lease if it reads no stream yet. A second task
 //! schedules the services of shards as they are gained.
 
 use std::collections::BTreeSet;
@@ -14,13 +15,18 @@ use crate::cloud::{Clock, CloudError, DesiredStore, Fence, Leases};
 
 use super::balance::{self, Inputs, Observations};
 use super::queue::WorkQueue;
+use super::readership::Readership;
 use super::shards::{LeaseConfig, Ownership};
+use crate::cloud::lease::LeaseView;
 
 pub struct Keeper {
     pub leases: Arc<dyn Leases>,
     pub ownership: Arc<Ownership>,
     pub config: LeaseConfig,
     pub clock: Arc<dyn Clock>,
+    /// Present when replicas share one reading of the change stream
+    /// through the relay.
+    pub readership: Option<Arc<Readership>>,
 }
 
 impl Keeper {
@@ -42,6 +48,18 @@ impl Keeper {
         }
         for fence in self.ownership.fences() {
             self.release(&fence).await;
+        }
+        // The change feed has stopped by now, so another may read in its place.
+        if let Some(readership) = &self.readership
+            && let Some(fence) = readership.held()
+        {
+            match self.leases.release_feed(&fence).await {
+                Ok(_) => {
+                    readership.lost();
+                    tracing::info!(feed_slot = fence.slot, "released feed slot {}", fence.slot);
+                }
+                Err(e) => warn("releasing the feed lease failed", &e),
+            }
         }
         if let Err(e) = self.leases.leave(&self.config.replica).await {
             warn("leaving the lease table failed", &e);
@@ -76,12 +94,20 @@ impl Keeper {
                 Err(e) => warn("renewing a lease failed", &e),
             }
         }
+        self.renew_feed().await;
         let view = match self.leases.read().await {
             Ok(view) => view,
-            Err(e) => return warn("reading the leases failed", &e),
+            Err(e) => {
+                warn("reading the leases failed", &e);
+                if let Some(readership) = &self.readership {
+                    readership.settle();
+                }
+                return;
+            }
         };
         let now = Instant::now();
         seen.observe(&view, now);
+        self.take_feed(&view, seen, now).await;
         let held: BTreeSet<Shard> = self.ownership.fences().iter().map(|f| f.shard).collect();
         let keeping = self.ownership.keeping();
         let plan = balance::plan(
@@ -128,6 +154,68 @@ impl Keeper {
                 Err(e) => warn("acquiring a lease failed", &e),
             }
         }
+    }
+
+    async fn renew_feed(&self) {
+        let Some(readership) = &self.readership else {
+            return;
+        };
+        let Some(fence) = readership.held() else {
+            return;
+        };
+        let sent = self.sent();
+        match self.leases.renew_feed(&fence).await {
+            Ok(true) => readership.renewed(&fence, sent, self.config.ttl),
+            Ok(false) => {
+                tracing::warn!(
+                    feed_slot = fence.slot,
+                    token = fence.token,
+                    "feed slot {} was taken by another replica; it reads the change stream in this one's place",
+                    fence.slot
+                );
+                readership.lost();
+            }
+            // Runs down on its own; the feed stops reading a margin
+            // before its end.
+            Err(e) => warn("renewing the feed lease failed", &e),
+        }
+    }
+
+    /// Takes a free (or expired) feed lease when this replica holds none,
+    /// then tells the change feed whether to read the stream or follow the
+    /// relay.
+    async fn take_feed(&self, view: &LeaseView, seen: &Observations, now: Instant) {
+        let Some(readership) = &self.readership else {
+            return;
+        };
+        if readership.held().is_none() {
+            let me = &self.config.replica;
+            for (slot, item) in balance::feed_slots(view, seen, now, me, self.config.ttl) {
+                let sent = self.sent();
+                match self.leases.acquire_feed(slot, me, item.as_ref()).await {
+                    Ok(Some(fence)) => {
+                        tracing::info!(
+                            feed_slot = slot,
+                            token = fence.token,
+                            "acquired feed slot {slot}"
+                        );
+                        readership.gained(fence, sent, self.config.ttl);
+                        break;
+                    }
+                    Ok(None) => {
+                        tracing::debug!(
+                            feed_slot = slot,
+                            "another replica took feed slot {slot} first"
+                        )
+                    }
+                    Err(e) => {
+                        warn("acquiring a feed lease failed", &e);
+                        break;
+                    }
+                }
+            }
+        }
+        readership.settle();
     }
 
     /// When a lease write is sent: the lease lasts from here, on both clocks.

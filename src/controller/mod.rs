@@ -13,8 +13,11 @@ mod feed;
 mod health;
 mod keeper;
 mod observe;
+mod publish;
 mod queue;
+mod readership;
 mod reconcile;
+mod relay;
 mod seen;
 mod shards;
 mod unkeyed;
@@ -33,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cloud::{Checks, Clock, DesiredStore, Ecs, LoadBalancer, NoChecks};
 use crate::cloud::{CodeDeploy, NoCodeDeploy};
-use crate::cloud::{ErrorKind, Leases};
+use crate::cloud::{ErrorKind, Leases, Relay};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::rollout::ServiceKey;
@@ -53,7 +56,9 @@ use detect::Detection;
 use feed::{FeedState, Sources};
 use health::StoreHealth;
 use queue::WorkQueue;
+use readership::Readership;
 use reconcile::{Policy, Reconciler};
+use relay::{RelayFeed, RelayStats};
 use shards::Ownership;
 use weights_batch::WeightsBatcher;
 use worker::Workers;
@@ -102,6 +107,11 @@ pub struct Controller {
     health: Arc<StoreHealth>,
     /// Present when replicas share the services through shard leases.
     leases: Option<(Arc<dyn Leases>, LeaseConfig, Arc<Ownership>)>,
+    /// Whether this replica holds a feed lease; made with the leases.
+    readership: Option<Arc<Readership>>,
+    /// Present when replicas share one reading of the change stream.
+    relay: Option<Arc<dyn Relay>>,
+    relay_stats: Arc<RelayStats>,
 }
 
 impl Controller {
@@ -128,6 +138,9 @@ impl Controller {
             metrics: None,
             health: Arc::new(StoreHealth::default()),
             leases: None,
+            readership: None,
+            relay: None,
+            relay_stats: Arc::new(RelayStats::default()),
         }
     }
 
@@ -137,8 +150,24 @@ impl Controller {
     /// service and writes unfenced.
     pub fn with_leases(mut self, leases: Arc<dyn Leases>, config: LeaseConfig) -> Self {
         let ownership = Ownership::new(&config, Arc::clone(&self.clock));
+        self.readership = Some(Readership::new(&config, Arc::clone(&self.clock)));
         self.leases = Some((leases, config, ownership));
         self
+    }
+
+    /// With leases: only the replicas holding one of the two feed leases
+    /// read the records' change stream, and relay its changes through
+    /// `relay` to the others, which poll it for their shards (DynamoDB
+    /// Streams throttles a third reader). Without it, every replica reads
+    /// the stream. Call it before [`Controller::handle`].
+    pub fn with_relay(mut self, relay: Arc<dyn Relay>) -> Self {
+        self.relay = Some(relay);
+        self
+    }
+
+    /// The feed lease state, when the relay is on.
+    fn shared_reading(&self) -> Option<&Arc<Readership>> {
+        self.relay.as_ref().and(self.readership.as_ref())
     }
 
     /// Reaches analysis gates and lifecycle hooks through `checks`. Without
@@ -197,6 +226,8 @@ impl Controller {
             health: Arc::clone(&self.health),
             ready_rules: ReadyRules::for_resync(self.config.resync_interval),
             ownership: self.leases.as_ref().map(|(_, _, o)| Arc::clone(o)),
+            readership: self.shared_reading().cloned(),
+            relay_stats: Arc::clone(&self.relay_stats),
         }
     }
 
@@ -255,7 +286,18 @@ impl Controller {
             resync_interval: config.resync_interval,
             metrics: self.metrics.clone(),
         });
+        let relay = match (&self.relay, &self.leases, self.shared_reading()) {
+            (Some(relay), Some((leases, lease_config, _)), Some(readership)) => Some(RelayFeed {
+                relay: Arc::clone(relay),
+                leases: Arc::clone(leases),
+                readership: Arc::clone(readership),
+                poll: lease_config.relay_poll,
+                stats: Arc::clone(&self.relay_stats),
+            }),
+            _ => None,
+        };
         let sources = Arc::new(Sources {
+            relay,
             store: Arc::clone(&self.store),
             queue: Arc::clone(&self.queue),
             clock: Arc::clone(&self.clock),
@@ -276,6 +318,7 @@ impl Controller {
                 ownership: Arc::clone(ownership),
                 config: lease_config.clone(),
                 clock: Arc::clone(&self.clock),
+                readership: self.shared_reading().cloned(),
             };
             leasing.spawn(keeper.run(stop_leasing.clone()));
             leasing.spawn(keeper::schedule_gained(
@@ -370,6 +413,8 @@ pub struct ControllerHandle {
     health: Arc<StoreHealth>,
     ready_rules: ReadyRules,
     ownership: Option<Arc<Ownership>>,
+    readership: Option<Arc<Readership>>,
+    relay_stats: Arc<RelayStats>,
 }
 
 impl ControllerHandle {
@@ -421,6 +466,28 @@ impl ControllerHandle {
     /// share the services with other replicas.
     pub fn shards(&self) -> Option<Vec<u32>> {
         self.ownership.as_ref().map(|o| o.shards())
+    }
+
+    /// Whether this replica reads the records' change stream itself: always
+    /// without the relay; with it, only while it holds a feed lease (the
+    /// others follow the relay).
+    pub fn reads_stream(&self) -> bool {
+        self.readership.as_ref().is_none_or(|r| r.reads())
+    }
+
+    /// Polls of the relay so far (none while this replica reads the stream).
+    pub fn relay_polls(&self) -> u64 {
+        self.relay_stats
+            .polls
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Shards whose records were listed because the relay could not say
+    /// what changed in them: first seen, or more changed than it keeps.
+    pub fn relay_listings(&self) -> u64 {
+        self.relay_stats
+            .listed
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// When `key` is next due to be reconciled, if it is scheduled.

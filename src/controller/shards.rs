@@ -26,6 +26,9 @@ pub struct LeaseConfig {
     pub shards: u32,
     /// How long a lease lasts without renewal.
     pub ttl: Duration,
+    /// How often a replica that does not read the change stream polls the
+    /// relay items of the shards it holds.
+    pub relay_poll: Duration,
 }
 
 impl LeaseConfig {
@@ -364,6 +367,7 @@ mod tests {
             replica: "a".into(),
             shards: 1,
             ttl: Duration::from_secs(20),
+            relay_poll: Duration::from_secs(1),
         }
     }
 

@@ -7,6 +7,7 @@
 
 mod aws;
 mod budget;
+mod feed;
 mod queue;
 
 use std::collections::BTreeSet;
@@ -275,12 +276,14 @@ impl Metrics {
             .register(Box::new(budget::BudgetCollector::new(Arc::clone(budgets))?))
     }
 
-    /// Exports the controller's work queue, read at each scrape.
+    /// Exports the controller's work queue and change feed, read at each
+    /// scrape.
     pub fn export_queue(&self, handle: &ControllerHandle) -> prometheus::Result<()> {
         for collector in queue::collectors(handle)? {
             self.registry.register(collector)?;
         }
-        Ok(())
+        self.registry
+            .register(Box::new(feed::FeedCollector::new(handle.clone())?))
     }
 
     pub fn registry(&self) -> &Registry {

@@ -10,7 +10,8 @@ use super::SimCloud;
 use super::faults::ApiGroup;
 use super::in_flight::{ItemRef, plain_write_conflict};
 use super::world::World;
-use crate::cloud::lease::{LeaseView, Member, Shard, ShardLease};
+use crate::cloud::lease::{FeedFence, FeedLease, FeedSlot, LeaseView, Member, Shard, ShardLease};
+use crate::cloud::relay::RelayItem;
 use crate::cloud::{CloudError, Fence, Leases, StatusWrite};
 use crate::rollout::{ServiceKey, Status};
 
@@ -18,6 +19,9 @@ use crate::rollout::{ServiceKey, Status};
 pub(crate) struct LeaseTable {
     shards: BTreeMap<Shard, ShardLease>,
     members: BTreeMap<String, u64>,
+    feeds: BTreeMap<FeedSlot, FeedLease>,
+    /// The relay items, by shard.
+    pub relay: BTreeMap<Shard, RelayItem>,
     /// Status writes refused because the writer's lease was gone.
     pub fenced_writes: u64,
 }
@@ -40,7 +44,61 @@ impl LeaseTable {
                     beat: *beat,
                 })
                 .collect(),
+            feeds: self.feeds.values().cloned().collect(),
         }
+    }
+
+    pub fn feeds(&self) -> Vec<FeedLease> {
+        self.feeds.values().cloned().collect()
+    }
+
+    fn holds_feed(&self, fence: &FeedFence) -> bool {
+        self.feeds.get(&fence.slot).is_some_and(|l| {
+            l.holder.as_deref() == Some(fence.holder.as_str()) && l.token == fence.token
+        })
+    }
+
+    fn acquire_feed(
+        &mut self,
+        slot: FeedSlot,
+        replica: &str,
+        seen: Option<&FeedLease>,
+    ) -> Option<FeedFence> {
+        let current = self.feeds.get(&slot);
+        let unchanged = match (current, seen) {
+            (None, None) => true,
+            (Some(c), Some(s)) => c.token == s.token && c.beat == s.beat,
+            _ => false,
+        };
+        if !unchanged {
+            return None;
+        }
+        let (token, beat) = seen.map_or((1, 1), |s| (s.token + 1, s.beat + 1));
+        let opened = current.map_or(0, |c| c.opened);
+        self.feeds.insert(
+            slot,
+            FeedLease {
+                slot,
+                holder: Some(replica.to_string()),
+                token,
+                beat,
+                opened,
+                reading: false,
+            },
+        );
+        Some(FeedFence {
+            slot,
+            holder: replica.to_string(),
+            token,
+        })
+    }
+
+    /// Applies `change` to the feed lease if `fence` holds it.
+    fn touch_feed(&mut self, fence: &FeedFence, change: impl FnOnce(&mut FeedLease)) -> bool {
+        if !self.holds_feed(fence) {
+            return false;
+        }
+        self.feeds.get_mut(&fence.slot).map(change).is_some()
     }
 
     fn acquire(
@@ -236,6 +294,70 @@ impl Leases for SimCloud {
             let released = w.leases.touch(fence, true);
             if released {
                 w.log(format!("{} released shard {}", fence.holder, fence.shard));
+            }
+            released
+        };
+        self.reply(OP, verdict, Ok(released))
+    }
+
+    // Feed lease items are never part of a transaction, so their writes
+    // cannot conflict.
+    async fn acquire_feed(
+        &self,
+        slot: FeedSlot,
+        replica: &str,
+        seen: Option<&FeedLease>,
+    ) -> Result<Option<FeedFence>, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let verdict = self.call(ApiGroup::Store, OP).await?;
+        let acquired = {
+            let mut w = self.world();
+            let acquired = w.leases.acquire_feed(slot, replica, seen);
+            if let Some(f) = &acquired {
+                w.log(format!(
+                    "{replica} acquired feed slot {slot} with token {}: it reads the change stream",
+                    f.token
+                ));
+            }
+            acquired
+        };
+        self.reply(OP, verdict, Ok(acquired))
+    }
+
+    async fn renew_feed(&self, fence: &FeedFence) -> Result<bool, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let verdict = self.call(ApiGroup::Store, OP).await?;
+        let renewed = self.world().leases.touch_feed(fence, |l| l.beat += 1);
+        self.reply(OP, verdict, Ok(renewed))
+    }
+
+    async fn mark_feed(&self, fence: &FeedFence, reading: bool) -> Result<bool, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let verdict = self.call(ApiGroup::Store, OP).await?;
+        let marked = self.world().leases.touch_feed(fence, |l| {
+            l.reading = reading;
+            if reading {
+                l.opened += 1;
+            }
+        });
+        self.reply(OP, verdict, Ok(marked))
+    }
+
+    async fn release_feed(&self, fence: &FeedFence) -> Result<bool, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let verdict = self.call(ApiGroup::Store, OP).await?;
+        let released = {
+            let mut w = self.world();
+            let released = w.leases.touch_feed(fence, |l| {
+                l.beat += 1;
+                l.reading = false;
+                l.holder = None;
+            });
+            if released {
+                w.log(format!(
+                    "{} released feed slot {}",
+                    fence.holder, fence.slot
+                ));
             }
             released
         };

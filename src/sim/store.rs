@@ -31,6 +31,10 @@ struct Item {
     written_at: Timestamp,
 }
 
+/// How many processes may read the stream at once before DynamoDB Streams
+/// throttles them.
+pub const STREAM_READERS: usize = 2;
+
 #[derive(Debug, Default)]
 struct Feed {
     /// Each change with the time it becomes visible to the reader.
@@ -82,6 +86,10 @@ pub(crate) struct Records {
     last_version: u64,
     feeds: BTreeMap<u64, Feed>,
     next_feed: u64,
+    /// The most change feeds ever open at once: readers of the stream.
+    pub most_readers: usize,
+    /// Change feeds refused because two were open already.
+    pub readers_throttled: u64,
     /// Streams keep each key's order, so no change overtakes an earlier one.
     last_visible: Timestamp,
     /// Each record as it was before each of its recent changes, with the
@@ -555,6 +563,21 @@ impl SimCloud {
         self.inner.changes.notify_waiters();
     }
 
+    /// Change feeds open now: processes reading the stream.
+    pub fn stream_readers(&self) -> usize {
+        self.world().records.feeds.len()
+    }
+
+    /// The most change feeds that were ever open at once.
+    pub fn most_stream_readers(&self) -> usize {
+        self.world().records.most_readers
+    }
+
+    /// Change feeds refused because [`STREAM_READERS`] were open already.
+    pub fn stream_readers_throttled(&self) -> u64 {
+        self.world().records.readers_throttled
+    }
+
     pub(crate) async fn run_feed(
         &self,
         tx: mpsc::Sender<Change>,
@@ -562,9 +585,31 @@ impl SimCloud {
     ) -> Result<(), CloudError> {
         let id = {
             let mut w = self.world();
+            // The table has one stream, modelled as one stream shard that
+            // every feed reads: a third reader is throttled, as DynamoDB
+            // Streams throttles more than two processes reading one shard
+            // at once (LimitExceededException,
+            // https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetRecords.html,
+            // and https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.html#Streams.Processing).
+            // It is refused before it reads anything; the two already
+            // reading keep reading, which is kinder than AWS.
+            if w.records.feeds.len() >= STREAM_READERS {
+                w.records.readers_throttled += 1;
+                let reading = w.records.feeds.len();
+                w.log(format!(
+                    "a change feed was throttled: {reading} processes read the stream already"
+                ));
+                drop(w);
+                return Err(CloudError::new(
+                    ErrorKind::Throttled,
+                    "dynamodb:GetRecords",
+                    "LimitExceededException: more than 2 processes are reading from the same streams shard at the same time",
+                ));
+            }
             w.records.next_feed += 1;
             let id = w.records.next_feed;
             w.records.feeds.insert(id, Feed::default());
+            w.records.most_readers = w.records.most_readers.max(w.records.feeds.len());
             id
         };
         let _guard = FeedGuard { cloud: self, id };

@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 
-use cutover::cloud::lease::{LeaseView, Shard, ShardLease};
+use cutover::cloud::lease::{FeedFence, FeedLease, FeedSlot, LeaseView, Shard, ShardLease};
+use cutover::cloud::relay::RelayRead;
 use cutover::cloud::{
     Change, CloudError, DesiredStore, Ecs, Fence, Leases, LoadBalancer, Positioned, Precondition,
-    SpecChanges, SpecWrite, StatusWrite, StoredRecord,
+    Relay, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use cutover::rollout::command::CreateTaskSet;
 use cutover::rollout::{
@@ -271,5 +272,55 @@ where
     async fn release(&self, fence: &Fence) -> Result<bool, CloudError> {
         self.gate.pass().await;
         self.leases.release(fence).await
+    }
+
+    async fn acquire_feed(
+        &self,
+        slot: FeedSlot,
+        replica: &str,
+        seen: Option<&FeedLease>,
+    ) -> Result<Option<FeedFence>, CloudError> {
+        self.gate.pass().await;
+        self.leases.acquire_feed(slot, replica, seen).await
+    }
+
+    async fn renew_feed(&self, fence: &FeedFence) -> Result<bool, CloudError> {
+        self.gate.pass().await;
+        self.leases.renew_feed(fence).await
+    }
+
+    async fn mark_feed(&self, fence: &FeedFence, reading: bool) -> Result<bool, CloudError> {
+        self.gate.pass().await;
+        self.leases.mark_feed(fence, reading).await
+    }
+
+    async fn release_feed(&self, fence: &FeedFence) -> Result<bool, CloudError> {
+        self.gate.pass().await;
+        self.leases.release_feed(fence).await
+    }
+}
+
+/// The relay items live in the lease table.
+#[async_trait]
+impl<S, E, L, T> Relay for Pausable<S, E, L, T>
+where
+    S: Send + Sync,
+    E: Send + Sync,
+    L: Send + Sync,
+    T: Relay,
+{
+    async fn publish(
+        &self,
+        slot: FeedSlot,
+        shard: Shard,
+        changes: &[Change],
+    ) -> Result<(), CloudError> {
+        self.gate.pass().await;
+        self.leases.publish(slot, shard, changes).await
+    }
+
+    async fn poll(&self, shards: &[Shard]) -> Result<RelayRead, CloudError> {
+        self.gate.pass().await;
+        self.leases.poll(shards).await
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use cutover::cloud::{Clock, DesiredStore, Ecs, Leases, LoadBalancer};
+use cutover::cloud::{Clock, DesiredStore, Ecs, Leases, LoadBalancer, Relay};
 use cutover::controller::{Controller, ControllerConfig, ControllerHandle, LeaseConfig};
 use cutover::metrics::Metrics;
 
@@ -37,7 +37,7 @@ impl Replica {
         S: DesiredStore + Clone + 'static,
         E: Ecs + Clone + 'static,
         L: LoadBalancer + Clone + 'static,
-        T: Leases + Clone + 'static,
+        T: Leases + Relay + Clone + 'static,
     {
         let gate = Arc::clone(&ports.gate);
         let metrics = Arc::new(Metrics::new().expect("metrics"));
@@ -48,9 +48,13 @@ impl Replica {
             clock,
             config,
         )
-        .with_leases(Arc::new(ports) as Arc<dyn Leases>, lease)
+        .with_leases(Arc::new(ports.clone()) as Arc<dyn Leases>, lease)
+        .with_relay(Arc::new(ports) as Arc<dyn Relay>)
         .with_metrics(Arc::clone(&metrics));
         let handle = controller.handle();
+        metrics
+            .export_queue(&handle)
+            .expect("the queue and change feed metrics");
         let stop = CancellationToken::new();
         let task = tokio::spawn(controller.run(stop.clone()));
         Replica {
@@ -88,6 +92,7 @@ pub fn lease(name: &str, shards: u32, ttl: Duration) -> LeaseConfig {
         replica: name.to_string(),
         shards,
         ttl,
+        relay_poll: Duration::from_secs(1),
     }
 }
 

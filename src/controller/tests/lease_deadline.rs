@@ -20,6 +20,7 @@ fn lease() -> LeaseConfig {
         replica: "a".into(),
         shards: 1,
         ttl: Duration::from_secs(20),
+        relay_poll: Duration::from_secs(1),
     }
 }
 

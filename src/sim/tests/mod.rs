@@ -8,6 +8,7 @@ mod faults;
 mod invariants;
 mod sticky;
 mod store;
+mod stream_readers;
 mod task_sets;
 mod tokens;
 mod whole_item;

@@ -294,7 +294,7 @@ async fn a_first_pass_reads_the_listed_record_again_consistently() {
         poll_interval: secs(3600),
         ..config()
     };
-    let mut run = h.start(poll_never);
+    let run = h.start(poll_never);
     h.sleep(secs(1)).await;
     assert_eq!(h.cloud.calls("get"), 3, "one consistent read per service");
     for name in ["web", "api", "jobs"] {

@@ -668,12 +668,15 @@ impl<'a> Machine<'a, '_> {
     }
 
     fn paused(&mut self, r: Rollout, phase: Phase) -> Flow {
-        if let Err(flow) = self.gates(&r) {
-            return flow;
-        }
-        // Pausing is how someone says they saw weights changed by hand.
+        // Pausing is how someone says they saw weights changed by hand. It
+        // is taken whatever the gates say: a candidate waited out for churn
+        // just then would otherwise drop it, and once `paused` is cleared
+        // the rollout would stay paused by hand for good (seed 192).
         if let Some(change) = self.rollout().hand_change.as_mut() {
             change.acknowledged = true;
+        }
+        if let Err(flow) = self.gates(&r) {
+            return flow;
         }
         if phase != Phase::Paused {
             self.rollout().resume_to = Some(phase);

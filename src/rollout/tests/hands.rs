@@ -93,6 +93,26 @@ fn pausing_and_resuming_acknowledges_the_change_and_the_rollout_goes_on() {
     assert_eq!(w.production.percent(GREEN), 100);
 }
 
+/// Seed 192: the person paused and resumed while one of the candidate's
+/// tasks was being replaced; the acknowledgment waited behind the health
+/// gate's grace and was lost, and the rollout stayed paused by hand.
+#[test]
+fn an_acknowledgment_during_a_task_replacement_still_counts() {
+    let mut w = at_ten_percent();
+    w.production = Weights::pair(BLUE, 73, GREEN, 27);
+    run(&mut w, 3);
+    w.healthy.insert(GREEN.into(), 2);
+    w.replacing.insert(GREEN.into(), 1);
+    w.set("paused", json!(true));
+    run(&mut w, 2);
+    w.set("paused", json!(false));
+    run(&mut w, 2);
+    w.healthy.insert(GREEN.into(), 3);
+    w.replacing.remove(GREEN);
+    assert_eq!(w.settle(), Phase::Steady, "{}", w.status.message);
+    assert_eq!(w.production.percent(GREEN), 100);
+}
+
 #[test]
 fn a_failing_candidate_still_rolls_back_while_paused_by_hand() {
     let mut w = at_ten_percent();

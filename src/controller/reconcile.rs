@@ -1,7 +1,9 @@
 //! One pass over one service: read the record and the world afresh, decide,
 //! act, write the status. A pass is not told why it runs; it is only handed
 //! the record when a resync has just listed it, and the conditional status
-//! write still catches a record that changed in between.
+//! write still catches a record that changed in between. A decision that
+//! only stored its status to go on at once (a rollout's start) is followed
+//! by the next one in the same pass, on the same reads.
 
 use std::sync::Arc;
 
@@ -196,7 +198,6 @@ impl Reconciler {
         // A missing or unreadable status is rebuilt by the decision from the
         // live service, starting from the default.
         let previous = record.status.clone().unwrap_or_default();
-        let previous_phase = previous.phase;
         span.record("phase", previous.phase.as_str());
         let spec = record.spec();
         let desired = match &spec {
@@ -222,10 +223,63 @@ impl Reconciler {
         )
         .await
         .map_err(PassError::Observe)?;
+        let claim = claim.as_ref();
+        let (mut record, mut previous) = (record, previous);
+        let mut follow_ons = 0;
+        loop {
+            let applied = self
+                .apply(key, &desired, &observed, &record, previous, claim)
+                .await?;
+            let Applied {
+                status,
+                version,
+                wake,
+                went_on,
+            } = match applied {
+                Ok(applied) => applied,
+                Err(ended) => return Ok(ended),
+            };
+            if look_at_weights {
+                self.seen.weights_read(key, tenure);
+            }
+            // A decision that sent nothing and only stored its status to go
+            // on at once (a new rollout is stored before its candidate is
+            // created, so that every try of the create names the same
+            // client token) is followed by the next decision here, on this
+            // pass's observation: nothing was sent since it was read, and
+            // the conditional write proved the status is still this pass's.
+            // A pass of its own would read everything again, at a rollout's
+            // priority and behind every rollout's load balancer reads, while
+            // someone waits for the first command of the change they wrote.
+            match version {
+                Some(version) if went_on && follow_ons < FOLLOW_ON_DECISIONS => {
+                    follow_ons += 1;
+                    record.status = Some(status.clone());
+                    record.status_version = version;
+                    previous = status;
+                }
+                _ => return Ok(Pass::Applied(wake)),
+            }
+        }
+    }
+
+    /// Decides on `observed`, sends the commands under `claim` and stores the
+    /// status in `record`'s item: the status stored, with the version it was
+    /// stored at when it was written (`None` when the item held it already),
+    /// or how the pass ended when it cannot go on.
+    async fn apply(
+        &self,
+        key: &ServiceKey,
+        desired: &Desired<'_>,
+        observed: &Observed,
+        record: &StoredRecord,
+        previous: Status,
+        claim: Option<&Claim>,
+    ) -> Result<Result<Applied, Pass>, PassError> {
         let now = self.clock.now();
-        let decision = (self.policy.decide)(&desired, &observed, &previous, now);
-        if let (Desired::Valid(spec), false) = (&desired, decision.commands.is_empty()) {
-            self.first_action(key, spec, &record, now);
+        let decision = (self.policy.decide)(desired, observed, &previous, now);
+        if let (Desired::Valid(spec), false) = (desired, decision.commands.is_empty()) {
+            self.first_action(key, spec, record, now);
         }
 
         let commands = &decision.commands;
@@ -235,13 +289,12 @@ impl Reconciler {
             checks: self.checks.as_ref(),
             codedeploy: self.codedeploy.as_ref(),
         };
-        let answers = match shards::execute(&ports, key, commands, claim.as_ref()).await {
+        let answers = match shards::execute(&ports, key, commands, claim).await {
             Ok(answers) => answers,
-            Err(Stop::LeaseEnding) => return Ok(Pass::NotOwned),
+            Err(Stop::LeaseEnding) => return Ok(Err(Pass::NotOwned)),
             Err(Stop::Failed(failed)) => {
                 let error = PassError::Command(failed);
-                self.report_failure(&record, previous, &error, claim.as_ref())
-                    .await;
+                self.report_failure(record, previous, &error, claim).await;
                 return Err(error);
             }
         };
@@ -259,39 +312,40 @@ impl Reconciler {
         // Free text from endpoints, gates and AWS is cut to a bound, so a
         // status never nears the item's 400 KB.
         let mut status = trim::bounded(status);
+        let mut version = None;
         if record.status.as_ref() != Some(&status) {
-            let written = self.store_status(&record, status, claim.as_ref()).await;
+            let written = self.store_status(record, status, claim).await;
             self.store_answered(written.as_ref().map(drop));
             let (written, stored) = written.map_err(PassError::WriteStatus)?;
             status = stored;
             match written {
-                StatusWrite::Written { version } => self.seen.status_written(key, version),
+                StatusWrite::Written { version: v } => {
+                    self.seen.status_written(key, v);
+                    version = Some(v);
+                }
                 StatusWrite::TooLarge => {
                     return Err(PassError::WriteStatus(too_large(&record.key)));
                 }
-                StatusWrite::Conflict | StatusWrite::Contended => return Ok(Pass::Conflict),
+                StatusWrite::Conflict | StatusWrite::Contended => return Ok(Err(Pass::Conflict)),
                 StatusWrite::Fenced => {
                     tracing::info!(
                         "the lease of this service's shard was lost; its new holder takes over"
                     );
-                    return Ok(Pass::NotOwned);
+                    return Ok(Err(Pass::NotOwned));
                 }
                 StatusWrite::Gone => {
                     self.forget(key);
-                    return Ok(Pass::Gone);
+                    return Ok(Err(Pass::Gone));
                 }
             }
-        }
-        if look_at_weights {
-            self.seen.weights_read(key, tenure);
         }
         if let Some(m) = &self.metrics {
             m.service(key, &status);
         }
         // Only for a stored status: a pass that lost its write is decided
         // again, and its events come with that decision.
-        if let (Some(n), Ok(spec)) = (&self.notifier, &spec) {
-            let before = previous_phase;
+        if let (Some(n), Desired::Valid(spec)) = (&self.notifier, desired) {
+            let before = previous.phase;
             n.notify(
                 key,
                 &spec.notifications,
@@ -304,7 +358,14 @@ impl Reconciler {
         for event in decision.events {
             events::publish(&self.events, self.metrics.as_deref(), key, event);
         }
-        Ok(Pass::Applied(decision.wake))
+        let went_on =
+            decision.commands.is_empty() && matches!(decision.wake, Wake::At(at) if at <= now);
+        Ok(Ok(Applied {
+            status,
+            version,
+            wake: decision.wake,
+            went_on,
+        }))
     }
 
     /// Stores `status` in `record`'s item. When the store refuses it for
@@ -466,6 +527,24 @@ impl Reconciler {
         }
     }
 }
+
+/// A decision that stored its status: what it stored and what it asked for.
+struct Applied {
+    status: Status,
+    /// The version the status was written at; `None` when the item held it
+    /// already.
+    version: Option<u64>,
+    wake: Wake,
+    /// It sent nothing and asked to go on at once.
+    went_on: bool,
+}
+
+/// How many decisions may follow the first in one pass, each on the pass's
+/// observation, while the one before sent nothing and asked to go on at
+/// once. A rollout's start needs one (the rollout is stored, then its
+/// candidate is created); the bound keeps a decision that would always ask
+/// to go on from holding a worker.
+const FOLLOW_ON_DECISIONS: usize = 1;
 
 /// How many times a status write cancelled for a conflict is sent again.
 const CONTENDED_RETRIES: u32 = 8;

@@ -2,6 +2,7 @@
 
 mod answers;
 mod fakes;
+mod first_command;
 mod lease_deadline;
 mod lifecycle;
 mod passes;

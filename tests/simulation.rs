@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use cutover::cloud::{Clock, DesiredStore, Ecs, LoadBalancer, ScaledClock};
 use cutover::controller::{Controller, ControllerConfig};
+use cutover::rollout::gate::circuit_breaker_threshold;
+use cutover::rollout::readiness;
 use cutover::rollout::{Phase, ServiceKey, ServiceState, TaskSetStatus};
 use cutover::sim::{
     Action, BadVersion, Churn, DEFAULT_EPOCH, FaultProfile, Faults, ServiceArns, ServiceSetup,
@@ -173,6 +175,16 @@ fn lay_hand(sim: &SimCloud, p: &Plan, state: HandState, elapsed: Duration) -> Ha
 }
 
 impl Plan {
+    fn final_badness(&self) -> Option<BadVersion> {
+        if self.back_after.is_some() {
+            return self.first.1;
+        }
+        match &self.second {
+            Some((_, _, bad)) => *bad,
+            None => self.first.1,
+        }
+    }
+
     fn final_version(&self) -> (&str, bool) {
         if self.back_after.is_some() {
             return (&self.first.0, self.first.1.is_some());
@@ -611,8 +623,22 @@ fn check_end_state(
                     primary.task_definition
                 ));
             }
-            if bad && !matches!(p.final_version(), (_, true)) {
-                out.push(format!("{key}: a bad version was promoted"));
+            if bad {
+                // A version that fails now and then looks like churn until
+                // it has failed as often as the task failure gate allows:
+                // the record's threshold, or else ECS's circuit breaker's.
+                // One that never turns healthy, or that had failed that
+                // often when its predecessor was removed, is never kept.
+                let never_healthy = p.final_badness() == Some(BadVersion::NeverHealthy);
+                let threshold = p.task_failures.unwrap_or_else(|| {
+                    circuit_breaker_threshold(readiness::desired_tasks(primary, &svc))
+                });
+                let failures = sim.primary_failures_before_promotion(key).unwrap_or(0);
+                if never_healthy || failures >= threshold {
+                    out.push(format!(
+                        "{key}: a bad version was promoted ({failures} of its tasks had failed, threshold {threshold})"
+                    ));
+                }
             }
         }
         Phase::Failed => {

@@ -19,6 +19,7 @@ fn rollout(step: u32) -> Rollout {
         step_started_at: Timestamp(1),
         progress_at: Timestamp(1),
         gate_failures: 0,
+        task_failures: 0,
         health: Default::default(),
         rollback: None,
         resume_to: None,

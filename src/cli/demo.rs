@@ -46,6 +46,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    // The story is printed on stdout; the controller's own log only when
+    // asked for, on stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        crate::telemetry::init(crate::config::LogFormat::Text);
+    }
     let clock: Arc<dyn Clock> =
         Arc::new(ScaledClock::new(Timestamp(1_700_000_000_000), args.speed));
     let sim = SimCloud::builder(args.seed).clock(clock.clone()).build();
@@ -134,6 +139,17 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     printer.abort();
 
     summary(&sim, &scenarios).await;
+    if std::env::var_os("RUST_LOG").is_some() {
+        // What the simulated cloud saw, on sim time: with the controller's
+        // log, enough to follow a demo that did not end as its story says.
+        for entry in sim.event_log() {
+            eprintln!(
+                "[{:>7}] {}",
+                format_duration(entry.at.since(start)),
+                entry.text
+            );
+        }
+    }
     let violations = sim.violations();
     for v in &violations {
         println!("invariant violated: {v}");

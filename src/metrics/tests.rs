@@ -110,6 +110,7 @@ fn the_phase_gauge_has_one_series_per_phase_and_follows_the_status_until_the_rec
             step_started_at: Timestamp(0),
             progress_at: Timestamp(0),
             gate_failures: 0,
+            task_failures: 0,
             health: Default::default(),
             rollback: None,
             resume_to: None,

@@ -3,9 +3,10 @@
 //! it began, and a hook point only once its hook said pass.
 
 use super::command::{Command, Event, Wake};
-use super::gate::{Assessment, assess};
+use super::gate::{Assessment, assess, circuit_breaker_threshold};
 use super::hook::{HookAnswer, HookPayload, HookPoint};
 use super::machine::{Flow, Machine};
+use super::readiness;
 use super::status::{RollbackReason, Rollout};
 
 impl Machine<'_, '_> {
@@ -13,10 +14,12 @@ impl Machine<'_, '_> {
     /// `Ok(None)` when all passed since the current step began, `Ok(Some(why))`
     /// while some still wait for a passing reading, `Err` to stop here.
     pub(crate) fn gates(&mut self, r: &Rollout) -> Result<Option<String>, Flow> {
-        if let Some(flow) = self.health_gate(r) {
+        // Task failures first: the health gate waits while the candidate is
+        // short, which is when failed tasks are counted.
+        if let Some(flow) = self.task_failures(r) {
             return Err(flow);
         }
-        if let Some(flow) = self.task_failures(r) {
+        if let Some(flow) = self.health_gate(r) {
             return Err(flow);
         }
         let probes = self.spec.gates.probes();
@@ -51,24 +54,41 @@ impl Machine<'_, '_> {
     }
 
     /// ECS's circuit breaker, in cutover's hands: too many candidate tasks
-    /// stopped since the candidate was created.
-    pub(crate) fn task_failures(&mut self, _r: &Rollout) -> Option<Flow> {
-        let gate = self.spec.gates.task_failures.as_ref()?;
-        let stopped = self.observed.failed_tasks?;
-        if stopped >= gate.threshold {
-            self.d.events.push(Event::GateEvaluated {
-                gate: "task_failures",
-                passed: false,
-            });
-            return Some(self.begin_rollback(RollbackReason::GateFailed {
-                gate: "task_failures".into(),
-                detail: format!(
-                    "{stopped} candidate tasks stopped (threshold {})",
-                    gate.threshold
-                ),
-            }));
+    /// stopped for a failure of the version since the candidate was
+    /// created. The record's `gates.task_failures.threshold`, or else the
+    /// circuit breaker's own for the candidate's desired count.
+    pub(crate) fn task_failures(&mut self, r: &Rollout) -> Option<Flow> {
+        let seen = self.observed.failed_tasks?;
+        let stopped = seen.max(r.task_failures);
+        if let Some(rr) = self.d.status.rollout.as_mut() {
+            rr.task_failures = stopped;
         }
-        None
+        let (threshold, whose) = match &self.spec.gates.task_failures {
+            Some(gate) => (gate.threshold, format!("threshold {}", gate.threshold)),
+            None => {
+                let desired = self
+                    .candidate(&r.id.revision)
+                    .map_or(0, |c| readiness::desired_tasks(c, self.svc));
+                let threshold = circuit_breaker_threshold(desired);
+                (
+                    threshold,
+                    format!(
+                        "{threshold} fail a candidate of {desired} desired tasks, as in ECS's deployment circuit breaker"
+                    ),
+                )
+            }
+        };
+        if stopped < threshold {
+            return None;
+        }
+        self.d.events.push(Event::GateEvaluated {
+            gate: "task_failures",
+            passed: false,
+        });
+        Some(self.begin_rollback(RollbackReason::GateFailed {
+            gate: "task_failures".into(),
+            detail: format!("{stopped} candidate tasks stopped for a failure ({whose})"),
+        }))
     }
 
     /// `None` when the hook at `point` passed or none is declared; otherwise

@@ -183,14 +183,24 @@ pub fn reads(
                 })
                 .collect();
         }
-        if spec.gates.task_failures.is_some()
-            && (gated(status.phase) || status.phase == Phase::Provisioning)
-        {
+        // A record's own task failure gate is read at every pass. Without
+        // one, the circuit breaker's default is read while the candidate is
+        // short of healthy targets: a task that stops leaves it short until
+        // a replacement passes its checks, HealthyThresholdCount intervals
+        // at least, and ECS lists a stopped task for an hour or more
+        // (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html),
+        // so every failure is counted, and a rollout whose candidate stays
+        // healthy costs no ListTasks at all.
+        let watched = gated(status.phase) || status.phase == Phase::Finalizing;
+        let own =
+            spec.gates.task_failures.is_some() && (watched || status.phase == Phase::Provisioning);
+        let short = watched && r.health.short_since.is_some();
+        if own || short {
             failed_tasks = svc.by_revision(&r.id.revision).map(|t| t.arn.clone());
         }
     }
-    // Finalizing acts on the weights alone; the candidate's health decides
-    // while it waits to be ready or serves traffic. A rollback reads the
+    // The candidate's health decides while it waits to be ready, serves
+    // traffic, and until the old task set is removed. A rollback reads the
     // side it returns production to, which must have a healthy target, and
     // the candidate's, to say whether either side can serve meanwhile.
     // DescribeTargetHealth is one group per call from a small shared
@@ -202,14 +212,26 @@ pub fn reads(
             .map(|f| f.target_group.clone())
             .chain(target_group)
             .collect(),
-        Some(_) if status.phase == Phase::Finalizing => vec![],
+        Some(r)
+            if status.phase == Phase::Finalizing
+                && !r
+                    .from
+                    .as_ref()
+                    .is_some_and(|f| live(svc).any(|t| t.arn == f.arn)) =>
+        {
+            vec![]
+        }
         // Where a rollback can begin with production on the candidate, the
         // side it would return to is read too, so the rollback's first
         // decision already knows whether that side can serve.
         Some(r)
             if matches!(
                 status.phase,
-                Phase::Shifting | Phase::AwaitingPromotion | Phase::Paused | Phase::Baking
+                Phase::Shifting
+                    | Phase::AwaitingPromotion
+                    | Phase::Paused
+                    | Phase::Baking
+                    | Phase::Finalizing
             ) =>
         {
             target_group

@@ -123,6 +123,25 @@ pub struct TaskFailureGate {
     pub threshold: u32,
 }
 
+/// The task failures that fail a candidate when the record sets no
+/// `gates.task_failures`: ECS's deployment circuit breaker's threshold, half
+/// the desired count at most 200
+/// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ServiceDeploymentCircuitBreaker.html),
+/// which ECS does not apply to task sets of an `EXTERNAL` deployment
+/// controller, so cutover counts in its place. Half rounds down: AWS does
+/// not say which way, and down rolls back a failing version sooner.
+///
+/// The circuit breaker's floor is 3; cutover's is 2. A rolling deployment's
+/// failed task is replaced before it takes traffic, while a failed task of
+/// a candidate that serves production is a share of production without a
+/// target until its replacement passes its checks. One failure is churn (a
+/// crash now and then); a second says the version keeps failing, and a
+/// single-task candidate would otherwise go through a whole bake between
+/// failures.
+pub fn circuit_breaker_threshold(desired: u32) -> u32 {
+    (desired / 2).clamp(2, 200)
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Gates {

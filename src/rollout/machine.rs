@@ -132,7 +132,7 @@ impl<'a> Machine<'a, '_> {
     }
 
     /// The live task set created for the rollout's revision.
-    fn candidate(&self, rev: &Revision) -> Option<&'a TaskSet> {
+    pub(crate) fn candidate(&self, rev: &Revision) -> Option<&'a TaskSet> {
         live(self.svc).find(|t| t.revision().as_ref() == Some(rev))
     }
 
@@ -1123,6 +1123,16 @@ impl<'a> Machine<'a, '_> {
             .as_ref()
             .and_then(|f| live(self.svc).find(|t| t.arn == f.arn));
         if let Some(old) = old {
+            // The old task set is the way back, so it is removed only while
+            // the candidate still serves: one that fails as its bake ends
+            // rolls back, or gives its share back, as it would a moment
+            // before.
+            if let Some(flow) = self.task_failures(&r) {
+                return flow;
+            }
+            if let Some(flow) = self.health_gate(&r) {
+                return flow;
+            }
             let want = self.production_weights(&r, 100);
             match self.production_settled(&want) {
                 Some(true) => {

@@ -91,10 +91,16 @@ pub fn health(
     }
 }
 
-/// Whether half or more of the candidate's targets (at least two) fail
-/// their checks at once (`unhealthy`): a version that does not work, not
-/// churn. One task replaced in a fleet, auto scaling adding tasks (not
-/// registered yet, or `initial`) or removing them is not.
+/// Whether half or more of the candidate's targets (at least two, or the
+/// one of a single-task candidate) fail their checks at once (`unhealthy`):
+/// a version that does not work, not churn. One task replaced in a fleet,
+/// auto scaling adding tasks (not registered yet, or `initial`) or removing
+/// them is not. A task ECS stops (a crash, a retired host) leaves its group
+/// as `draining`: ECS deregisters it from the load balancer as it stops
+/// (https://docs.aws.amazon.com/AmazonECS/latest/bestpracticesguide/load-balancer-connection-draining.html),
+/// while `unhealthy` takes UnhealthyThresholdCount failed checks of a task
+/// that still runs. So the one target of a single-task candidate that is
+/// `unhealthy` is the version failing its checks.
 ///
 /// Targets that are `draining` are not counted. The two target groups are
 /// shared by every candidate that used them, and a deleted task set's
@@ -107,7 +113,7 @@ pub fn health(
 /// the `task_failures` gate, which reads why each task stopped, rolls it
 /// back sooner.
 fn lost_half(t: &TargetCounts, desired: u32) -> bool {
-    t.unhealthy >= 2 && t.unhealthy * 2 >= desired
+    t.unhealthy >= desired.clamp(1, 2) && t.unhealthy * 2 >= desired
 }
 
 #[cfg(test)]
@@ -243,6 +249,41 @@ mod tests {
         assert!(matches!(
             health(&t, &svc(4), Some(&broken), &gate),
             Health::Failing(_)
+        ));
+    }
+
+    #[test]
+    fn the_one_target_of_a_single_task_candidate_failing_its_checks_is_a_failure() {
+        let gate = TargetHealthGate::default();
+        let one = ts(Some(1), Some(1), Stability::SteadyState);
+        let failing = TargetCounts {
+            unhealthy: 1,
+            ..TargetCounts::default()
+        };
+        assert!(matches!(
+            health(&one, &svc(1), Some(&failing), &gate),
+            Health::Failing(_)
+        ));
+        // Its task stopped and a replacement is on its way: churn.
+        let replaced = TargetCounts {
+            initial: 1,
+            draining: 1,
+            ..TargetCounts::default()
+        };
+        assert!(matches!(
+            health(&one, &svc(1), Some(&replaced), &gate),
+            Health::Replacing(_)
+        ));
+        // In a fleet of four, one target failing is still not half.
+        let four = ts(Some(4), Some(4), Stability::SteadyState);
+        let one_of_four = TargetCounts {
+            healthy: 3,
+            unhealthy: 1,
+            ..TargetCounts::default()
+        };
+        assert!(matches!(
+            health(&four, &svc(4), Some(&one_of_four), &gate),
+            Health::Replacing(_)
         ));
     }
 

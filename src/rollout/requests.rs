@@ -126,6 +126,7 @@ mod tests {
                 step_started_at: Timestamp(0),
                 progress_at: Timestamp(0),
                 gate_failures: 0,
+                task_failures: 0,
                 health: Default::default(),
                 rollback,
                 resume_to: None,

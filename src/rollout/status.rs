@@ -181,6 +181,10 @@ pub struct Rollout {
     /// Consecutive failing checks of the target health gate.
     #[serde(default)]
     pub gate_failures: u32,
+    /// The most candidate tasks seen stopped for a failure of the version.
+    /// Kept, because ECS lists a stopped task only for a while.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub task_failures: u32,
     /// What the target health gate and a held rollback remember between looks.
     #[serde(default, skip_serializing_if = "HealthWatch::is_empty")]
     pub health: HealthWatch,
@@ -277,6 +281,7 @@ impl Rollout {
             step_started_at: now,
             progress_at: now,
             gate_failures: 0,
+            task_failures: 0,
             health: Default::default(),
             rollback: None,
             resume_to: None,
@@ -366,6 +371,10 @@ impl Status {
             self.history.drain(..excess);
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

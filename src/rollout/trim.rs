@@ -132,6 +132,7 @@ mod tests {
             step_started_at: Timestamp(2),
             progress_at: Timestamp(3),
             gate_failures: 0,
+            task_failures: 0,
             health: Default::default(),
             rollback: Some(RollbackReason::HookFailed {
                 hook: HookPoint::AfterProductionTraffic,

@@ -44,6 +44,8 @@ pub(crate) struct Service {
     /// Tasks that stopped, as `ListTasks` with `desiredStatus = STOPPED`
     /// and `DescribeTasks` show them.
     pub stopped_tasks: Vec<StoppedTask>,
+    /// When the controller removed each task set (DeleteTaskSet), by id.
+    pub removed: Vec<(String, Timestamp)>,
     /// What `Version::Image` builds on when there is no task set to copy.
     pub base_task_definition: String,
 }
@@ -68,6 +70,7 @@ pub(crate) struct StoppedTask {
     /// ECS's `stopCode` and `stoppedReason`.
     pub stop_code: &'static str,
     pub stopped_reason: String,
+    pub stopped_at: Timestamp,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -439,7 +442,11 @@ impl World {
         if !by_hand {
             self.check_task_set_delete(&ts.arn, ts.target_group.as_deref());
         }
+        let now = self.now;
         let service = self.service_mut(key, DELETE)?;
+        if !by_hand {
+            service.removed.push((ts.id.clone(), now));
+        }
         let Some(live) = service.task_sets.iter_mut().find(|t| t.is(id_or_arn)) else {
             return Ok(());
         };

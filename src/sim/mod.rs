@@ -142,6 +142,39 @@ impl SimCloud {
         self.world().log_entries().to_vec()
     }
 
+    /// How many tasks of the service's primary task set had stopped for a
+    /// failure of its version (as the task failures gate counts them) when
+    /// the controller removed the task set that served before it: what the
+    /// controller could know of the version it kept. `None` without a
+    /// primary, or when no task set was removed after it was created.
+    pub fn primary_failures_before_promotion(&self, key: &ServiceKey) -> Option<u32> {
+        let world = self.world();
+        let service = world.services.by_key.get(key)?;
+        let primary = service
+            .task_sets
+            .iter()
+            .find(|t| t.status == crate::rollout::TaskSetStatus::Primary)?;
+        let removed = service
+            .removed
+            .iter()
+            .filter(|(id, at)| *id != primary.id && *at >= primary.created_at)
+            .map(|(_, at)| *at)
+            .min()?;
+        let failures = service
+            .stopped_tasks
+            .iter()
+            .filter(|t| {
+                t.started_by == primary.id
+                    && t.stopped_at < removed
+                    && crate::cloud::stopped::counts_as_failure(
+                        Some(t.stop_code),
+                        Some(&t.stopped_reason),
+                    )
+            })
+            .count();
+        Some(failures as u32)
+    }
+
     /// The longest time a production route sent traffic to a target group
     /// with no healthy target, counting an exposure still going on.
     pub fn max_exposure(&self) -> Duration {

@@ -271,6 +271,7 @@ impl World {
                 deployment_controller: setup.deployment_controller.clone(),
                 task_sets,
                 stopped_tasks: Vec::new(),
+                removed: Vec::new(),
                 base_task_definition: task_definition.clone(),
             },
         );

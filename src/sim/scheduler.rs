@@ -237,6 +237,7 @@ impl World {
             started_by,
             stop_code,
             stopped_reason,
+            stopped_at: self.now,
         });
         self.log(format!(
             "{}: task {} of {} stopped: {reason}",

@@ -50,13 +50,20 @@ fn all_at_once_moves_everything_in_one_step_then_bakes_and_removes_blue() {
 }
 
 #[test]
-fn finalizing_reads_no_target_health_and_rolling_back_reads_both_sides() {
+fn finalizing_reads_target_health_until_the_old_task_set_is_gone_and_rolling_back_reads_both_sides()
+{
     let mut w = World::new(record("web:2", json!("all_at_once")));
+    let blue = w.svc.task_sets[0].arn.clone();
     let mut phases_read = std::collections::BTreeSet::new();
     for _ in 0..40 {
         let spec = w.spec();
         if !w.observe(&spec).targets.is_empty() {
             phases_read.insert(w.status.phase);
+            if w.status.phase == Phase::Finalizing {
+                // The old task set is the way back until it is removed;
+                // after that, there is nothing left to decide by health.
+                assert!(!w.deleted.contains(&blue), "read after the delete");
+            }
         }
         w.step();
         w.now = w.now + S5;
@@ -69,7 +76,7 @@ fn finalizing_reads_no_target_health_and_rolling_back_reads_both_sides() {
         phases_read.contains(&Phase::Provisioning),
         "{phases_read:?}"
     );
-    assert!(!phases_read.contains(&Phase::Finalizing), "{phases_read:?}");
+    assert!(w.deleted.contains(&blue));
 
     // A candidate that turns unhealthy is rolled back reading the health
     // of the side production returns to, and the candidate's.

@@ -344,3 +344,66 @@ fn a_step_that_gives_weight_back_waits_for_that_side_to_have_a_healthy_target() 
     steps(&mut w, 1);
     assert_eq!(w.production.percent(GREEN), 10, "{}", w.status.message);
 }
+
+/// What the controller would read for the world as it stands.
+fn planned_reads(w: &World) -> crate::rollout::Reads {
+    let spec = w.spec().expect("valid record");
+    crate::rollout::reads(
+        &crate::rollout::Desired::Valid(&spec),
+        Some(&crate::rollout::ServiceState::Found(w.svc.clone())),
+        &w.status,
+        w.now,
+    )
+}
+
+#[test]
+fn without_a_task_failures_gate_the_circuit_breaker_rolls_back_a_candidate_whose_tasks_fail() {
+    let mut w = shifting();
+    // At its bar, the candidate's stopped tasks are not read at all.
+    assert!(planned_reads(&w).failed_tasks.is_none());
+    // Its three tasks fail ELB health checks, ECS stops them: their targets
+    // drain before a look could see them unhealthy.
+    w.healthy.insert(GREEN.into(), 0);
+    w.replacing.insert(GREEN.into(), 3);
+    w.failed_tasks = 1;
+    w.advance(S5);
+    w.step();
+    assert_eq!(w.status.phase, Phase::Shifting, "{}", w.status.message);
+    assert!(planned_reads(&w).failed_tasks.is_some(), "read while short");
+    // One failure of three tasks is churn; the second reaches ECS's
+    // circuit breaker threshold for three tasks (half, at least two).
+    w.advance(S5);
+    w.step();
+    assert_eq!(w.status.phase, Phase::Shifting, "{}", w.status.message);
+    w.failed_tasks = 2;
+    w.advance(S5);
+    w.step();
+    assert_eq!(w.status.phase, Phase::RollingBack, "{}", w.status.message);
+    assert_eq!(w.settle(), Phase::Failed);
+    let failed = w.status.failed.as_ref().expect("failed revision");
+    assert!(failed.reason.contains("task_failures"), "{}", failed.reason);
+    assert!(
+        failed.reason.contains("circuit breaker"),
+        "{}",
+        failed.reason
+    );
+    assert_eq!(w.production.percent(BLUE), 100);
+}
+
+#[test]
+fn the_old_task_set_stays_while_a_candidate_fails_as_its_bake_ends() {
+    let mut w = World::new(record("web:2", json!("all_at_once")));
+    let blue = w.svc.task_sets[0].arn.clone();
+    assert!(
+        w.run_until(Phase::Finalizing, S5, 400),
+        "{}",
+        w.status.message
+    );
+    assert!(w.deleted.is_empty(), "{:?}", w.deleted);
+    // Every candidate target fails its checks just as the bake ends.
+    w.healthy.insert(GREEN.into(), 0);
+    let phase = w.settle();
+    assert!(!w.deleted.contains(&blue), "{:?}", w.deleted);
+    assert_eq!(phase, Phase::Failed, "{}", w.status.message);
+    assert_eq!(w.production.percent(BLUE), 100);
+}

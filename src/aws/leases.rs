@@ -110,6 +110,64 @@ impl DynamoLeases {
             .map_err(|e| from_sdk("dynamodb:GetItem", e))
     }
 
+    /// Takes the lease item `name` for `replica` with the next token and
+    /// beat, and sets `also` (attribute, value placeholder, value) with
+    /// them; only while the item is as `seen` (token, beat) left it, or
+    /// absent when nothing was seen, so two replicas that read the same
+    /// lease cannot both take it. The token taken, or `None` when another
+    /// replica moved the lease first.
+    async fn take(
+        &self,
+        name: &str,
+        replica: &str,
+        seen: Option<(u64, u64)>,
+        also: (&str, &str, AttributeValue),
+    ) -> Result<Option<u64>, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let (token, beat) = seen.map_or((1, 1), |(token, beat)| (token + 1, beat + 1));
+        let (attribute, placeholder, value) = also;
+        let also_name = format!("#{attribute}");
+        let mut update = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key(LEASE_KEY, AttributeValue::S(name.to_string()))
+            .update_expression(format!(
+                "SET #holder = :holder, #token = :token, #beat = :beat, {also_name} = {placeholder}"
+            ))
+            .expression_attribute_names("#holder", HOLDER)
+            .expression_attribute_names("#token", TOKEN)
+            .expression_attribute_names("#beat", BEAT)
+            .expression_attribute_names(also_name, attribute)
+            .expression_attribute_values(":holder", AttributeValue::S(replica.to_string()))
+            .expression_attribute_values(":token", number(token))
+            .expression_attribute_values(":beat", number(beat))
+            .expression_attribute_values(placeholder, value);
+        update = match seen {
+            None => update
+                .condition_expression("attribute_not_exists(#key)")
+                .expression_attribute_names("#key", LEASE_KEY),
+            Some((seen_token, seen_beat)) => update
+                .condition_expression("#token = :seen_token AND #beat = :seen_beat")
+                .expression_attribute_values(":seen_token", number(seen_token))
+                .expression_attribute_values(":seen_beat", number(seen_beat)),
+        };
+        match update.send().await {
+            Ok(_) => Ok(Some(token)),
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => {
+                // The SDK retries a write whose reply was lost, and the retry
+                // fails against our own first attempt: look whose it is.
+                let ours = self.get(name).await?.is_some_and(|item| {
+                    string(&item, HOLDER).as_deref() == Some(replica)
+                        && whole(&item, TOKEN) == token
+                        && whole(&item, BEAT) == beat
+                });
+                Ok(ours.then_some(token))
+            }
+            Err(e) => Err(from_sdk(OP, e)),
+        }
+    }
+
     /// A conditional update of a held lease: the beat moves on, and
     /// `extra` (e.g. `REMOVE holder`) is applied too.
     async fn touch(&self, fence: &Fence, extra: &str) -> Result<bool, CloudError> {
@@ -238,52 +296,21 @@ impl Leases for DynamoLeases {
         replica: &str,
         seen: Option<&ShardLease>,
     ) -> Result<Option<Fence>, CloudError> {
-        const OP: &str = "dynamodb:UpdateItem";
-        let (token, beat) = seen.map_or((1, 1), |s| (s.token + 1, s.beat + 1));
-        let name = shard_item(shard);
-        let mut update = self
-            .dynamodb
-            .update_item()
-            .table_name(&self.table)
-            .key(LEASE_KEY, AttributeValue::S(name.clone()))
-            .update_expression(
-                "SET #holder = :holder, #token = :token, #beat = :beat, #shards = :shards",
+        let shards = number(u64::from(shards));
+        let seen = seen.map(|s| (s.token, s.beat));
+        let token = self
+            .take(
+                &shard_item(shard),
+                replica,
+                seen,
+                (SHARDS, ":shards", shards),
             )
-            .expression_attribute_names("#holder", HOLDER)
-            .expression_attribute_names("#token", TOKEN)
-            .expression_attribute_names("#beat", BEAT)
-            .expression_attribute_names("#shards", SHARDS)
-            .expression_attribute_values(":holder", AttributeValue::S(replica.to_string()))
-            .expression_attribute_values(":token", number(token))
-            .expression_attribute_values(":beat", number(beat))
-            .expression_attribute_values(":shards", number(u64::from(shards)));
-        update = match seen {
-            None => update
-                .condition_expression("attribute_not_exists(#key)")
-                .expression_attribute_names("#key", LEASE_KEY),
-            Some(s) => update
-                .condition_expression("#token = :seen_token AND #beat = :seen_beat")
-                .expression_attribute_values(":seen_token", number(s.token))
-                .expression_attribute_values(":seen_beat", number(s.beat)),
-        };
-        let fence = Fence {
+            .await?;
+        Ok(token.map(|token| Fence {
             shard,
             holder: replica.to_string(),
             token,
-        };
-        match update.send().await {
-            Ok(_) => Ok(Some(fence)),
-            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => {
-                // The SDK retries a write whose reply was lost, and the retry
-                // fails against our own first attempt: look whose it is.
-                let now = self.get(&name).await?.map(|item| shard_lease(shard, &item));
-                let ours = now.is_some_and(|l| {
-                    l.holder.as_deref() == Some(replica) && l.token == token && l.beat == beat
-                });
-                Ok(ours.then_some(fence))
-            }
-            Err(e) => Err(from_sdk(OP, e)),
-        }
+        }))
     }
 
     async fn renew(&self, fence: &Fence) -> Result<bool, CloudError> {
@@ -300,53 +327,17 @@ impl Leases for DynamoLeases {
         replica: &str,
         seen: Option<&FeedLease>,
     ) -> Result<Option<FeedFence>, CloudError> {
-        const OP: &str = "dynamodb:UpdateItem";
-        let (token, beat) = seen.map_or((1, 1), |s| (s.token + 1, s.beat + 1));
-        let name = feed_item(slot);
+        let seen = seen.map(|s| (s.token, s.beat));
         // Not reading until the new holder's feed takes its position.
-        let mut update = self
-            .dynamodb
-            .update_item()
-            .table_name(&self.table)
-            .key(LEASE_KEY, AttributeValue::S(name.clone()))
-            .update_expression(
-                "SET #holder = :holder, #token = :token, #beat = :beat, #reading = :false",
-            )
-            .expression_attribute_names("#holder", HOLDER)
-            .expression_attribute_names("#token", TOKEN)
-            .expression_attribute_names("#beat", BEAT)
-            .expression_attribute_names("#reading", READING)
-            .expression_attribute_values(":holder", AttributeValue::S(replica.to_string()))
-            .expression_attribute_values(":token", number(token))
-            .expression_attribute_values(":beat", number(beat))
-            .expression_attribute_values(":false", AttributeValue::Bool(false));
-        update = match seen {
-            None => update
-                .condition_expression("attribute_not_exists(#key)")
-                .expression_attribute_names("#key", LEASE_KEY),
-            Some(s) => update
-                .condition_expression("#token = :seen_token AND #beat = :seen_beat")
-                .expression_attribute_values(":seen_token", number(s.token))
-                .expression_attribute_values(":seen_beat", number(s.beat)),
-        };
-        let fence = FeedFence {
+        let not_reading = (READING, ":false", AttributeValue::Bool(false));
+        let token = self
+            .take(&feed_item(slot), replica, seen, not_reading)
+            .await?;
+        Ok(token.map(|token| FeedFence {
             slot,
             holder: replica.to_string(),
             token,
-        };
-        match update.send().await {
-            Ok(_) => Ok(Some(fence)),
-            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => {
-                // As for a shard: a retried write may have failed against
-                // our own first attempt.
-                let now = self.get(&name).await?.map(|item| feed_lease(slot, &item));
-                let ours = now.is_some_and(|l| {
-                    l.holder.as_deref() == Some(replica) && l.token == token && l.beat == beat
-                });
-                Ok(ours.then_some(fence))
-            }
-            Err(e) => Err(from_sdk(OP, e)),
-        }
+        }))
     }
 
     async fn renew_feed(&self, fence: &FeedFence) -> Result<bool, CloudError> {

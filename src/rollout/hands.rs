@@ -188,14 +188,8 @@ impl Machine<'_, '_> {
                     .to_string())
         );
         self.alert(r, AlertKind::PreviousTaskSetDeleted, why.clone());
-        let healthy = self
-            .observed
-            .targets
-            .get(&r.target_group)
-            .map_or(0, |t| t.healthy);
-        let candidate = live(self.svc)
-            .find(|t| t.revision().as_ref() == Some(&r.id.revision))
-            .cloned();
+        let healthy = self.healthy_targets(&r.target_group);
+        let candidate = self.candidate(&r.id.revision);
         let (Some(c), true) = (candidate, healthy > 0) else {
             let deadline = r.progress_at + self.spec.progress_deadline;
             if self.d.now >= deadline {
@@ -229,7 +223,7 @@ impl Machine<'_, '_> {
             Some(true) if self.sticky_clients_held(&from_tg) => Flow::Wait,
             Some(true) => {
                 if c.status != TaskSetStatus::Primary {
-                    self.make_primary(&c);
+                    self.make_primary(c);
                 }
                 self.d.status.weights = Some((0, 100));
                 let steps = self.steps(r).len() as u32;
@@ -261,6 +255,14 @@ impl Machine<'_, '_> {
             }
         }
         kept
+    }
+
+    /// All of production back on the previous task set's `previous_tg`,
+    /// none on the candidate's `candidate_tg`, and groups someone else
+    /// added kept as they are: where a rollback, or a candidate with no
+    /// healthy target, sends production.
+    pub(crate) fn all_back_to(&self, previous_tg: &str, candidate_tg: &str) -> Weights {
+        self.keeping_foreign(Weights::pair(previous_tg, 100, candidate_tg, 0))
     }
 
     /// Raises `kind` once per rollout.

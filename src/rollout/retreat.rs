@@ -33,8 +33,9 @@ impl Machine<'_, '_> {
             // A first release has nothing to give the share back to.
             return;
         };
-        let healthy = |tg: &str| self.observed.targets.get(tg).map_or(0, |t| t.healthy);
-        if healthy(&r.target_group) > 0 || healthy(&from.target_group) == 0 {
+        if self.healthy_targets(&r.target_group) > 0
+            || self.healthy_targets(&from.target_group) == 0
+        {
             // Either it can serve, or neither side can and moving traffic
             // would only trade one failing group for another.
             return;
@@ -58,7 +59,7 @@ impl Machine<'_, '_> {
             }
             return;
         }
-        let want = self.keeping_foreign(Weights::pair(&from.target_group, 100, &r.target_group, 0));
+        let want = self.all_back_to(&from.target_group, &r.target_group);
         let gate_said = self.d.status.message.clone();
         self.set_production(want);
         self.sticky_clients_held(&r.target_group);
@@ -105,12 +106,13 @@ impl Machine<'_, '_> {
         want.0
             .iter()
             .filter(|(tg, w)| **w > seen.get(tg))
-            .find(|(tg, _)| {
-                self.observed
-                    .targets
-                    .get(*tg)
-                    .is_none_or(|t| t.healthy == 0)
-            })
+            .find(|(tg, _)| self.healthy_targets(tg) == 0)
             .map(|(tg, _)| tg.clone())
+    }
+
+    /// The healthy targets `tg` had when observed; 0 when its health was
+    /// not read, as nothing can be sent there on the strength of it.
+    pub(crate) fn healthy_targets(&self, tg: &str) -> u32 {
+        self.observed.targets.get(tg).map_or(0, |t| t.healthy)
     }
 }

@@ -14,7 +14,7 @@ impl Machine<'_, '_> {
             return Flow::Next;
         };
         let spec = self.spec;
-        let candidate = live(self.svc).find(|t| t.revision().as_ref() == Some(&r.id.revision));
+        let candidate = self.candidate(&r.id.revision);
         let previous = r
             .from
             .as_ref()
@@ -24,8 +24,7 @@ impl Machine<'_, '_> {
             return self.nothing_to_return_to(r, reason);
         }
         if let (Some(from), Some(prev)) = (&r.from, previous) {
-            let want =
-                self.keeping_foreign(Weights::pair(&from.target_group, 100, &r.target_group, 0));
+            let want = self.all_back_to(&from.target_group, &r.target_group);
             match self.production_settled(&want) {
                 None => {
                     self.d.wake(Wake::Poll);
@@ -108,12 +107,7 @@ impl Machine<'_, '_> {
             }
             return None;
         }
-        let candidate = self
-            .observed
-            .targets
-            .get(&r.target_group)
-            .map_or(0, |t| t.healthy);
-        let neither_serves = candidate == 0;
+        let neither_serves = self.healthy_targets(&r.target_group) == 0;
         let weights = self
             .observed
             .production
@@ -166,7 +160,7 @@ impl Machine<'_, '_> {
             outcome,
             duration,
         });
-        if let Some(c) = live(self.svc).find(|t| t.revision().as_ref() == Some(&r.id.revision)) {
+        if let Some(c) = self.candidate(&r.id.revision) {
             self.d.status.active = Some(super::machine::task_set_ref(c));
             self.d.status.stable_revision = Some(r.id.revision.clone());
         }

@@ -65,15 +65,10 @@ impl LeaseTable {
         seen: Option<&FeedLease>,
     ) -> Option<FeedFence> {
         let current = self.feeds.get(&slot);
-        let unchanged = match (current, seen) {
-            (None, None) => true,
-            (Some(c), Some(s)) => c.token == s.token && c.beat == s.beat,
-            _ => false,
-        };
-        if !unchanged {
-            return None;
-        }
-        let (token, beat) = seen.map_or((1, 1), |s| (s.token + 1, s.beat + 1));
+        let (token, beat) = take(
+            current.map(|c| (c.token, c.beat)),
+            seen.map(|s| (s.token, s.beat)),
+        )?;
         let opened = current.map_or(0, |c| c.opened);
         self.feeds.insert(
             slot,
@@ -108,16 +103,10 @@ impl LeaseTable {
         replica: &str,
         seen: Option<&ShardLease>,
     ) -> Option<Fence> {
-        let current = self.shards.get(&shard);
-        let unchanged = match (current, seen) {
-            (None, None) => true,
-            (Some(c), Some(s)) => c.token == s.token && c.beat == s.beat,
-            _ => false,
-        };
-        if !unchanged {
-            return None;
-        }
-        let (token, beat) = seen.map_or((1, 1), |s| (s.token + 1, s.beat + 1));
+        let (token, beat) = take(
+            self.shards.get(&shard).map(|c| (c.token, c.beat)),
+            seen.map(|s| (s.token, s.beat)),
+        )?;
         self.shards.insert(
             shard,
             ShardLease {
@@ -148,6 +137,17 @@ impl LeaseTable {
             lease.holder = None;
         }
         true
+    }
+}
+
+/// The token and beat a take writes, given the lease's (token, beat) now
+/// and as the taker last read it: `None` when it moved since (or appeared,
+/// or went), as DynamoDB's condition on the write refuses it.
+fn take(current: Option<(u64, u64)>, seen: Option<(u64, u64)>) -> Option<(u64, u64)> {
+    match (current, seen) {
+        (None, None) => Some((1, 1)),
+        (Some(c), Some(s)) if c == s => Some((s.0 + 1, s.1 + 1)),
+        _ => None,
     }
 }
 

@@ -21,7 +21,7 @@ use cutover::rollout::readiness;
 use cutover::rollout::{Phase, ServiceKey, ServiceState, TaskSetStatus};
 use cutover::sim::{
     Action, BadVersion, Churn, DEFAULT_EPOCH, FaultProfile, Faults, ServiceArns, ServiceSetup,
-    SimCloud,
+    SimCloud, WeightedTargetGroup,
 };
 
 const SERVICES: usize = 5;
@@ -61,6 +61,12 @@ enum Hand {
     MoveWeights { acknowledge_after: Duration },
     /// Deletes the task set the rollout started from.
     DeleteOld,
+    /// Adds a third target group (another service's, healthy) to the
+    /// production forward action with this weight, and takes it off again
+    /// this long after.
+    ThirdGroup { weight: u32, remove_after: Duration },
+    /// Writes the record again with a linear strategy of this percent.
+    ChangeStrategy { percent: u32 },
 }
 
 /// Where a person's hand stands in a seed.
@@ -69,7 +75,27 @@ enum HandState {
     Waiting,
     Moved(Duration),
     Paused(Duration),
+    /// The third target group went on the listener then.
+    Added(Duration),
+    /// The strategy changed; the most the candidate has had since.
+    Changed {
+        high: u32,
+    },
     Done,
+}
+
+/// The target group a person adds to a production forward action: the
+/// blue group of a service no record names, whose deployment controller
+/// is ECS's own, so no churn and no rollout touches it.
+fn shelter(sim: &SimCloud) -> String {
+    let arns = sim
+        .add_service(ServiceSetup {
+            deployment_controller: "ECS".into(),
+            test_listener: false,
+            ..ServiceSetup::new(ServiceKey::new("sim", "shelter"))
+        })
+        .expect("shelter setup");
+    arns.target_groups[0].clone()
 }
 
 /// The hands topic's draws, from an RNG of its own so that they shift no
@@ -84,6 +110,13 @@ fn hands(seed: u64, plans: &mut [Plan]) {
                 acknowledge_after: Duration::from_secs(rng.random_range(20..600u64)),
             }),
             1 => Some(Hand::DeleteOld),
+            2 => Some(Hand::ThirdGroup {
+                weight: rng.random_range(1..30u32),
+                remove_after: Duration::from_secs(rng.random_range(20..300u64)),
+            }),
+            3 => Some(Hand::ChangeStrategy {
+                percent: rng.random_range(10..40u32),
+            }),
             _ => None,
         };
         if p.second.is_none() && p.first.1.is_none() && p.wipe_status_after.is_none() {
@@ -93,7 +126,15 @@ fn hands(seed: u64, plans: &mut [Plan]) {
 }
 
 /// One tick of a person's hand on service `p`; returns where it stands.
-fn lay_hand(sim: &SimCloud, p: &Plan, state: HandState, elapsed: Duration) -> HandState {
+/// `third` is the group a person adds to a forward action.
+fn lay_hand(
+    sim: &SimCloud,
+    p: &Plan,
+    state: HandState,
+    elapsed: Duration,
+    third: Option<&str>,
+    out: &mut Vec<String>,
+) -> HandState {
     let Some(hand) = p.hand else {
         return HandState::Done;
     };
@@ -158,6 +199,66 @@ fn lay_hand(sim: &SimCloud, p: &Plan, state: HandState, elapsed: Duration) -> Ha
                     let _ = sim.delete_task_set_by_hand(key, &from.arn);
                     HandState::Done
                 }
+                Hand::ThirdGroup { weight, .. } => {
+                    let (Some(third), Some(mut config)) = (third, sim.route_config(route)) else {
+                        return state;
+                    };
+                    for action in &mut config.actions {
+                        if let Action::Forward(f) = action {
+                            f.target_groups.push(WeightedTargetGroup {
+                                arn: third.to_string(),
+                                weight,
+                            });
+                        }
+                    }
+                    sim.set_route_config(route, config);
+                    HandState::Added(elapsed)
+                }
+                Hand::ChangeStrategy { percent } => {
+                    let mut body = record.body.clone();
+                    body["strategy"] =
+                        json!({"type": "linear", "percent": percent, "interval": "1m"});
+                    sim.put_spec(key, body);
+                    HandState::Changed { high: share }
+                }
+            }
+        }
+        (Hand::ThirdGroup { remove_after, .. }, HandState::Added(at))
+            if elapsed >= at + remove_after =>
+        {
+            let route = p.arns.production.arn();
+            let Some(mut config) = sim.route_config(route) else {
+                return state;
+            };
+            for action in &mut config.actions {
+                if let Action::Forward(f) = action {
+                    f.target_groups.retain(|t| Some(t.arn.as_str()) != third);
+                }
+            }
+            sim.set_route_config(route, config);
+            HandState::Done
+        }
+        (Hand::ChangeStrategy { percent }, HandState::Changed { high }) => {
+            // A changed strategy goes on from the candidate's share: each
+            // step is the first of the new list above it, never a jump.
+            let Some(status) = &record.status else {
+                return state;
+            };
+            let Some(r) = &status.rollout else {
+                return HandState::Done;
+            };
+            let Some(weights) = sim.visible_weights(p.arns.production.arn()) else {
+                return state;
+            };
+            let share = weights.percent(&r.target_group);
+            if share > high + percent {
+                out.push(format!(
+                    "{key}: after the strategy changed to linear {percent}%, the candidate went from at most {high}% to {share}%"
+                ));
+                return HandState::Done;
+            }
+            HandState::Changed {
+                high: high.max(share),
             }
         }
         (Hand::MoveWeights { acknowledge_after }, HandState::Moved(at))
@@ -439,6 +540,10 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
     let mut plans = plan(&sim, &mut rng, &stickiness(seed));
     task_sets.apply(&mut plans);
     hands(seed, &mut plans);
+    let third = plans
+        .iter()
+        .any(|p| matches!(p.hand, Some(Hand::ThirdGroup { .. })))
+        .then(|| shelter(&sim));
     let mut hand_states = vec![HandState::Waiting; plans.len()];
     let start = clock.now();
     for p in &plans {
@@ -499,7 +604,14 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
                     .unwrap_or_default();
                 sim.put_item(key, current);
             }
-            hand_states[i] = lay_hand(&sim, p, hand_states[i], elapsed);
+            hand_states[i] = lay_hand(
+                &sim,
+                p,
+                hand_states[i],
+                elapsed,
+                third.as_deref(),
+                &mut violations,
+            );
             // A person promotes whatever waits for promotion, on the record
             // as it is now: a second write of this tick is not undone.
             let fresh = sim.records().into_iter().find(|r| &r.key == key);

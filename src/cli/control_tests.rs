@@ -28,6 +28,7 @@ fn rollout(step: u32) -> Rollout {
         hook_verdicts: Default::default(),
         watch: None,
         steps: None,
+        went_on_from: None,
         hand_change: None,
         alerted: Default::default(),
     }

@@ -183,6 +183,7 @@ mod tests {
                 hook_verdicts: Default::default(),
                 watch: None,
                 steps: None,
+                went_on_from: None,
                 hand_change: None,
                 alerted: Default::default(),
             }),

@@ -119,6 +119,7 @@ fn the_phase_gauge_has_one_series_per_phase_and_follows_the_status_until_the_rec
             hook_verdicts: Default::default(),
             watch: None,
             steps: None,
+            went_on_from: None,
             hand_change: None,
             alerted: Default::default(),
         }),

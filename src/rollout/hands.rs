@@ -123,7 +123,8 @@ impl Machine<'_, '_> {
 
     /// Whether `seen` needs no one's attention: weights cutover could have
     /// written in this rollout (the candidate at 0%, 100%, a step's weight,
-    /// or what it last wrote, before a strategy change), or a change by hand
+    /// what it last wrote, or the share a changed strategy went on from), or
+    /// a change by hand
     /// someone has acknowledged.
     fn ours(&self, r: &Rollout, seen: &Weights) -> bool {
         let share = seen.percent(&r.target_group);
@@ -141,7 +142,12 @@ impl Machine<'_, '_> {
             .hand_change
             .as_ref()
             .is_some_and(|h| h.acknowledged && h.share == share);
-        share == 0 || share == 100 || stepped || written || acknowledged
+        // The share a changed strategy went on from was judged against the
+        // steps before the change, pass after pass; the new steps need not
+        // have it, and what cutover wrote may not be on the status (a lost
+        // status write).
+        let went_on_from = r.went_on_from == Some(share);
+        share == 0 || share == 100 || stepped || written || acknowledged || went_on_from
     }
 
     /// Production forwards to a target group the rollout does not own: the

@@ -655,6 +655,7 @@ impl<'a> Machine<'a, '_> {
             rr.step = step;
             rr.step_started_at = now;
             rr.progress_at = now;
+            rr.went_on_from = Some(share);
             let why = format!(
                 "the strategy changed: going on from {share}% on the candidate at step {step}"
             );

@@ -213,6 +213,11 @@ pub struct Rollout {
     /// candidate has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<String>,
+    /// The candidate's share when the strategy last changed: the rollout
+    /// goes on from it, so that share is cutover's own although no step of
+    /// the new strategy sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub went_on_from: Option<u32>,
     /// Production weights found changed outside cutover: the rollout stays
     /// paused until someone sets `paused` in the record (and clears it to
     /// go on).
@@ -290,6 +295,7 @@ impl Rollout {
             hook_verdicts: Default::default(),
             watch: None,
             steps: None,
+            went_on_from: None,
             hand_change: None,
             alerted: BTreeSet::new(),
         }

@@ -159,6 +159,7 @@ mod tests {
             )]),
             watch: None,
             steps: None,
+            went_on_from: None,
             hand_change: None,
             alerted: Default::default(),
         }

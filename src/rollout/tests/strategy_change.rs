@@ -80,3 +80,22 @@ fn an_unchanged_strategy_written_again_changes_nothing() {
     assert_eq!(w.settle(), Phase::Steady);
     assert_eq!(w.weight_log, vec![25, 50, 75, 100]);
 }
+
+/// Seeds 1460, 3901 and 18 more of a 5,000-seed soak: the status write that
+/// carried cutover's last weights was lost, then the strategy changed. The
+/// share the rollout went on from is no step of the new strategy, and was
+/// taken for a change by hand: the rollout paused for good.
+#[test]
+fn a_strategy_change_after_a_lost_status_write_is_not_a_change_by_hand() {
+    let mut w = World::new(record(
+        "web:2",
+        json!({"type": "canary", "percent": 42, "interval": "10m"}),
+    ));
+    until_share(&mut w, 42);
+    w.status.production_written = None;
+    w.set("strategy", linear(17, "1m"));
+    w.step();
+    assert_ne!(w.status.phase, Phase::Paused, "{}", w.status.message);
+    assert_eq!(w.settle(), Phase::Steady);
+    assert_eq!(w.weight_log, vec![42, 51, 68, 85, 100]);
+}

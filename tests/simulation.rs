@@ -18,7 +18,7 @@ use cutover::cloud::{Clock, DesiredStore, Ecs, LoadBalancer, ScaledClock};
 use cutover::controller::{Controller, ControllerConfig};
 use cutover::rollout::gate::circuit_breaker_threshold;
 use cutover::rollout::readiness;
-use cutover::rollout::{Phase, ServiceKey, ServiceState, TaskSetStatus};
+use cutover::rollout::{Phase, Route, ServiceKey, ServiceState, TaskSetStatus};
 use cutover::sim::{
     Action, BadVersion, Churn, DEFAULT_EPOCH, FaultProfile, Faults, ServiceArns, ServiceSetup,
     SimCloud, WeightedTargetGroup,
@@ -67,6 +67,10 @@ enum Hand {
     ThirdGroup { weight: u32, remove_after: Duration },
     /// Writes the record again with a linear strategy of this percent.
     ChangeStrategy { percent: u32 },
+    /// Writes the record again with another production listener (one that
+    /// forwards everything to blue), and moves the clients there once the
+    /// old route is back on the active task set.
+    MoveRoute,
 }
 
 /// Where a person's hand stands in a seed.
@@ -81,6 +85,9 @@ enum HandState {
     Changed {
         high: u32,
     },
+    /// The record names the new production listener; the old one still
+    /// takes clients until it is back on the active task set.
+    Rerouted,
     Done,
 }
 
@@ -117,6 +124,7 @@ fn hands(seed: u64, plans: &mut [Plan]) {
             3 => Some(Hand::ChangeStrategy {
                 percent: rng.random_range(10..40u32),
             }),
+            4 => Some(Hand::MoveRoute),
             _ => None,
         };
         if p.second.is_none() && p.first.1.is_none() && p.wipe_status_after.is_none() {
@@ -126,13 +134,15 @@ fn hands(seed: u64, plans: &mut [Plan]) {
 }
 
 /// One tick of a person's hand on service `p`; returns where it stands.
-/// `third` is the group a person adds to a forward action.
+/// `third` is the group a person adds to a forward action, `new_route` the
+/// listener a person moves production to.
 fn lay_hand(
     sim: &SimCloud,
     p: &Plan,
     state: HandState,
     elapsed: Duration,
     third: Option<&str>,
+    new_route: Option<&Route>,
     out: &mut Vec<String>,
 ) -> HandState {
     let Some(hand) = p.hand else {
@@ -221,6 +231,19 @@ fn lay_hand(
                     sim.put_spec(key, body);
                     HandState::Changed { high: share }
                 }
+                Hand::MoveRoute => {
+                    let Some(Route::Listener(new)) = new_route else {
+                        return state;
+                    };
+                    let mut body = record.body.clone();
+                    if let Some(fields) = body.as_object_mut() {
+                        fields.remove("production_rule");
+                    }
+                    body["production_listener"] = json!(new);
+                    sim.set_production(new, true);
+                    sim.put_spec(key, body);
+                    HandState::Rerouted
+                }
             }
         }
         (Hand::ThirdGroup { remove_after, .. }, HandState::Added(at))
@@ -237,6 +260,19 @@ fn lay_hand(
             }
             sim.set_route_config(route, config);
             HandState::Done
+        }
+        (Hand::MoveRoute, HandState::Rerouted) => {
+            // The clients move to the new listener once the old one sends
+            // nothing to the candidate: until then, the candidate must not
+            // be removed (the old route is still production to the sim).
+            let old = p.arns.production.arn();
+            match sim.visible_weights(old) {
+                Some(w) if w.percent(p.arns.green()) == 0 => {
+                    sim.set_production(old, false);
+                    HandState::Done
+                }
+                _ => state,
+            }
         }
         (Hand::ChangeStrategy { percent }, HandState::Changed { high }) => {
             // A changed strategy goes on from the candidate's share: each
@@ -544,6 +580,18 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
         .iter()
         .any(|p| matches!(p.hand, Some(Hand::ThirdGroup { .. })))
         .then(|| shelter(&sim));
+    let new_routes: Vec<Option<Route>> = plans
+        .iter()
+        .map(|p| {
+            matches!(p.hand, Some(Hand::MoveRoute)).then(|| {
+                let route =
+                    sim.add_production_listener(&p.arns.production, p.arns.blue(), p.arns.green());
+                // No client knows it until the person moves production there.
+                sim.set_production(route.arn(), false);
+                route
+            })
+        })
+        .collect();
     let mut hand_states = vec![HandState::Waiting; plans.len()];
     let start = clock.now();
     for p in &plans {
@@ -610,6 +658,7 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
                 hand_states[i],
                 elapsed,
                 third.as_deref(),
+                new_routes[i].as_ref(),
                 &mut violations,
             );
             // A person promotes whatever waits for promotion, on the record
@@ -639,11 +688,23 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
             all_written
                 && records.get(&p.arns.key).is_some_and(|r| {
                     let asked = r.spec().ok().map(|spec| spec.revision);
+                    // Done as a pipeline waiting on the status judges it:
+                    // Steady with the asked revision serving, or Failed
+                    // with the asked revision the one that failed. A
+                    // Steady phase alone is only "no rollout in flight":
+                    // leftovers are removed before the next one starts.
                     r.status.as_ref().is_some_and(|s| {
                         s.rollout.is_none()
-                            && matches!(s.phase, Phase::Steady | Phase::Failed)
                             && s.observed_revision.is_some()
                             && s.observed_revision == asked
+                            && match s.phase {
+                                Phase::Steady => s.stable_revision == asked,
+                                Phase::Failed => s
+                                    .failed
+                                    .as_ref()
+                                    .is_some_and(|f| Some(&f.rollout.revision) == asked.as_ref()),
+                                _ => false,
+                            }
                     })
                 })
         });
@@ -672,10 +733,13 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
         .into_iter()
         .map(|r| (r.key.clone(), r))
         .collect();
-    for p in &plans {
+    for (i, p) in plans.iter().enumerate() {
+        // Where a person moved production, the end state is judged there.
+        let moved = new_routes[i].is_some() && !sim.is_production(p.arns.production.arn());
         check_end_state(
             &sim,
             p,
+            if moved { new_routes[i].as_ref() } else { None },
             records.get(&p.arns.key).and_then(|r| r.status.clone()),
             &mut violations,
         );
@@ -689,6 +753,7 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
 fn check_end_state(
     sim: &SimCloud,
     p: &Plan,
+    moved_to: Option<&Route>,
     status: Option<cutover::rollout::Status>,
     out: &mut Vec<String>,
 ) {
@@ -715,7 +780,7 @@ fn check_end_state(
     };
     let tg = primary.target_group.clone().unwrap_or_default();
     let weights = sim
-        .visible_weights(p.arns.production.arn())
+        .visible_weights(moved_to.unwrap_or(&p.arns.production).arn())
         .unwrap_or_default();
     if weights.percent(&tg) != 100 {
         out.push(format!(
@@ -745,7 +810,12 @@ fn check_end_state(
                 let threshold = p.task_failures.unwrap_or_else(|| {
                     circuit_breaker_threshold(readiness::desired_tasks(primary, &svc))
                 });
-                let failures = sim.primary_failures_before_promotion(key).unwrap_or(0);
+                // A pass acts on reads taken up to a few seconds before
+                // (every call's latency, and retries): a failure just
+                // before the delete could not have been seen.
+                let failures = sim
+                    .primary_failures_before_promotion(key, Duration::from_secs(5))
+                    .unwrap_or(0);
                 if never_healthy || failures >= threshold {
                     out.push(format!(
                         "{key}: a bad version was promoted ({failures} of its tasks had failed, threshold {threshold})"

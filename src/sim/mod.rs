@@ -143,11 +143,16 @@ impl SimCloud {
     }
 
     /// How many tasks of the service's primary task set had stopped for a
-    /// failure of its version (as the task failures gate counts them) when
-    /// the controller removed the task set that served before it: what the
-    /// controller could know of the version it kept. `None` without a
-    /// primary, or when no task set was removed after it was created.
-    pub fn primary_failures_before_promotion(&self, key: &ServiceKey) -> Option<u32> {
+    /// failure of its version (as the task failures gate counts them) at
+    /// least `known_after` before the controller removed the task set that
+    /// served before it: what the controller could know of the version it
+    /// kept, as a pass acts on reads taken a moment before. `None` without
+    /// a primary, or when no task set was removed after it was created.
+    pub fn primary_failures_before_promotion(
+        &self,
+        key: &ServiceKey,
+        known_after: Duration,
+    ) -> Option<u32> {
         let world = self.world();
         let service = world.services.by_key.get(key)?;
         let primary = service
@@ -165,7 +170,7 @@ impl SimCloud {
             .iter()
             .filter(|t| {
                 t.started_by == primary.id
-                    && t.stopped_at < removed
+                    && t.stopped_at + known_after <= removed
                     && crate::cloud::stopped::counts_as_failure(
                         Some(t.stop_code),
                         Some(&t.stopped_reason),
@@ -279,6 +284,15 @@ impl SimCloud {
         r.production = production;
         w.route_changed(route_arn);
         true
+    }
+
+    /// Whether the invariants watch the route as one production takes.
+    pub fn is_production(&self, route_arn: &str) -> bool {
+        self.world()
+            .lb
+            .routes
+            .get(route_arn)
+            .is_some_and(|r| r.production)
     }
 
     /// Every record, sorted by key, without cost or faults.

@@ -144,6 +144,25 @@ impl ServiceArns {
 }
 
 impl SimCloud {
+    /// Another production listener on the load balancer `beside` is on,
+    /// forwarding everything to `blue`: where a person moves a service's
+    /// production traffic to.
+    pub fn add_production_listener(&self, beside: &Route, blue: &str, green: &str) -> Route {
+        let mut w = self.world();
+        // listener/app/<name>/<id>/<listener>[/<rule>]: the load balancer is
+        // the first four parts.
+        let base = beside.arn().replace(":listener-rule/", ":listener/");
+        let lb: Vec<&str> = base.split('/').take(4).collect();
+        let arn = format!("{}/{}", lb.join("/"), w.hex_id(16));
+        w.lb.add_route(
+            &arn,
+            RouteKind::Listener,
+            true,
+            route(vec![Action::forward(&[(blue, 100), (green, 0)])]),
+        );
+        Route::Listener(arn)
+    }
+
     /// Creates the service with one PRIMARY task set already running and
     /// healthy in the blue target group, and the listeners in front of it.
     pub fn add_service(&self, setup: ServiceSetup) -> Result<ServiceArns, CloudError> {

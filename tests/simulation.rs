@@ -20,8 +20,8 @@ use cutover::rollout::gate::circuit_breaker_threshold;
 use cutover::rollout::readiness;
 use cutover::rollout::{Phase, Route, ServiceKey, ServiceState, TaskSetStatus};
 use cutover::sim::{
-    Action, BadVersion, Churn, DEFAULT_EPOCH, FaultProfile, Faults, ServiceArns, ServiceSetup,
-    SimCloud, WeightedTargetGroup,
+    Action, BadVersion, Churn, DEFAULT_EPOCH, FaultProfile, Faults, Forward, ServiceArns,
+    ServiceSetup, SimCloud, WeightedTargetGroup,
 };
 
 const SERVICES: usize = 5;
@@ -133,6 +133,21 @@ fn hands(seed: u64, plans: &mut [Plan]) {
     }
 }
 
+/// A person's edit of every forward action of `route`, as the console
+/// writes it; false when the route is not there.
+fn edit_forward(sim: &SimCloud, route: &str, mut edit: impl FnMut(&mut Forward)) -> bool {
+    let Some(mut config) = sim.route_config(route) else {
+        return false;
+    };
+    for action in &mut config.actions {
+        if let Action::Forward(f) = action {
+            edit(f);
+        }
+    }
+    sim.set_route_config(route, config);
+    true
+}
+
 /// One tick of a person's hand on service `p`; returns where it stands.
 /// `third` is the group a person adds to a forward action, `new_route` the
 /// listener a person moves production to.
@@ -188,21 +203,18 @@ fn lay_hand(
                     } else {
                         share - 3
                     };
-                    let Some(mut config) = sim.route_config(route) else {
-                        return state;
-                    };
-                    for action in &mut config.actions {
-                        if let Action::Forward(f) = action {
-                            for t in &mut f.target_groups {
-                                if t.arn == r.target_group {
-                                    t.weight = moved;
-                                } else if t.arn == from.target_group {
-                                    t.weight = 100 - moved;
-                                }
+                    let edited = edit_forward(sim, route, |f| {
+                        for t in &mut f.target_groups {
+                            if t.arn == r.target_group {
+                                t.weight = moved;
+                            } else if t.arn == from.target_group {
+                                t.weight = 100 - moved;
                             }
                         }
+                    });
+                    if !edited {
+                        return state;
                     }
-                    sim.set_route_config(route, config);
                     HandState::Moved(elapsed)
                 }
                 Hand::DeleteOld => {
@@ -210,18 +222,18 @@ fn lay_hand(
                     HandState::Done
                 }
                 Hand::ThirdGroup { weight, .. } => {
-                    let (Some(third), Some(mut config)) = (third, sim.route_config(route)) else {
+                    let Some(third) = third else {
                         return state;
                     };
-                    for action in &mut config.actions {
-                        if let Action::Forward(f) = action {
-                            f.target_groups.push(WeightedTargetGroup {
-                                arn: third.to_string(),
-                                weight,
-                            });
-                        }
+                    let edited = edit_forward(sim, route, |f| {
+                        f.target_groups.push(WeightedTargetGroup {
+                            arn: third.to_string(),
+                            weight,
+                        });
+                    });
+                    if !edited {
+                        return state;
                     }
-                    sim.set_route_config(route, config);
                     HandState::Added(elapsed)
                 }
                 Hand::ChangeStrategy { percent } => {
@@ -249,16 +261,12 @@ fn lay_hand(
         (Hand::ThirdGroup { remove_after, .. }, HandState::Added(at))
             if elapsed >= at + remove_after =>
         {
-            let route = p.arns.production.arn();
-            let Some(mut config) = sim.route_config(route) else {
+            let edited = edit_forward(sim, p.arns.production.arn(), |f| {
+                f.target_groups.retain(|t| Some(t.arn.as_str()) != third);
+            });
+            if !edited {
                 return state;
-            };
-            for action in &mut config.actions {
-                if let Action::Forward(f) = action {
-                    f.target_groups.retain(|t| Some(t.arn.as_str()) != third);
-                }
             }
-            sim.set_route_config(route, config);
             HandState::Done
         }
         (Hand::MoveRoute, HandState::Rerouted) => {

@@ -165,13 +165,6 @@ pub fn reads(
             }
         }
     };
-    // The task set the rollout started from is still live: the way back,
-    // and the candidate is watched until Finalizing removes it.
-    let from_live = status
-        .rollout
-        .as_ref()
-        .and_then(|r| r.from.as_ref())
-        .is_some_and(|f| live(svc).any(|t| t.arn == f.arn));
     let mut probes = Vec::new();
     let mut failed_tasks = None;
     if let Some(r) = &status.rollout
@@ -198,7 +191,7 @@ pub fn reads(
         // (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html),
         // so every failure is counted, and a rollout whose candidate stays
         // healthy costs no ListTasks at all.
-        let watched = gated(status.phase) || (status.phase == Phase::Finalizing && from_live);
+        let watched = gated(status.phase) || status.phase == Phase::Finalizing;
         let own =
             spec.gates.task_failures.is_some() && (watched || status.phase == Phase::Provisioning);
         let short = watched && r.health.short_since.is_some();
@@ -219,7 +212,15 @@ pub fn reads(
             .map(|f| f.target_group.clone())
             .chain(target_group)
             .collect(),
-        Some(_) if status.phase == Phase::Finalizing && !from_live => vec![],
+        Some(r)
+            if status.phase == Phase::Finalizing
+                && !r
+                    .from
+                    .as_ref()
+                    .is_some_and(|f| live(svc).any(|t| t.arn == f.arn)) =>
+        {
+            vec![]
+        }
         // Where a rollback can begin with production on the candidate, the
         // side it would return to is read too, so the rollback's first
         // decision already knows whether that side can serve.
@@ -249,7 +250,9 @@ pub fn reads(
             Some(r) => {
                 r.rollback.is_some()
                     || status.phase == Phase::Finalizing
-                    || (r.from.is_some() && !from_live)
+                    || r.from
+                        .as_ref()
+                        .is_some_and(|f| !live(svc).any(|t| t.arn == f.arn))
             }
             None => strays,
         };

@@ -1128,7 +1128,10 @@ impl<'a> Machine<'a, '_> {
             // the candidate still serves: one that fails as its bake ends
             // rolls back, or gives its share back, as it would a moment
             // before.
-            if let Some(flow) = self.candidate_gates(&r) {
+            if let Some(flow) = self.task_failures(&r) {
+                return flow;
+            }
+            if let Some(flow) = self.health_gate(&r) {
                 return flow;
             }
             let want = self.production_weights(&r, 100);

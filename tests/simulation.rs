@@ -1027,6 +1027,14 @@ fn seed_6_a_lost_status_after_a_retreat_bakes_again() {
     replays_cleanly(6);
 }
 
+/// After A -> B -> A, the earlier task set of A still drains with the
+/// failures of its own rollout; counting them failed the good version when
+/// the call timing shifted by one read.
+#[test]
+fn seed_201_a_version_written_again_is_judged_by_its_own_task_failures() {
+    replays_cleanly(201);
+}
+
 /// A restarted controller's first listing returned an older version of a
 /// record (a stale `Scan`): its pass replayed the bake of a rollout already
 /// rolling back and wrote the candidate's 100% back just before the

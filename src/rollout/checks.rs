@@ -14,12 +14,7 @@ impl Machine<'_, '_> {
     /// `Ok(None)` when all passed since the current step began, `Ok(Some(why))`
     /// while some still wait for a passing reading, `Err` to stop here.
     pub(crate) fn gates(&mut self, r: &Rollout) -> Result<Option<String>, Flow> {
-        // Task failures first: the health gate waits while the candidate is
-        // short, which is when failed tasks are counted.
-        if let Some(flow) = self.task_failures(r) {
-            return Err(flow);
-        }
-        if let Some(flow) = self.health_gate(r) {
+        if let Some(flow) = self.candidate_gates(r) {
             return Err(flow);
         }
         let probes = self.spec.gates.probes();
@@ -51,6 +46,13 @@ impl Machine<'_, '_> {
                 Err(self.begin_rollback(RollbackReason::GateFailed { gate, detail }))
             }
         }
+    }
+
+    /// The candidate's own gates: its task failures, then its target health.
+    /// Task failures first: the health gate waits while the candidate is
+    /// short, which is when failed tasks are counted.
+    pub(crate) fn candidate_gates(&mut self, r: &Rollout) -> Option<Flow> {
+        self.task_failures(r).or_else(|| self.health_gate(r))
     }
 
     /// ECS's circuit breaker, in cutover's hands: too many candidate tasks

@@ -72,6 +72,13 @@ pub(crate) fn live(svc: &EcsService) -> impl Iterator<Item = &TaskSet> {
         .filter(|t| t.status != TaskSetStatus::Draining)
 }
 
+/// The live task set that runs `rev`: a rollout's candidate. A draining task
+/// set of the same revision (the one an A -> B -> A release left behind) is
+/// not it: its stopped tasks and targets belong to the earlier rollout.
+pub(crate) fn candidate<'s>(svc: &'s EcsService, rev: &Revision) -> Option<&'s TaskSet> {
+    live(svc).find(|t| t.revision().as_ref() == Some(rev))
+}
+
 /// Whether `task_set` runs what `spec` asks for.
 pub(crate) fn runs(spec: &Spec, task_set: &TaskSet) -> bool {
     match task_set.revision() {
@@ -165,6 +172,13 @@ pub fn reads(
             }
         }
     };
+    // The task set the rollout started from is still live: the way back,
+    // and the candidate is watched until Finalizing removes it.
+    let from_live = status
+        .rollout
+        .as_ref()
+        .and_then(|r| r.from.as_ref())
+        .is_some_and(|f| live(svc).any(|t| t.arn == f.arn));
     let mut probes = Vec::new();
     let mut failed_tasks = None;
     if let Some(r) = &status.rollout
@@ -191,12 +205,12 @@ pub fn reads(
         // (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html),
         // so every failure is counted, and a rollout whose candidate stays
         // healthy costs no ListTasks at all.
-        let watched = gated(status.phase) || status.phase == Phase::Finalizing;
+        let watched = gated(status.phase) || (status.phase == Phase::Finalizing && from_live);
         let own =
             spec.gates.task_failures.is_some() && (watched || status.phase == Phase::Provisioning);
         let short = watched && r.health.short_since.is_some();
         if own || short {
-            failed_tasks = svc.by_revision(&r.id.revision).map(|t| t.arn.clone());
+            failed_tasks = candidate(svc, &r.id.revision).map(|t| t.arn.clone());
         }
     }
     // The candidate's health decides while it waits to be ready, serves
@@ -212,15 +226,7 @@ pub fn reads(
             .map(|f| f.target_group.clone())
             .chain(target_group)
             .collect(),
-        Some(r)
-            if status.phase == Phase::Finalizing
-                && !r
-                    .from
-                    .as_ref()
-                    .is_some_and(|f| live(svc).any(|t| t.arn == f.arn)) =>
-        {
-            vec![]
-        }
+        Some(_) if status.phase == Phase::Finalizing && !from_live => vec![],
         // Where a rollback can begin with production on the candidate, the
         // side it would return to is read too, so the rollback's first
         // decision already knows whether that side can serve.
@@ -250,9 +256,7 @@ pub fn reads(
             Some(r) => {
                 r.rollback.is_some()
                     || status.phase == Phase::Finalizing
-                    || r.from
-                        .as_ref()
-                        .is_some_and(|f| !live(svc).any(|t| t.arn == f.arn))
+                    || (r.from.is_some() && !from_live)
             }
             None => strays,
         };

@@ -133,7 +133,7 @@ impl<'a> Machine<'a, '_> {
 
     /// The live task set created for the rollout's revision.
     pub(crate) fn candidate(&self, rev: &Revision) -> Option<&'a TaskSet> {
-        live(self.svc).find(|t| t.revision().as_ref() == Some(rev))
+        super::decide::candidate(self.svc, rev)
     }
 
     fn candidate_share(&self, r: &Rollout) -> u32 {
@@ -1128,10 +1128,7 @@ impl<'a> Machine<'a, '_> {
             // the candidate still serves: one that fails as its bake ends
             // rolls back, or gives its share back, as it would a moment
             // before.
-            if let Some(flow) = self.task_failures(&r) {
-                return flow;
-            }
-            if let Some(flow) = self.health_gate(&r) {
+            if let Some(flow) = self.candidate_gates(&r) {
                 return flow;
             }
             let want = self.production_weights(&r, 100);

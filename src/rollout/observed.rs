@@ -79,12 +79,6 @@ impl EcsService {
             .find(|t| t.status == TaskSetStatus::Primary)
     }
 
-    pub fn by_revision(&self, rev: &Revision) -> Option<&TaskSet> {
-        self.task_sets
-            .iter()
-            .find(|t| t.revision().as_ref() == Some(rev))
-    }
-
     pub fn by_arn(&self, arn: &str) -> Option<&TaskSet> {
         self.task_sets.iter().find(|t| t.arn == arn)
     }

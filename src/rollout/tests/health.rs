@@ -390,6 +390,37 @@ fn without_a_task_failures_gate_the_circuit_breaker_rolls_back_a_candidate_whose
     assert_eq!(w.production.percent(BLUE), 100);
 }
 
+/// Seed 201: after web:2 -> web:3 -> web:2, the first web:2 task set still
+/// drains with the failures of its own rollout when the second one starts.
+/// Those stopped tasks are not the new candidate's, and counting them failed
+/// a good version.
+#[test]
+fn stopped_tasks_are_read_from_the_candidate_not_a_draining_task_set_of_its_version() {
+    let mut w = shifting();
+    let candidate = w
+        .svc
+        .task_sets
+        .iter()
+        .find(|t| t.target_group.as_deref() == Some(GREEN))
+        .expect("candidate")
+        .clone();
+    let mut earlier = candidate.clone();
+    earlier.id = "ts-earlier".into();
+    earlier.arn = "arn:aws:ecs:us-east-1:1:task-set/prod/web/ecs-svc/earlier".into();
+    earlier.status = crate::rollout::TaskSetStatus::Draining;
+    // Listed first, as ECS lists the older task set.
+    w.svc.task_sets.insert(0, earlier);
+    w.healthy.insert(GREEN.into(), 0);
+    w.replacing.insert(GREEN.into(), 3);
+    steps(&mut w, 1);
+    assert_eq!(
+        planned_reads(&w).failed_tasks.as_deref(),
+        Some(candidate.arn.as_str()),
+        "{}",
+        w.status.message
+    );
+}
+
 #[test]
 fn the_old_task_set_stays_while_a_candidate_fails_as_its_bake_ends() {
     let mut w = World::new(record("web:2", json!("all_at_once")));

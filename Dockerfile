@@ -7,15 +7,17 @@ WORKDIR /src
 # Dependencies get a layer of their own: it is rebuilt only when the
 # manifest or the lock file changes, not on every source change.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+COPY crates/cutover-core/Cargo.toml crates/cutover-core/
+RUN mkdir src crates/cutover-core/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs \
+    && touch src/lib.rs crates/cutover-core/src/lib.rs \
     && cargo build --release --locked \
-    && rm -rf src
+    && rm -rf src crates/cutover-core/src
+COPY crates ./crates
 COPY src ./src
 COPY config ./config
 # The stubs' build is newer than the sources copied in: make cargo rebuild them.
-RUN touch src/main.rs src/lib.rs \
+RUN touch src/main.rs src/lib.rs crates/cutover-core/src/lib.rs \
     && cargo build --release --locked \
     && install -m 0755 target/release/cutover /usr/local/bin/cutover
 

@@ -10,7 +10,8 @@ pub mod controller;
 pub mod http;
 pub mod metrics;
 pub mod notify;
-pub mod rollout;
 pub mod sim;
 pub mod telemetry;
-pub mod time;
+
+// The decision core, under the paths the rest of the crate has always used.
+pub use cutover_core::{rollout, time};

@@ -418,7 +418,7 @@ fn the_documented_kinds_are_accepted() {
 
 #[test]
 fn the_readme_states_the_bounds_messages_keep() {
-    let readme = include_str!("../../../README.md");
+    let readme = include_str!("../../../../../README.md");
     for promise in [
         format!("at most the first {QUOTE_LIMIT} characters of any value or field name"),
         format!("lists at most {PROBLEMS_SHOWN} problems"),

@@ -260,7 +260,7 @@ mod tests {
 
     #[test]
     fn the_readme_states_the_limits_in_force() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../../README.md");
         let status = readme
             .split("\n## Status\n")
             .nth(1)

@@ -1,0 +1,68 @@
+//! The shape the README's "How it is built" promises, checked against the
+//! lock file: the decision core depends on nothing that does IO.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Every package the lock file records, by name, with the names it depends on.
+fn lock_graph() -> BTreeMap<String, Vec<String>> {
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock"))
+        .expect("Cargo.lock at the top of the repository");
+    let lock: toml::Table = lock.parse().expect("Cargo.lock is TOML");
+    let packages = lock["package"].as_array().expect("[[package]] entries");
+    let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in packages {
+        let name = p["name"].as_str().expect("package name").to_string();
+        // A dependency is written "name" or "name version" when several
+        // versions are locked; the name is what is checked here.
+        let deps = p
+            .get("dependencies")
+            .and_then(|d| d.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.as_str())
+            .map(|d| d.split(' ').next().unwrap_or(d).to_string());
+        graph.entry(name).or_default().extend(deps);
+    }
+    graph
+}
+
+/// Names of the packages `root` pulls in, itself included. The lock file
+/// knows no dependency kinds, so dev-dependencies count too: the decision's
+/// tests must stay as light as the decision.
+fn closure(graph: &BTreeMap<String, Vec<String>>, root: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![root.to_string()];
+    while let Some(name) = todo.pop() {
+        if seen.insert(name.clone()) {
+            todo.extend(graph.get(&name).into_iter().flatten().cloned());
+        }
+    }
+    seen
+}
+
+#[test]
+fn the_decision_core_depends_on_nothing_that_does_io() {
+    let graph = lock_graph();
+    assert!(
+        graph.contains_key("cutover-core"),
+        "the core crate is locked"
+    );
+    let io: Vec<_> = closure(&graph, "cutover-core")
+        .into_iter()
+        .filter(|n| {
+            n.starts_with("aws-")
+                || n.starts_with("tokio")
+                || ["reqwest", "hyper", "axum", "mio", "socket2"].contains(&n.as_str())
+        })
+        .collect();
+    assert!(io.is_empty(), "cutover-core pulls in {io:?}");
+}
+
+#[test]
+fn the_daemon_is_built_on_the_core() {
+    let graph = lock_graph();
+    assert!(
+        closure(&graph, "cutover").contains("cutover-core"),
+        "cutover depends on cutover-core"
+    );
+}

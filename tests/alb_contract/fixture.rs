@@ -38,31 +38,9 @@ pub struct Fixture {
 pub async fn fixture() -> Fixture {
     let emulator = exclusive().await;
     let config = support::aws::config(&emulator).await;
-    let ec2 = aws_sdk_ec2::Client::new(&config);
     let elb = Client::new(&config);
 
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block("10.0.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc
-        .unwrap()
-        .vpc_id
-        .unwrap();
-    let mut subnets = Vec::new();
-    for (cidr, zone) in [("10.0.1.0/24", "us-east-1a"), ("10.0.2.0/24", "us-east-1b")] {
-        let subnet = ec2
-            .create_subnet()
-            .vpc_id(&vpc)
-            .cidr_block(cidr)
-            .availability_zone(zone)
-            .send()
-            .await
-            .unwrap();
-        subnets.push(subnet.subnet.unwrap().subnet_id.unwrap());
-    }
+    let support::aws::Network { vpc, subnets } = support::aws::network(&emulator).await;
     let lb = elb
         .create_load_balancer()
         .name("web")

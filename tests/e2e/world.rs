@@ -39,30 +39,11 @@ pub struct World {
 pub async fn world() -> World {
     let emulator = exclusive().await;
     let config = support::aws::config(&emulator).await;
-    let ec2 = aws_sdk_ec2::Client::new(&config);
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
     let ecs = aws_sdk_ecs::Client::new(&config);
     let ddb = aws_sdk_dynamodb::Client::new(&config);
 
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block("10.0.0.0/16")
-        .send()
-        .await
-        .unwrap();
-    let vpc = vpc.vpc.unwrap().vpc_id.unwrap();
-    let mut subnets = vec![];
-    for (cidr, zone) in [("10.0.1.0/24", "us-east-1a"), ("10.0.2.0/24", "us-east-1b")] {
-        let s = ec2
-            .create_subnet()
-            .vpc_id(&vpc)
-            .cidr_block(cidr)
-            .availability_zone(zone)
-            .send()
-            .await
-            .unwrap();
-        subnets.push(s.subnet.unwrap().subnet_id.unwrap());
-    }
+    let support::aws::Network { vpc, subnets } = support::aws::network(&emulator).await;
     let lb = elb
         .create_load_balancer()
         .name("shop")

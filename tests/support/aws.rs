@@ -43,3 +43,75 @@ pub async fn config_at(url: String) -> SdkConfig {
     })
     .await
 }
+
+/// A VPC with a subnet in each of two zones, made in the emulator: what a
+/// load balancer and an awsvpc service need.
+pub struct Network {
+    pub vpc: String,
+    pub subnets: Vec<String>,
+}
+
+/// Creates [`Network`] through the EC2 Query API over plain HTTP. The tests
+/// need no more of EC2 than these two calls, and the EC2 SDK crate is among
+/// the slowest to compile here. The emulator does not check signatures; it
+/// reads the service and region from the credential scope.
+pub async fn network(emulator: &Emulator) -> Network {
+    let vpc = ec2_query(
+        emulator,
+        &[("Action", "CreateVpc"), ("CidrBlock", "10.0.0.0/16")],
+        "vpcId",
+    )
+    .await;
+    let mut subnets = Vec::new();
+    for (cidr, zone) in [("10.0.1.0/24", "us-east-1a"), ("10.0.2.0/24", "us-east-1b")] {
+        subnets.push(
+            ec2_query(
+                emulator,
+                &[
+                    ("Action", "CreateSubnet"),
+                    ("VpcId", &vpc),
+                    ("CidrBlock", cidr),
+                    ("AvailabilityZone", zone),
+                ],
+                "subnetId",
+            )
+            .await,
+        );
+    }
+    Network { vpc, subnets }
+}
+
+/// One EC2 Query API call; returns the text of the first `<field>` element
+/// of the reply.
+async fn ec2_query(emulator: &Emulator, params: &[(&str, &str)], field: &str) -> String {
+    let body = params
+        .iter()
+        .chain(&[("Version", "2016-11-15")])
+        .map(|(k, v)| format!("{k}={}", v.replace('/', "%2F")))
+        .collect::<Vec<_>>()
+        .join("&");
+    let reply = reqwest::Client::new()
+        .post(emulator.endpoint())
+        .header(
+            "Authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/ec2/aws4_request, \
+                 SignedHeaders=host, Signature=0"
+            ),
+        )
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("the emulator answers EC2 calls");
+    let status = reply.status();
+    let text = reply.text().await.expect("an EC2 reply body");
+    assert!(status.is_success(), "EC2 {params:?}: {status} {text}");
+    let open = format!("<{field}>");
+    let start = text.find(&open).map(|i| i + open.len());
+    let end = start.and_then(|s| text[s..].find('<').map(|e| s + e));
+    match (start, end) {
+        (Some(s), Some(e)) => text[s..e].to_string(),
+        _ => panic!("EC2 {params:?}: no <{field}> in {text}"),
+    }
+}

@@ -128,7 +128,7 @@ impl Strategy {
 
     /// The explicit step list, always ending with the candidate at 100%.
     /// Without auto-promotion the rollout waits for a promotion before the
-    /// final shift.
+    /// first shift to 100%.
     pub fn steps(&self, auto_promote: bool) -> Vec<Step> {
         let mut steps = match self {
             Strategy::AllAtOnce => vec![],
@@ -150,8 +150,18 @@ impl Strategy {
         if steps.last() == Some(&Step::SetWeight(100)) {
             steps.pop();
         }
-        if !auto_promote && steps.last() != Some(&Step::PauseUntilPromoted) {
-            steps.push(Step::PauseUntilPromoted);
+        if !auto_promote {
+            // The promotion is asked for before the candidate first takes
+            // all of production, wherever the list puts that: a list that
+            // holds at 100% before it ends (`[{set_weight = 100},
+            // {pause = "5m"}]`) must not shift first and ask after.
+            let full = steps
+                .iter()
+                .position(|s| *s == Step::SetWeight(100))
+                .unwrap_or(steps.len());
+            if full == 0 || steps[full - 1] != Step::PauseUntilPromoted {
+                steps.insert(full, Step::PauseUntilPromoted);
+            }
         }
         steps.push(Step::SetWeight(100));
         steps
@@ -267,6 +277,24 @@ mod tests {
     fn without_auto_promote_the_final_shift_waits_for_promotion() {
         let steps = Strategy::AllAtOnce.steps(false);
         assert_eq!(steps, vec![Step::PauseUntilPromoted, Step::SetWeight(100)]);
+    }
+
+    /// Found by the property test: the wait was appended after a list that
+    /// already holds at 100%, so the candidate took all of production first.
+    #[test]
+    fn without_auto_promote_a_list_that_holds_at_full_weight_waits_before_it() {
+        let s = Strategy::Steps {
+            steps: vec![Step::SetWeight(100), Step::Pause(m(5))],
+        };
+        assert_eq!(
+            s.steps(false),
+            vec![
+                Step::PauseUntilPromoted,
+                Step::SetWeight(100),
+                Step::Pause(m(5)),
+                Step::SetWeight(100)
+            ]
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod gates;
 mod hands;
 mod health;
 mod invalid_watch;
+mod properties;
 mod record_kinds;
 mod records;
 mod restarts;

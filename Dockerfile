@@ -8,17 +8,20 @@ WORKDIR /src
 # manifest or the lock file changes, not on every source change.
 COPY Cargo.toml Cargo.lock ./
 COPY crates/cutover-core/Cargo.toml crates/cutover-core/
-RUN mkdir src crates/cutover-core/src \
+COPY crates/cutover-controller/Cargo.toml crates/cutover-controller/
+COPY crates/cutover-sim/Cargo.toml crates/cutover-sim/
+RUN mkdir src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs crates/cutover-core/src/lib.rs \
-    && cargo build --release --locked \
-    && rm -rf src crates/cutover-core/src
+    && touch src/lib.rs \
+    && for c in crates/*/; do mkdir "$c/src" && touch "$c/src/lib.rs"; done \
+    && cargo build --release --locked -p cutover \
+    && rm -rf src crates/*/src
 COPY crates ./crates
 COPY src ./src
 COPY config ./config
 # The stubs' build is newer than the sources copied in: make cargo rebuild them.
-RUN touch src/main.rs src/lib.rs crates/cutover-core/src/lib.rs \
-    && cargo build --release --locked \
+RUN touch src/main.rs src/lib.rs crates/*/src/lib.rs \
+    && cargo build --release --locked -p cutover \
     && install -m 0755 target/release/cutover /usr/local/bin/cutover
 
 FROM gcr.io/distroless/cc-debian12:nonroot

@@ -2,16 +2,14 @@
 
 pub mod artifacts;
 pub mod aws;
-pub mod checks;
 pub mod cli;
-pub mod cloud;
 pub mod config;
-pub mod controller;
 pub mod http;
-pub mod metrics;
-pub mod notify;
-pub mod sim;
 pub mod telemetry;
 
 // The decision core, under the paths the rest of the crate has always used.
 pub use cutover_core::{rollout, time};
+// The controller without a cloud, likewise.
+pub use cutover_controller::{checks, cloud, controller, metrics, notify};
+// The simulated cloud, for the demo, the benchmark and the tests.
+pub use cutover_sim as sim;

@@ -58,6 +58,26 @@ fn the_decision_core_depends_on_nothing_that_does_io() {
     assert!(io.is_empty(), "cutover-core pulls in {io:?}");
 }
 
+/// The ports, the loop and the simulated cloud compile no AWS SDK: only the
+/// daemon's adapters do.
+#[test]
+fn only_the_daemon_compiles_an_aws_sdk() {
+    let graph = lock_graph();
+    for name in ["cutover-controller", "cutover-sim"] {
+        assert!(graph.contains_key(name), "{name} is locked");
+        let aws: Vec<_> = closure(&graph, name)
+            .into_iter()
+            .filter(|n| {
+                ["aws-sdk-", "aws-smithy-", "aws-config"]
+                    .iter()
+                    .any(|p| n.starts_with(p))
+            })
+            .collect();
+        assert!(aws.is_empty(), "{name} pulls in {aws:?}");
+    }
+    assert!(closure(&graph, "cutover").contains("aws-sdk-ecs"));
+}
+
 #[test]
 fn the_daemon_is_built_on_the_core() {
     let graph = lock_graph();

@@ -45,7 +45,7 @@ impl AlbAdapter {
     /// are the calls most worth watching.
     pub fn counted(sdk: &SdkConfig, calls: &ApiCalls) -> Self {
         let config = aws_sdk_elasticloadbalancingv2::config::Builder::from(sdk)
-            .interceptor(calls.interceptor())
+            .interceptor(crate::aws::calls::interceptor(calls))
             .build();
         AlbAdapter {
             elb: Client::from_conf(config),

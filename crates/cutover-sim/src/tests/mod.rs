@@ -3,6 +3,8 @@
 mod alb;
 mod churn;
 mod conflicts;
+mod controller_answers;
+mod controller_first_command;
 mod ecs;
 mod faults;
 mod invariants;
@@ -11,6 +13,7 @@ mod store;
 mod stream_readers;
 mod task_sets;
 mod tokens;
+mod weights_batch;
 mod whole_item;
 mod writes;
 
@@ -24,8 +27,11 @@ use crate::rollout::spec::{Network, Placement};
 use crate::rollout::{EcsService, ServiceKey, ServiceState, TaskSet, Version};
 use crate::time::Timestamp;
 
+/// Where the tests' simulated clocks start.
+pub(super) const EPOCH: Timestamp = Timestamp(1_700_000_000_000);
+
 pub(super) fn clock() -> Arc<dyn Clock> {
-    Arc::new(ScaledClock::new(Timestamp(1_700_000_000_000), 1.0))
+    Arc::new(ScaledClock::new(EPOCH, 1.0))
 }
 
 pub(super) fn sim(seed: u64) -> SimCloud {

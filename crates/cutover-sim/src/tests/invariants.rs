@@ -1,7 +1,7 @@
 use super::*;
+use crate::BadVersion;
 use crate::cloud::DesiredStore;
 use crate::rollout::Weights;
-use crate::sim::BadVersion;
 
 #[tokio::test(start_paused = true)]
 async fn a_clean_blue_green_cutover_breaks_no_invariant() {

@@ -3,7 +3,7 @@ use serde_json::json;
 use super::*;
 use crate::cloud::{ErrorKind, LoadBalancer};
 use crate::rollout::{Stability, TaskSetStatus, parse_record};
-use crate::sim::{BadVersion, TASK_SET_LIMIT};
+use crate::{BadVersion, TASK_SET_LIMIT};
 
 #[tokio::test(start_paused = true)]
 async fn a_new_task_set_starts_its_tasks_and_becomes_healthy_over_time() {

@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn the_readme_states_how_many_items_are_remembered() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../../README.md");
         let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
         let n = super::REMEMBERED.to_string();
         let (thousands, rest) = n.split_at(n.len() - 3);

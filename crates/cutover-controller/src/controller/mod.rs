@@ -21,7 +21,7 @@ mod relay;
 mod seen;
 mod shards;
 mod unkeyed;
-mod weights_batch;
+pub mod weights_batch;
 mod worker;
 
 #[cfg(test)]

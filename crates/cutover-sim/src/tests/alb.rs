@@ -3,7 +3,7 @@ use serde_json::json;
 use super::*;
 use crate::cloud::ErrorKind;
 use crate::rollout::{Route, Weights};
-use crate::sim::{Action, Condition, Forward, RouteConfig, Stickiness};
+use crate::{Action, Condition, Forward, RouteConfig, Stickiness};
 
 #[tokio::test(start_paused = true)]
 async fn weights_round_trip_once_visible() {

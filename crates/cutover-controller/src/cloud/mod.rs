@@ -3,6 +3,7 @@
 //! speak only the domain's types.
 
 pub mod budget;
+pub mod calls;
 pub mod clock;
 pub mod codedeploy;
 pub mod error;

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Bucket, Counter, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 
-use crate::aws::calls::{ApiCalls, CallStats, LATENCY_BUCKETS, Outcome};
+use crate::cloud::calls::{ApiCalls, CallStats, LATENCY_BUCKETS, Outcome};
 
 const REQUESTS: &str = "cutover_aws_requests_total";
 const DURATION: &str = "cutover_aws_request_duration_seconds";

@@ -40,6 +40,13 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+// The decision core and the controller's ports under the paths this code
+// has always used.
+use cutover_controller::cloud;
+#[cfg(test)]
+use cutover_controller::controller;
+use cutover_core::{rollout, time};
+
 use crate::cloud::{Clock, CloudError, StoredRecord};
 use crate::rollout::{ServiceKey, ServiceState, TargetCounts, Weights};
 use crate::time::Timestamp;

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::*;
 use crate::cloud::{DesiredStore, ErrorKind, Fence, Leases, StatusWrite};
 use crate::rollout::Status;
-use crate::sim::{FaultProfile, Faults};
+use crate::{FaultProfile, Faults};
 
 /// Every store call takes exactly 100 ms, so writes overlap predictably.
 fn slow_store(sim: &SimCloud) {

@@ -1,7 +1,7 @@
 //! Churn: a healthy fleet misbehaving on its own, off unless asked for.
 
 use super::*;
-use crate::sim::{BadVersion, Churn, TargetState};
+use crate::{BadVersion, Churn, TargetState};
 
 fn churning(seed: u64, churn: Churn) -> SimCloud {
     SimCloud::builder(seed).clock(clock()).churn(churn).build()
@@ -124,13 +124,13 @@ async fn auto_scaling_changes_the_desired_count_and_task_sets_follow() {
 #[test]
 fn a_new_target_is_initial_for_the_healthy_threshold() {
     // The worst case of what the ELB documentation says (see `sim::churn`).
-    let check = crate::sim::HealthCheck {
+    let check = crate::HealthCheck {
         interval: secs(30),
         healthy_threshold: 5,
         unhealthy_threshold: 2,
     };
     let t0 = crate::time::Timestamp(0);
-    let states = crate::sim::targets::timeline(&check, t0, None);
+    let states = crate::targets::timeline(&check, t0, None);
     assert_eq!(
         states,
         vec![

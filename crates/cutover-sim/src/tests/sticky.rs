@@ -2,8 +2,8 @@
 //! first sent to, whatever the weights say after, until the duration ends.
 
 use super::*;
+use crate::Action;
 use crate::rollout::{Stickiness, Weights};
-use crate::sim::Action;
 
 fn sticky_web(sim: &SimCloud, seconds: u32) -> ServiceArns {
     sim.add_service(ServiceSetup {

@@ -4,7 +4,7 @@
 use super::*;
 use crate::cloud::ErrorKind;
 use crate::rollout::TaskSetStatus;
-use crate::sim::{BadVersion, DesiredStatus, TASK_SET_LIMIT, TaskFilter};
+use crate::{BadVersion, DesiredStatus, TASK_SET_LIMIT, TaskFilter};
 
 /// Deletes the task set and waits until it is gone (the deregistration
 /// delay is 30 s by default).

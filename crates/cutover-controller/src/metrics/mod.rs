@@ -19,8 +19,8 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::aws::calls::ApiCalls;
 use crate::cloud::budget::ApiBudgets;
+use crate::cloud::calls::ApiCalls;
 use crate::controller::ControllerHandle;
 use crate::rollout::{Event, GATES, Outcome, Phase, ServiceKey, Status};
 

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::aws::calls::{CallKey, Outcome as CallOutcome};
+use crate::cloud::calls::{CallKey, Outcome as CallOutcome};
 use crate::rollout::status::Rollout;
 use crate::rollout::{Revision, RolloutId};
 use crate::time::Timestamp;

@@ -13,7 +13,7 @@ use crate::cloud::{Clock, DesiredStore, Ecs, LoadBalancer, ScaledClock};
 use crate::controller::{Controller, ControllerConfig};
 use crate::rollout::status::Transition;
 use crate::rollout::{Phase, ServiceKey, Status};
-use crate::sim::{ITEM_LIMIT, ServiceArns, ServiceSetup, SimCloud};
+use crate::{ITEM_LIMIT, ServiceArns, ServiceSetup, SimCloud};
 
 use super::{EPOCH, secs};
 
@@ -217,7 +217,7 @@ async fn a_record_that_leaves_no_room_for_a_status_backs_off() {
     // A record that fills its item: room for nothing, not even a trimmed
     // status (a hundred bytes are left; the smallest status takes more).
     body["description"] = json!("");
-    let size = crate::sim::item_size(
+    let size = crate::item_size(
         body.as_object()
             .into_iter()
             .flatten()

@@ -1,8 +1,6 @@
 //! The loop over a small in-memory cloud, on a paused tokio clock.
 
-mod answers;
 mod fakes;
-mod first_command;
 mod lease_deadline;
 mod lifecycle;
 mod passes;

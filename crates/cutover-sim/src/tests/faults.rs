@@ -3,7 +3,7 @@ use serde_json::json;
 use super::*;
 use crate::cloud::{DesiredStore, ErrorKind, LoadBalancer};
 use crate::rollout::Weights;
-use crate::sim::{FaultProfile, Faults, LogEntry};
+use crate::{FaultProfile, Faults, LogEntry};
 
 #[tokio::test(start_paused = true)]
 async fn every_call_is_counted_by_operation() {

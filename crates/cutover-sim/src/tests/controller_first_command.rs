@@ -15,7 +15,7 @@ use crate::cloud::budget::{ApiBudgets, BudgetConfig, Rate};
 use crate::cloud::{Clock, DesiredStore, Ecs, LoadBalancer, ScaledClock};
 use crate::controller::{Controller, ControllerConfig};
 use crate::rollout::{Phase, ServiceKey, ServiceState};
-use crate::sim::{ServiceArns, ServiceSetup, SimCloud};
+use crate::{ServiceArns, ServiceSetup, SimCloud};
 
 use super::{EPOCH, secs};
 

@@ -10,6 +10,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY crates/cutover-core/Cargo.toml crates/cutover-core/
 COPY crates/cutover-controller/Cargo.toml crates/cutover-controller/
 COPY crates/cutover-sim/Cargo.toml crates/cutover-sim/
+COPY crates/cutover-demo/Cargo.toml crates/cutover-demo/
+COPY crates/cutover-bench/Cargo.toml crates/cutover-bench/
 RUN mkdir src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \

@@ -58,12 +58,17 @@ fn the_decision_core_depends_on_nothing_that_does_io() {
     assert!(io.is_empty(), "cutover-core pulls in {io:?}");
 }
 
-/// The ports, the loop and the simulated cloud compile no AWS SDK: only the
-/// daemon's adapters do.
+/// The ports, the loop, the simulated cloud, the demo and the benchmark
+/// compile no AWS SDK: only the daemon's adapters do.
 #[test]
 fn only_the_daemon_compiles_an_aws_sdk() {
     let graph = lock_graph();
-    for name in ["cutover-controller", "cutover-sim"] {
+    for name in [
+        "cutover-controller",
+        "cutover-sim",
+        "cutover-demo",
+        "cutover-bench",
+    ] {
         assert!(graph.contains_key(name), "{name} is locked");
         let aws: Vec<_> = closure(&graph, name)
             .into_iter()
@@ -84,5 +89,41 @@ fn the_daemon_is_built_on_the_core() {
     assert!(
         closure(&graph, "cutover").contains("cutover-core"),
         "cutover depends on cutover-core"
+    );
+}
+
+/// The shipping binary carries no benchmark, and the benchmark's paused
+/// clock (tokio's test utilities) comes only with it and the tests.
+#[test]
+fn the_daemon_ships_without_the_benchmark() {
+    let graph = lock_graph();
+    assert!(
+        graph.contains_key("cutover-bench"),
+        "the benchmark is locked"
+    );
+    assert!(!closure(&graph, "cutover").contains("cutover-bench"));
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .expect("the top-level manifest");
+    let manifest: toml::Table = manifest.parse().expect("Cargo.toml is TOML");
+    let tokio = &manifest["dependencies"]["tokio"];
+    let features = tokio
+        .get("features")
+        .and_then(|f| f.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.as_str());
+    assert!(
+        !features.clone().any(|f| f == "test-util"),
+        "the daemon's tokio has {:?}",
+        features.collect::<Vec<_>>()
+    );
+    let workspace = &manifest["workspace"]["dependencies"]["tokio"]["features"];
+    assert!(
+        !workspace
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|f| f.as_str() == Some("test-util")),
+        "the workspace's tokio has test-util: {workspace}"
     );
 }

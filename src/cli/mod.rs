@@ -1,10 +1,8 @@
 //! The `cutover` command line.
 
 mod artifacts;
-mod bench;
 mod connect;
 mod control;
-mod demo;
 mod format;
 mod plan;
 mod probe;
@@ -31,11 +29,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the real controller against a simulated cloud on an accelerated clock.
-    Demo(demo::DemoArgs),
-    /// Measure API calls, sweep time, detection, rollout time and memory
-    /// against a naive polling loop, on the simulated cloud.
-    Bench(bench::BenchArgs),
+    /// Run the real controller against a simulated cloud on an accelerated
+    /// clock (the same as `cargo run --release -p cutover-demo`).
+    Demo(cutover_demo::DemoArgs),
     /// Run the controller against AWS (or the endpoint in the configuration).
     Run(setup::ConfigArgs),
     /// Validate the configuration (file and CUTOVER_* variables) and print it.
@@ -74,8 +70,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo(args) => demo::run(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Demo(args) => cutover_demo::run(args),
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
         Command::CheckConfig(args) => setup::check_config(args),
         Command::InitTable(args) => runtime().and_then(|rt| rt.block_on(setup::init_table(args))),

@@ -21,17 +21,17 @@ use super::fleet::{self, Fleet};
 use super::measure::{cpu_time, mib, proc_status_kib};
 use super::report::SweepRun;
 use super::steady::{NAIVE_WORKERS, POLL, WAVE_SPREAD, detection, steady_sweeps};
-use crate::cloud::observe::observe;
-use crate::cloud::{
+use cutover_controller::cloud::observe::observe;
+use cutover_controller::cloud::{
     Clock, CloudError, DesiredStore, Ecs, LoadBalancer, NoChecks, NoCodeDeploy, StoredRecord,
 };
-use crate::controller::{CommandPorts, execute_commands};
-use crate::rollout::command::CreateTaskSet;
-use crate::rollout::{
+use cutover_controller::controller::{CommandPorts, execute_commands};
+use cutover_core::rollout::command::CreateTaskSet;
+use cutover_core::rollout::{
     Desired, Route, ServiceKey, ServiceState, Stickiness, TargetCounts, TaskSet, Weights, decide,
     reads,
 };
-use crate::time::Timestamp;
+use cutover_core::time::Timestamp;
 
 const ATTEMPTS: u32 = 3;
 const BACKOFF_BASE: Duration = Duration::from_secs(1);

@@ -13,7 +13,7 @@ use super::measure::{mib, proc_status_kib};
 use super::naive::Naive;
 use super::report::RolloutRun;
 use super::steady;
-use crate::cloud::budget::{ApiBudgets, BudgetConfig};
+use cutover_controller::cloud::budget::{ApiBudgets, BudgetConfig};
 
 /// Long enough for either side, budgets permitting.
 const LIMIT: Duration = Duration::from_secs(6 * 3600);

@@ -1,4 +1,4 @@
-//! `cutover bench` end to end, on a small fleet: it measures both sides,
+//! `cutover-bench` end to end, on a small fleet: it measures both sides,
 //! writes its JSON and Markdown, and the figures say what the design
 //! promises (a tenth of a DescribeServices call per steady service, every
 //! service rolled out, nothing throttled on cutover's side).
@@ -10,11 +10,11 @@ use serde_json::Value;
 #[test]
 fn a_small_bench_writes_both_reports_with_cutovers_figures_beside_the_baselines() {
     let out = std::env::temp_dir().join(format!("cutover-bench-{}", std::process::id()));
-    let status = Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["bench", "--services", "100", "--rollout", "30", "--out"])
+    let status = Command::new(env!("CARGO_BIN_EXE_cutover-bench"))
+        .args(["--services", "100", "--rollout", "30", "--out"])
         .arg(&out)
         .status()
-        .expect("running cutover bench");
+        .expect("running cutover-bench");
     assert!(status.success(), "{status:?}");
 
     let json: Value =

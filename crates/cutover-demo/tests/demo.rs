@@ -1,13 +1,14 @@
-//! `cutover demo`, the README's first command, through the real binary.
+//! `cargo run --release -p cutover-demo`, the README's first command,
+//! through the real binary.
 
 use std::process::Command;
 
 #[test]
 fn the_demo_finishes_with_every_service_where_its_story_ends() {
-    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["demo", "--speed", "600"])
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover-demo"))
+        .args(["--speed", "600"])
         .output()
-        .expect("run cutover demo");
+        .expect("run cutover-demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

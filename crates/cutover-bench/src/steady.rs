@@ -9,10 +9,10 @@ use tokio_util::sync::CancellationToken;
 use super::fleet::{self, Fleet};
 use super::measure::{cpu_time, mib, proc_status_kib};
 use super::report::SweepRun;
-use crate::cloud::budget::{ApiBudgets, BudgetConfig};
-use crate::cloud::{DesiredStore, Ecs, LoadBalancer};
-use crate::controller::{Controller, ControllerConfig, ControllerHandle};
-use crate::time::Timestamp;
+use cutover_controller::cloud::budget::{ApiBudgets, BudgetConfig};
+use cutover_controller::cloud::{DesiredStore, Ecs, LoadBalancer};
+use cutover_controller::controller::{Controller, ControllerConfig, ControllerHandle};
+use cutover_core::time::Timestamp;
 
 /// The configuration's defaults.
 pub const RESYNC: Duration = Duration::from_secs(300);

@@ -11,16 +11,16 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::cloud::{
+use cutover_controller::cloud::{
     Change, Clock, CloudError, DesiredStore, Ecs, Fence, Positioned, Precondition, ScaledClock,
     SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
-use crate::rollout::command::CreateTaskSet;
-use crate::rollout::{Phase, ServiceKey, ServiceState, Status, TaskSet};
-use crate::sim::{
+use cutover_core::rollout::command::CreateTaskSet;
+use cutover_core::rollout::{Phase, ServiceKey, ServiceState, Status, TaskSet};
+use cutover_core::time::Timestamp;
+use cutover_sim::{
     DEFAULT_EPOCH, FaultProfile, Faults, RateLimits, ServiceArns, ServiceSetup, SimCloud,
 };
-use crate::time::Timestamp;
 
 pub const CLUSTER_SIZE: usize = 100;
 

@@ -7,7 +7,7 @@ use super::Results;
 use super::fleet::CLUSTER_SIZE;
 use super::report::{ECS_READ_PER_SECOND, RolloutRun, SweepRun, floor_seconds, ratio, secs};
 use super::steady::{CONCURRENCY, NAIVE_WORKERS, POLL, RESYNC, WAVE, WAVE_SPREAD};
-use crate::cloud::budget::{BudgetConfig, Category};
+use cutover_controller::cloud::budget::{BudgetConfig, Category};
 
 fn count(n: usize) -> String {
     let s = n.to_string();
@@ -47,7 +47,7 @@ fn yes(met: bool) -> &'static str {
 pub fn markdown(r: &Results) -> String {
     let budgets = BudgetConfig::default();
     let mut out = String::new();
-    let _ = writeln!(out, "## cutover bench\n");
+    let _ = writeln!(out, "## cutover-bench\n");
     let _ = writeln!(
         out,
         "Measured on {} in {:.0} s of wall time with `{}`.\n",

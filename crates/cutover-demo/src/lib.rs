@@ -1,5 +1,7 @@
-//! `cutover demo`: the real controller drives three services on a simulated
-//! cloud, on a clock that runs many times faster than the wall clock.
+//! The demo: the real controller drives three services on the simulated
+//! cloud, on a clock that runs many times faster than the wall clock. It
+//! compiles no AWS SDK, so a fresh clone shows it in minutes:
+//! `cargo run --release -p cutover-demo`. `cutover demo` runs the same.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -10,13 +12,13 @@ use anyhow::Context;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::cloud::{Clock, DesiredStore, Ecs, LoadBalancer, ScaledClock};
-use crate::controller::{Controller, ControllerConfig};
-use crate::rollout::observed::short_task_definition;
-use crate::rollout::{Event, Phase, ServiceKey};
-use crate::sim::{BadVersion, ServiceSetup, SimCloud};
-use crate::time::Timestamp;
-use crate::time::format_duration;
+use cutover_controller::cloud::{Clock, DesiredStore, Ecs, LoadBalancer, ScaledClock};
+use cutover_controller::controller::{Controller, ControllerConfig};
+use cutover_core::rollout::observed::short_task_definition;
+use cutover_core::rollout::{Event, Phase, ServiceKey};
+use cutover_core::time::Timestamp;
+use cutover_core::time::format_duration;
+use cutover_sim::{BadVersion, ServiceSetup, SimCloud};
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -49,7 +51,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // The story is printed on stdout; the controller's own log only when
     // asked for, on stderr.
     if std::env::var_os("RUST_LOG").is_some() {
-        crate::telemetry::init(crate::config::LogFormat::Text);
+        logs();
     }
     let clock: Arc<dyn Clock> =
         Arc::new(ScaledClock::new(Timestamp(1_700_000_000_000), args.speed));
@@ -227,7 +229,7 @@ fn setup(sim: &SimCloud) -> anyhow::Result<Vec<Scenario>> {
 
 /// Whether each service reached the phase its story ends in, with no
 /// rollout left in flight.
-async fn records(sim: &SimCloud) -> BTreeMap<ServiceKey, crate::cloud::StoredRecord> {
+async fn records(sim: &SimCloud) -> BTreeMap<ServiceKey, cutover_controller::cloud::StoredRecord> {
     DesiredStore::list(sim)
         .await
         .unwrap_or_default()
@@ -293,4 +295,15 @@ async fn summary(sim: &SimCloud, scenarios: &[Scenario]) {
             status.message
         );
     }
+}
+
+/// The controller's log on stderr as text, filtered by `RUST_LOG`.
+fn logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second init (the daemon's CLI set one up) keeps the first.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

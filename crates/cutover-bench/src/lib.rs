@@ -1,4 +1,4 @@
-//! `cutover bench`: cutover against a naive polling loop over the simulated
+//! `cutover-bench`: cutover against a naive polling loop over the simulated
 //! cloud, with AWS-like latency and AWS's request budgets enforced, on a
 //! paused runtime (simulated time). Each measurement runs in a fresh child
 //! process, so one fleet size's memory does not count against another's.
@@ -115,7 +115,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 fn command_line(args: &BenchArgs) -> String {
     let sizes: Vec<String> = args.services.iter().map(|n| n.to_string()).collect();
     format!(
-        "cargo run --release -- bench --services {} --rollout {} --seed {} --out {}",
+        "cargo run --release -p cutover-bench -- --services {} --rollout {} --seed {} --out {}",
         sizes.join(","),
         args.rollout,
         args.seed,
@@ -129,7 +129,7 @@ fn spawn(spec: &str, seed: u64) -> anyhow::Result<Measured> {
     eprintln!("measuring {spec} ...");
     let exe = std::env::current_exe().context("finding this executable")?;
     let output = Command::new(exe)
-        .args(["bench", "--child", spec, "--seed", &seed.to_string()])
+        .args(["--child", spec, "--seed", &seed.to_string()])
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()

@@ -127,3 +127,61 @@ fn the_daemon_ships_without_the_benchmark() {
         "the workspace's tokio has test-util: {workspace}"
     );
 }
+
+/// Each crate's top-level modules, lowest first: a module may name
+/// (`crate::…`) only modules before it in its list, so arrows run one way
+/// and no two modules import each other.
+const LAYERS: [(&str, &[&str]); 3] = [
+    ("crates/cutover-core/src", &["time", "rollout"]),
+    (
+        "crates/cutover-controller/src",
+        &["cloud", "checks", "notify", "metrics", "controller"],
+    ),
+    (
+        "src",
+        &["artifacts", "config", "telemetry", "aws", "http", "cli"],
+    ),
+];
+
+/// Every `.rs` file under `dir`.
+fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("a source directory") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn modules_import_only_the_modules_below_them() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut wrong = Vec::new();
+    for (dir, layers) in LAYERS {
+        for (rank, module) in layers.iter().enumerate() {
+            let mut files = Vec::new();
+            let as_dir = root.join(dir).join(module);
+            if as_dir.is_dir() {
+                sources(&as_dir, &mut files);
+            } else {
+                files.push(root.join(dir).join(format!("{module}.rs")));
+            }
+            assert!(!files.is_empty(), "{dir}/{module} has sources");
+            for file in files {
+                let text = std::fs::read_to_string(&file).expect("a source file");
+                for above in &layers[rank + 1..] {
+                    if text.contains(&format!("crate::{above}")) {
+                        wrong.push(format!("{} names crate::{above}", file.display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "imports against the layers:\n{}",
+        wrong.join("\n")
+    );
+}

@@ -36,8 +36,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cloud::{Checks, Clock, DesiredStore, Ecs, LoadBalancer, NoChecks};
 use crate::cloud::{CodeDeploy, NoCodeDeploy};
-use crate::cloud::{ErrorKind, Leases, Relay};
-use crate::metrics::Metrics;
+use crate::cloud::{Leases, Relay};
+use crate::metrics::{LoopReadings, Metrics};
 use crate::notify::Notifier;
 use crate::rollout::ServiceKey;
 use crate::time::Timestamp;
@@ -389,21 +389,6 @@ impl Controller {
     }
 }
 
-/// Every (`stage`, `kind`) a failed pass is counted under, so that the
-/// counters can start at zero before the first failure.
-pub fn failure_labels() -> Vec<(&'static str, &'static str)> {
-    let mut labels: Vec<_> = reconcile::PassError::STAGES
-        .iter()
-        .flat_map(|stage| {
-            ErrorKind::ALL
-                .iter()
-                .map(move |kind| (*stage, kind.as_str()))
-        })
-        .collect();
-    labels.push((worker::PANIC, worker::PANIC));
-    labels
-}
-
 /// What the rest of the process may see of a running controller.
 #[derive(Clone)]
 pub struct ControllerHandle {
@@ -498,5 +483,32 @@ impl ControllerHandle {
     /// Reconciles `key` as soon as a worker is free (e.g. on request from the API).
     pub fn reconcile_now(&self, key: ServiceKey) {
         self.queue.schedule_now(key);
+    }
+}
+
+/// The metrics read the loop through its handle.
+impl LoopReadings for ControllerHandle {
+    fn queue_depth(&self) -> usize {
+        ControllerHandle::queue_depth(self)
+    }
+
+    fn oldest_due_age(&self) -> Duration {
+        ControllerHandle::oldest_due_age(self)
+    }
+
+    fn in_flight(&self) -> usize {
+        ControllerHandle::in_flight(self)
+    }
+
+    fn reads_stream(&self) -> bool {
+        ControllerHandle::reads_stream(self)
+    }
+
+    fn relay_polls(&self) -> u64 {
+        ControllerHandle::relay_polls(self)
+    }
+
+    fn relay_listings(&self) -> u64 {
+        ControllerHandle::relay_listings(self)
     }
 }

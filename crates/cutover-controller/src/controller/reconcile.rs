@@ -99,16 +99,15 @@ impl PassError {
         self.error_kind().is_retryable() || matches!(self, PassError::WriteStatus(_))
     }
 
-    /// Every value `stage` takes.
-    pub const STAGES: [&'static str; 4] = ["read_record", "observe", "command", "write_status"];
-
-    /// Where in the pass it failed, as a bounded label.
+    /// Where in the pass it failed, as a bounded label: one of the stages
+    /// the metrics start their failure counters at.
     pub fn stage(&self) -> &'static str {
+        let [read_record, observe, command, write_status] = crate::metrics::PASS_STAGES;
         match self {
-            PassError::Store(_) => "read_record",
-            PassError::Observe(_) => "observe",
-            PassError::Command(_) => "command",
-            PassError::WriteStatus(_) => "write_status",
+            PassError::Store(_) => read_record,
+            PassError::Observe(_) => observe,
+            PassError::Command(_) => command,
+            PassError::WriteStatus(_) => write_status,
         }
     }
 }

@@ -2,23 +2,25 @@
 //! time: whether this replica reads the table's stream itself, and how the
 //! relay serves it when it does not.
 
+use std::sync::Arc;
+
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Gauge, Metric, MetricFamily, MetricType};
 
+use super::LoopReadings;
 use super::aws::{counter, desc, family};
-use crate::controller::ControllerHandle;
 
 const READER: &str = "cutover_stream_reader";
 const POLLS: &str = "cutover_relay_polls_total";
 const LISTINGS: &str = "cutover_relay_listings_total";
 
 pub struct FeedCollector {
-    handle: ControllerHandle,
+    handle: Arc<dyn LoopReadings>,
     descs: [Desc; 3],
 }
 
 impl FeedCollector {
-    pub fn new(handle: ControllerHandle) -> prometheus::Result<Self> {
+    pub fn new(handle: Arc<dyn LoopReadings>) -> prometheus::Result<Self> {
         Ok(FeedCollector {
             handle,
             descs: [

@@ -19,10 +19,49 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use crate::cloud::ErrorKind;
 use crate::cloud::budget::ApiBudgets;
 use crate::cloud::calls::ApiCalls;
-use crate::controller::ControllerHandle;
 use crate::rollout::{Event, GATES, Outcome, Phase, ServiceKey, Status};
+
+/// Where in a reconcile pass a failure is counted (`stage`): the controller
+/// names its failures with these, and the counters start at zero for each.
+pub const PASS_STAGES: [&str; 4] = ["read_record", "observe", "command", "write_status"];
+/// The `stage` and `kind` of a pass that panicked.
+pub const PANIC: &str = "panic";
+
+/// Every (`stage`, `kind`) a failed pass is counted under, so that the
+/// counters can start at zero before the first failure.
+pub fn failure_labels() -> Vec<(&'static str, &'static str)> {
+    let mut labels: Vec<_> = PASS_STAGES
+        .iter()
+        .flat_map(|stage| {
+            ErrorKind::ALL
+                .iter()
+                .map(move |kind| (*stage, kind.as_str()))
+        })
+        .collect();
+    labels.push((PANIC, PANIC));
+    labels
+}
+
+/// What the metrics read of a running controller at each scrape. The
+/// controller's handle provides it; the metrics know nothing else of the
+/// loop.
+pub trait LoopReadings: Send + Sync + 'static {
+    /// Services waiting in the work queue, due or not.
+    fn queue_depth(&self) -> usize;
+    /// How long the longest-waiting due service has waited for a worker.
+    fn oldest_due_age(&self) -> Duration;
+    /// Services being reconciled right now.
+    fn in_flight(&self) -> usize;
+    /// Whether this replica reads the table's change stream itself.
+    fn reads_stream(&self) -> bool;
+    /// Polls of the relay made while not reading the stream.
+    fn relay_polls(&self) -> u64;
+    /// Shards listed because the relay could not say what changed.
+    fn relay_listings(&self) -> u64;
+}
 
 /// The content type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -240,7 +279,7 @@ impl Metrics {
         }
         // And the failure counters, so the error panel shows 0, not
         // nothing, and `rate()` sees the first failure after a restart.
-        for (stage, kind) in crate::controller::failure_labels() {
+        for (stage, kind) in failure_labels() {
             m.reconcile_errors.with_label_values(&[stage, kind]);
         }
         // A histogram per outcome too, so the duration panel has a series
@@ -278,12 +317,13 @@ impl Metrics {
 
     /// Exports the controller's work queue and change feed, read at each
     /// scrape.
-    pub fn export_queue(&self, handle: &ControllerHandle) -> prometheus::Result<()> {
-        for collector in queue::collectors(handle)? {
+    pub fn export_queue<L: LoopReadings + Clone>(&self, handle: &L) -> prometheus::Result<()> {
+        let readings: Arc<dyn LoopReadings> = Arc::new(handle.clone());
+        for collector in queue::collectors(&readings)? {
             self.registry.register(collector)?;
         }
         self.registry
-            .register(Box::new(feed::FeedCollector::new(handle.clone())?))
+            .register(Box::new(feed::FeedCollector::new(readings)?))
     }
 
     pub fn registry(&self) -> &Registry {
@@ -433,3 +473,10 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests;
+
+/// The notifier counts its deliveries here.
+impl crate::notify::CountNotifications for Metrics {
+    fn notification(&self, format: &'static str, result: &'static str) {
+        Metrics::notification(self, format, result);
+    }
+}

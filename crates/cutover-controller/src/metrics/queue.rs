@@ -1,13 +1,15 @@
 //! The work queue's gauges, read from the controller at scrape time.
 
+use std::sync::Arc;
+
 use prometheus::PullingGauge;
 use prometheus::core::Collector;
 
-use crate::controller::ControllerHandle;
+use super::LoopReadings;
 
-pub fn collectors(handle: &ControllerHandle) -> prometheus::Result<Vec<Box<dyn Collector>>> {
+pub fn collectors(handle: &Arc<dyn LoopReadings>) -> prometheus::Result<Vec<Box<dyn Collector>>> {
     let depth = {
-        let handle = handle.clone();
+        let handle = Arc::clone(handle);
         PullingGauge::new(
             "cutover_workqueue_depth",
             "Services waiting in the work queue, due or not.",
@@ -15,7 +17,7 @@ pub fn collectors(handle: &ControllerHandle) -> prometheus::Result<Vec<Box<dyn C
         )?
     };
     let oldest = {
-        let handle = handle.clone();
+        let handle = Arc::clone(handle);
         PullingGauge::new(
             "cutover_workqueue_oldest_item_age_seconds",
             "How long the longest-waiting due service has waited for a worker.",
@@ -23,7 +25,7 @@ pub fn collectors(handle: &ControllerHandle) -> prometheus::Result<Vec<Box<dyn C
         )?
     };
     let in_flight = {
-        let handle = handle.clone();
+        let handle = Arc::clone(handle);
         PullingGauge::new(
             "cutover_workqueue_in_flight",
             "Services being reconciled right now.",

@@ -12,7 +12,6 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::checks::fetch::{self, origin};
-use crate::metrics::Metrics;
 use crate::rollout::spec::{Notification, NotificationFormat};
 use crate::rollout::{Event, Phase, ServiceKey, Status};
 use crate::time::Timestamp;
@@ -60,11 +59,19 @@ struct Delivery {
     notice: Notice,
 }
 
+/// Where notices sent, failed and dropped are counted, by format (`json`,
+/// `slack`) and result: the metrics, which the notifier does not know.
+pub trait CountNotifications: Send + Sync + 'static {
+    fn notification(&self, format: &'static str, result: &'static str);
+}
+
+type Counter = Option<Arc<dyn CountNotifications>>;
+
 /// The reconcile side: cheap to clone, never waits.
 #[derive(Clone)]
 pub struct Notifier {
     queue: mpsc::Sender<Delivery>,
-    metrics: Option<Arc<Metrics>>,
+    metrics: Counter,
 }
 
 /// The delivery side, running until every [`Notifier`] is gone.
@@ -85,11 +92,12 @@ impl Courier {
 
 impl Notifier {
     /// Starts the delivery task; must be called inside a tokio runtime.
-    pub fn start(
+    pub fn start<C: CountNotifications>(
         client: reqwest::Client,
         policy: NotifyPolicy,
-        metrics: Option<Arc<Metrics>>,
+        metrics: Option<Arc<C>>,
     ) -> (Notifier, Courier) {
+        let metrics: Counter = metrics.map(|m| m as Arc<dyn CountNotifications>);
         let (tx, rx) = mpsc::channel(policy.queue.max(1));
         let task = tokio::spawn(deliver_all(rx, client, policy, metrics.clone()));
         (Notifier { queue: tx, metrics }, Courier { task })
@@ -144,7 +152,7 @@ async fn deliver_all(
     mut rx: mpsc::Receiver<Delivery>,
     client: reqwest::Client,
     policy: NotifyPolicy,
-    metrics: Option<Arc<Metrics>>,
+    metrics: Counter,
 ) {
     let slots = Arc::new(Semaphore::new(policy.concurrency.max(1)));
     let mut running = JoinSet::new();

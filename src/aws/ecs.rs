@@ -7,16 +7,13 @@
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_ecs::Client;
-use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::types::{DesiredStatus, LoadBalancer, Scale, ScaleUnit, TaskSet as SdkTaskSet};
 
 use super::calls::{ApiCalls, ecs_client};
-use super::ecs_convert::{
-    DESCRIBE_LIMIT, Launching, Subject, describe_result, name_missing, task_set,
-};
+use super::ecs_convert::{DESCRIBE_LIMIT, Launching, Subject, describe_result, task_set};
 use super::ecs_counts::CountsProbe;
 use super::ecs_image::task_definition_with_image;
-use super::error::{code, from_sdk};
+use super::error::{code, ecs_error};
 use crate::cloud::{CloudError, Ecs, ErrorKind};
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::observed::task_set_id;
@@ -92,24 +89,6 @@ impl EcsAdapter {
             )
         })
     }
-}
-
-/// [`from_sdk`], with ECS's not-found answers naming what was not found.
-pub(super) fn ecs_error<E>(op: &'static str, subject: &Subject<'_>, err: SdkError<E>) -> CloudError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let code = code(&err).map(str::to_string);
-    let message = err
-        .as_service_error()
-        .and_then(|e| e.message())
-        .map(str::to_string);
-    name_missing(
-        from_sdk(op, err),
-        code.as_deref(),
-        message.as_deref(),
-        subject,
-    )
 }
 
 #[async_trait]

@@ -13,8 +13,8 @@ use aws_sdk_ecs::types::{
     TaskDefinitionPlacementConstraint, TaskDefinitionStatus, Volume,
 };
 
-use super::ecs::ecs_error;
 use super::ecs_convert::Subject;
+use super::error::ecs_error;
 use crate::cloud::{CloudError, ErrorKind};
 
 /// Revisions of the family looked at for a match, newest first. A release

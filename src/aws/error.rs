@@ -5,6 +5,7 @@
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::RequestId;
 
+use super::ecs_convert::{Subject, name_missing};
 use crate::cloud::{CloudError, ErrorKind};
 
 /// The SDK's own list of throttling codes, plus what ECS and ELB say.
@@ -147,6 +148,24 @@ where
 /// normal outcome (a failed condition, a table that already exists).
 pub fn code<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Option<&str> {
     err.as_service_error().and_then(|e| e.code())
+}
+
+/// [`from_sdk`], with ECS's not-found answers naming what was not found.
+pub(super) fn ecs_error<E>(op: &'static str, subject: &Subject<'_>, err: SdkError<E>) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let code = code(&err).map(str::to_string);
+    let message = err
+        .as_service_error()
+        .and_then(|e| e.message())
+        .map(str::to_string);
+    name_missing(
+        from_sdk(op, err),
+        code.as_deref(),
+        message.as_deref(),
+        subject,
+    )
 }
 
 #[cfg(test)]

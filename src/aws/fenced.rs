@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use super::error::from_sdk;
 use super::item::{VERSION_ATTRIBUTE, key_value, status_value};
 use super::leases::{DynamoLeases, fence_check, still_held};
-use super::store::status_condition;
+use super::table::status_condition;
 use super::unkeyed::says_item_too_large;
 use crate::cloud::{CloudError, DesiredStore, ErrorKind, Fence, StatusWrite};
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};

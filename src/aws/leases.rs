@@ -21,6 +21,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveSpecification};
 use super::calls::{ApiCalls, dynamodb_client};
 use super::error::{code, from_sdk};
 use super::item::Item;
+use super::table::{number, string, whole};
 use crate::cloud::lease::{
     FeedFence, FeedLease, FeedSlot, LeaseView, Member, Shard, ShardLease, feed_item, member_item,
     parse_feed_item, parse_member_item, parse_shard_item, shard_item,
@@ -74,7 +75,7 @@ impl DynamoLeases {
     /// `expires_at`); returns false when it existed already.
     pub async fn create_table(&self) -> Result<bool, CloudError> {
         let (created, _) =
-            super::store::create_keyed_table(&self.dynamodb, &self.table, LEASE_KEY, None).await?;
+            super::table::create_keyed_table(&self.dynamodb, &self.table, LEASE_KEY, None).await?;
         if created {
             let ttl = TimeToLiveSpecification::builder()
                 .enabled(true)
@@ -365,23 +366,6 @@ impl Leases for DynamoLeases {
         self.update_held(&name, &fence.holder, fence.token, update, &values)
             .await
     }
-}
-
-pub(super) fn number(n: u64) -> AttributeValue {
-    AttributeValue::N(n.to_string())
-}
-
-fn string(item: &Item, name: &str) -> Option<String> {
-    item.get(name).and_then(|v| v.as_s().ok()).cloned()
-}
-
-/// A number attribute, or 0 when it is missing or not a whole number: a
-/// lease item someone edited by hand then looks fresh, never held twice.
-pub(super) fn whole(item: &Item, name: &str) -> u64 {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
 }
 
 pub(super) fn feed_lease(slot: FeedSlot, item: &Item) -> FeedLease {

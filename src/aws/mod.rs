@@ -18,6 +18,7 @@ pub mod leases;
 mod relay;
 pub mod store;
 mod streams;
+mod table;
 pub mod taskdef;
 mod unkeyed;
 

@@ -17,7 +17,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 use super::error::{code, from_sdk};
 use super::item::Item;
-use super::leases::{DynamoLeases, LEASE_KEY, feed_lease, number, whole};
+use super::leases::{DynamoLeases, LEASE_KEY, feed_lease};
+use super::table::{number, whole};
 use crate::cloud::lease::{FEED_READERS, FeedSlot, Shard, feed_item, parse_feed_item};
 use crate::cloud::relay::{
     Relay, RelayItem, RelayLog, RelayRead, Relayed, parse_relay_item, relay_item,

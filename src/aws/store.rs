@@ -11,10 +11,7 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, StreamSpecification, StreamViewType};
 use tokio::sync::mpsc;
 
 use super::calls::{ApiCalls, dynamodb_client, dynamodbstreams_client};
@@ -22,6 +19,7 @@ use super::error::{code, from_sdk};
 use super::item::{ItemError, VERSION_ATTRIBUTE, key_value, record_from_item, status_value};
 use super::leases::DynamoLeases;
 use super::streams::Feed;
+use super::table::{create_keyed_table, status_condition};
 use super::unkeyed::{says_item_too_large, unkeyed_from_item};
 use crate::cloud::write::{UPDATED_AT_ATTRIBUTE, check_changes, next_updated_at, parse_updated_at};
 use crate::cloud::{
@@ -30,10 +28,6 @@ use crate::cloud::{
 };
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
 use crate::rollout::{ServiceKey, Status};
-
-/// How long `create_table` waits for a new table to become usable.
-const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
-const TABLE_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
@@ -190,113 +184,6 @@ impl DynamoStore {
             .await
             .map_err(|e| from_sdk("dynamodb:GetItem", e))?;
         Ok(out.item.is_some())
-    }
-}
-
-/// The condition of a status write: the record still exists and its status
-/// is at `expected`. A record that never had a status has no version
-/// attribute; a version of 0 is accepted as the same thing.
-pub(super) fn status_condition(expected: u64) -> String {
-    let version_matches = if expected == 0 {
-        "(attribute_not_exists(#version) OR #version = :expected)"
-    } else {
-        "#version = :expected"
-    };
-    format!("attribute_exists(#key) AND {version_matches}")
-}
-
-/// Creates the on-demand table `name` keyed by the string `key`, with
-/// `stream` if given, and waits until it is active. Returns whether it was
-/// created (false: it existed, with the right key) and its stream's view
-/// type.
-pub(super) async fn create_keyed_table(
-    dynamodb: &Client,
-    name: &str,
-    key: &str,
-    stream: Option<StreamSpecification>,
-) -> Result<(bool, Option<String>), CloudError> {
-    const OP: &str = "dynamodb:CreateTable";
-    let build = |e: aws_sdk_dynamodb::error::BuildError| {
-        CloudError::new(ErrorKind::Invalid, OP, e.to_string())
-    };
-    let created = dynamodb
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(key)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(build)?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(key)
-                .key_type(KeyType::Hash)
-                .build()
-                .map_err(build)?,
-        )
-        .set_stream_specification(stream)
-        .send()
-        .await;
-    let created = match created {
-        Ok(_) => true,
-        Err(e) if code(&e) == Some("ResourceInUseException") => false,
-        Err(e) => return Err(from_sdk(OP, e)),
-    };
-    let stream_view = wait_until_active(dynamodb, name, key).await?;
-    Ok((created, stream_view))
-}
-
-/// Waits until `name` is active and has the partition key `key` and no sort
-/// key; returns its stream's view type, when a stream is enabled.
-pub(super) async fn wait_until_active(
-    dynamodb: &Client,
-    name: &str,
-    key: &str,
-) -> Result<Option<String>, CloudError> {
-    const OP: &str = "dynamodb:DescribeTable";
-    let deadline = tokio::time::Instant::now() + TABLE_ACTIVE_TIMEOUT;
-    loop {
-        let out = dynamodb
-            .describe_table()
-            .table_name(name)
-            .send()
-            .await
-            .map_err(|e| from_sdk(OP, e))?;
-        let Some(table) = out.table else {
-            return Err(CloudError::not_found(OP, format!("table {name}")));
-        };
-        let key_ok = matches!(
-            table.key_schema(),
-            [k] if k.attribute_name() == key && *k.key_type() == KeyType::Hash
-        );
-        if !key_ok {
-            return Err(CloudError::new(
-                ErrorKind::Invalid,
-                OP,
-                format!(
-                    "table {name} exists with another key: cutover needs a partition key `{key}` and no sort key"
-                ),
-            ));
-        }
-        if table.table_status() == Some(&TableStatus::Active) {
-            let view = table
-                .stream_specification()
-                .filter(|s| s.stream_enabled())
-                .and_then(|s| s.stream_view_type())
-                .map(|v| v.as_str().to_string());
-            return Ok(view);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(CloudError::new(
-                ErrorKind::Transient,
-                OP,
-                format!("table {name} is not active after {TABLE_ACTIVE_TIMEOUT:?}"),
-            ));
-        }
-        tokio::time::sleep(TABLE_POLL).await;
     }
 }
 

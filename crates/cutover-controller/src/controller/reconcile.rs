@@ -112,19 +112,44 @@ impl PassError {
     }
 }
 
-pub struct Reconciler {
+/// What a pass reads and commands through: the cloud's ports and the clock.
+pub struct Ports {
     pub store: Arc<dyn DesiredStore>,
     pub ecs: Arc<dyn Ecs>,
     pub lb: Arc<dyn LoadBalancer>,
     pub checks: Arc<dyn Checks>,
     pub codedeploy: Arc<dyn crate::cloud::CodeDeploy>,
-    pub notifier: Option<Notifier>,
     pub clock: Arc<dyn Clock>,
+}
+
+impl Ports {
+    /// The ports the decision's commands go through.
+    fn commands(&self) -> act::Ports<'_> {
+        act::Ports {
+            ecs: self.ecs.as_ref(),
+            lb: self.lb.as_ref(),
+            checks: self.checks.as_ref(),
+            codedeploy: self.codedeploy.as_ref(),
+        }
+    }
+}
+
+/// Who hears of a pass: subscribers to its events, the notifications, the
+/// metrics, the detection clock and the store's health.
+pub struct Observers {
     pub events: EventSender,
-    pub policy: Policy,
+    pub notifier: Option<Notifier>,
     pub metrics: Option<Arc<Metrics>>,
     pub detection: Arc<Detection>,
     pub health: Arc<StoreHealth>,
+}
+
+/// What a reconcile needs, grouped as a context: the ports, the observers,
+/// the policy, and this replica's share of the services.
+pub struct Reconciler {
+    pub ports: Ports,
+    pub observers: Observers,
+    pub policy: Policy,
     pub ownership: Option<Arc<Ownership>>,
     pub seen: Seen,
 }
@@ -181,7 +206,7 @@ impl Reconciler {
         let read = match listed {
             Some(record) => Ok(Some(record)),
             None => {
-                let read = self.store.get(key).await;
+                let read = self.ports.store.get(key).await;
                 self.store_answered(read.as_ref().map(drop));
                 if let Ok(Some(record)) = &read {
                     self.seen.status_written(key, record.status_version);
@@ -209,15 +234,15 @@ impl Reconciler {
 
         let look_at_weights = first_look;
         let observed = observe(
-            self.ecs.as_ref(),
-            self.lb.as_ref(),
-            self.checks.as_ref(),
-            self.codedeploy.as_ref(),
+            self.ports.ecs.as_ref(),
+            self.ports.lb.as_ref(),
+            self.ports.checks.as_ref(),
+            self.ports.codedeploy.as_ref(),
             &self.policy,
             key,
             &desired,
             &previous,
-            self.clock.now(),
+            self.ports.clock.now(),
             look_at_weights,
         )
         .await
@@ -275,19 +300,14 @@ impl Reconciler {
         previous: Status,
         claim: Option<&Claim>,
     ) -> Result<Result<Applied, Pass>, PassError> {
-        let now = self.clock.now();
+        let now = self.ports.clock.now();
         let decision = (self.policy.decide)(desired, observed, &previous, now);
         if let (Desired::Valid(spec), false) = (desired, decision.commands.is_empty()) {
             self.first_action(key, spec, record, now);
         }
 
         let commands = &decision.commands;
-        let ports = act::Ports {
-            ecs: self.ecs.as_ref(),
-            lb: self.lb.as_ref(),
-            checks: self.checks.as_ref(),
-            codedeploy: self.codedeploy.as_ref(),
-        };
+        let ports = self.ports.commands();
         let answers = match shards::execute(&ports, key, commands, claim).await {
             Ok(answers) => answers,
             Err(Stop::LeaseEnding) => return Ok(Err(Pass::NotOwned)),
@@ -338,12 +358,12 @@ impl Reconciler {
                 }
             }
         }
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.observers.metrics {
             m.service(key, &status);
         }
         // Only for a stored status: a pass that lost its write is decided
         // again, and its events come with that decision.
-        if let (Some(n), Desired::Valid(spec)) = (&self.notifier, desired) {
+        if let (Some(n), Desired::Valid(spec)) = (&self.observers.notifier, desired) {
             let before = previous.phase;
             n.notify(
                 key,
@@ -355,7 +375,12 @@ impl Reconciler {
             );
         }
         for event in decision.events {
-            events::publish(&self.events, self.metrics.as_deref(), key, event);
+            events::publish(
+                &self.observers.events,
+                self.observers.metrics.as_deref(),
+                key,
+                event,
+            );
         }
         let went_on =
             decision.commands.is_empty() && matches!(decision.wake, Wake::At(at) if at <= now);
@@ -413,7 +438,8 @@ impl Reconciler {
                 return Ok(written);
             }
             attempt += 1;
-            self.clock
+            self.ports
+                .clock
                 .sleep(contended_pause(key, expected, attempt))
                 .await;
         }
@@ -430,26 +456,27 @@ impl Reconciler {
             Some(c) => {
                 let _turn = c.lease_item_turn().await;
                 let fence = c.fence();
-                self.store
+                self.ports
+                    .store
                     .write_status_fenced(key, expected, status, fence)
                     .await
             }
-            None => self.store.write_status(key, expected, status).await,
+            None => self.ports.store.write_status(key, expected, status).await,
         }
     }
 
     fn store_answered(&self, result: Result<(), &CloudError>) {
-        let now = self.clock.now();
+        let now = self.ports.clock.now();
         match result {
-            Ok(()) => self.health.succeeded(now),
-            Err(e) => self.health.failed(now, e),
+            Ok(()) => self.observers.health.succeeded(now),
+            Err(e) => self.observers.health.failed(now, e),
         }
     }
 
     fn forget(&self, key: &ServiceKey) {
-        self.detection.forget(key);
+        self.observers.detection.forget(key);
         self.seen.forget(key);
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.observers.metrics {
             m.service_gone(key);
         }
     }
@@ -458,7 +485,8 @@ impl Reconciler {
     /// decision with commands for its revision.
     fn first_action(&self, key: &ServiceKey, spec: &Spec, record: &StoredRecord, now: Timestamp) {
         let Some(latency) =
-            self.detection
+            self.observers
+                .detection
                 .first_action(key, &spec.revision, record.written_at, now)
         else {
             return;
@@ -471,7 +499,7 @@ impl Reconciler {
             spec.revision,
             format_duration(latency)
         );
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.observers.metrics {
             m.detected(latency);
         }
     }
@@ -498,7 +526,7 @@ impl Reconciler {
         match written {
             Ok((StatusWrite::Written { version }, stored)) => {
                 self.seen.status_written(&record.key, version);
-                if let Some(m) = &self.metrics {
+                if let Some(m) = &self.observers.metrics {
                     m.service(&record.key, &stored);
                 }
             }

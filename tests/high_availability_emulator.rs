@@ -424,7 +424,14 @@ async fn a_replica_paused_past_its_lease_is_refused_by_dynamodb_and_acts_no_more
     .await;
 
     a.gate.open();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The late write reaches DynamoDB when the stalled pass resumes; on a
+    // loaded machine that can take longer than any fixed pause.
+    wait_for(
+        "a's late write reaches DynamoDB",
+        Duration::from_secs(20),
+        async || a.gate.fenced.load(Ordering::SeqCst) > 0,
+    )
+    .await;
     assert_eq!(
         a.gate.fenced.load(Ordering::SeqCst),
         1,

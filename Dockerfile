@@ -9,6 +9,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates/cutover-core/Cargo.toml crates/cutover-core/
 COPY crates/cutover-controller/Cargo.toml crates/cutover-controller/
+COPY crates/cutover-checks/Cargo.toml crates/cutover-checks/
 COPY crates/cutover-sim/Cargo.toml crates/cutover-sim/
 COPY crates/cutover-demo/Cargo.toml crates/cutover-demo/
 COPY crates/cutover-bench/Cargo.toml crates/cutover-bench/

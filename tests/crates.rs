@@ -65,6 +65,7 @@ fn only_the_daemon_compiles_an_aws_sdk() {
     let graph = lock_graph();
     for name in [
         "cutover-controller",
+        "cutover-checks",
         "cutover-sim",
         "cutover-demo",
         "cutover-bench",
@@ -81,6 +82,18 @@ fn only_the_daemon_compiles_an_aws_sdk() {
         assert!(aws.is_empty(), "{name} pulls in {aws:?}");
     }
     assert!(closure(&graph, "cutover").contains("aws-sdk-ecs"));
+}
+
+/// The demo is the quick build: no HTTP client or server either (and so no
+/// TLS stack to compile), only the loop on the simulated cloud.
+#[test]
+fn the_demo_compiles_no_http_stack() {
+    let graph = lock_graph();
+    let http: Vec<_> = closure(&graph, "cutover-demo")
+        .into_iter()
+        .filter(|n| ["reqwest", "hyper", "axum", "rustls", "aws-lc-sys"].contains(&n.as_str()))
+        .collect();
+    assert!(http.is_empty(), "cutover-demo pulls in {http:?}");
 }
 
 #[test]
@@ -131,12 +144,13 @@ fn the_daemon_ships_without_the_benchmark() {
 /// Each crate's top-level modules, lowest first: a module may name
 /// (`crate::…`) only modules before it in its list, so arrows run one way
 /// and no two modules import each other.
-const LAYERS: [(&str, &[&str]); 3] = [
+const LAYERS: [(&str, &[&str]); 4] = [
     ("crates/cutover-core/src", &["time", "rollout"]),
     (
         "crates/cutover-controller/src",
-        &["cloud", "checks", "notify", "metrics", "controller"],
+        &["cloud", "notice", "metrics", "controller"],
     ),
+    ("crates/cutover-checks/src", &["checks", "notify"]),
     (
         "src",
         &["artifacts", "config", "telemetry", "aws", "http", "cli"],

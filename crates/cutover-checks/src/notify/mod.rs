@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::checks::fetch::{self, origin};
+use crate::notice::{CountNotifications, Notify};
 use crate::rollout::spec::{Notification, NotificationFormat};
 use crate::rollout::{Event, Phase, ServiceKey, Status};
 use crate::time::Timestamp;
@@ -57,12 +58,6 @@ struct Delivery {
     url: String,
     format: NotificationFormat,
     notice: Notice,
-}
-
-/// Where notices sent, failed and dropped are counted, by format (`json`,
-/// `slack`) and result: the metrics, which the notifier does not know.
-pub trait CountNotifications: Send + Sync + 'static {
-    fn notification(&self, format: &'static str, result: &'static str);
 }
 
 type Counter = Option<Arc<dyn CountNotifications>>;
@@ -145,6 +140,21 @@ impl Notifier {
         if let Some(m) = &self.metrics {
             m.notification(format_label(format), result);
         }
+    }
+}
+
+/// The loop's notifications port.
+impl Notify for Notifier {
+    fn notify(
+        &self,
+        key: &ServiceKey,
+        to: &[Notification],
+        events: &[Event],
+        before: Phase,
+        status: &Status,
+        at: Timestamp,
+    ) {
+        Notifier::notify(self, key, to, events, before, status, at);
     }
 }
 

@@ -38,7 +38,7 @@ use crate::cloud::{Checks, Clock, DesiredStore, Ecs, LoadBalancer, NoChecks};
 use crate::cloud::{CodeDeploy, NoCodeDeploy};
 use crate::cloud::{Leases, Relay};
 use crate::metrics::{LoopReadings, Metrics};
-use crate::notify::Notifier;
+use crate::notice::Notify;
 use crate::rollout::ServiceKey;
 use crate::time::Timestamp;
 
@@ -96,7 +96,7 @@ pub struct Controller {
     lb: Arc<dyn LoadBalancer>,
     checks: Arc<dyn Checks>,
     codedeploy: Arc<dyn CodeDeploy>,
-    notifier: Option<Notifier>,
+    notifier: Option<Arc<dyn Notify>>,
     clock: Arc<dyn Clock>,
     config: ControllerConfig,
     policy: Policy,
@@ -186,8 +186,8 @@ impl Controller {
 
     /// Tells the endpoints in each record's `notifications` about its
     /// rollouts' starts, steps, ends and rollbacks.
-    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
-        self.notifier = Some(notifier);
+    pub fn with_notifier(mut self, notifier: impl Notify) -> Self {
+        self.notifier = Some(Arc::new(notifier));
         self
     }
 

@@ -30,7 +30,7 @@ use super::queue::Trigger;
 use super::seen::Seen;
 use super::shards::{self, Claim, Ownership, Stop};
 use crate::metrics::Metrics;
-use crate::notify::Notifier;
+use crate::notice::Notify;
 
 pub type ReadsFn = fn(&Desired<'_>, Option<&ServiceState>, &Status, Timestamp) -> Reads;
 pub type DecideFn = fn(&Desired<'_>, &Observed, &Status, Timestamp) -> Decision;
@@ -138,7 +138,7 @@ impl Ports {
 /// metrics, the detection clock and the store's health.
 pub struct Observers {
     pub events: EventSender,
-    pub notifier: Option<Notifier>,
+    pub notifier: Option<Arc<dyn Notify>>,
     pub metrics: Option<Arc<Metrics>>,
     pub detection: Arc<Detection>,
     pub health: Arc<StoreHealth>,

@@ -475,7 +475,7 @@ impl Metrics {
 mod tests;
 
 /// The notifier counts its deliveries here.
-impl crate::notify::CountNotifications for Metrics {
+impl crate::notice::CountNotifications for Metrics {
     fn notification(&self, format: &'static str, result: &'static str) {
         Metrics::notification(self, format, result);
     }

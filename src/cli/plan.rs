@@ -57,10 +57,7 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     // live service, starting from the default.
     let status: Status = record.status.clone().unwrap_or_default();
     let spec = record.spec();
-    let desired = match &spec {
-        Ok(spec) => Desired::Valid(spec),
-        Err(problems) => Desired::Invalid(problems),
-    };
+    let desired = Desired::of(&spec);
     let (ecs, lb) = (aws.ecs(), aws.lb());
     let now = Timestamp::from_system(SystemTime::now());
     // A dry run calls no one's endpoints: gates read as unchecked.

@@ -250,10 +250,7 @@ impl Naive {
         let key = record.key.clone();
         let status = record.status.clone().unwrap_or_default();
         let spec = record.spec();
-        let desired = match &spec {
-            Ok(spec) => Desired::Valid(spec),
-            Err(problems) => Desired::Invalid(problems),
-        };
+        let desired = Desired::of(&spec);
         let both: Vec<String> = spec
             .as_ref()
             .map(|s| s.traffic.target_groups.to_vec())

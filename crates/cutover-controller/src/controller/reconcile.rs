@@ -224,13 +224,10 @@ impl Reconciler {
         let previous = record.status.clone().unwrap_or_default();
         span.record("phase", previous.phase.as_str());
         let spec = record.spec();
-        let desired = match &spec {
-            Ok(spec) => {
-                span.record("revision", spec.revision.to_string());
-                Desired::Valid(spec)
-            }
-            Err(problems) => Desired::Invalid(problems),
-        };
+        if let Ok(spec) = &spec {
+            span.record("revision", spec.revision.to_string());
+        }
+        let desired = Desired::of(&spec);
 
         let look_at_weights = first_look;
         let observed = observe(

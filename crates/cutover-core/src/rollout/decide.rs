@@ -34,6 +34,18 @@ pub enum Desired<'a> {
     Invalid(&'a RecordError),
 }
 
+impl<'a> Desired<'a> {
+    /// The record as parsed: valid, or invalid with its problems. Every
+    /// caller of the decision (a pass, `cutover plan`, the benchmark's
+    /// baseline, the tests) builds it here.
+    pub fn of(parsed: &'a Result<Spec, RecordError>) -> Self {
+        match parsed {
+            Ok(spec) => Desired::Valid(spec),
+            Err(problems) => Desired::Invalid(problems),
+        }
+    }
+}
+
 /// What to read from the load balancer before deciding. A steady service
 /// needs nothing, so a sweep of a quiet fleet costs no load balancer call.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -132,10 +132,7 @@ impl World {
     }
 
     pub fn observe(&self, spec: &Result<Spec, crate::rollout::RecordError>) -> Observed {
-        let desired = match spec {
-            Ok(s) => Desired::Valid(s),
-            Err(e) => Desired::Invalid(e),
-        };
+        let desired = Desired::of(spec);
         let service = ServiceState::Found(self.svc.clone());
         let r = reads(&desired, Some(&service), &self.status, self.now);
         let mut observed = Observed {
@@ -188,10 +185,7 @@ impl World {
     pub fn step(&mut self) -> Decision {
         let spec = self.spec();
         let observed = self.observe(&spec);
-        let desired = match &spec {
-            Ok(s) => Desired::Valid(s),
-            Err(e) => Desired::Invalid(e),
-        };
+        let desired = Desired::of(&spec);
         let decision = decide(&desired, &observed, &self.status, self.now);
         for c in &decision.commands {
             self.apply(c);

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use cutover::metrics::Metrics;
+use cutover::notice::Notify;
 use cutover::notify::{Notifier, NotifyPolicy};
 use cutover::rollout::spec::{Notification, NotificationFormat};
 use cutover::rollout::{Event, Phase, Revision, RolloutId, Status};

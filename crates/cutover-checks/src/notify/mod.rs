@@ -98,9 +98,18 @@ impl Notifier {
         (Notifier { queue: tx, metrics }, Courier { task })
     }
 
+    fn count(&self, format: NotificationFormat, result: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.notification(format_label(format), result);
+        }
+    }
+}
+
+/// The loop's notifications port.
+impl Notify for Notifier {
     /// Queues the notices for one applied decision to every endpoint of the
     /// record. `before` is the phase the pass started from.
-    pub fn notify(
+    fn notify(
         &self,
         key: &ServiceKey,
         to: &[Notification],
@@ -134,27 +143,6 @@ impl Notifier {
                 }
             }
         }
-    }
-
-    fn count(&self, format: NotificationFormat, result: &'static str) {
-        if let Some(m) = &self.metrics {
-            m.notification(format_label(format), result);
-        }
-    }
-}
-
-/// The loop's notifications port.
-impl Notify for Notifier {
-    fn notify(
-        &self,
-        key: &ServiceKey,
-        to: &[Notification],
-        events: &[Event],
-        before: Phase,
-        status: &Status,
-        at: Timestamp,
-    ) {
-        Notifier::notify(self, key, to, events, before, status, at);
     }
 }
 

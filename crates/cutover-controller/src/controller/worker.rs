@@ -17,8 +17,7 @@ use super::batch::DescribeBatcher;
 use super::queue::WorkQueue;
 use super::reconcile::{Pass, PassError, Reconciler};
 use super::weights_batch::WeightsBatcher;
-/// The stage and kind a pass that panicked is counted under.
-pub use crate::metrics::PANIC;
+use crate::metrics::PANIC;
 
 pub struct Workers {
     pub queue: Arc<WorkQueue>,

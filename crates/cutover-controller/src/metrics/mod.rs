@@ -460,12 +460,6 @@ impl Metrics {
     }
 
     /// One notification's fate: `sent`, `failed` or `dropped`.
-    pub fn notification(&self, format: &'static str, result: &'static str) {
-        self.notifications
-            .with_label_values(&[format, result])
-            .inc();
-    }
-
     pub fn detected(&self, latency: Duration) {
         self.detection_latency.observe(latency.as_secs_f64());
     }
@@ -477,6 +471,8 @@ mod tests;
 /// The notifier counts its deliveries here.
 impl crate::notice::CountNotifications for Metrics {
     fn notification(&self, format: &'static str, result: &'static str) {
-        Metrics::notification(self, format, result);
+        self.notifications
+            .with_label_values(&[format, result])
+            .inc();
     }
 }

@@ -151,7 +151,7 @@ async fn every_record_in_the_table_gets_a_status_and_each_bad_key_one_warning() 
     for given in BAD_KEYS {
         let status = status_at(&team, given).await;
         let status = status.unwrap_or_else(|| panic!("{given:?} has no status"));
-        assert_eq!(status.phase, Phase::Invalid, "{given:?}");
+        assert_eq!(status.phase(), Phase::Invalid, "{given:?}");
         assert!(status.message.contains("`service`"), "{}", status.message);
         assert!(
             status.message.contains("<cluster>/<service>"),
@@ -168,7 +168,7 @@ async fn every_record_in_the_table_gets_a_status_and_each_bad_key_one_warning() 
 
     let nocluster = status_at(&team, "nocluster/web").await;
     let nocluster = nocluster.expect("the record for a missing cluster has a status");
-    assert_eq!(nocluster.phase, Phase::Invalid);
+    assert_eq!(nocluster.phase(), Phase::Invalid);
     assert!(
         nocluster
             .message
@@ -184,7 +184,7 @@ async fn every_record_in_the_table_gets_a_status_and_each_bad_key_one_warning() 
 
     let big = status_at(&team, "prod/big").await;
     let big = big.expect("the 300 KB record has a status");
-    assert_eq!(big.phase, Phase::Invalid);
+    assert_eq!(big.phase(), Phase::Invalid);
     assert!(big.message.contains("strategy"), "{}", big.message);
 
     // A new value under a bad key is warned about again, once.

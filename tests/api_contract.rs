@@ -64,14 +64,13 @@ fn awaiting(id: &RolloutId, now: Timestamp) -> Status {
         "step_started_at": now,
         "progress_at": now,
     });
-    let mut status = Status {
-        phase: Phase::AwaitingPromotion,
+    Status {
         phase_since: now,
         weights: Some((90, 10)),
+        rollout: Some(serde_json::from_value(rollout).expect("a rollout")),
         ..Status::default()
-    };
-    status.rollout = Some(serde_json::from_value(rollout).expect("a rollout"));
-    status
+    }
+    .with_phase(Phase::AwaitingPromotion)
 }
 
 #[tokio::test]

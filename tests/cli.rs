@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use cutover::rollout::{Phase, Status};
+use cutover::rollout::Status;
 use serde_json::{Value, json};
 
 use support::cli::{Run, cutover, spawn};
@@ -108,7 +108,6 @@ fn revision_of(stdout: &str) -> String {
 
 fn awaiting_promotion(revision: &str) -> Value {
     let mut status = serde_json::to_value(Status {
-        phase: Phase::AwaitingPromotion,
         weights: Some((90, 10)),
         message: "waiting for promotion with 10% on the candidate".into(),
         // 2026-01-01T00:01:00Z, when the rollout below reached its step.
@@ -116,6 +115,7 @@ fn awaiting_promotion(revision: &str) -> Value {
         ..Status::default()
     })
     .expect("encodes");
+    status["phase"] = json!("AwaitingPromotion");
     status["rollout"] = json!({
         "id": format!("{revision}#1"),
         "started_at": "2026-01-01T00:00:00Z",
@@ -511,6 +511,19 @@ fn status_of(
     stable: Option<&str>,
     history: &[Value],
 ) -> Value {
+    // A phase of a rollout is written with the rollout in flight.
+    let rollout = match phase {
+        "Steady" | "Failed" | "Invalid" => Value::Null,
+        _ => json!({
+            "id": format!("{revision}#1"),
+            "started_at": "2026-01-01T00:00:00Z",
+            "from": null,
+            "target_group": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-green/1",
+            "step": 0,
+            "step_started_at": "2026-01-01T00:00:00Z",
+            "progress_at": "2026-01-01T00:00:00Z",
+        }),
+    };
     json!({
         "phase": phase,
         "observed_revision": revision,
@@ -518,7 +531,7 @@ fn status_of(
         "active": null,
         "candidate": null,
         "weights": [100, 0],
-        "rollout": null,
+        "rollout": rollout,
         "failed": null,
         "phase_since": "2026-01-01T00:00:00Z",
         "message": message,

@@ -70,7 +70,7 @@ fn rollback_reason(status: &cutover::rollout::Status) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_candidate_the_prometheus_gate_rejects_is_rolled_back() {
     let (o, status) = roll(31, "0.2", "pass").await;
-    assert_eq!(status.phase, Phase::Failed, "{status:#?}");
+    assert_eq!(status.phase(), Phase::Failed, "{status:#?}");
     let why = rollback_reason(&status);
     assert!(why.contains("error-rate"), "{why}");
     assert!(why.contains("value 0.2 is above max 0.01"), "{why}");
@@ -84,7 +84,7 @@ async fn a_candidate_the_prometheus_gate_rejects_is_rolled_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_candidate_the_hook_rejects_is_rolled_back() {
     let (o, status) = roll(32, "0.001", "fail").await;
-    assert_eq!(status.phase, Phase::Failed, "{status:#?}");
+    assert_eq!(status.phase(), Phase::Failed, "{status:#?}");
     let why = rollback_reason(&status);
     assert!(
         why.contains("hook after_test_traffic failed: smoke tests say fail"),
@@ -102,7 +102,7 @@ async fn a_candidate_the_hook_rejects_is_rolled_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_candidate_both_accept_is_promoted() {
     let (o, status) = roll(33, "0.001", "pass").await;
-    assert_eq!(status.phase, Phase::Steady, "{status:#?}");
+    assert_eq!(status.phase(), Phase::Steady, "{status:#?}");
     assert_eq!(status.stable_revision, status.observed_revision);
     let phases: Vec<Phase> = status.history.iter().map(|t| t.to).collect();
     for p in [

@@ -97,7 +97,7 @@ fn phase(sim: &SimCloud, key: &ServiceKey) -> Option<Phase> {
         .into_iter()
         .find(|r| &r.key == key)
         .and_then(|r| r.status)
-        .map(|s| s.phase)
+        .map(|s| s.phase())
 }
 
 /// Runs the world until every service is Steady on its new version.
@@ -107,7 +107,7 @@ async fn until_steady(sim: &SimCloud, services: &[cutover::sim::ServiceArns], li
         let done = sim.records().iter().all(|r| {
             r.status
                 .as_ref()
-                .is_some_and(|s| s.phase == Phase::Steady && s.rollout.is_none())
+                .is_some_and(|s| s.phase() == Phase::Steady && s.rollout.is_none())
                 && r.status.as_ref().is_some_and(|s| s.history.len() > 2)
         });
         if done && sim.records().len() == services.len() {
@@ -119,10 +119,10 @@ async fn until_steady(sim: &SimCloud, services: &[cutover::sim::ServiceArns], li
             sim.records()
                 .iter()
                 .filter_map(|r| r.status.as_ref().map(|s| (&r.key, s)))
-                .filter(|(_, s)| s.phase != Phase::Steady || s.rollout.is_some())
+                .filter(|(_, s)| s.phase() != Phase::Steady || s.rollout.is_some())
                 .map(|(key, s)| (
                     key.to_string(),
-                    s.phase,
+                    s.phase(),
                     s.message.clone(),
                     s.failed.as_ref().map(|f| f.reason.clone()),
                     s.history

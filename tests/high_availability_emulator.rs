@@ -340,7 +340,7 @@ async fn all_steady(store: &DynamoStore, n: usize) -> bool {
     records.len() == n
         && records.iter().all(|r| {
             r.status.as_ref().is_some_and(|s| {
-                s.phase == Phase::Steady && s.rollout.is_none() && s.history.len() > 2
+                s.phase() == Phase::Steady && s.rollout.is_none() && s.history.len() > 2
             })
         })
 }

@@ -36,7 +36,7 @@ async fn a_hook_that_accepts_then_reports_pass_through_the_api_lets_the_rollout_
                 .contains("waiting for the after_test_traffic hook")
         })
         .await;
-    assert_eq!(waiting.phase, Phase::Testing);
+    assert_eq!(waiting.phase(), Phase::Testing);
     let payload = endpoint.requests()[0].json();
     let rollout = payload["rollout"].as_str().unwrap().to_string();
     let report_to = payload["report_to"].as_str().unwrap().to_string();
@@ -75,7 +75,7 @@ async fn a_hook_that_accepts_then_reports_pass_through_the_api_lets_the_rollout_
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert_eq!(ok.json()["verdict"], "pass");
     let status = rig.settled(WITHIN).await;
-    assert_eq!(status.phase, Phase::Steady, "{status:#?}");
+    assert_eq!(status.phase(), Phase::Steady, "{status:#?}");
     assert_eq!(
         endpoint.hits(),
         1,
@@ -104,7 +104,7 @@ async fn a_late_fail_verdict_rolls_back() {
     let r = post(rig.api, path, Some(TOKEN), &body.to_string()).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let status = rig.settled(WITHIN).await;
-    assert_eq!(status.phase, Phase::Failed);
+    assert_eq!(status.phase(), Phase::Failed);
     let why = &status.failed.as_ref().unwrap().reason;
     assert!(
         why.contains("hook after_test_traffic failed: p99 latency doubled"),
@@ -120,7 +120,7 @@ async fn a_hook_that_never_reports_rolls_back_at_its_timeout() {
     let rig = Rig::start(43).await;
     rig.deploy(hook(endpoint.url("/smoke"), "1s"));
     let status = rig.settled(WITHIN).await;
-    assert_eq!(status.phase, Phase::Failed);
+    assert_eq!(status.phase(), Phase::Failed);
     let why = &status.failed.as_ref().unwrap().reason;
     assert!(
         why.contains("hook after_test_traffic failed: no verdict within 1s"),
@@ -135,7 +135,7 @@ async fn a_hook_endpoint_that_is_down_rolls_back_instead_of_holding_the_rollout(
     let rig = Rig::start(44).await;
     rig.deploy(hook(refused("/smoke").await, "10m"));
     let status = rig.settled(WITHIN).await;
-    assert_eq!(status.phase, Phase::Failed);
+    assert_eq!(status.phase(), Phase::Failed);
     let why = &status.failed.as_ref().unwrap().reason;
     assert!(
         why.contains("hook unreachable: connection refused"),

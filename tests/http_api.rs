@@ -106,7 +106,7 @@ impl Api {
 
     async fn phase(&self, key: &ServiceKey) -> Option<Phase> {
         let record = DesiredStore::get(&self.sim, key).await.ok()??;
-        record.status.map(|s| s.phase)
+        record.status.map(|s| s.phase())
     }
 
     async fn wait_for(&self, key: &ServiceKey, phase: Phase) {

@@ -41,7 +41,7 @@ async fn a_promoted_rollout_is_told_in_json_and_in_slack_words() {
         {"url": json_endpoint.url("/events")},
         {"url": slack.url("/services/T000/B000/XXXX"), "format": "slack"}
     ]}));
-    assert_eq!(rig.settled(WITHIN).await.phase, Phase::Steady);
+    assert_eq!(rig.settled(WITHIN).await.phase(), Phase::Steady);
     let metrics = rig.stop().await;
 
     let events: Vec<Value> = json_endpoint.requests().iter().map(|r| r.json()).collect();
@@ -91,7 +91,7 @@ async fn a_rollback_is_told_with_its_reason() {
         "notifications": [{"url": json_endpoint.url("/events")}],
         "hooks": {"after_install": {"url": refused("/hook").await}}
     }));
-    assert_eq!(rig.settled(WITHIN).await.phase, Phase::Failed);
+    assert_eq!(rig.settled(WITHIN).await.phase(), Phase::Failed);
     rig.stop().await;
     let events: Vec<Value> = json_endpoint.requests().iter().map(|r| r.json()).collect();
     let to_rolling_back = events
@@ -126,7 +126,7 @@ async fn a_dead_endpoint_costs_bounded_retries_and_the_rollout_still_completes()
         {"url": failing.url("/events")},
         {"url": refused("/events").await, "format": "slack"}
     ]}));
-    assert_eq!(rig.settled(WITHIN).await.phase, Phase::Steady);
+    assert_eq!(rig.settled(WITHIN).await.phase(), Phase::Steady);
     let metrics = rig.stop().await;
     // Three notices (started, step, promoted), each tried three times.
     assert_eq!(failing.hits(), 9);

@@ -108,7 +108,7 @@ async fn urls_that_fail_validation_show_only_their_scheme_and_host() {
         if record
             .status
             .as_ref()
-            .is_some_and(|s| s.phase == Phase::Invalid)
+            .is_some_and(|s| s.phase() == Phase::Invalid)
         {
             status = record.status;
             break;

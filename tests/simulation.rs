@@ -177,7 +177,7 @@ fn lay_hand(
             let Some(status) = &record.status else {
                 return state;
             };
-            let (Some(r), Phase::Shifting) = (&status.rollout, status.phase) else {
+            let (Some(r), Phase::Shifting) = (&status.rollout, status.phase()) else {
                 return state;
             };
             let Some(from) = &r.from else {
@@ -674,7 +674,7 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
             let fresh = sim.records().into_iter().find(|r| &r.key == key);
             if let Some(record) = fresh.as_ref()
                 && let Some(status) = &record.status
-                && status.phase == Phase::AwaitingPromotion
+                && status.phase() == Phase::AwaitingPromotion
                 && let Some(r) = &status.rollout
             {
                 let mut body = record.body.clone();
@@ -705,7 +705,7 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
                         s.rollout.is_none()
                             && s.observed_revision.is_some()
                             && s.observed_revision == asked
-                            && match s.phase {
+                            && match s.phase() {
                                 Phase::Steady => s.stable_revision == asked,
                                 Phase::Failed => s
                                     .failed
@@ -800,7 +800,7 @@ fn check_end_state(
     let serves = |td: &str| {
         primary.task_definition.ends_with(&format!("/{td}")) || primary.task_definition == td
     };
-    match status.phase {
+    match status.phase() {
         Phase::Steady => {
             if !serves(version) {
                 out.push(format!(

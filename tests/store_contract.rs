@@ -65,11 +65,11 @@ fn spec_item(key: &ServiceKey, task_definition: &str) -> HashMap<String, Attribu
 
 fn status(phase: Phase, message: &str) -> Status {
     Status {
-        phase,
         message: message.to_string(),
         phase_since: Timestamp(1_700_000_000_000),
         ..Status::default()
     }
+    .with_phase(phase)
 }
 
 async fn team_puts(team: &Client, item: HashMap<String, AttributeValue>) {
@@ -630,7 +630,7 @@ async fn items_whose_key_is_not_a_service_are_listed_apart_and_only_their_status
     let again = f.store.scan().await.unwrap();
     for item in &again.unkeyed {
         let status = item.status.as_ref().expect("the status is read back");
-        assert_eq!(status.phase, Phase::Invalid);
+        assert_eq!(status.phase(), Phase::Invalid);
         assert_eq!(item.status_version, 1);
     }
     let stale = f

@@ -152,10 +152,10 @@ async fn a_change_made_since_the_read_is_refused_and_the_status_is_kept() {
         .unwrap();
     let read = f.store.get(&k).await.unwrap().unwrap();
     let status = Status {
-        phase: Phase::Shifting,
         message: "shifting".into(),
         ..Status::default()
-    };
+    }
+    .with_phase(Phase::Shifting);
     let w = f.store.write_status(&k, 0, &status).await.unwrap();
     assert_eq!(w, StatusWrite::Written { version: 1 });
 

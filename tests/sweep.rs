@@ -72,10 +72,11 @@ fn start(f: &Fleet, budgets: Option<&Arc<ApiBudgets>>) -> (CancellationToken, Co
 
 /// Every service has a Steady status.
 fn all_steady(f: &Fleet) -> bool {
-    f.sim
-        .records()
-        .iter()
-        .all(|r| r.status.as_ref().is_some_and(|s| s.phase == Phase::Steady))
+    f.sim.records().iter().all(|r| {
+        r.status
+            .as_ref()
+            .is_some_and(|s| s.phase() == Phase::Steady)
+    })
 }
 
 #[tokio::test(start_paused = true)]

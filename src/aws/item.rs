@@ -207,14 +207,35 @@ mod tests {
             .collect()
     }
 
+    /// Statuses the release before the reshaped status wrote (recorded in
+    /// the core's tests) survive the DynamoDB attribute form both ways.
+    #[test]
+    fn recorded_statuses_round_trip_through_dynamodb_attributes() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("crates/cutover-core/tests/recorded_statuses");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("the recorded statuses") {
+            let path = entry.expect("an entry").path();
+            let text = std::fs::read_to_string(&path).expect("a file");
+            let status: Status = serde_json::from_str(&text).expect("decodes from JSON");
+            let value = status_value(&status).expect("encodes as an attribute");
+            let back: Status =
+                serde_dynamo::from_attribute_value(value).expect("decodes from the attribute");
+            assert_eq!(back, status, "{}", path.display());
+            assert_eq!(back.phase(), status.phase(), "{}", path.display());
+            seen += 1;
+        }
+        assert!(seen >= 16, "{seen}");
+    }
+
     #[test]
     fn status_and_version_are_split_from_the_body() {
         let status = Status {
-            phase: Phase::Shifting,
             weights: Some((90, 10)),
             message: "shifting".into(),
             ..Status::default()
-        };
+        }
+        .with_phase(Phase::Shifting);
         let record = record_from_item(item(&[
             ("service", s("prod/web")),
             ("container_port", n("8080")),

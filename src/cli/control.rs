@@ -47,7 +47,7 @@ fn intent(request: Request, record: &StoredRecord) -> Result<Option<Intent>, Str
     let key = &record.key;
     let status = record.status.as_ref();
     let phase_is = |s: Option<&Status>| match s {
-        Some(s) => format!("it is {} ({})", s.phase, s.message),
+        Some(s) => format!("it is {} ({})", s.phase(), s.message),
         None => "the controller has not written its status yet".to_string(),
     };
     match request {
@@ -113,7 +113,7 @@ fn intent(request: Request, record: &StoredRecord) -> Result<Option<Intent>, Str
                 "requested abort of {key} rollout {}: traffic returns to the active task set",
                 r.id
             );
-            if status.is_some_and(|s| s.phase == Phase::Invalid) {
+            if status.is_some_and(|s| s.phase() == Phase::Invalid) {
                 done.push_str(" once the record is valid again");
             }
             control(record, "abort", Some(json!(r.id.to_string())), done)

@@ -22,7 +22,8 @@ fn rollout(step: u32) -> Rollout {
         task_failures: 0,
         health: Default::default(),
         rollback: None,
-        resume_to: None,
+        stage: Default::default(),
+        hold: None,
         gates: Default::default(),
         hooks: Default::default(),
         hook_verdicts: Default::default(),
@@ -47,12 +48,12 @@ fn record(body: Value, status: Option<Status>) -> StoredRecord {
 
 fn in_phase(phase: Phase, rollout: Option<Rollout>) -> Status {
     Status {
-        phase,
         rollout,
         weights: Some((90, 10)),
         message: format!("in {phase}"),
         ..Status::default()
     }
+    .with_phase(phase)
 }
 
 fn body() -> Value {

@@ -24,7 +24,7 @@ pub struct PlanArgs {
 
 /// The decision in words.
 pub fn describe(from: Phase, decision: &Decision, now: Timestamp) -> String {
-    let to = decision.status.phase;
+    let to = decision.status.phase();
     let mut out = if from == to {
         format!("phase:    {to} (unchanged)\n")
     } else {
@@ -78,7 +78,7 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!("{key}: the record is invalid");
     }
-    print!("{}", describe(status.phase, &decision, now));
+    print!("{}", describe(status.phase(), &decision, now));
     // A pass that only stores its status and looks again at once (a new
     // rollout is stored before its candidate is created) is followed by
     // another straight away: show what that one would send.
@@ -89,7 +89,7 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         }
         let next = decide(&desired, &observed, &last.status, now);
         println!("then, at once:");
-        print!("{}", describe(last.status.phase, &next, now));
+        print!("{}", describe(last.status.phase(), &next, now));
         last = next;
     }
     println!("(a dry run: nothing was executed and no status was written)");
@@ -106,10 +106,10 @@ mod tests {
         Decision {
             commands,
             status: Status {
-                phase,
                 message: "shifting to 20%".into(),
                 ..Status::default()
-            },
+            }
+            .with_phase(phase),
             wake,
             events: vec![],
         }

@@ -59,7 +59,7 @@ pub fn overview(records: &[StoredRecord], now: Timestamp) -> String {
         let row = match &record.status {
             Some(s) => vec![
                 record.key.to_string(),
-                s.phase.to_string(),
+                s.phase().to_string(),
                 format::weights(s.weights),
                 format::step(s.rollout.as_ref().map(|r| r.step), total),
                 format::age(now.since(s.phase_since)),
@@ -116,7 +116,7 @@ pub fn detail(record: &StoredRecord, now: Timestamp) -> String {
         "phase",
         format!(
             "{} for {} (since {})",
-            s.phase,
+            s.phase(),
             format::age(now.since(s.phase_since)),
             format::time(s.phase_since)
         ),

@@ -53,7 +53,6 @@ fn transition(minute: i64, from: Phase, to: Phase, reason: &str) -> Transition {
 
 fn shifting() -> Status {
     Status {
-        phase: Phase::Shifting,
         phase_since: at(0),
         weights: Some((90, 10)),
         message: "candidate has 10% of production traffic".into(),
@@ -75,7 +74,8 @@ fn shifting() -> Status {
             task_failures: 0,
             health: Default::default(),
             rollback: None,
-            resume_to: None,
+            stage: Default::default(),
+            hold: None,
             gates: Default::default(),
             hooks: Default::default(),
             hook_verdicts: Default::default(),
@@ -97,6 +97,7 @@ fn shifting() -> Status {
             .collect(),
         ..Status::default()
     }
+    .with_phase(Phase::Shifting)
 }
 
 #[test]
@@ -234,7 +235,6 @@ fn readme_example() -> (StoredRecord, Timestamp) {
         },
     ];
     let status = Status {
-        phase: Phase::Shifting,
         phase_since: t("12:01:30"),
         observed_revision: Some(new.clone()),
         stable_revision: Some(old.clone()),
@@ -264,7 +264,8 @@ fn readme_example() -> (StoredRecord, Timestamp) {
             task_failures: 0,
             health: Default::default(),
             rollback: None,
-            resume_to: None,
+            stage: Default::default(),
+            hold: None,
             gates: Default::default(),
             hooks: Default::default(),
             hook_verdicts: Default::default(),
@@ -276,7 +277,8 @@ fn readme_example() -> (StoredRecord, Timestamp) {
         }),
         history,
         ..Status::default()
-    };
+    }
+    .with_phase(Phase::Shifting);
     let record = StoredRecord {
         key,
         body: body("checkout:43"),

@@ -133,7 +133,7 @@ pub fn verdict(record: &StoredRecord, wanted: &Wanted) -> Verdict {
     else {
         return Verdict::Pending;
     };
-    match s.phase {
+    match s.phase() {
         Phase::Steady if wanted.is(s.stable_revision.as_ref()) => Verdict::Released(format!(
             "released: {key} revision {wanted} is Steady and serves production ({})",
             s.message
@@ -246,11 +246,11 @@ impl Progress {
                 say(&line(t.at, &self.key, &what, &t.reason));
             }
             if self.wanted.is(s.observed_revision.as_ref()) {
-                self.phase = Some((s.phase, s.message.clone()));
+                self.phase = Some((s.phase(), s.message.clone()));
                 // Progress within a phase (a step's weights, a failing
                 // check); the closing line carries the last message.
                 if verdict == Verdict::Pending && self.message.as_ref() != Some(&s.message) {
-                    say(&line(now(), &self.key, s.phase.as_str(), &s.message));
+                    say(&line(now(), &self.key, s.phase().as_str(), &s.message));
                     self.message = Some(s.message.clone());
                 }
             }

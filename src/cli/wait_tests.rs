@@ -38,12 +38,12 @@ fn revision_of(body: &Value) -> Revision {
 
 fn status(phase: Phase, observed: &Revision, stable: Option<&Revision>) -> Status {
     Status {
-        phase,
         observed_revision: Some(observed.clone()),
         stable_revision: stable.cloned(),
         message: format!("{phase} message"),
         ..Status::default()
     }
+    .with_phase(phase)
 }
 
 fn transition(at: i64, from: Phase, to: Phase) -> Transition {

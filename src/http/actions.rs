@@ -212,7 +212,6 @@ mod tests {
 
     fn in_flight(phase: Phase) -> Status {
         Status {
-            phase,
             rollout: Some(Rollout {
                 id: id(1),
                 started_at: Timestamp(0),
@@ -225,7 +224,8 @@ mod tests {
                 task_failures: 0,
                 health: Default::default(),
                 rollback: None,
-                resume_to: None,
+                stage: Default::default(),
+                hold: None,
                 gates: Default::default(),
                 hooks: Default::default(),
                 hook_verdicts: Default::default(),
@@ -237,6 +237,7 @@ mod tests {
             }),
             ..Status::default()
         }
+        .with_phase(phase)
     }
 
     #[test]
@@ -323,14 +324,14 @@ mod tests {
             .is_err()
         );
         let failed = Status {
-            phase: Phase::Failed,
             failed: Some(Failure {
                 rollout: id(3),
                 reason: "gate".into(),
                 at: Timestamp(0),
             }),
             ..Status::default()
-        };
+        }
+        .with_phase(Phase::Failed);
         let p = plan(Action::Retry, &json!({}), Some(&failed), &req).unwrap();
         assert_eq!(p.changes["control"], Some(json!({"retry": "0123abcd#3"})));
         assert_eq!(available(&json!({}), Some(&failed)), ["pause", "retry"]);

@@ -164,7 +164,6 @@ mod tests {
 
     fn testing() -> Status {
         Status {
-            phase: Phase::Testing,
             rollout: Some(Rollout {
                 id: id(1),
                 started_at: Timestamp(0),
@@ -177,7 +176,8 @@ mod tests {
                 task_failures: 0,
                 health: Default::default(),
                 rollback: None,
-                resume_to: None,
+                stage: Default::default(),
+                hold: None,
                 gates: Default::default(),
                 hooks: Default::default(),
                 hook_verdicts: Default::default(),
@@ -189,6 +189,7 @@ mod tests {
             }),
             ..Status::default()
         }
+        .with_phase(Phase::Testing)
     }
 
     fn verdict(attempt: u32) -> HookVerdict {

@@ -146,7 +146,8 @@ impl Rig {
                     .history
                     .iter()
                     .any(|t| t.from != Phase::Steady || t.to != Phase::Steady);
-                let done = matches!(s.phase, Phase::Steady | Phase::Failed) && s.rollout.is_none();
+                let done =
+                    matches!(s.phase(), Phase::Steady | Phase::Failed) && s.rollout.is_none();
                 if moved && done && s.history.len() > 1 {
                     return s;
                 }

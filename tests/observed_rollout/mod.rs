@@ -61,7 +61,7 @@ pub async fn rollout(faults: Faults, calls: &ApiCalls) -> String {
             .ok()
             .flatten()
             .and_then(|r| r.status);
-        if status.is_some_and(|s| s.phase == Phase::Steady && s.history.len() > 1) {
+        if status.is_some_and(|s| s.phase() == Phase::Steady && s.history.len() > 1) {
             done = true;
             break;
         }

@@ -101,7 +101,11 @@ impl Fleet {
         self.sim
             .records()
             .iter()
-            .filter(|r| r.status.as_ref().is_some_and(|s| s.phase == Phase::Steady))
+            .filter(|r| {
+                r.status
+                    .as_ref()
+                    .is_some_and(|s| s.phase() == Phase::Steady)
+            })
             .filter(|r| match self.sim.service(&r.key) {
                 ServiceState::Found(svc) => svc
                     .primary()
@@ -116,7 +120,11 @@ impl Fleet {
         self.sim
             .records()
             .iter()
-            .filter(|r| r.status.as_ref().is_some_and(|s| s.phase == Phase::Failed))
+            .filter(|r| {
+                r.status
+                    .as_ref()
+                    .is_some_and(|s| s.phase() == Phase::Failed)
+            })
             .count()
     }
 

@@ -245,7 +245,7 @@ async fn done(sim: &SimCloud, scenarios: &[Scenario]) -> bool {
             .get(&s.key)
             .and_then(|r| r.status.as_ref())
             .is_some_and(|st| {
-                st.phase == s.expect
+                st.phase() == s.expect
                     && (s.expect == Phase::Invalid || st.rollout.is_none())
                     && (s.expect != Phase::Steady || st.history.len() > 1)
             })
@@ -289,7 +289,7 @@ async fn summary(sim: &SimCloud, scenarios: &[Scenario]) {
         println!(
             "{:<16} {:<12} {:<12} {:<8} {}",
             s.key.to_string(),
-            status.phase.as_str(),
+            status.phase().as_str(),
             serving,
             weights,
             status.message

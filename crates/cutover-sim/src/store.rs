@@ -492,9 +492,10 @@ impl World {
         match at {
             At::Service(key) => self.log(format!(
                 "{key}: status {} written: {}",
-                status.phase, status.message
+                status.phase(),
+                status.message
             )),
-            At::Unkeyed(given) => self.log(format!("{given:?}: status {} written", status.phase)),
+            At::Unkeyed(given) => self.log(format!("{given:?}: status {} written", status.phase())),
         }
         Ok(StatusWrite::Written { version })
     }

@@ -96,7 +96,7 @@ pub fn notices(
         .map(|(active, candidate)| CandidateWeights { active, candidate });
     let pass = PhaseChange {
         from: before,
-        to: status.phase,
+        to: status.phase(),
     };
     // A rollout's end names no reason itself; the transition it came with does.
     let last_reason = events

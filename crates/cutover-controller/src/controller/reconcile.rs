@@ -222,7 +222,7 @@ impl Reconciler {
         // A missing or unreadable status is rebuilt by the decision from the
         // live service, starting from the default.
         let previous = record.status.clone().unwrap_or_default();
-        span.record("phase", previous.phase.as_str());
+        span.record("phase", previous.phase().as_str());
         let spec = record.spec();
         if let Ok(spec) = &spec {
             span.record("revision", spec.revision.to_string());
@@ -361,7 +361,7 @@ impl Reconciler {
         // Only for a stored status: a pass that lost its write is decided
         // again, and its events come with that decision.
         if let (Some(n), Desired::Valid(spec)) = (&self.observers.notifier, desired) {
-            let before = previous.phase;
+            let before = previous.phase();
             n.notify(
                 key,
                 &spec.notifications,

@@ -428,7 +428,7 @@ impl Metrics {
         for phase in Phase::ALL {
             self.service_phase
                 .with_label_values(&[service.as_str(), phase.as_str()])
-                .set(i64::from(phase == status.phase));
+                .set(i64::from(phase == status.phase()));
         }
         let candidate = status.weights.map_or(0, |(_, c)| c);
         self.candidate_weight

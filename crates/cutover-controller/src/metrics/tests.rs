@@ -98,7 +98,6 @@ fn the_phase_gauge_has_one_series_per_phase_and_follows_the_status_until_the_rec
     let m = Metrics::new().unwrap();
     let key = ServiceKey::new("prod", "web");
     let status = Status {
-        phase: Phase::Shifting,
         weights: Some((90, 10)),
         phase_since: Timestamp(1_700_000_000_000),
         rollout: Some(Rollout {
@@ -113,7 +112,8 @@ fn the_phase_gauge_has_one_series_per_phase_and_follows_the_status_until_the_rec
             task_failures: 0,
             health: Default::default(),
             rollback: None,
-            resume_to: None,
+            stage: Default::default(),
+            hold: None,
             gates: Default::default(),
             hooks: Default::default(),
             hook_verdicts: Default::default(),
@@ -124,7 +124,8 @@ fn the_phase_gauge_has_one_series_per_phase_and_follows_the_status_until_the_rec
             alerted: Default::default(),
         }),
         ..Status::default()
-    };
+    }
+    .with_phase(Phase::Shifting);
     m.service(&key, &status);
     let text = m.render().unwrap();
     let phase = |p: &str| {

@@ -3,9 +3,10 @@
 //! it began, and a hook point only once its hook said pass.
 
 use super::command::{Command, Event, Wake};
-use super::gate::{Assessment, assess, circuit_breaker_threshold};
+use super::driver::{Driver, Flow};
+use super::gate::circuit_breaker_threshold;
 use super::hook::{HookAnswer, HookPayload, HookPoint};
-use super::machine::{Flow, Machine};
+use super::machine::Machine;
 use super::readiness;
 use super::status::{RollbackReason, Rollout};
 
@@ -17,35 +18,7 @@ impl Machine<'_, '_> {
         if let Some(flow) = self.candidate_gates(r) {
             return Err(flow);
         }
-        let probes = self.spec.gates.probes();
-        if probes.is_empty() {
-            return Ok(None);
-        }
-        let mut state = r.gates.clone();
-        let assessment = assess(&probes, &self.observed.gates, &mut state, r.step_started_at);
-        for probe in &probes {
-            if let Some(reading) = self.observed.gates.get(probe.name())
-                && r.gates.get(probe.name()).and_then(|g| g.last_at) != Some(reading.at)
-            {
-                self.d.events.push(Event::GateEvaluated {
-                    gate: probe.kind(),
-                    passed: reading.verdict == super::gate::Verdict::Pass,
-                });
-            }
-        }
-        if let Some(rr) = self.d.status.rollout.as_mut() {
-            rr.gates = state;
-        }
-        match assessment {
-            Assessment::Pass => Ok(None),
-            Assessment::Wait(why) => {
-                self.d.wake(Wake::Poll);
-                Ok(Some(why))
-            }
-            Assessment::Fail { gate, detail } => {
-                Err(self.begin_rollback(RollbackReason::GateFailed { gate, detail }))
-            }
-        }
+        self.analysis_gates(r)
     }
 
     /// The candidate's own gates: its task failures, then its target health.
@@ -142,7 +115,7 @@ impl Machine<'_, '_> {
                     hook: point,
                     rollout: r.id.clone(),
                     revision: r.id.revision.as_str().to_string(),
-                    phase: self.d.status.phase.as_str().to_string(),
+                    phase: self.d.status.phase().as_str().to_string(),
                     weights,
                     report_to: format!(
                         "/v1/services/{}/{}/hooks/{point}",

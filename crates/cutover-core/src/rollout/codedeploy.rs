@@ -12,22 +12,19 @@
 //! the group's in-flight deployment is read first and, if it is cutover's,
 //! adopted by the rollout named in its description.
 
-use super::command::{Command, Event, Outcome, Wake};
+use super::command::{Command, Outcome, Wake};
 use super::control::RolloutId;
 use super::decide::{Draft, Reads, gated, runs};
 use super::deployment::{
     CodeDeployTarget, ContinueWait, CreateDeployment, Deployment, DeploymentRead, DeploymentRef,
     DeploymentStatus, DeploymentView, description,
 };
-use super::gate::{Assessment, Verdict, assess};
-use super::machine::{Flow, task_set_ref};
+use super::driver::{Driver, Flow, Opening, due_probes, failed_revision, interruption, promoted};
+use super::machine::task_set_ref;
 use super::observed::{EcsService, Observed, short_task_definition};
 use super::spec::Spec;
-use super::status::{Failure, Phase, RollbackReason, Rollout, Status};
+use super::status::{Phase, RollbackReason, Rollout, Status};
 use crate::time::Timestamp;
-
-/// The most phase changes one decision walks through.
-const MAX_STEPS: usize = 8;
 
 /// The service needs nothing: no rollout, and the revision serves (as the
 /// status remembers, or as the primary task set shows after a lost status).
@@ -37,22 +34,14 @@ fn settled(spec: &Spec, svc: &EcsService, status: &Status) -> bool {
             || svc.primary().is_some_and(|p| runs(spec, p)))
 }
 
-/// The revision failed and no retry asks for it again.
-fn failed(spec: &Spec, status: &Status) -> Option<Failure> {
-    status.failed.clone().filter(|f| {
-        f.rollout.revision == spec.revision && spec.control.retry.as_ref() != Some(&f.rollout)
-    })
-}
-
-pub(crate) fn reads(
-    spec: &Spec,
-    target: &CodeDeployTarget,
-    svc: &EcsService,
-    status: &Status,
-    now: Timestamp,
-) -> Reads {
+fn reads(spec: &Spec, svc: &EcsService, status: &Status, now: Timestamp) -> Reads {
     let mut reads = Reads::default();
-    if status.rollout.is_none() && (settled(spec, svc, status) || failed(spec, status).is_some()) {
+    let Some(target) = spec.driver.codedeploy() else {
+        return reads;
+    };
+    if status.rollout.is_none()
+        && (settled(spec, svc, status) || failed_revision(spec, status).is_some())
+    {
         return reads;
     }
     reads.deployment = Some(match (&status.rollout, &status.deployment) {
@@ -71,63 +60,15 @@ pub(crate) fn reads(
     });
     if let Some(r) = &status.rollout
         && r.rollback.is_none()
-        && gated(status.phase)
+        && gated(status.phase())
     {
-        reads.probes = spec
-            .gates
-            .probes()
-            .into_iter()
-            .filter(|p| {
-                r.gates
-                    .get(p.name())
-                    .and_then(|g| g.last_at)
-                    .is_none_or(|t| now >= t + p.interval())
-            })
-            .collect();
+        reads.probes = due_probes(spec, r, now);
     }
     reads
 }
 
-pub(crate) fn decide(spec: &Spec, svc: &EcsService, observed: &Observed, d: &mut Draft) {
-    let Some(target) = spec.driver.codedeploy() else {
-        return;
-    };
-    if svc.deployment_controller != "CODE_DEPLOY" {
-        d.hold(format!(
-            "ECS service {} uses the {} deployment controller: driver \"codedeploy\" drives services created with deploymentController CODE_DEPLOY (leave `driver` out for EXTERNAL services)",
-            spec.key, svc.deployment_controller
-        ));
-        return;
-    }
-    if d.status.phase == Phase::Invalid {
-        let resume = d
-            .status
-            .rollout
-            .as_mut()
-            .and_then(|r| r.resume_to.take())
-            .unwrap_or(Phase::Steady);
-        d.transition(resume, "the record and the service are valid again");
-    }
-    let mut run = Run {
-        spec,
-        target,
-        svc,
-        observed,
-        d,
-    };
-    for _ in 0..MAX_STEPS {
-        let flow = match run.d.status.rollout.clone() {
-            Some(r) => run.in_rollout(r),
-            None => run.between(),
-        };
-        if let Flow::Wait = flow {
-            return;
-        }
-    }
-    run.d.wake(Wake::Poll);
-}
-
-struct Run<'a, 'd> {
+/// The CodeDeploy driver over one decision's draft.
+pub(crate) struct CodeDeploy<'a, 'd> {
     spec: &'a Spec,
     target: &'a CodeDeployTarget,
     svc: &'a EcsService,
@@ -135,7 +76,65 @@ struct Run<'a, 'd> {
     d: &'d mut Draft,
 }
 
-impl Run<'_, '_> {
+impl<'a> Driver<'a> for CodeDeploy<'a, '_> {
+    fn reads(spec: &Spec, svc: &EcsService, status: &Status, now: Timestamp) -> Reads {
+        reads(spec, svc, status, now)
+    }
+
+    fn spec(&self) -> &'a Spec {
+        self.spec
+    }
+
+    fn observed(&self) -> &'a Observed {
+        self.observed
+    }
+
+    fn draft(&mut self) -> &mut Draft {
+        self.d
+    }
+
+    fn between(&mut self) -> Flow {
+        self.between_deployments()
+    }
+
+    fn step(&mut self, r: Rollout) -> Flow {
+        self.in_rollout(r)
+    }
+
+    /// A failed gate, an abort or a newer revision stops the deployment;
+    /// CodeDeploy rolls it back. Not yet seen: the stop is sent once it is.
+    fn begin_rollback(&mut self, reason: RollbackReason) -> Flow {
+        match &self.observed.deployment {
+            Some(DeploymentView::Found(dep)) => self.stop(dep, reason),
+            _ => {
+                let text = reason.to_string();
+                if let Some(rr) = self.d.status.rollout.as_mut() {
+                    rr.rollback = Some(reason);
+                }
+                self.d.transition(Phase::RollingBack, text.clone());
+                self.wait(format!("rolling back ({text})"))
+            }
+        }
+    }
+}
+
+impl<'a, 'd> CodeDeploy<'a, 'd> {
+    /// `None` unless `spec` names a deployment group.
+    pub(crate) fn new(
+        spec: &'a Spec,
+        svc: &'a EcsService,
+        observed: &'a Observed,
+        d: &'d mut Draft,
+    ) -> Option<Self> {
+        Some(CodeDeploy {
+            target: spec.driver.codedeploy()?,
+            spec,
+            svc,
+            observed,
+            d,
+        })
+    }
+
     fn wait(&mut self, message: String) -> Flow {
         self.d.say(message);
         self.d.wake(Wake::Poll);
@@ -149,20 +148,10 @@ impl Run<'_, '_> {
         )
     }
 
-    fn between(&mut self) -> Flow {
+    fn between_deployments(&mut self) -> Flow {
         let spec = self.spec;
-        if let Some(f) = failed(spec, &self.d.status) {
-            self.d.transition_of(
-                Phase::Failed,
-                f.reason.clone(),
-                Some(f.rollout.revision.clone()),
-            );
-            self.d.say(format!(
-                "revision {} failed: {}; write a new version, or retry",
-                spec.revision, f.reason
-            ));
-            self.d.wake(Wake::Idle);
-            return Flow::Wait;
+        if let Some(f) = failed_revision(spec, &self.d.status) {
+            return self.stay_failed(&f);
         }
         if settled(spec, self.svc, &self.d.status) {
             return self.steady();
@@ -227,13 +216,8 @@ impl Run<'_, '_> {
         Flow::Wait
     }
 
-    /// The task set that serves while the rollout runs, from its start.
-    fn name_active(&mut self) {
-        if let Some(p) = self.svc.primary() {
-            self.d.status.active = Some(task_set_ref(p));
-        }
-    }
-
+    /// The rollout of `id`, started at `started_at`: CodeDeploy replaces
+    /// the primary task set, and owns the target groups.
     fn rollout_for(&self, id: RolloutId, started_at: Timestamp) -> Rollout {
         Rollout {
             started_at,
@@ -248,21 +232,20 @@ impl Run<'_, '_> {
 
     fn start(&mut self, id: RolloutId) -> Flow {
         let spec = self.spec;
-        self.d.status.rollout = Some(self.rollout_for(id.clone(), self.d.now));
         self.d.status.deployment = None;
         self.d.status.candidate = None;
-        self.name_active();
-        self.d.events.push(Event::RolloutStarted {
-            rollout: id.clone(),
-        });
-        self.d.transition(
-            Phase::Provisioning,
-            format!(
-                "new revision: deploying revision {} ({}) through CodeDeploy {}",
-                spec.revision,
-                spec.version,
-                self.group()
-            ),
+        let reason = format!(
+            "new revision: deploying revision {} ({}) through CodeDeploy {}",
+            spec.revision,
+            spec.version,
+            self.group()
+        );
+        self.open(
+            self.rollout_for(id.clone(), self.d.now),
+            Opening::Started {
+                phase: Phase::Provisioning,
+                reason,
+            },
         );
         self.create(&id);
         Flow::Wait
@@ -294,16 +277,17 @@ impl Run<'_, '_> {
     /// know it (a restart or a lost status): its rollout goes on.
     fn adopt(&mut self, dep: &Deployment, id: RolloutId) -> Flow {
         let started = dep.created_at.unwrap_or(self.d.now);
-        self.d.status.rollout = Some(self.rollout_for(id.clone(), started));
         self.d.status.deployment = Some(DeploymentRef {
             id: dep.id.clone(),
             status: dep.status,
         });
-        self.name_active();
         // Not a new rollout: its start was reported when it began.
-        self.d.adopt(
-            Phase::Provisioning,
-            format!("its CodeDeploy deployment {} is in flight", dep.id),
+        self.open(
+            self.rollout_for(id, started),
+            Opening::Adopted {
+                phase: Phase::Provisioning,
+                reason: format!("its CodeDeploy deployment {} is in flight", dep.id),
+            },
         );
         Flow::Next
     }
@@ -333,29 +317,16 @@ impl Run<'_, '_> {
         if let Some(w) = dep.traffic {
             self.d.status.weights = Some(w);
         }
-        if r.rollback.is_none() && self.d.status.phase != Phase::Finalizing {
-            if r.id.revision != self.spec.revision {
-                return self.stop(
-                    dep,
-                    RollbackReason::Superseded {
-                        by: self.spec.revision.clone(),
-                    },
-                );
-            }
-            if self.spec.control.abort.as_ref() == Some(&r.id) {
-                return self.stop(dep, RollbackReason::Aborted);
-            }
+        if let Some(reason) = interruption(self.spec, &r, self.d.status.phase()) {
+            return self.stop(dep, reason);
         }
         match dep.status {
             DeploymentStatus::Succeeded => self.succeeded(r, dep),
             DeploymentStatus::Failed | DeploymentStatus::Stopped => {
                 let error = dep.error.clone().unwrap_or_else(|| dep.status.to_string());
-                let outcome = match &r.rollback {
-                    Some(RollbackReason::Superseded { .. }) => Outcome::Superseded,
-                    Some(RollbackReason::Aborted) => Outcome::Aborted,
-                    _ if r.from.is_some() => Outcome::RolledBack,
-                    _ => Outcome::Failed,
-                };
+                // CodeDeploy's rollback returns production to the
+                // original task set, when there was one.
+                let outcome = Outcome::of_rollback(r.rollback.as_ref(), r.from.is_some());
                 let why = match &r.rollback {
                     Some(reason) => reason.to_string(),
                     None => format!(
@@ -408,8 +379,8 @@ impl Run<'_, '_> {
             DeploymentStatus::InProgress if dep.testing() => Phase::Testing,
             _ => Phase::Provisioning,
         };
-        let held = self.d.status.phase == Phase::Paused && phase == Phase::AwaitingPromotion;
-        if phase != self.d.status.phase && !held {
+        let held = self.d.status.phase() == Phase::Paused && phase == Phase::AwaitingPromotion;
+        if phase != self.d.status.phase() && !held {
             let now = self.d.now;
             if let Some(rr) = self.d.status.rollout.as_mut() {
                 rr.step_started_at = now;
@@ -421,7 +392,7 @@ impl Run<'_, '_> {
             );
         }
         let waiting = if gated(phase) {
-            match self.gates(&r) {
+            match self.analysis_gates(&r) {
                 Ok(waiting) => waiting,
                 Err(flow) => return flow,
             }
@@ -435,24 +406,16 @@ impl Run<'_, '_> {
             }
             return self.wait(message);
         }
-        let promoted = self
-            .spec
-            .control
-            .promote
-            .as_ref()
-            .is_some_and(|p| p.rollout == r.id && p.step == r.step);
+        let promoted = promoted(self.spec, &r);
         if self.spec.paused {
             self.d
                 .transition(Phase::Paused, "paused = true in the record");
-            if let Some(rr) = self.d.status.rollout.as_mut() {
-                rr.resume_to = Some(Phase::AwaitingPromotion);
-            }
             return self.wait(format!(
                 "paused: deployment {} waits to reroute traffic; set paused = false to continue",
                 dep.id
             ));
         }
-        if self.d.status.phase == Phase::Paused {
+        if self.d.status.phase() == Phase::Paused {
             self.d.transition(Phase::AwaitingPromotion, "resumed");
         }
         if let Some(why) = waiting {
@@ -472,39 +435,6 @@ impl Run<'_, '_> {
             "continuing deployment {}: rerouting production traffic",
             dep.id
         ))
-    }
-
-    /// The analysis gates; `Err` once one failed and the stop is sent.
-    fn gates(&mut self, r: &Rollout) -> Result<Option<String>, Flow> {
-        let probes = self.spec.gates.probes();
-        if probes.is_empty() {
-            return Ok(None);
-        }
-        let mut state = r.gates.clone();
-        let assessment = assess(&probes, &self.observed.gates, &mut state, r.step_started_at);
-        for probe in &probes {
-            if let Some(reading) = self.observed.gates.get(probe.name())
-                && r.gates.get(probe.name()).and_then(|g| g.last_at) != Some(reading.at)
-            {
-                self.d.events.push(Event::GateEvaluated {
-                    gate: probe.kind(),
-                    passed: reading.verdict == Verdict::Pass,
-                });
-            }
-        }
-        if let Some(rr) = self.d.status.rollout.as_mut() {
-            rr.gates = state;
-        }
-        match assessment {
-            Assessment::Pass => Ok(None),
-            Assessment::Wait(why) => Ok(Some(why)),
-            Assessment::Fail { gate, detail } => {
-                let Some(DeploymentView::Found(dep)) = &self.observed.deployment else {
-                    return Ok(None);
-                };
-                Err(self.stop(dep, RollbackReason::GateFailed { gate, detail }))
-            }
-        }
     }
 
     fn stop(&mut self, dep: &Deployment, reason: RollbackReason) -> Flow {
@@ -533,16 +463,9 @@ impl Run<'_, '_> {
             self.d.status.stable_revision = Some(r.id.revision.clone());
             return self.end(r, Outcome::Failed, Some(why));
         }
-        let duration = self.d.now.since(r.started_at);
-        self.d.events.push(Event::RolloutFinished {
-            rollout: r.id.clone(),
-            outcome: Outcome::Promoted,
-            duration,
-        });
+        self.d.finish_rollout(&r, Outcome::Promoted);
         self.d.status.stable_revision = Some(r.id.revision.clone());
-        self.d.status.rollout = None;
         self.d.status.deployment = None;
-        self.d.status.candidate = None;
         self.d.status.weights = Some((100, 0));
         self.d.transition_of(
             Phase::Steady,
@@ -565,23 +488,12 @@ impl Run<'_, '_> {
     /// Ends the rollout. `why` fails the revision (it is not deployed again
     /// until retried); `None` ends it quietly, as a supersede does.
     fn end(&mut self, r: Rollout, outcome: Outcome, why: Option<String>) -> Flow {
-        let duration = self.d.now.since(r.started_at);
-        self.d.events.push(Event::RolloutFinished {
-            rollout: r.id.clone(),
-            outcome,
-            duration,
-        });
-        self.d.status.rollout = None;
+        self.d.finish_rollout(&r, outcome);
         self.d.status.deployment = None;
-        self.d.status.candidate = None;
         let fails = why.is_some() && outcome != Outcome::Superseded;
         match why.filter(|_| fails) {
             Some(why) => {
-                self.d.status.failed = Some(Failure {
-                    rollout: r.id.clone(),
-                    reason: why.clone(),
-                    at: self.d.now,
-                });
+                self.d.fail_revision(&r, why.clone());
                 self.d
                     .transition_of(Phase::Failed, why.clone(), Some(r.id.revision.clone()));
                 self.d.say(format!(

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::codedeploy;
+use super::codedeploy::CodeDeploy;
 use super::command::{Command, Decision, Event, Wake};
 use super::deployment::DeploymentRead;
+use super::driver::{Driver, Mandate};
 use super::gate::Probe;
 use super::machine::Machine;
 use super::observed::{EcsService, Observed, ServiceState, TaskSet, TaskSetStatus};
@@ -23,9 +24,6 @@ use crate::time::Timestamp;
 /// A command already sent is not sent again for this long while AWS makes
 /// it visible (load balancer changes are eventually consistent).
 pub const RESEND_AFTER: Duration = Duration::from_secs(10);
-
-/// The most phase changes one decision walks through.
-const MAX_TRANSITIONS: usize = 12;
 
 /// The record as the decision sees it.
 #[derive(Clone, Copy, Debug)]
@@ -135,151 +133,114 @@ fn watched(status: &Status) -> Option<Spec> {
     Some(r.watch.as_ref()?.spec(&r.id.revision))
 }
 
+/// What a decision is about, worked out once from the record, the service
+/// as observed and the status. [`reads`] and [`decide`] both match on it,
+/// so what is read before a decision and what the decision drives cannot
+/// disagree.
+pub(crate) enum Situation<'a> {
+    /// The record is invalid. A rollout in flight on task sets is still
+    /// watched, under what it kept of the last valid record (`watched`);
+    /// anything else is held where it is.
+    Invalid {
+        why: String,
+        watched: Option<(Spec, &'a EcsService)>,
+    },
+    /// The service has not been read yet.
+    Unobserved,
+    /// The service cannot be driven as the record says (missing, its
+    /// cluster missing, or another deployment controller): held, with why.
+    Held(String),
+    /// A CodeDeploy deployment group deploys it.
+    CodeDeploy { spec: &'a Spec, svc: &'a EcsService },
+    /// cutover's own task sets. `spec` is wired as the rollout in flight
+    /// was; `rewired` when that differs from the record, so the rollout is
+    /// driven out and the next starts under the record's own wiring.
+    TaskSets {
+        spec: Cow<'a, Spec>,
+        rewired: bool,
+        svc: &'a EcsService,
+    },
+}
+
+impl<'a> Situation<'a> {
+    pub(crate) fn of(
+        desired: &Desired<'a>,
+        service: Option<&'a ServiceState>,
+        status: &Status,
+    ) -> Situation<'a> {
+        let spec = match desired {
+            Desired::Invalid(err) => {
+                let watched = match (watched(status), service) {
+                    (Some(spec), Some(ServiceState::Found(svc))) if svc.is_external() => {
+                        Some((spec, svc))
+                    }
+                    _ => None,
+                };
+                return Situation::Invalid {
+                    why: format!("record is invalid: {err}"),
+                    watched,
+                };
+            }
+            Desired::Valid(spec) => *spec,
+        };
+        match service {
+            None => Situation::Unobserved,
+            Some(ServiceState::Missing) => Situation::Held(format!(
+                "ECS service {} not found in cluster {}: create it with deploymentController EXTERNAL, or fix the record's key",
+                spec.key.service, spec.key.cluster
+            )),
+            // Held like a missing service: looked at again when the record
+            // changes or at the next resync, not on every poll.
+            Some(ServiceState::ClusterMissing) => Situation::Held(format!(
+                "ECS cluster {} not found: create it, or write the record again under the key of an existing cluster (<cluster>/<service>)",
+                spec.key.cluster
+            )),
+            Some(ServiceState::Found(svc)) if spec.driver.codedeploy().is_some() => {
+                if svc.deployment_controller == "CODE_DEPLOY" {
+                    Situation::CodeDeploy { spec, svc }
+                } else {
+                    Situation::Held(format!(
+                        "ECS service {} uses the {} deployment controller: driver \"codedeploy\" drives services created with deploymentController CODE_DEPLOY (leave `driver` out for EXTERNAL services)",
+                        spec.key, svc.deployment_controller
+                    ))
+                }
+            }
+            Some(ServiceState::Found(svc)) if !svc.is_external() => Situation::Held(format!(
+                "ECS service {} uses the {} deployment controller: cutover drives services created with deploymentController EXTERNAL",
+                spec.key, svc.deployment_controller
+            )),
+            Some(ServiceState::Found(svc)) => {
+                let spec = under_rollout(spec, status);
+                let rewired = matches!(spec, Cow::Owned(_));
+                Situation::TaskSets { spec, rewired, svc }
+            }
+        }
+    }
+}
+
 pub fn reads(
     desired: &Desired,
     service: Option<&ServiceState>,
     status: &Status,
     now: Timestamp,
 ) -> Reads {
-    if let Desired::Invalid(_) = desired {
-        // Read as the phase the rollout is held in would, under the last
-        // valid record.
-        let Some(spec) = watched(status) else {
-            return Reads::default();
-        };
-        let mut held = status.clone();
-        held.phase = super::watch::held_phase(
-            status.phase,
-            status.rollout.as_ref().and_then(|r| r.resume_to),
-        );
-        return reads(&Desired::Valid(&spec), service, &held, now);
-    }
-    let (Desired::Valid(spec), Some(ServiceState::Found(svc))) = (desired, service) else {
-        return Reads::default();
-    };
-    if let Some(target) = spec.driver.codedeploy() {
-        return codedeploy::reads(spec, target, svc, status, now);
-    }
-    if !svc.is_external() {
-        return Reads::default();
-    }
-    let spec = &*under_rollout(spec, status);
-    let primary = svc.primary();
-    let strays = live(svc).any(|t| t.status != TaskSetStatus::Primary);
-    let target_group = match &status.rollout {
-        Some(r) => Some(r.target_group.clone()),
-        None => {
-            let settled = primary.is_some_and(|p| runs(spec, p));
-            let failed = status
-                .failed
-                .as_ref()
-                .is_some_and(|f| f.rollout.revision == spec.revision)
-                && spec.control.retry.as_ref() != status.failed.as_ref().map(|f| &f.rollout);
-            if (settled || failed) && !strays && status.stickiness_off.is_none() {
-                return Reads::default();
+    match Situation::of(desired, service, status) {
+        Situation::Invalid {
+            watched: Some((spec, svc)),
+            ..
+        } => {
+            // Read as the stage the rollout is held in would.
+            let mut held = status.clone();
+            if let Some(r) = held.rollout.as_mut() {
+                r.hold = None;
             }
-            match primary.and_then(|p| p.target_group.as_deref()) {
-                Some(tg) => spec.traffic.other_target_group(tg).map(str::to_string),
-                None => Some(spec.traffic.target_groups[0].clone()),
-            }
+            Machine::reads(&spec, svc, &held, now)
         }
-    };
-    // The task set the rollout started from is still live: the way back,
-    // and the candidate is watched until Finalizing removes it.
-    let from_live = status
-        .rollout
-        .as_ref()
-        .and_then(|r| r.from.as_ref())
-        .is_some_and(|f| live(svc).any(|t| t.arn == f.arn));
-    let mut probes = Vec::new();
-    let mut failed_tasks = None;
-    if let Some(r) = &status.rollout
-        && r.rollback.is_none()
-    {
-        if gated(status.phase) {
-            probes = spec
-                .gates
-                .probes()
-                .into_iter()
-                .filter(|p| {
-                    r.gates
-                        .get(p.name())
-                        .and_then(|g| g.last_at)
-                        .is_none_or(|t| now >= t + p.interval())
-                })
-                .collect();
+        Situation::CodeDeploy { spec, svc } => CodeDeploy::reads(spec, svc, status, now),
+        Situation::TaskSets { spec, svc, .. } => Machine::reads(&spec, svc, status, now),
+        Situation::Invalid { watched: None, .. } | Situation::Unobserved | Situation::Held(_) => {
+            Reads::default()
         }
-        // A record's own task failure gate is read at every pass. Without
-        // one, the circuit breaker's default is read while the candidate is
-        // short of healthy targets: a task that stops leaves it short until
-        // a replacement passes its checks, HealthyThresholdCount intervals
-        // at least, and ECS lists a stopped task for an hour or more
-        // (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html),
-        // so every failure is counted, and a rollout whose candidate stays
-        // healthy costs no ListTasks at all.
-        let watched = gated(status.phase) || (status.phase == Phase::Finalizing && from_live);
-        let own =
-            spec.gates.task_failures.is_some() && (watched || status.phase == Phase::Provisioning);
-        let short = watched && r.health.short_since.is_some();
-        if own || short {
-            failed_tasks = candidate(svc, &r.id.revision).map(|t| t.arn.clone());
-        }
-    }
-    // The candidate's health decides while it waits to be ready, serves
-    // traffic, and until the old task set is removed. A rollback reads the
-    // side it returns production to, which must have a healthy target, and
-    // the candidate's, to say whether either side can serve meanwhile.
-    // DescribeTargetHealth is one group per call from a small shared
-    // budget, so a fleet-wide release is paced by reads like these.
-    let target_health = match &status.rollout {
-        Some(r) if r.rollback.is_some() => r
-            .from
-            .iter()
-            .map(|f| f.target_group.clone())
-            .chain(target_group)
-            .collect(),
-        Some(_) if status.phase == Phase::Finalizing && !from_live => vec![],
-        // Where a rollback can begin with production on the candidate, the
-        // side it would return to is read too, so the rollback's first
-        // decision already knows whether that side can serve.
-        Some(r)
-            if matches!(
-                status.phase,
-                Phase::Shifting
-                    | Phase::AwaitingPromotion
-                    | Phase::Paused
-                    | Phase::Baking
-                    | Phase::Finalizing
-            ) =>
-        {
-            target_group
-                .into_iter()
-                .chain(r.from.iter().map(|f| f.target_group.clone()))
-                .collect()
-        }
-        _ => target_group.into_iter().collect(),
-    };
-    // Stickiness matters where a task set production weighed is removed
-    // (finalizing, rolling back, a leftover) and until it is put back.
-    // And where the task set a rollout started from was deleted by
-    // someone else: its sticky clients must leave it at once.
-    let stickiness = status.stickiness_off.is_some()
-        || match &status.rollout {
-            Some(r) => {
-                r.rollback.is_some()
-                    || status.phase == Phase::Finalizing
-                    || (r.from.is_some() && !from_live)
-            }
-            None => strays,
-        };
-    Reads {
-        production: Some(spec.traffic.production.clone()),
-        test: spec.traffic.test.clone(),
-        target_health,
-        probes,
-        failed_tasks,
-        deployment: None,
-        stickiness,
     }
 }
 
@@ -298,6 +259,9 @@ pub(crate) struct Draft {
     pub events: Vec<Event>,
     pub wake: Wake,
     pub now: Timestamp,
+    /// The phase shown before this decision opened or ended a rollout,
+    /// until the transition that says where it is now is recorded from it.
+    pub shown: Option<Phase>,
 }
 
 impl Draft {
@@ -315,8 +279,11 @@ impl Draft {
         reason: impl Into<String>,
         revision: Option<Revision>,
     ) {
-        let from = self.status.phase;
-        if from == to {
+        let from = self.shown.take().unwrap_or_else(|| self.status.phase());
+        self.status.enter(to);
+        // A stage cannot be entered without a rollout, nor a resting phase
+        // while one is in flight: nothing changed that people see.
+        if from == to || self.status.phase() != to {
             return;
         }
         let t = Transition {
@@ -326,7 +293,6 @@ impl Draft {
             reason: reason.into(),
             revision,
         };
-        self.status.phase = to;
         self.status.phase_since = self.now;
         self.status.record(t.clone());
         self.events.push(Event::Transition(t));
@@ -339,7 +305,8 @@ impl Draft {
         let Some(rollout) = self.status.rollout.as_ref().map(|r| r.id.clone()) else {
             return;
         };
-        self.status.phase = phase;
+        self.shown = None;
+        self.status.enter(phase);
         self.status.phase_since = self.now;
         self.events.push(Event::RolloutAdopted {
             rollout,
@@ -365,12 +332,9 @@ impl Draft {
     /// Holds everything as it is and explains why: the record is invalid or
     /// the service cannot be driven as configured.
     pub fn hold(&mut self, why: String) {
-        let phase = self.status.phase;
         let mut message = why.clone();
-        if let Some(r) = self.status.rollout.as_mut() {
-            if phase != Phase::Invalid {
-                r.resume_to = Some(phase);
-            }
+        // A rollout in flight keeps its stage under the hold.
+        if let Some(r) = self.status.rollout.as_ref() {
             message = format!(
                 "{why}; rollout of revision {} is held where it is until this is fixed",
                 r.id.revision
@@ -423,65 +387,44 @@ pub fn decide(desired: &Desired, observed: &Observed, status: &Status, now: Time
         events: Vec::new(),
         wake: Wake::Idle,
         now,
+        shown: None,
     };
     draft.status.last_error = None;
-    match desired {
-        Desired::Invalid(err) => {
-            let why = format!("record is invalid: {err}");
-            match (watched(status), &observed.service) {
-                (Some(spec), Some(ServiceState::Found(svc))) if svc.is_external() => {
-                    let mut machine = Machine {
-                        spec: &spec,
-                        svc,
-                        observed,
-                        d: &mut draft,
-                    };
-                    machine.watch(why, MAX_TRANSITIONS);
-                }
-                _ => draft.hold(why),
+    if let Desired::Valid(spec) = desired {
+        draft.status.observed_revision = Some(spec.revision.clone());
+    }
+    match Situation::of(desired, observed.service.as_ref(), status) {
+        Situation::Invalid {
+            why,
+            watched: Some((spec, svc)),
+        } => Machine {
+            spec: &spec,
+            svc,
+            observed,
+            d: &mut draft,
+        }
+        .drive(Mandate::Watch(&why)),
+        Situation::Invalid { why, watched: None } | Situation::Held(why) => draft.hold(why),
+        Situation::Unobserved => {
+            draft.say("waiting to observe the ECS service");
+            draft.wake(Wake::Poll);
+        }
+        Situation::CodeDeploy { spec, svc } => {
+            if let Some(mut driver) = CodeDeploy::new(spec, svc, observed, &mut draft) {
+                driver.drive(Mandate::Record);
             }
         }
-        Desired::Valid(spec) => {
-            draft.status.observed_revision = Some(spec.revision.clone());
-            match &observed.service {
-                None => {
-                    draft.say("waiting to observe the ECS service");
-                    draft.wake(Wake::Poll);
-                }
-                Some(ServiceState::Missing) => draft.hold(format!(
-                    "ECS service {} not found in cluster {}: create it with deploymentController EXTERNAL, or fix the record's key",
-                    spec.key.service, spec.key.cluster
-                )),
-                // Held like a missing service: looked at again when the
-                // record changes or at the next resync, not on every poll.
-                Some(ServiceState::ClusterMissing) => draft.hold(format!(
-                    "ECS cluster {} not found: create it, or write the record again under the key of an existing cluster (<cluster>/<service>)",
-                    spec.key.cluster
-                )),
-                Some(ServiceState::Found(svc)) if spec.driver.codedeploy().is_some() => {
-                    codedeploy::decide(spec, svc, observed, &mut draft);
-                }
-                Some(ServiceState::Found(svc)) if !svc.is_external() => draft.hold(format!(
-                    "ECS service {} uses the {} deployment controller: cutover drives services created with deploymentController EXTERNAL",
-                    spec.key, svc.deployment_controller
-                )),
-                Some(ServiceState::Found(svc)) => {
-                    let driven = under_rollout(spec, &draft.status);
-                    let rewired = matches!(driven, Cow::Owned(_));
-                    let mut machine = Machine {
-                        spec: &driven,
-                        svc,
-                        observed,
-                        d: &mut draft,
-                    };
-                    if rewired {
-                        machine.run_rollout_out(MAX_TRANSITIONS);
-                    } else {
-                        machine.run(MAX_TRANSITIONS);
-                    }
-                }
-            }
+        Situation::TaskSets { spec, rewired, svc } => Machine {
+            spec: &spec,
+            svc,
+            observed,
+            d: &mut draft,
         }
+        .drive(if rewired {
+            Mandate::RolloutOut
+        } else {
+            Mandate::Record
+        }),
     }
     draft.finish()
 }

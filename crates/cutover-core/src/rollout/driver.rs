@@ -1,171 +1,375 @@
-//! Which deployment controller a record drives: cutover's own task sets on
-//! an EXTERNAL service (the default), or CodeDeploy for services that stay
-//! on the CODE_DEPLOY deployment controller.
+//! One loop for every driver. A driver says what to read before a decision
+//! and takes one step of its state machine over the shared draft; the loop
+//! around it is written once: the bound on the transitions one decision
+//! walks through, the way back from a held (invalid) rollout, the gate
+//! assessment, how a rollout opens (started or adopted), how it ends (the
+//! outcome a rollback reason maps to) and what a failed revision does until
+//! it is retried. Adding a driver means a module that implements [`Driver`],
+//! not a copy of this loop.
 
-use std::collections::BTreeMap;
+use super::command::{Event, Outcome, Wake};
+use super::decide::{Draft, Reads};
+use super::gate::{Assessment, Probe, Verdict, assess};
+use super::observed::{EcsService, Observed};
+use super::spec::Spec;
+use super::status::{Failure, Phase, RollbackReason, Rollout, Status};
+use crate::time::Timestamp;
 
-use serde::Deserialize;
-use serde_json::Value;
+/// The most phase changes one decision walks through, for every driver.
+pub(crate) const MAX_TRANSITIONS: usize = 12;
 
-use super::deployment::CodeDeployTarget;
-use super::hook::HookPoint;
-use super::quote::quote;
-use super::strategy::{CODEDEPLOY_NAMES, Strategy};
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Driver {
-    /// cutover creates task sets and weighs the load balancer itself.
-    #[default]
-    Ecs,
-    /// CodeDeploy runs each deployment; cutover starts, watches, continues
-    /// and stops it. The record's traffic routes are empty under this
-    /// driver: the deployment group owns the load balancer wiring.
-    CodeDeploy(CodeDeployTarget),
+/// What one step of a driver leaves the loop to do.
+pub(crate) enum Flow {
+    /// Look at the same snapshot again, in the phase the step moved to.
+    Next,
+    /// Done for this decision: the draft says what to do and when to look again.
+    Wait,
 }
 
-impl Driver {
-    pub fn codedeploy(&self) -> Option<&CodeDeployTarget> {
-        match self {
-            Driver::Ecs => None,
-            Driver::CodeDeploy(t) => Some(t),
-        }
+/// What a decision may do with the service.
+pub(crate) enum Mandate<'w> {
+    /// The record is valid and wired as the rollout in flight is: go on with
+    /// it, settle, or start the next rollout.
+    Record,
+    /// The record rewired the rollout in flight (see
+    /// `decide::under_rollout`): drive that rollout to its end, under the
+    /// wiring it shifted traffic with, and start nothing.
+    RolloutOut,
+    /// The record is invalid for this reason: a rollout in flight is watched
+    /// under the last valid record, and nothing starts.
+    Watch(&'w str),
+}
+
+/// How a rollout enters the status.
+pub(crate) enum Opening {
+    /// A rollout that starts now, in `phase`.
+    Started { phase: Phase, reason: String },
+    /// A rollout found in flight on the service after its status was lost:
+    /// not a new rollout, and the phase it was in before is unknown.
+    Adopted { phase: Phase, reason: String },
+}
+
+/// A deployment mechanism cutover drives: its reads, and one step of its
+/// state machine over [`Draft`]. [`Driver::drive`] is the loop all share.
+pub(crate) trait Driver<'a> {
+    /// What to read before a decision about `svc` under `spec`.
+    fn reads(spec: &Spec, svc: &EcsService, status: &Status, now: Timestamp) -> Reads
+    where
+        Self: Sized;
+
+    fn spec(&self) -> &'a Spec;
+    fn observed(&self) -> &'a Observed;
+    fn draft(&mut self) -> &mut Draft;
+
+    /// No rollout is in flight: say the revision serves, keep a failed one
+    /// failed, or start (or adopt) a rollout.
+    fn between(&mut self) -> Flow;
+
+    /// One step of the rollout in flight.
+    fn step(&mut self, r: Rollout) -> Flow;
+
+    /// Starts rolling back the rollout in flight, the driver's way.
+    fn begin_rollback(&mut self, reason: RollbackReason) -> Flow;
+
+    /// A step of a rollout whose record turned invalid, neither rolling
+    /// back nor finishing. Unless a driver watches it, it is held where it is.
+    fn watch_held(&mut self, why: &str) -> Flow {
+        self.draft().hold(why.to_string());
+        Flow::Wait
     }
-}
 
-/// `codedeploy = {…}` as written.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawCodeDeploy {
-    application: String,
-    deployment_group: String,
-    #[serde(default)]
-    hooks: BTreeMap<HookPoint, String>,
-}
+    /// After the loop, whatever it ended with.
+    fn after(&mut self) {}
 
-/// Reads `driver` and `codedeploy`. `Some` for a CodeDeploy record. `given`
-/// says which of the fields that only cutover's own driver uses are present:
-/// each is a problem under CodeDeploy, which owns what they configure.
-pub(super) fn codedeploy(
-    driver: Option<&str>,
-    raw: Option<&RawCodeDeploy>,
-    strategy: Option<&Value>,
-    given: &[(&str, bool)],
-    bad: &mut impl FnMut(&str, String),
-) -> Option<CodeDeployTarget> {
-    match driver {
-        None | Some("ecs") => {
-            if raw.is_some() {
-                bad(
-                    "codedeploy",
-                    "is only read with driver = \"codedeploy\": add that, or remove `codedeploy`"
-                        .into(),
-                );
+    /// The loop: at most [`MAX_TRANSITIONS`] steps over one snapshot.
+    fn drive(&mut self, mandate: Mandate<'_>) {
+        if !matches!(mandate, Mandate::Watch(_)) {
+            self.leave_invalid();
+        }
+        let mut done = false;
+        for _ in 0..MAX_TRANSITIONS {
+            let rollout = self.draft().status.rollout.clone();
+            let flow = match (rollout, &mandate) {
+                (Some(r), Mandate::Watch(why))
+                    if r.rollback.is_none() && self.draft().status.phase() != Phase::Finalizing =>
+                {
+                    self.watch_held(why)
+                }
+                (Some(r), _) => self.step(r),
+                (None, Mandate::Record) => self.between(),
+                (None, Mandate::RolloutOut) => {
+                    // The rollout is over: the next starts at the next pass,
+                    // under the record's own wiring.
+                    self.draft().wake(Wake::Poll);
+                    Flow::Wait
+                }
+                (None, Mandate::Watch(why)) => {
+                    // The rollout ended (rolled back or finished): nothing
+                    // is started under a record that is not valid.
+                    self.draft().hold(why.to_string());
+                    Flow::Wait
+                }
+            };
+            if let Flow::Wait = flow {
+                done = true;
+                break;
             }
-            return None;
         }
-        Some("codedeploy") => {}
-        Some(other) => {
-            bad(
-                "driver",
-                format!(
-                    "{} is not a driver: use \"ecs\" (the default) or \"codedeploy\"",
-                    quote(other)
-                ),
-            );
-            return None;
+        if !done {
+            self.draft().wake(Wake::Poll);
+        }
+        if !matches!(mandate, Mandate::Watch(_)) {
+            self.after();
         }
     }
-    for (field, present) in given {
-        if *present {
-            bad(
-                field,
-                format!("is not used with driver = \"codedeploy\": {}", owner(field)),
-            );
+
+    /// The record and the service are valid again: a held rollout goes on
+    /// in the phase it was held in.
+    fn leave_invalid(&mut self) {
+        let d = self.draft();
+        if d.status.phase() == Phase::Invalid {
+            // A held rollout's stage; without one, steady until the
+            // driver looks.
+            let resume = match d.status.working_phase() {
+                Phase::Invalid => Phase::Steady,
+                stage => stage,
+            };
+            d.transition(resume, "the record and the service are valid again");
         }
     }
-    let Some(raw) = raw else {
-        bad(
-            "codedeploy",
-            "is missing: give {application = \"…\", deployment_group = \"…\"}".into(),
+
+    /// The analysis gates (Prometheus, HTTP, CloudWatch): `Ok(None)` when
+    /// all passed since the current step began, `Ok(Some(why))` while some
+    /// wait for a passing reading, `Err` once one failed and the rollback
+    /// has begun.
+    fn analysis_gates(&mut self, r: &Rollout) -> Result<Option<String>, Flow> {
+        let probes = self.spec().gates.probes();
+        if probes.is_empty() {
+            return Ok(None);
+        }
+        let observed = self.observed();
+        let mut state = r.gates.clone();
+        let assessment = assess(&probes, &observed.gates, &mut state, r.step_started_at);
+        let d = self.draft();
+        for probe in &probes {
+            if let Some(reading) = observed.gates.get(probe.name())
+                && r.gates.get(probe.name()).and_then(|g| g.last_at) != Some(reading.at)
+            {
+                d.events.push(Event::GateEvaluated {
+                    gate: probe.kind(),
+                    passed: reading.verdict == Verdict::Pass,
+                });
+            }
+        }
+        if let Some(rr) = d.status.rollout.as_mut() {
+            rr.gates = state;
+        }
+        match assessment {
+            Assessment::Pass => Ok(None),
+            Assessment::Wait(why) => {
+                d.wake(Wake::Poll);
+                Ok(Some(why))
+            }
+            Assessment::Fail { gate, detail } => {
+                Err(self.begin_rollback(RollbackReason::GateFailed { gate, detail }))
+            }
+        }
+    }
+
+    /// Puts `rollout` in flight. The task set it starts from serves
+    /// meanwhile: named active from the start, a first release included.
+    fn open(&mut self, rollout: Rollout, opening: Opening) {
+        let d = self.draft();
+        let id = rollout.id.clone();
+        d.shown = Some(d.status.phase());
+        d.status.active = rollout.from.clone();
+        d.status.rollout = Some(rollout);
+        match opening {
+            Opening::Started { phase, reason } => {
+                d.events.push(Event::RolloutStarted { rollout: id });
+                d.transition(phase, reason);
+            }
+            Opening::Adopted { phase, reason } => d.adopt(phase, reason),
+        }
+    }
+
+    /// The revision failed and no retry asks for it again: it stays failed.
+    fn stay_failed(&mut self, f: &Failure) -> Flow {
+        let revision = self.spec().revision.clone();
+        let d = self.draft();
+        d.transition_of(
+            Phase::Failed,
+            f.reason.clone(),
+            Some(f.rollout.revision.clone()),
         );
-        return None;
-    };
-    for (field, name) in [
-        ("codedeploy.application", &raw.application),
-        ("codedeploy.deployment_group", &raw.deployment_group),
-    ] {
-        if name.trim().is_empty() || name.len() > 100 || name.trim() != name {
-            bad(
-                field,
-                format!(
-                    "{} is not a CodeDeploy name (1 to 100 characters, no surrounding spaces)",
-                    quote(name)
-                ),
-            );
-        }
+        d.say(format!(
+            "revision {revision} failed: {}; write a new version, or retry",
+            f.reason
+        ));
+        d.wake(Wake::Idle);
+        Flow::Wait
     }
-    for (point, arn) in &raw.hooks {
-        if !arn.starts_with("arn:") || !arn.contains(":lambda:") || !arn.contains(":function:") {
-            bad(
-                &format!("codedeploy.hooks.{point}"),
-                format!(
-                    "{} is not a Lambda function ARN (arn:aws:lambda:…:function:…)",
-                    quote(arn)
-                ),
-            );
-        }
-    }
-    Some(CodeDeployTarget {
-        application: raw.application.clone(),
-        deployment_group: raw.deployment_group.clone(),
-        deployment_config: strategy.and_then(|s| deployment_config(s, bad)),
-        hooks: raw.hooks.clone(),
+}
+
+/// The status's failure of the record's revision, unless a retry asks for
+/// that rollout again.
+pub(crate) fn failed_revision(spec: &Spec, status: &Status) -> Option<Failure> {
+    status.failed.clone().filter(|f| {
+        f.rollout.revision == spec.revision && spec.control.retry.as_ref() != Some(&f.rollout)
     })
 }
 
-/// Why a field has no meaning under CodeDeploy.
-fn owner(field: &str) -> &'static str {
-    match field {
-        "image" => "give `task_definition` (for example with `cutover set --taskdef`)",
-        "bake" => "the deployment group's termination wait keeps the original task set",
-        "progress_deadline" => "CodeDeploy times out its own steps",
-        "hooks" => "CodeDeploy calls Lambda hooks: list them in `codedeploy.hooks`",
-        "gates.target_health" | "gates.task_failures" => {
-            "CodeDeploy checks the replacement's tasks and targets itself"
+/// Why the rollout in flight must stop before its next step: the record
+/// names a newer revision, or someone aborted it. Once the old side is
+/// being removed (`Finalizing`) there is nothing to return to: finishing is
+/// the only safe way out, and both wait for it.
+pub(crate) fn interruption(spec: &Spec, r: &Rollout, phase: Phase) -> Option<RollbackReason> {
+    if r.rollback.is_some() || phase == Phase::Finalizing {
+        return None;
+    }
+    if r.id.revision != spec.revision {
+        return Some(RollbackReason::Superseded {
+            by: spec.revision.clone(),
+        });
+    }
+    (spec.control.abort.as_ref() == Some(&r.id)).then_some(RollbackReason::Aborted)
+}
+
+/// The analysis gates due for a reading: never read in this rollout, or
+/// last read at least their interval ago.
+pub(crate) fn due_probes(spec: &Spec, r: &Rollout, now: Timestamp) -> Vec<Probe> {
+    spec.gates
+        .probes()
+        .into_iter()
+        .filter(|p| {
+            r.gates
+                .get(p.name())
+                .and_then(|g| g.last_at)
+                .is_none_or(|t| now >= t + p.interval())
+        })
+        .collect()
+}
+
+/// Whether someone promoted the rollout at its current step.
+pub(crate) fn promoted(spec: &Spec, r: &Rollout) -> bool {
+    spec.control
+        .promote
+        .as_ref()
+        .is_some_and(|p| p.rollout == r.id && p.step == r.step)
+}
+
+impl Outcome {
+    /// How a rollout that did not finish ended, for every driver: a
+    /// supersede and an abort are what they are; otherwise it rolled back
+    /// when production went back to what served before, and failed when
+    /// there was nothing to go back to (a first release, or the previous
+    /// side gone).
+    pub(crate) fn of_rollback(reason: Option<&RollbackReason>, returned: bool) -> Outcome {
+        match reason {
+            Some(RollbackReason::Superseded { .. }) => Outcome::Superseded,
+            Some(RollbackReason::Aborted) => Outcome::Aborted,
+            _ if returned => Outcome::RolledBack,
+            _ => Outcome::Failed,
         }
-        _ => "the deployment group owns the load balancer and placement",
     }
 }
 
-/// `strategy` under CodeDeploy: a deployment configuration's name (its own
-/// or a custom one), or a cutover strategy that one of CodeDeploy's own ECS
-/// configurations runs.
-fn deployment_config(strategy: &Value, bad: &mut impl FnMut(&str, String)) -> Option<String> {
-    let wanted = match strategy {
-        Value::String(name) if name == "all_at_once" => Strategy::AllAtOnce,
-        Value::String(name) if !name.trim().is_empty() => return Some(name.clone()),
-        other => match serde_json::from_value::<Strategy>(other.clone()) {
-            Ok(s) => s,
-            Err(_) => {
-                bad(
-                    "strategy",
-                    "under CodeDeploy, name a deployment configuration (e.g. CodeDeployDefault.ECSCanary10Percent5Minutes)".into(),
-                );
-                return None;
-            }
-        },
-    };
-    let found = CODEDEPLOY_NAMES
-        .into_iter()
-        .find(|name| Strategy::from_name(name).as_ref() == Some(&wanted));
-    if found.is_none() {
-        bad(
-            "strategy",
-            format!(
-                "CodeDeploy has no configuration that runs {wanted}: name a custom deployment configuration, or use one of {}",
-                CODEDEPLOY_NAMES.join(", ")
-            ),
+impl Draft {
+    /// Ends the rollout in flight with `outcome`.
+    pub(crate) fn finish_rollout(&mut self, r: &Rollout, outcome: Outcome) {
+        self.shown = Some(self.status.phase());
+        self.events.push(Event::RolloutFinished {
+            rollout: r.id.clone(),
+            outcome,
+            duration: self.now.since(r.started_at),
+        });
+        self.status.rollout = None;
+        self.status.candidate = None;
+    }
+
+    /// Marks the rollout's revision failed: not deployed again until retried.
+    pub(crate) fn fail_revision(&mut self, r: &Rollout, reason: String) {
+        self.status.failed = Some(Failure {
+            rollout: r.id.clone(),
+            reason,
+            at: self.now,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::control::RolloutId;
+    use crate::rollout::revision::Revision;
+
+    #[test]
+    fn a_rollback_reason_maps_to_one_outcome_for_every_driver() {
+        let gate = RollbackReason::GateFailed {
+            gate: "smoke".into(),
+            detail: "HTTP 500".into(),
+        };
+        let superseded = RollbackReason::Superseded {
+            by: Revision::digest(&serde_json::json!("web:3")),
+        };
+        for (reason, returned, want) in [
+            (Some(&gate), true, Outcome::RolledBack),
+            (Some(&gate), false, Outcome::Failed),
+            (None, true, Outcome::RolledBack),
+            (None, false, Outcome::Failed),
+            (Some(&superseded), true, Outcome::Superseded),
+            (Some(&superseded), false, Outcome::Superseded),
+            (Some(&RollbackReason::Aborted), true, Outcome::Aborted),
+            (Some(&RollbackReason::Aborted), false, Outcome::Aborted),
+        ] {
+            assert_eq!(Outcome::of_rollback(reason, returned), want, "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn a_newer_revision_or_an_abort_interrupts_a_rollout_except_while_it_finalizes() {
+        let key = crate::rollout::ServiceKey::new("prod", "web");
+        let record = |td: &str| {
+            serde_json::json!({
+                "service": "prod/web", "task_definition": td, "container": "app",
+                "container_port": 80, "production_listener": "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/w/1/80",
+                "target_groups": ["arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/b/1",
+                                  "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/g/2"],
+            })
+        };
+        let spec = crate::rollout::parse_record(&key, &record("web:2")).expect("valid");
+        let now = Timestamp(1);
+        let ours = Rollout::new(
+            RolloutId {
+                revision: spec.revision.clone(),
+                attempt: 1,
+            },
+            None,
+            String::new(),
+            now,
+        );
+        assert_eq!(interruption(&spec, &ours, Phase::Shifting), None);
+
+        let newer = crate::rollout::parse_record(&key, &record("web:3")).expect("valid");
+        assert!(matches!(
+            interruption(&newer, &ours, Phase::Shifting),
+            Some(RollbackReason::Superseded { by }) if by == newer.revision
+        ));
+        assert_eq!(interruption(&newer, &ours, Phase::Finalizing), None);
+
+        let mut aborted = spec.clone();
+        aborted.control.abort = Some(ours.id.clone());
+        assert_eq!(
+            interruption(&aborted, &ours, Phase::Baking),
+            Some(RollbackReason::Aborted)
+        );
+        let rolling_back = Rollout {
+            rollback: Some(RollbackReason::Aborted),
+            ..ours.clone()
+        };
+        assert_eq!(
+            interruption(&newer, &rolling_back, Phase::RollingBack),
+            None
         );
     }
-    found.map(str::to_string)
 }

@@ -14,9 +14,10 @@
 
 use super::command::{AlertKind, Event, Wake};
 use super::decide::live;
-use super::machine::{Flow, Machine};
+use super::driver::{Driver, Flow};
+use super::machine::Machine;
 use super::observed::{TaskSetStatus, Weights};
-use super::status::{HandChange, Phase, RollbackReason, Rollout};
+use super::status::{HandChange, Hold, Phase, RollbackReason, Rollout};
 use super::strategy::Step;
 
 impl Machine<'_, '_> {
@@ -82,7 +83,6 @@ impl Machine<'_, '_> {
         );
         let rr = self.rollout();
         rr.hand_change = Some(change.clone());
-        rr.resume_to = Some(phase);
         Some(self.paused_by_hand(r, change))
     }
 
@@ -97,6 +97,7 @@ impl Machine<'_, '_> {
             Phase::Paused,
             "production weights were changed outside cutover",
         );
+        self.rollout().hold = Some(Hold::Overridden);
         self.d.say(format!(
             "paused: production weights were changed outside cutover at {} (the load balancer shows {}; cutover last wrote {}). \
              cutover does not undo the change; CloudTrail's ModifyListener and ModifyRule events name who made it. \
@@ -167,7 +168,7 @@ impl Machine<'_, '_> {
         let deadline = r.progress_at + self.spec.progress_deadline;
         if self.d.now >= deadline {
             return self.begin_rollback(RollbackReason::DeadlineExceeded {
-                phase: self.d.status.phase,
+                phase: self.d.status.phase(),
                 detail: why,
             });
         }
@@ -200,7 +201,7 @@ impl Machine<'_, '_> {
             let deadline = r.progress_at + self.spec.progress_deadline;
             if self.d.now >= deadline {
                 return self.begin_rollback(RollbackReason::DeadlineExceeded {
-                    phase: self.d.status.phase,
+                    phase: self.d.status.phase(),
                     detail: format!("{why}, and the candidate has no healthy target"),
                 });
             }
@@ -238,7 +239,6 @@ impl Machine<'_, '_> {
                 rr.step = steps;
                 rr.step_started_at = now;
                 rr.progress_at = now;
-                rr.resume_to = None;
                 rr.hand_change = None;
                 self.d.transition(
                     Phase::Baking,
@@ -285,7 +285,7 @@ impl Machine<'_, '_> {
     /// A rollback still under way past the progress deadline is alerted
     /// once; it goes on trying, as it is the way back.
     pub(crate) fn rollback_overdue(&mut self, r: &Rollout) {
-        if self.d.status.phase != Phase::RollingBack {
+        if self.d.status.phase() != Phase::RollingBack {
             return;
         }
         let since = self.d.status.phase_since;

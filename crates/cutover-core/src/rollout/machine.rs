@@ -4,7 +4,8 @@
 
 use super::command::{Command, CreateTaskSet, Event, Outcome, TARGET_HEALTH, Wake};
 use super::control::RolloutId;
-use super::decide::{Draft, live, runs};
+use super::decide::{Draft, Reads, live, runs};
+use super::driver::{Driver, Flow, Opening, failed_revision, interruption, promoted};
 use super::hook::HookPoint;
 use super::observed::{
     EcsService, Observed, TaskSet, TaskSetStatus, Weights, short_arn, short_task_definition,
@@ -12,14 +13,10 @@ use super::observed::{
 use super::readiness::{self, Health};
 use super::revision::Revision;
 use super::spec::Spec;
-use super::status::{Phase, RollbackReason, Rollout, TaskSetRef};
+use super::status::{Hold, Phase, RollbackReason, Rollout, Status, TaskSetRef};
 use super::strategy::Step;
+use crate::time::Timestamp;
 use sha2::{Digest, Sha256};
-
-pub(crate) enum Flow {
-    Next,
-    Wait,
-}
 
 pub(crate) struct Machine<'a, 'd> {
     pub spec: &'a Spec,
@@ -56,31 +53,6 @@ pub(crate) fn task_set_ref(t: &TaskSet) -> TaskSetRef {
 }
 
 impl<'a> Machine<'a, '_> {
-    pub fn run(&mut self, max_transitions: usize) {
-        self.run_valid(max_transitions);
-        self.remember_watch();
-    }
-
-    /// As [`Machine::run`], with `spec` wired as the rollout in flight was
-    /// (see `decide::under_rollout`), not as the record is now: stops once
-    /// that rollout is over, so the next one starts at the next pass under
-    /// the record's own routes and target groups.
-    pub fn run_rollout_out(&mut self, max_transitions: usize) {
-        self.leave_invalid();
-        for _ in 0..max_transitions {
-            let Some(r) = self.d.status.rollout.clone() else {
-                self.d.wake(Wake::Poll);
-                return;
-            };
-            if let Flow::Wait = self.in_rollout(r) {
-                self.remember_watch();
-                return;
-            }
-        }
-        self.d.wake(Wake::Poll);
-        self.remember_watch();
-    }
-
     fn remember_watch(&mut self) {
         // What watches the rollout should the record turn invalid.
         let watch = super::watch::Watch::of(self.spec);
@@ -88,34 +60,6 @@ impl<'a> Machine<'a, '_> {
             && r.watch.as_ref() != Some(&watch)
         {
             r.watch = Some(watch);
-        }
-    }
-
-    fn run_valid(&mut self, max_transitions: usize) {
-        self.leave_invalid();
-        for _ in 0..max_transitions {
-            let flow = match self.d.status.rollout.clone() {
-                Some(r) => self.in_rollout(r),
-                None => self.between_rollouts(),
-            };
-            if let Flow::Wait = flow {
-                return;
-            }
-        }
-        self.d.wake(Wake::Poll);
-    }
-
-    fn leave_invalid(&mut self) {
-        if self.d.status.phase == Phase::Invalid {
-            let resume = self
-                .d
-                .status
-                .rollout
-                .as_mut()
-                .and_then(|r| r.resume_to.take())
-                .unwrap_or(Phase::Steady);
-            self.d
-                .transition(resume, "the record and the service are valid again");
         }
     }
 
@@ -213,31 +157,22 @@ impl<'a> Machine<'a, '_> {
             }
             return self.steady(p);
         }
-        if let Some(f) = self.d.status.failed.clone()
-            && f.rollout.revision == spec.revision
-        {
-            if spec.control.retry.as_ref() != Some(&f.rollout) {
-                if let Some(p) = primary
-                    && live(self.svc).all(|t| t.status == TaskSetStatus::Primary)
-                    && let Some(flow) = self.restore_production(p)
-                {
-                    return flow;
-                }
-                self.d.transition_of(
-                    Phase::Failed,
-                    f.reason.clone(),
-                    Some(f.rollout.revision.clone()),
-                );
-                self.d.say(format!(
-                    "revision {} failed: {}; write a new version, or retry",
-                    spec.revision, f.reason
-                ));
-                self.d.wake(Wake::Idle);
-                return Flow::Wait;
+        if let Some(f) = failed_revision(spec, &self.d.status) {
+            if let Some(p) = primary
+                && live(self.svc).all(|t| t.status == TaskSetStatus::Primary)
+                && let Some(flow) = self.restore_production(p)
+            {
+                return flow;
             }
-            return self.start(f.rollout.attempt + 1, "retry requested");
+            return self.stay_failed(&f);
         }
-        self.start(1, "new revision")
+        match &self.d.status.failed {
+            Some(f) if f.rollout.revision == spec.revision => {
+                let attempt = f.rollout.attempt + 1;
+                self.start(attempt, "retry requested")
+            }
+            _ => self.start(1, "new revision"),
+        }
     }
 
     fn steady(&mut self, primary: &TaskSet) -> Flow {
@@ -388,7 +323,7 @@ impl<'a> Machine<'a, '_> {
             attempt,
         };
         let now = self.now();
-        let mut rollout = Rollout::new(id.clone(), primary.map(task_set_ref), target_group, now);
+        let mut rollout = Rollout::new(id, primary.map(task_set_ref), target_group, now);
         // A candidate already in place means a status was lost mid-rollout:
         // pick up where the traffic is instead of starting over.
         let mut phase = Phase::Provisioning;
@@ -411,32 +346,33 @@ impl<'a> Machine<'a, '_> {
             }
         }
         let share = self.candidate_share(&rollout);
-        self.d.status.rollout = Some(rollout);
         self.d.status.candidate = adopted.map(task_set_ref);
-        // The task set that serves while the candidate is tried: named from
-        // the start, a service's first rollout under cutover included.
-        self.d.status.active = primary.map(task_set_ref);
         if let Some(rev) = primary.and_then(TaskSet::revision) {
             self.d.status.stable_revision = Some(rev);
         }
         match adopted {
             // Not a new rollout, and the phase it was in is unknown: say
             // that it was taken over, and where.
-            Some(c) => self.d.adopt(
-                phase,
-                format!(
-                    "its task set {} already exists (found by its externalId) with {share}% of production traffic",
-                    c.name()
-                ),
+            Some(c) => self.open(
+                rollout,
+                Opening::Adopted {
+                    phase,
+                    reason: format!(
+                        "its task set {} already exists (found by its externalId) with {share}% of production traffic",
+                        c.name()
+                    ),
+                },
             ),
             None => {
-                self.d.events.push(Event::RolloutStarted { rollout: id });
-                self.d.transition(
-                    phase,
-                    format!(
-                        "{why}: rolling out revision {} ({}) with {}",
-                        spec.revision, spec.version, spec.strategy
-                    ),
+                self.open(
+                    rollout,
+                    Opening::Started {
+                        phase,
+                        reason: format!(
+                            "{why}: rolling out revision {} ({}) with {}",
+                            spec.revision, spec.version, spec.strategy
+                        ),
+                    },
                 );
                 // The candidate's client token names this rollout's start,
                 // so the rollout is stored before the task set is asked
@@ -492,19 +428,20 @@ impl<'a> Machine<'a, '_> {
         // unread.
         let share = self.candidate_share(&rollout);
         rollout.step = self.steps(&rollout).len() as u32;
-        self.d.status.rollout = Some(rollout);
-        self.d.status.active = Some(task_set_ref(previous));
         self.d.status.candidate = Some(task_set_ref(primary));
         if let Some(rev) = previous.revision() {
             self.d.status.stable_revision = Some(rev);
         }
-        self.d.adopt(
-            Phase::Baking,
-            format!(
-                "its task set {} is primary with {share}% of production traffic and the older task set {} is still there: baking again before it is removed",
-                primary.name(),
-                previous.name()
-            ),
+        self.open(
+            rollout,
+            Opening::Adopted {
+                phase: Phase::Baking,
+                reason: format!(
+                    "its task set {} is primary with {share}% of production traffic and the older task set {} is still there: baking again before it is removed",
+                    primary.name(),
+                    previous.name()
+                ),
+            },
         );
         Some(Flow::Next)
     }
@@ -543,17 +480,18 @@ impl<'a> Machine<'a, '_> {
             ..Rollout::new(id, Some(task_set_ref(previous)), target_group, now)
         };
         let share = self.candidate_share(&rollout);
-        self.d.status.rollout = Some(rollout);
-        self.d.status.active = Some(task_set_ref(previous));
         self.d.status.candidate = Some(task_set_ref(primary));
-        self.d.adopt(
-            Phase::RollingBack,
-            format!(
-                "its task set {} serves {share}% of production traffic, and the record asks again for revision {} of the older task set {}: switching back",
-                primary.name(),
-                spec.revision,
-                previous.name()
-            ),
+        self.open(
+            rollout,
+            Opening::Adopted {
+                phase: Phase::RollingBack,
+                reason: format!(
+                    "its task set {} serves {share}% of production traffic, and the record asks again for revision {} of the older task set {}: switching back",
+                    primary.name(),
+                    spec.revision,
+                    previous.name()
+                ),
+            },
         );
         Some(Flow::Next)
     }
@@ -576,34 +514,24 @@ impl<'a> Machine<'a, '_> {
             self.rollback_overdue(&r);
             return self.roll_back(r);
         }
-        let phase = self.d.status.phase;
-        // Once the old task set is being removed there is nothing to return
-        // to: finishing is the only safe way out, and a newer revision or an
-        // abort waits for it.
-        if phase != Phase::Finalizing {
-            if r.id.revision != spec.revision {
-                return self.begin_rollback(RollbackReason::Superseded {
-                    by: spec.revision.clone(),
-                });
-            }
-            if spec.control.abort.as_ref() == Some(&r.id) {
-                return self.begin_rollback(RollbackReason::Aborted);
-            }
+        let phase = self.d.status.phase();
+        if let Some(reason) = interruption(spec, &r, phase) {
+            return self.begin_rollback(reason);
         }
         if spec.paused && phase != Phase::Finalizing {
-            return self.paused(r, phase);
+            return self.paused(r);
         }
         let r = match self.follow_strategy(r, phase) {
             Ok(r) => r,
             Err(flow) => return flow,
         };
-        let phase = self.d.status.phase;
+        let phase = self.d.status.phase();
         if let Some(flow) = self.hands_on(&r, phase) {
             return flow;
         }
         match phase {
             Phase::Paused => {
-                let resume = self.rollout().resume_to.take().unwrap_or(Phase::Shifting);
+                let resume = self.rollout().stage.phase();
                 let now = self.now();
                 let rr = self.rollout();
                 rr.step_started_at = now;
@@ -668,7 +596,7 @@ impl<'a> Machine<'a, '_> {
         Ok(self.rollout().clone())
     }
 
-    fn paused(&mut self, r: Rollout, phase: Phase) -> Flow {
+    fn paused(&mut self, r: Rollout) -> Flow {
         // Pausing is how someone says they saw weights changed by hand. It
         // is taken whatever the gates say: a candidate waited out for churn
         // just then would otherwise drop it, and once `paused` is cleared
@@ -679,11 +607,10 @@ impl<'a> Machine<'a, '_> {
         if let Err(flow) = self.gates(&r) {
             return flow;
         }
-        if phase != Phase::Paused {
-            self.rollout().resume_to = Some(phase);
-        }
         self.d
             .transition(Phase::Paused, "paused = true in the record");
+        // Someone paused: a hold by weights changed outside cutover is now theirs.
+        self.rollout().hold = Some(Hold::Paused);
         self.d.say(format!(
             "paused at step {} with {}% on the candidate; set paused = false to continue",
             r.step,
@@ -703,7 +630,7 @@ impl<'a> Machine<'a, '_> {
     pub(crate) fn wait_for_progress(&mut self, r: &Rollout, waiting_for: String) -> Flow {
         if self.now() >= r.progress_at + self.spec.progress_deadline {
             return self.begin_rollback(RollbackReason::DeadlineExceeded {
-                phase: self.d.status.phase,
+                phase: self.d.status.phase(),
                 detail: waiting_for,
             });
         }
@@ -717,7 +644,7 @@ impl<'a> Machine<'a, '_> {
     fn wait_after(&mut self, held_until: crate::time::Timestamp, why: String) -> Flow {
         if self.now() >= held_until + self.spec.progress_deadline {
             return self.begin_rollback(RollbackReason::DeadlineExceeded {
-                phase: self.d.status.phase,
+                phase: self.d.status.phase(),
                 detail: why,
             });
         }
@@ -1046,12 +973,7 @@ impl<'a> Machine<'a, '_> {
                 Flow::Wait
             }
             Step::PauseUntilPromoted => {
-                let promoted = spec
-                    .control
-                    .promote
-                    .as_ref()
-                    .is_some_and(|p| p.rollout == r.id && p.step == r.step);
-                if promoted {
+                if promoted(spec, &r) {
                     self.advance(r.step);
                     self.d.transition(Phase::Shifting, "promoted");
                     return Flow::Next;
@@ -1153,18 +1075,11 @@ impl<'a> Machine<'a, '_> {
         if self.restoring_stickiness() {
             return Flow::Wait;
         }
-        let duration = self.now().since(r.started_at);
         let candidate = self.candidate(&r.id.revision).map(task_set_ref);
+        self.d.finish_rollout(&r, Outcome::Promoted);
         self.d.status.active = candidate;
-        self.d.status.candidate = None;
         self.d.status.stable_revision = Some(r.id.revision.clone());
         self.d.status.weights = Some((100, 0));
-        self.d.events.push(Event::RolloutFinished {
-            rollout: r.id.clone(),
-            outcome: Outcome::Promoted,
-            duration,
-        });
-        self.d.status.rollout = None;
         self.d.transition_of(
             Phase::Steady,
             format!(
@@ -1175,8 +1090,44 @@ impl<'a> Machine<'a, '_> {
         );
         Flow::Next
     }
+}
 
-    pub(crate) fn begin_rollback(&mut self, reason: RollbackReason) -> Flow {
+/// cutover's own driver: task sets on an EXTERNAL service, weighed on the
+/// load balancer by cutover.
+impl<'a> Driver<'a> for Machine<'a, '_> {
+    fn reads(spec: &Spec, svc: &EcsService, status: &Status, now: Timestamp) -> Reads {
+        super::task_set_reads::task_set_reads(spec, svc, status, now)
+    }
+
+    fn spec(&self) -> &'a Spec {
+        self.spec
+    }
+
+    fn observed(&self) -> &'a Observed {
+        self.observed
+    }
+
+    fn draft(&mut self) -> &mut Draft {
+        self.d
+    }
+
+    fn between(&mut self) -> Flow {
+        self.between_rollouts()
+    }
+
+    fn step(&mut self, r: Rollout) -> Flow {
+        self.in_rollout(r)
+    }
+
+    fn watch_held(&mut self, why: &str) -> Flow {
+        self.watch_candidate(why)
+    }
+
+    fn after(&mut self) {
+        self.remember_watch();
+    }
+
+    fn begin_rollback(&mut self, reason: RollbackReason) -> Flow {
         self.d.say(format!("rolling back: {reason}"));
         let text = reason.to_string();
         self.rollout().rollback = Some(reason);

@@ -53,13 +53,13 @@ impl fmt::Display for Refusal {
 }
 
 fn phase(status: Option<&Status>) -> Phase {
-    status.map_or(Phase::default(), |s| s.phase)
+    status.map_or(Phase::default(), |s| s.phase())
 }
 
 /// The rollout a promotion would let past its step.
 pub fn promotable(status: Option<&Status>) -> Result<&Rollout, Refusal> {
     status
-        .filter(|s| s.phase == Phase::AwaitingPromotion)
+        .filter(|s| s.phase() == Phase::AwaitingPromotion)
         .and_then(|s| s.rollout.as_ref())
         .ok_or_else(|| Refusal::NotAwaitingPromotion(phase(status)))
 }
@@ -95,7 +95,7 @@ pub fn pause_request(paused: bool, pause: bool) -> Result<(), Refusal> {
 /// The failed rollout a retry would start again.
 pub fn retryable(status: Option<&Status>) -> Result<&Failure, Refusal> {
     status
-        .filter(|s| s.phase == Phase::Failed)
+        .filter(|s| s.phase() == Phase::Failed)
         .and_then(|s| s.failed.as_ref())
         .ok_or_else(|| Refusal::NotFailed(phase(status)))
 }
@@ -115,8 +115,7 @@ mod tests {
     }
 
     fn status(phase: Phase, rollback: Option<RollbackReason>) -> Status {
-        Status {
-            phase,
+        let mut s = Status {
             rollout: Some(Rollout {
                 id: id(),
                 started_at: Timestamp(0),
@@ -129,7 +128,8 @@ mod tests {
                 task_failures: 0,
                 health: Default::default(),
                 rollback,
-                resume_to: None,
+                stage: Default::default(),
+                hold: None,
                 gates: Default::default(),
                 hooks: Default::default(),
                 hook_verdicts: Default::default(),
@@ -140,7 +140,9 @@ mod tests {
                 alerted: Default::default(),
             }),
             ..Status::default()
-        }
+        };
+        s.enter(phase);
+        s
     }
 
     #[test]
@@ -187,7 +189,7 @@ mod tests {
     #[test]
     fn retry_applies_only_to_a_failed_revision() {
         let mut failed = Status {
-            phase: Phase::Failed,
+            settled: crate::rollout::status::Settled::Failed,
             failed: Some(Failure {
                 rollout: id(),
                 reason: "gate failed".into(),
@@ -196,7 +198,7 @@ mod tests {
             ..Status::default()
         };
         assert_eq!(retryable(Some(&failed)).map(|f| &f.rollout), Ok(&id()));
-        failed.phase = Phase::Steady;
+        failed.enter(Phase::Steady);
         assert!(matches!(
             retryable(Some(&failed)),
             Err(Refusal::NotFailed(Phase::Steady))

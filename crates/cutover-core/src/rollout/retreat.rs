@@ -18,7 +18,8 @@
 //! That is not a failure of the version: a good one replaced now and then
 //! still finishes, a bad one still fails its gate and rolls back.
 
-use super::machine::{Flow, Machine};
+use super::driver::Flow;
+use super::machine::Machine;
 use super::observed::Weights;
 use super::status::Rollout;
 use super::strategy::Step;

@@ -4,9 +4,10 @@
 
 use super::command::{Command, Event, Outcome, Wake};
 use super::decide::live;
-use super::machine::{Flow, Machine};
+use super::driver::Flow;
+use super::machine::Machine;
 use super::observed::{TaskSetStatus, Weights};
-use super::status::{Failure, Phase, RollbackReason, Rollout};
+use super::status::{Phase, RollbackReason, Rollout};
 
 impl Machine<'_, '_> {
     pub(crate) fn roll_back(&mut self, r: Rollout) -> Flow {
@@ -149,32 +150,18 @@ impl Machine<'_, '_> {
     /// The task set to return to is gone (removed by hand, or by a finished
     /// bake): the candidate is all that serves, so it stays.
     fn nothing_to_return_to(&mut self, r: Rollout, reason: RollbackReason) -> Flow {
-        let duration = self.d.now.since(r.started_at);
-        let outcome = match reason {
-            RollbackReason::Superseded { .. } => Outcome::Superseded,
-            RollbackReason::Aborted => Outcome::Aborted,
-            _ => Outcome::Failed,
-        };
-        self.d.events.push(Event::RolloutFinished {
-            rollout: r.id.clone(),
-            outcome,
-            duration,
-        });
+        // Nothing went back: the candidate serves.
+        self.d
+            .finish_rollout(&r, Outcome::of_rollback(Some(&reason), false));
         if let Some(c) = self.candidate(&r.id.revision) {
             self.d.status.active = Some(super::machine::task_set_ref(c));
             self.d.status.stable_revision = Some(r.id.revision.clone());
         }
-        self.d.status.candidate = None;
-        self.d.status.rollout = None;
         let text = format!(
             "cannot roll back ({reason}): the previous task set is gone, so the candidate keeps serving"
         );
         if reason.fails_revision() {
-            self.d.status.failed = Some(Failure {
-                rollout: r.id.clone(),
-                reason: text.clone(),
-                at: self.d.now,
-            });
+            self.d.fail_revision(&r, text.clone());
         }
         self.d
             .transition_of(Phase::Failed, text.clone(), Some(r.id.revision.clone()));
@@ -183,31 +170,16 @@ impl Machine<'_, '_> {
     }
 
     fn finish_rollback(&mut self, r: Rollout, reason: RollbackReason) -> Flow {
-        let duration = self.d.now.since(r.started_at);
-        let outcome = match &reason {
-            RollbackReason::Superseded { .. } => Outcome::Superseded,
-            RollbackReason::Aborted => Outcome::Aborted,
-            _ if r.from.is_none() => Outcome::Failed,
-            _ => Outcome::RolledBack,
-        };
-        self.d.events.push(Event::RolloutFinished {
-            rollout: r.id.clone(),
-            outcome,
-            duration,
-        });
-        self.d.status.candidate = None;
-        self.d.status.rollout = None;
+        // Production went back to the task set it started from, if any.
+        self.d
+            .finish_rollout(&r, Outcome::of_rollback(Some(&reason), r.from.is_some()));
         if let Some(from) = &r.from {
             self.d.status.active = Some(from.clone());
             self.d.status.stable_revision = from.revision.clone();
         }
         if reason.fails_revision() {
             let text = reason.to_string();
-            self.d.status.failed = Some(Failure {
-                rollout: r.id.clone(),
-                reason: text.clone(),
-                at: self.d.now,
-            });
+            self.d.fail_revision(&r, text.clone());
             let back = if r.from.is_some() {
                 "rolled back to the previous task set"
             } else {

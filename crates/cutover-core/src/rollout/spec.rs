@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::control::Control;
-use super::driver::{self, Driver, RawCodeDeploy};
+use super::driver_kind::{self, DriverKind, RawCodeDeploy};
 use super::gate::Gates;
 use super::hook::Hooks;
 use super::key::ServiceKey;
@@ -206,7 +206,7 @@ pub struct Spec {
     pub placement: Placement,
     pub control: Control,
     pub labels: BTreeMap<String, String>,
-    pub driver: Driver,
+    pub driver: DriverKind,
 }
 
 impl Spec {
@@ -386,7 +386,7 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
         })
     };
 
-    let codedeploy = driver::codedeploy(
+    let codedeploy = driver_kind::codedeploy(
         raw.driver.as_deref(),
         raw.codedeploy.as_ref(),
         raw.strategy.as_ref(),
@@ -714,7 +714,7 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
         placement,
         control: raw.control,
         labels: raw.labels,
-        driver: codedeploy.map_or(Driver::Ecs, Driver::CodeDeploy),
+        driver: codedeploy.map_or(DriverKind::Ecs, DriverKind::CodeDeploy),
     })
 }
 

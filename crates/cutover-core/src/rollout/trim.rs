@@ -138,7 +138,8 @@ mod tests {
                 hook: HookPoint::AfterProductionTraffic,
                 detail: huge(),
             }),
-            resume_to: None,
+            stage: crate::rollout::status::Stage::RollingBack,
+            hold: None,
             gates: BTreeMap::from([(
                 "errors".to_string(),
                 GateState {
@@ -171,7 +172,6 @@ mod tests {
             attempt: 1,
         };
         let mut s = Status {
-            phase: Phase::RollingBack,
             message: huge(),
             last_error: Some(huge()),
             rollout: Some(rollout(&id)),
@@ -223,7 +223,7 @@ mod tests {
     fn trimming_keeps_the_state_the_rollout_resumes_from() {
         let big = swollen();
         let small = trimmed(&big);
-        assert_eq!(small.phase, big.phase);
+        assert_eq!(small.phase(), big.phase());
         let (b, s) = (big.rollout.unwrap(), small.rollout.unwrap());
         assert_eq!(
             (s.id, s.step, s.target_group),

@@ -39,15 +39,15 @@ pub fn message(given: &str, error: &KeyError) -> String {
 pub fn status(given: &str, error: &KeyError, previous: &Status, now: Timestamp) -> Status {
     let message = message(given, error);
     let mut status = previous.clone();
-    if status.phase != Phase::Invalid {
+    if status.phase() != Phase::Invalid {
         status.record(Transition {
             at: now,
-            from: status.phase,
+            from: status.phase(),
             to: Phase::Invalid,
             reason: message.clone(),
             revision: None,
         });
-        status.phase = Phase::Invalid;
+        status.enter(Phase::Invalid);
         status.phase_since = now;
     }
     status.message = message;
@@ -72,7 +72,7 @@ mod tests {
     fn a_bad_key_gets_an_invalid_status_naming_service_and_the_expected_form() {
         for given in ["prod", "a/b/c", "/web", "prod/we\u{7}b", "prod/"] {
             let s = status(given, &error(given), &Status::default(), Timestamp(5));
-            assert_eq!(s.phase, Phase::Invalid, "{given}");
+            assert_eq!(s.phase(), Phase::Invalid, "{given}");
             assert!(s.message.contains("`service`"), "{}", s.message);
             assert!(s.message.contains("<cluster>/<service>"), "{}", s.message);
             assert!(
@@ -109,7 +109,6 @@ mod tests {
     #[test]
     fn a_status_left_from_before_is_kept_in_the_history() {
         let before = Status {
-            phase: Phase::Steady,
             message: "steady".into(),
             last_error: Some("old".into()),
             ..Status::default()

@@ -16,12 +16,13 @@ use serde::{Deserialize, Serialize};
 
 use super::command::Wake;
 use super::decide::gated;
+use super::driver::{Driver, Flow};
 use super::gate::{Gates, TaskFailureGate};
 use super::key::ServiceKey;
-use super::machine::{Flow, Machine};
+use super::machine::Machine;
 use super::revision::Revision;
 use super::spec::{Spec, TargetHealthGate, Traffic, Version};
-use super::status::{Phase, RollbackReason};
+use super::status::RollbackReason;
 use super::strategy::humantime_serde_compat;
 
 /// What a rollout keeps of the last valid record to watch its candidate if
@@ -81,43 +82,14 @@ impl Watch {
     }
 }
 
-/// The phase a watched rollout is really in: the one it was held in.
-pub(crate) fn held_phase(phase: Phase, resume_to: Option<Phase>) -> Phase {
-    match (phase, resume_to) {
-        (Phase::Invalid, Some(p)) => p,
-        (p, _) => p,
-    }
-}
-
 impl Machine<'_, '_> {
-    /// One decision while the record is invalid and a rollout is in flight;
-    /// `self.spec` is the watch's.
-    pub fn watch(&mut self, why: String, max_transitions: usize) {
-        for _ in 0..max_transitions {
-            let Some(r) = self.d.status.rollout.clone() else {
-                // The rollout ended (rolled back or finished): nothing is
-                // started under a record that is not valid.
-                self.d.hold(why);
-                return;
-            };
-            let phase = self.d.status.phase;
-            let flow = if r.rollback.is_some() || phase == Phase::Finalizing {
-                self.in_rollout(r)
-            } else {
-                self.watch_held(&why)
-            };
-            if let Flow::Wait = flow {
-                return;
-            }
-        }
-        self.d.wake(Wake::Poll);
-    }
-
-    fn watch_held(&mut self, why: &str) -> Flow {
+    /// One step of a rollout in flight while its record is invalid, neither
+    /// rolling back nor finishing; `self.spec` is the watch's.
+    pub(crate) fn watch_candidate(&mut self, why: &str) -> Flow {
         let Some(r) = self.d.status.rollout.clone() else {
             return Flow::Next;
         };
-        let held = held_phase(self.d.status.phase, r.resume_to);
+        let held = self.d.status.working_phase();
         // The candidate has traffic (or is behind the test route): its gates
         // look at it as they would have. A gate that waits (a shortfall
         // within its grace, a first failing check) holds like the record.

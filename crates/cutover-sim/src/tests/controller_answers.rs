@@ -105,7 +105,7 @@ async fn a_record_with_a_bad_key_gets_an_invalid_status_once_and_blocks_no_one()
     assert!(listing.records.is_empty(), "no status write made a record");
     for item in &listing.unkeyed {
         let status = item.status.as_ref().expect("every bad key has a status");
-        assert_eq!(status.phase, Phase::Invalid, "{:?}", item.given);
+        assert_eq!(status.phase(), Phase::Invalid, "{:?}", item.given);
         assert!(status.message.contains("`service`"), "{}", status.message);
         assert!(
             status.message.contains("<cluster>/<service>"),
@@ -120,7 +120,7 @@ async fn a_record_with_a_bad_key_gets_an_invalid_status_once_and_blocks_no_one()
     w.sim.put_spec(&w.web.key, w.record());
     w.run_for(secs(60)).await;
     assert_eq!(
-        w.status(&w.web.key).await.map(|s| s.phase),
+        w.status(&w.web.key).await.map(|s| s.phase()),
         Some(Phase::Steady)
     );
     w.stop().await;
@@ -149,7 +149,7 @@ async fn a_cluster_that_does_not_exist_is_invalid_and_not_described_every_poll()
     w.run_for(secs(600)).await;
 
     let status = w.status(&key).await.expect("a status is written");
-    assert_eq!(status.phase, Phase::Invalid);
+    assert_eq!(status.phase(), Phase::Invalid);
     assert!(
         status
             .message
@@ -193,7 +193,7 @@ async fn a_status_that_does_not_fit_beside_a_large_record_is_stored_trimmed() {
     w.run_for(secs(600)).await;
 
     let status = w.status(&w.web.key).await.expect("the record has a status");
-    assert_eq!(status.phase, Phase::Invalid);
+    assert_eq!(status.phase(), Phase::Invalid);
     // The refused write was stored trimmed (the note says so); once the
     // long history is gone a later pass's status fits whole, and may
     // replace the note.

@@ -97,7 +97,7 @@ impl World {
             .into_iter()
             .find(|r| r.key == *key)
             .and_then(|r| r.status)
-            .map(|s| s.phase)
+            .map(|s| s.phase())
     }
 
     fn task_sets(&self, key: &ServiceKey) -> usize {

@@ -9,9 +9,9 @@ use crate::rollout::{Phase, Status};
 
 fn status(phase: Phase) -> Status {
     Status {
-        phase,
         ..Status::default()
     }
+    .with_phase(phase)
 }
 
 #[tokio::test(start_paused = true)]
@@ -38,7 +38,7 @@ async fn status_writes_are_conditional_on_the_version() {
     assert_eq!(stale, StatusWrite::Conflict);
     let rec = sim.get(&arns.key).await.unwrap().unwrap();
     assert_eq!(
-        (rec.status_version, rec.status.map(|s| s.phase)),
+        (rec.status_version, rec.status.map(|s| s.phase())),
         (v1, Some(Phase::Provisioning))
     );
 

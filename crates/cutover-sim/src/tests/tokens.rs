@@ -56,7 +56,7 @@ async fn roll_out(sim: &SimCloud, arns: &ServiceArns, version: &str) {
     for _ in 0..400 {
         sim.run_for(secs(5)).await;
         let steady = status(sim).await.is_some_and(|s| {
-            s.phase == Phase::Steady && s.rollout.is_none() && s.message.contains(version)
+            s.phase() == Phase::Steady && s.rollout.is_none() && s.message.contains(version)
         });
         if steady && primary_runs(sim, version) {
             return;
@@ -66,7 +66,7 @@ async fn roll_out(sim: &SimCloud, arns: &ServiceArns, version: &str) {
         "{version} never became steady: {:?}\n{}",
         status(sim)
             .await
-            .map(|s| (s.phase, s.message, s.last_error)),
+            .map(|s| (s.phase(), s.message, s.last_error)),
         sim.event_log()
             .iter()
             .map(|e| e.to_string())

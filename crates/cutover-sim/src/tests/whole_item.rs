@@ -69,7 +69,7 @@ async fn baking(sim: &SimCloud, arns: &ServiceArns) {
                 .is_some_and(|p| p.target_group.as_deref() == Some(arns.green())),
             ServiceState::Missing | ServiceState::ClusterMissing => false,
         };
-        let phase = status(sim).await.map(|s| s.phase);
+        let phase = status(sim).await.map(|s| s.phase());
         if primary_is_green && phase == Some(Phase::Baking) {
             return;
         }
@@ -93,7 +93,7 @@ async fn blue_shares_until_steady(sim: &SimCloud, arns: &ServiceArns) -> Vec<u32
             matches!(sim.service(&arns.key), ServiceState::Found(s) if s.task_sets.len() == 1);
         let steady = status(sim)
             .await
-            .is_some_and(|s| s.phase == Phase::Steady && s.rollout.is_none());
+            .is_some_and(|s| s.phase() == Phase::Steady && s.rollout.is_none());
         if one && steady {
             return shares;
         }
@@ -215,7 +215,7 @@ async fn a_whole_item_put_mid_shift_is_an_adoption_not_a_new_rollout() {
         .map_or(0, |w| w.percent(arns.green()));
     assert!(share >= 50, "the weights did not move back: {share}");
     let s = status(&sim).await.unwrap();
-    assert_eq!(s.phase, Phase::Shifting);
+    assert_eq!(s.phase(), Phase::Shifting);
     assert_eq!(
         s.active.map(|a| a.target_group),
         Some(arns.blue().to_string()),

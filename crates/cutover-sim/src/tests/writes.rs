@@ -83,9 +83,9 @@ async fn a_stale_read_is_refused_and_the_status_is_never_touched() {
     sim.put_spec(&arns.key, arns.record("web:2", json!("all_at_once")));
     let read = sim.get(&arns.key).await.unwrap().unwrap();
     let status = Status {
-        phase: Phase::Shifting,
         ..Status::default()
-    };
+    }
+    .with_phase(Phase::Shifting);
     let version = match sim
         .write_status(&arns.key, read.status_version, &status)
         .await

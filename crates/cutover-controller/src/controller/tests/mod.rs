@@ -75,7 +75,7 @@ impl Harness {
     }
 
     pub fn phase(&self, key: &ServiceKey) -> Option<Phase> {
-        self.cloud.status(key).map(|s| s.phase)
+        self.cloud.status(key).map(|s| s.phase())
     }
 }
 

@@ -31,7 +31,7 @@ async fn a_valid_record_is_driven_to_its_goal_and_its_status_stored() {
 
     assert_eq!(h.cloud.weights(&listener("web")), Some(green("web")));
     let status = h.cloud.status(&key("web")).unwrap();
-    assert_eq!(status.phase, Phase::Steady);
+    assert_eq!(status.phase(), Phase::Steady);
     assert_eq!(status.last_error, None);
     assert_eq!(status.history.len(), 2);
     assert_eq!(
@@ -57,7 +57,7 @@ async fn a_failed_command_keeps_the_previous_phase_and_says_what_failed() {
         "set_weights failed: elasticloadbalancing:ModifyListener: target group {} not found",
         target_group("web", "green")
     );
-    assert_eq!(status.phase, Phase::Steady);
+    assert_eq!(status.phase(), Phase::Steady);
     assert_eq!(status.last_error.as_deref(), Some(expected.as_str()));
     assert_eq!(status.message, expected);
     assert!(status.history.is_empty());
@@ -73,7 +73,7 @@ async fn a_failed_command_keeps_the_previous_phase_and_says_what_failed() {
     h.cloud.heal("set_weights");
     h.sleep(secs(30)).await;
     let status = h.cloud.status(&key("web")).unwrap();
-    assert_eq!(status.phase, Phase::Steady);
+    assert_eq!(status.phase(), Phase::Steady);
     assert_eq!(status.last_error, None);
     assert_eq!(h.cloud.weights(&listener("web")), Some(green("web")));
     run.stop().await;
@@ -125,7 +125,7 @@ async fn a_status_conflict_is_followed_by_a_fresh_read() {
     // first pass of a process reads the listed record again, consistently;
     // the retry after the conflict read it once more.
     let status = h.cloud.status(&key("web")).unwrap();
-    assert_eq!(status.phase, Phase::Steady);
+    assert_eq!(status.phase(), Phase::Steady);
     assert_eq!(status.message, "on goal");
     assert_eq!(h.cloud.calls("get"), 2);
     assert!(
@@ -149,7 +149,7 @@ async fn an_invalid_record_does_not_stop_other_services() {
     h.sleep(secs(30)).await;
 
     let status = h.cloud.status(&key("bad")).unwrap();
-    assert_eq!(status.phase, Phase::Invalid);
+    assert_eq!(status.phase(), Phase::Invalid);
     assert!(status.message.contains("container"), "{}", status.message);
     assert_eq!(h.phase(&key("good")), Some(Phase::Steady));
     assert_eq!(h.cloud.weights(&listener("good")), Some(green("good")));

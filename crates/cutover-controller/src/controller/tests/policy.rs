@@ -2,10 +2,10 @@
 //! move all production traffic to one target group (green, or blue with the
 //! label `goal=blue`), in one step, then settle.
 
-use crate::rollout::status::Transition;
+use crate::rollout::status::{Rollout, Transition};
 use crate::rollout::{
-    Command, Decision, Desired, Event, Observed, Phase, Reads, ServiceState, Spec, Status, Wake,
-    Weights,
+    Command, Decision, Desired, Event, Observed, Phase, Reads, Revision, RolloutId, ServiceState,
+    Spec, Status, Wake, Weights,
 };
 use crate::time::Timestamp;
 
@@ -86,15 +86,26 @@ fn settle(
     let mut status = previous.clone();
     status.message = message.clone();
     let mut events = Vec::new();
-    if previous.phase != phase {
+    if previous.phase() != phase {
         let t = Transition {
             at: now,
-            from: previous.phase,
+            from: previous.phase(),
             to: phase,
             reason: message,
             revision: None,
         };
-        status.phase = phase;
+        // Shifting is a rollout's phase: the stand-in has one in flight
+        // while it shifts, and none once it settles.
+        status.rollout = phase.in_rollout().then(|| {
+            previous.rollout.clone().unwrap_or_else(|| {
+                let id = RolloutId {
+                    revision: Revision::from_raw("0123abcd"),
+                    attempt: 1,
+                };
+                Rollout::new(id, None, String::new(), now)
+            })
+        });
+        status.enter(phase);
         status.phase_since = now;
         status.record(t.clone());
         events.push(Event::Transition(t));

@@ -142,7 +142,7 @@ fn a_gate_reading_is_counted_once() {
     for _ in 0..10 {
         w.step();
     }
-    assert_eq!(w.status.phase, Phase::Shifting);
+    assert_eq!(w.status.phase(), Phase::Shifting);
     assert_eq!(
         w.status.rollout.as_ref().unwrap().gates["error-ratio"].consecutive_failures,
         1
@@ -228,7 +228,7 @@ fn a_verdict_for_another_rollout_is_ignored() {
         w.step();
         w.advance(S5);
     }
-    assert_eq!(w.status.phase, Phase::Testing);
+    assert_eq!(w.status.phase(), Phase::Testing);
 }
 
 #[test]
@@ -242,7 +242,7 @@ fn too_many_stopped_candidate_tasks_trip_the_circuit_breaker() {
     assert!(w.run_until(Phase::Shifting, S5, 20));
     w.failed_tasks = 2;
     w.step();
-    assert_eq!(w.status.phase, Phase::Shifting);
+    assert_eq!(w.status.phase(), Phase::Shifting);
     w.failed_tasks = 3;
     assert_eq!(w.settle(), Phase::Failed);
     assert!(

@@ -203,7 +203,7 @@ fn created() -> Cd {
 fn a_new_task_definition_creates_one_deployment_with_an_appspec_of_the_record() {
     let mut w = Cd::new(cd_record("web:2"));
     let d = w.step();
-    assert_eq!(w.status.phase, Phase::Provisioning);
+    assert_eq!(w.status.phase(), Phase::Provisioning);
     let c = &w.created[0];
     assert_eq!(
         (c.application.as_str(), c.deployment_group.as_str()),
@@ -227,7 +227,7 @@ fn created_and_queued_deployments_are_provisioning() {
     for s in [DeploymentStatus::Created, DeploymentStatus::Queued] {
         w.set_status(s);
         let d = w.step();
-        assert_eq!(w.status.phase, Phase::Provisioning, "{s}");
+        assert_eq!(w.status.phase(), Phase::Provisioning, "{s}");
         assert!(d.commands.is_empty());
         assert_eq!(w.status.deployment.as_ref().unwrap().id, "d-1");
     }
@@ -240,13 +240,13 @@ fn in_progress_follows_the_lifecycle_events_read_while_it_moves() {
     w.step();
     w.set_status(DeploymentStatus::InProgress);
     w.step();
-    assert_eq!(w.status.phase, Phase::Provisioning);
+    assert_eq!(w.status.phase(), Phase::Provisioning);
     w.last().lifecycle = BTreeMap::from([
         ("Install".into(), EventStatus::Succeeded),
         ("AllowTestTraffic".into(), EventStatus::InProgress),
     ]);
     w.step();
-    assert_eq!(w.status.phase, Phase::Testing);
+    assert_eq!(w.status.phase(), Phase::Testing);
     assert!(
         w.lifecycle_reads > 0,
         "lifecycle events are read while in progress"
@@ -256,7 +256,7 @@ fn in_progress_follows_the_lifecycle_events_read_while_it_moves() {
         .insert("AllowTraffic".into(), EventStatus::InProgress);
     w.last().traffic = Some((90, 10));
     w.step();
-    assert_eq!(w.status.phase, Phase::Shifting);
+    assert_eq!(w.status.phase(), Phase::Shifting);
     assert_eq!(w.status.weights, Some((90, 10)));
 }
 
@@ -266,10 +266,10 @@ fn the_termination_wait_is_baking() {
     w.set_status(DeploymentStatus::InProgress);
     w.last().termination_wait_started = true;
     w.step();
-    assert_eq!(w.status.phase, Phase::Baking);
+    assert_eq!(w.status.phase(), Phase::Baking);
     w.set_status(DeploymentStatus::Baking);
     w.step();
-    assert_eq!(w.status.phase, Phase::Baking);
+    assert_eq!(w.status.phase(), Phase::Baking);
 }
 
 #[test]
@@ -282,7 +282,7 @@ fn a_ready_deployment_waits_for_promotion_then_continues() {
     for _ in 0..3 {
         let d = w.step();
         assert!(d.commands.is_empty());
-        assert_eq!(w.status.phase, Phase::AwaitingPromotion);
+        assert_eq!(w.status.phase(), Phase::AwaitingPromotion);
     }
     assert!(
         w.status.message.contains("cutover promote prod/web"),
@@ -328,7 +328,7 @@ fn succeeded_is_steady_and_the_rollout_ends_promoted() {
     let mut w = created();
     w.set_status(DeploymentStatus::Succeeded);
     let d = w.step();
-    assert_eq!(w.status.phase, Phase::Steady);
+    assert_eq!(w.status.phase(), Phase::Steady);
     assert!(w.status.rollout.is_none() && w.status.deployment.is_none());
     assert_eq!(w.finished(), vec![Outcome::Promoted]);
     assert_eq!(d.wake, crate::rollout::Wake::Idle);
@@ -345,7 +345,7 @@ fn a_failed_deployment_fails_the_revision_with_codedeploys_reason() {
     w.set_status(DeploymentStatus::Failed);
     w.last().error = Some("HEALTH_CONSTRAINTS: tasks failed to start".into());
     w.step();
-    assert_eq!(w.status.phase, Phase::Failed);
+    assert_eq!(w.status.phase(), Phase::Failed);
     let reason = &w.status.failed.as_ref().unwrap().reason;
     assert!(reason.contains("HEALTH_CONSTRAINTS"), "{reason}");
     assert_eq!(w.finished(), vec![Outcome::RolledBack]);
@@ -359,7 +359,7 @@ fn a_deployment_stopped_by_someone_else_fails_the_revision() {
     let mut w = created();
     w.set_status(DeploymentStatus::Stopped);
     w.step();
-    assert_eq!(w.status.phase, Phase::Failed);
+    assert_eq!(w.status.phase(), Phase::Failed);
     assert!(w.status.message.contains("stopped"), "{}", w.status.message);
 }
 
@@ -372,10 +372,10 @@ fn abort_stops_the_deployment_with_a_rollback() {
     w.body["control"] = json!({"abort": id});
     w.step();
     assert_eq!(w.stopped, vec!["d-1".to_string()]);
-    assert_eq!(w.status.phase, Phase::RollingBack);
+    assert_eq!(w.status.phase(), Phase::RollingBack);
     w.set_status(DeploymentStatus::Stopped);
     w.step();
-    assert_eq!(w.status.phase, Phase::Failed);
+    assert_eq!(w.status.phase(), Phase::Failed);
     assert_eq!(w.finished(), vec![Outcome::Aborted]);
 }
 
@@ -391,7 +391,7 @@ fn a_failed_gate_stops_the_deployment_with_a_rollback() {
         .lifecycle
         .insert("AllowTraffic".into(), EventStatus::InProgress);
     w.step();
-    assert_eq!(w.status.phase, Phase::Shifting);
+    assert_eq!(w.status.phase(), Phase::Shifting);
     w.advance(Duration::from_secs(15));
     let at = w.now;
     w.readings.insert(
@@ -404,10 +404,10 @@ fn a_failed_gate_stops_the_deployment_with_a_rollback() {
     );
     w.step();
     assert_eq!(w.stopped, vec!["d-1".to_string()]);
-    assert_eq!(w.status.phase, Phase::RollingBack);
+    assert_eq!(w.status.phase(), Phase::RollingBack);
     w.set_status(DeploymentStatus::Stopped);
     w.step();
-    assert_eq!(w.status.phase, Phase::Failed);
+    assert_eq!(w.status.phase(), Phase::Failed);
     assert!(w.status.failed.as_ref().unwrap().reason.contains("smoke"));
 }
 
@@ -475,7 +475,7 @@ fn a_lost_status_adopts_the_deployment_in_flight_instead_of_creating_another() {
     assert_eq!(w.status.deployment.as_ref().unwrap().id, "d-1");
     w.set_status(DeploymentStatus::Succeeded);
     w.step();
-    assert_eq!(w.status.phase, Phase::Steady);
+    assert_eq!(w.status.phase(), Phase::Steady);
 }
 
 #[test]
@@ -502,14 +502,14 @@ fn a_newer_revision_stops_the_deployment_in_flight_then_deploys() {
     assert_eq!(w.finished(), vec![Outcome::Superseded]);
     assert_eq!(w.created.len(), 2);
     assert_eq!(w.created[1].task_definition, "web:3");
-    assert_eq!(w.status.phase, Phase::Provisioning);
+    assert_eq!(w.status.phase(), Phase::Provisioning);
 }
 
 #[test]
 fn a_service_running_the_record_is_steady_without_codedeploy_reads() {
     let mut w = Cd::new(cd_record("web:1"));
     let d = w.step();
-    assert_eq!(w.status.phase, Phase::Steady);
+    assert_eq!(w.status.phase(), Phase::Steady);
     assert!(d.commands.is_empty());
     assert_eq!(w.listed, 0);
 }
@@ -519,7 +519,7 @@ fn an_external_service_cannot_be_driven_through_codedeploy() {
     let mut w = Cd::new(cd_record("web:2"));
     w.svc.deployment_controller = "EXTERNAL".into();
     w.step();
-    assert_eq!(w.status.phase, Phase::Invalid);
+    assert_eq!(w.status.phase(), Phase::Invalid);
     assert!(
         w.status.message.contains("CODE_DEPLOY"),
         "{}",

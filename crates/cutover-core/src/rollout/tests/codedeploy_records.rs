@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::codedeploy::cd_record;
 use super::fixture::record;
-use crate::rollout::driver::Driver;
+use crate::rollout::driver_kind::DriverKind;
 use crate::rollout::hook::HookPoint;
 use crate::rollout::{ServiceKey, parse_record};
 
@@ -23,7 +23,7 @@ fn a_codedeploy_record_names_its_group_and_needs_no_load_balancer_wiring() {
     body["codedeploy"]["hooks"] =
         json!({"after_test_traffic": "arn:aws:lambda:us-east-1:1:function:smoke"});
     let spec = parse_record(&key(), &body).unwrap();
-    let Driver::CodeDeploy(t) = &spec.driver else {
+    let DriverKind::CodeDeploy(t) = &spec.driver else {
         panic!("not a CodeDeploy record: {:?}", spec.driver)
     };
     assert_eq!(

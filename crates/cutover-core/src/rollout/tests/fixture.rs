@@ -326,7 +326,7 @@ impl World {
     pub fn run_until(&mut self, until: Phase, tick: Duration, limit: usize) -> bool {
         for _ in 0..limit {
             self.step();
-            if self.status.phase == until {
+            if self.status.phase() == until {
                 return true;
             }
             self.advance(tick);
@@ -338,12 +338,12 @@ impl World {
     pub fn settle(&mut self) -> Phase {
         for _ in 0..2_000 {
             let d = self.step();
-            let done = matches!(self.status.phase, Phase::Steady | Phase::Failed)
+            let done = matches!(self.status.phase(), Phase::Steady | Phase::Failed)
                 && self.status.rollout.is_none()
                 && d.commands.is_empty()
                 && d.wake == Wake::Idle;
             if done {
-                return self.status.phase;
+                return self.status.phase();
             }
             self.advance(Duration::from_secs(5));
         }

@@ -24,7 +24,7 @@ fn a_record_that_matches_the_running_task_definition_is_steady_without_load_bala
     let d = w.step();
     assert!(d.commands.is_empty());
     assert_eq!(d.wake, Wake::Idle);
-    assert_eq!(w.status.phase, Phase::Steady);
+    assert_eq!(w.status.phase(), Phase::Steady);
 }
 
 #[test]
@@ -58,8 +58,8 @@ fn finalizing_reads_target_health_until_the_old_task_set_is_gone_and_rolling_bac
     for _ in 0..40 {
         let spec = w.spec();
         if !w.observe(&spec).targets.is_empty() {
-            phases_read.insert(w.status.phase);
-            if w.status.phase == Phase::Finalizing {
+            phases_read.insert(w.status.phase());
+            if w.status.phase() == Phase::Finalizing {
                 // The old task set is the way back until it is removed;
                 // after that, there is nothing left to decide by health.
                 assert!(!w.deleted.contains(&blue), "read after the delete");
@@ -67,11 +67,11 @@ fn finalizing_reads_target_health_until_the_old_task_set_is_gone_and_rolling_bac
         }
         w.step();
         w.now = w.now + S5;
-        if w.status.phase == Phase::Steady && w.created == 1 {
+        if w.status.phase() == Phase::Steady && w.created == 1 {
             break;
         }
     }
-    assert_eq!(w.status.phase, Phase::Steady);
+    assert_eq!(w.status.phase(), Phase::Steady);
     assert!(
         phases_read.contains(&Phase::Provisioning),
         "{phases_read:?}"
@@ -248,7 +248,7 @@ fn a_candidate_that_turns_unhealthy_mid_shift_is_rolled_back_and_reported() {
         w.advance(S5);
     }
     assert_eq!(outcome, Some(Outcome::RolledBack));
-    assert_eq!(w.status.phase, Phase::Failed);
+    assert_eq!(w.status.phase(), Phase::Failed);
     assert_eq!(w.production.percent(BLUE), 100);
     assert_eq!(w.svc.task_sets.len(), 1);
     assert!(
@@ -301,7 +301,7 @@ fn a_new_revision_mid_rollout_supersedes_it_traffic_first() {
     let first = w.status.rollout.as_ref().unwrap().id.revision.clone();
     w.set("task_definition", json!("web:3"));
     w.step();
-    assert_eq!(w.status.phase, Phase::RollingBack);
+    assert_eq!(w.status.phase(), Phase::RollingBack);
     assert_eq!(w.production.percent(BLUE), 100, "traffic returns first");
     let mut outcomes = vec![];
     let mut starts = vec![];
@@ -316,7 +316,7 @@ fn a_new_revision_mid_rollout_supersedes_it_traffic_first() {
                 _ => {}
             }
         }
-        if w.status.phase == Phase::Steady
+        if w.status.phase() == Phase::Steady
             && w.status.rollout.is_none()
             && !outcomes.is_empty()
             && outcomes.len() >= 2
@@ -362,7 +362,7 @@ fn pause_holds_the_rollout_and_resume_continues_it() {
     }
     w.set("paused", json!(true));
     w.step();
-    assert_eq!(w.status.phase, Phase::Paused);
+    assert_eq!(w.status.phase(), Phase::Paused);
     let held = w.production.percent(GREEN);
     for _ in 0..100 {
         w.advance(S5);
@@ -373,10 +373,10 @@ fn pause_holds_the_rollout_and_resume_continues_it() {
         held,
         "no movement while paused"
     );
-    assert_eq!(w.status.phase, Phase::Paused, "no deadline while paused");
+    assert_eq!(w.status.phase(), Phase::Paused, "no deadline while paused");
     w.set("paused", json!(false));
     w.step();
-    assert_eq!(w.status.phase, Phase::Shifting);
+    assert_eq!(w.status.phase(), Phase::Shifting);
     assert_eq!(w.settle(), Phase::Steady);
 }
 
@@ -393,7 +393,7 @@ fn without_auto_promote_the_rollout_waits_for_a_promotion_of_that_step() {
         w.advance(S5);
         w.step();
     }
-    assert_eq!(w.status.phase, Phase::AwaitingPromotion);
+    assert_eq!(w.status.phase(), Phase::AwaitingPromotion);
     assert_eq!(w.production.percent(GREEN), 10);
     let r = w.status.rollout.clone().unwrap();
     // A promotion for another step does nothing.
@@ -402,7 +402,7 @@ fn without_auto_promote_the_rollout_waits_for_a_promotion_of_that_step() {
         json!({"promote": {"rollout": r.id.to_string(), "step": r.step + 1}}),
     );
     w.step();
-    assert_eq!(w.status.phase, Phase::AwaitingPromotion);
+    assert_eq!(w.status.phase(), Phase::AwaitingPromotion);
     w.set(
         "control",
         json!({"promote": {"rollout": r.id.to_string(), "step": r.step}}),
@@ -427,7 +427,7 @@ fn abort_rolls_back_and_the_revision_stays_failed_until_retried() {
     assert!(w.status.message.contains("aborted"));
     w.set("control", json!({"retry": id.to_string()}));
     w.step();
-    assert_eq!(w.status.phase, Phase::Provisioning);
+    assert_eq!(w.status.phase(), Phase::Provisioning);
     assert_eq!(w.status.rollout.as_ref().unwrap().id.attempt, 2);
     assert_eq!(w.settle(), Phase::Steady);
 }
@@ -448,7 +448,7 @@ fn an_invalid_record_mid_rollout_holds_it_and_fixing_the_record_resumes_it() {
     w.set("container_port", json!("eighty"));
     let d = w.step();
     assert!(d.commands.is_empty());
-    assert_eq!(w.status.phase, Phase::Invalid);
+    assert_eq!(w.status.phase(), Phase::Invalid);
     assert!(
         w.status.message.contains("container_port"),
         "{}",
@@ -457,7 +457,7 @@ fn an_invalid_record_mid_rollout_holds_it_and_fixing_the_record_resumes_it() {
     assert_eq!(w.production.percent(GREEN), held);
     w.body = good;
     w.step();
-    assert_eq!(w.status.phase, Phase::Shifting);
+    assert_eq!(w.status.phase(), Phase::Shifting);
     assert_eq!(w.settle(), Phase::Steady);
 }
 
@@ -467,7 +467,7 @@ fn a_service_that_is_not_external_is_reported_not_touched() {
     w.svc.deployment_controller = "ECS".into();
     let d = w.step();
     assert!(d.commands.is_empty());
-    assert_eq!(w.status.phase, Phase::Invalid);
+    assert_eq!(w.status.phase(), Phase::Invalid);
     assert!(w.status.message.contains("EXTERNAL"));
 }
 
@@ -481,7 +481,7 @@ fn a_cluster_that_does_not_exist_is_invalid_and_waits_for_a_change() {
     };
     let d = decide(&Desired::Valid(&spec), &observed, &w.status, w.now);
     assert!(d.commands.is_empty());
-    assert_eq!(d.status.phase, Phase::Invalid);
+    assert_eq!(d.status.phase(), Phase::Invalid);
     assert!(
         d.status.message.starts_with("ECS cluster prod not found"),
         "{}",
@@ -598,7 +598,7 @@ fn commands_and_messages_name_task_sets_by_id_and_task_definition() {
         let d = w.step();
         said.extend(d.commands.iter().map(ToString::to_string));
         said.push(w.status.message.clone());
-        if w.status.phase == Phase::Steady && w.status.rollout.is_none() && w.created == 1 {
+        if w.status.phase() == Phase::Steady && w.status.rollout.is_none() && w.created == 1 {
             break;
         }
         w.advance(S5);
@@ -679,7 +679,7 @@ fn a_rollback_rewrites_production_before_removing_the_candidate_after_a_lost_sta
             .commands
             .iter()
             .any(|c| matches!(c, Command::DeleteTaskSet { .. }));
-        if w.status.phase == Phase::RollingBack || deletes {
+        if w.status.phase() == Phase::RollingBack || deletes {
             assert!(
                 rolled_back || !deletes,
                 "the candidate was removed before the old weights were written again: {:?}",

@@ -48,11 +48,11 @@ fn an_unhealthy_candidate_reports_a_failed_health_gate_and_rolls_back_at_the_sec
     let d = w.step();
     assert_eq!(gate_events(&d), vec![(TARGET_HEALTH, false)]);
     // The default failure_threshold is 2.
-    assert_eq!(w.status.phase, Phase::Shifting);
+    assert_eq!(w.status.phase(), Phase::Shifting);
     w.advance(S5);
     let d = w.step();
     assert_eq!(gate_events(&d), vec![(TARGET_HEALTH, false)]);
-    assert_eq!(w.status.phase, Phase::RollingBack);
+    assert_eq!(w.status.phase(), Phase::RollingBack);
 }
 
 #[test]

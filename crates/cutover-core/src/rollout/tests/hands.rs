@@ -48,7 +48,7 @@ fn weights_moved_by_hand_pause_the_rollout_and_stay_as_they_were_set() {
     let mut w = at_ten_percent();
     w.production = Weights::pair(BLUE, 73, GREEN, 27);
     let alerts = run(&mut w, 60);
-    assert_eq!(w.status.phase, Phase::Paused);
+    assert_eq!(w.status.phase(), Phase::Paused);
     assert_eq!(
         w.production,
         Weights::pair(BLUE, 73, GREEN, 27),
@@ -87,7 +87,7 @@ fn pausing_and_resuming_acknowledges_the_change_and_the_rollout_goes_on() {
     run(&mut w, 3);
     w.set("paused", json!(true));
     run(&mut w, 3);
-    assert_eq!(w.status.phase, Phase::Paused);
+    assert_eq!(w.status.phase(), Phase::Paused);
     w.set("paused", json!(false));
     assert_eq!(w.settle(), Phase::Steady);
     assert_eq!(w.production.percent(GREEN), 100);
@@ -131,7 +131,7 @@ fn a_weight_cutover_itself_may_have_written_does_not_pause() {
     w.production = Weights::pair(BLUE, 100, GREEN, 0);
     let alerts = run(&mut w, 5);
     assert!(alerts.is_empty(), "{alerts:?}");
-    assert_ne!(w.status.phase, Phase::Paused);
+    assert_ne!(w.status.phase(), Phase::Paused);
     assert_eq!(w.settle(), Phase::Steady);
 }
 
@@ -175,7 +175,7 @@ fn a_rollback_past_the_deadline_is_alerted_once_and_goes_on() {
     w.healthy.insert(BLUE.into(), 0);
     w.healthy.insert(GREEN.into(), 0);
     let alerts = run(&mut w, 120);
-    assert_eq!(w.status.phase, Phase::RollingBack);
+    assert_eq!(w.status.phase(), Phase::RollingBack);
     assert_eq!(
         alerts
             .iter()

@@ -50,7 +50,7 @@ fn a_routine_task_replacement_mid_shift_holds_the_weight_and_does_not_roll_back(
     w.replacing.insert(GREEN.into(), 1);
     let at = w.production.percent(GREEN);
     steps(&mut w, 8);
-    assert_eq!(w.status.phase, Phase::Shifting, "{}", w.status.message);
+    assert_eq!(w.status.phase(), Phase::Shifting, "{}", w.status.message);
     assert_eq!(w.production.percent(GREEN), at, "no weight moves meanwhile");
     w.healthy.insert(GREEN.into(), 3);
     w.replacing.remove(GREEN);
@@ -69,7 +69,7 @@ fn auto_scaling_mid_rollout_does_not_roll_it_back() {
     }
     w.replacing.insert(GREEN.into(), 2);
     steps(&mut w, 12);
-    assert_eq!(w.status.phase, Phase::Shifting, "{}", w.status.message);
+    assert_eq!(w.status.phase(), Phase::Shifting, "{}", w.status.message);
     w.healthy.insert(GREEN.into(), 5);
     w.replacing.remove(GREEN);
     for t in &mut w.svc.task_sets {
@@ -84,7 +84,7 @@ fn a_candidate_that_loses_half_its_targets_rolls_back() {
     let mut w = shifting();
     w.healthy.insert(GREEN.into(), 1);
     steps(&mut w, 2);
-    assert_eq!(w.status.phase, Phase::RollingBack, "{}", w.status.message);
+    assert_eq!(w.status.phase(), Phase::RollingBack, "{}", w.status.message);
     assert_eq!(w.settle(), Phase::Failed);
     assert_eq!(w.production.percent(BLUE), 100);
 }
@@ -96,9 +96,9 @@ fn a_shortfall_that_outlasts_the_grace_rolls_back() {
     w.healthy.insert(GREEN.into(), 2);
     w.replacing.insert(GREEN.into(), 1);
     steps(&mut w, 55);
-    assert_eq!(w.status.phase, Phase::Shifting, "within the 5m grace");
+    assert_eq!(w.status.phase(), Phase::Shifting, "within the 5m grace");
     steps(&mut w, 8);
-    assert_eq!(w.status.phase, Phase::RollingBack, "{}", w.status.message);
+    assert_eq!(w.status.phase(), Phase::RollingBack, "{}", w.status.message);
 }
 
 #[test]
@@ -113,7 +113,7 @@ fn a_task_that_keeps_crashing_and_coming_back_is_one_shortfall() {
         w.healthy.insert(GREEN.into(), if short { 2 } else { 3 });
         w.replacing.insert(GREEN.into(), u32::from(short));
         steps(&mut w, 6);
-        if matches!(w.status.phase, Phase::RollingBack | Phase::Failed) {
+        if matches!(w.status.phase(), Phase::RollingBack | Phase::Failed) {
             rolled_back = true;
             break;
         }
@@ -137,7 +137,7 @@ fn two_routine_replacements_apart_do_not_spend_one_grace() {
         steps(&mut w, 18);
     }
     assert!(
-        !matches!(w.status.phase, Phase::RollingBack | Phase::Failed),
+        !matches!(w.status.phase(), Phase::RollingBack | Phase::Failed),
         "{}",
         w.status.message
     );
@@ -155,7 +155,7 @@ fn a_rollback_holds_production_while_the_old_side_has_no_healthy_target() {
     );
     w.advance(S5);
     w.step();
-    assert_eq!(w.status.phase, Phase::RollingBack);
+    assert_eq!(w.status.phase(), Phase::RollingBack);
     assert_eq!(w.production.percent(GREEN), 20, "held where it was");
     assert_eq!(held(&w), vec![false], "told once, when the hold began");
     assert!(
@@ -178,7 +178,7 @@ fn when_neither_side_can_serve_the_weights_hold_and_it_says_so() {
     w.healthy.insert(BLUE.into(), 0);
     w.healthy.insert(GREEN.into(), 0);
     steps(&mut w, 2);
-    assert_eq!(w.status.phase, Phase::RollingBack);
+    assert_eq!(w.status.phase(), Phase::RollingBack);
     assert_eq!(held(&w), vec![true]);
     assert!(
         w.status.message.contains("neither side can serve"),
@@ -190,7 +190,7 @@ fn when_neither_side_can_serve_the_weights_hold_and_it_says_so() {
     w.healthy.insert(BLUE.into(), 3);
     w.settle();
     assert_eq!(w.production.percent(BLUE), 100);
-    assert_eq!(w.status.phase, Phase::Failed);
+    assert_eq!(w.status.phase(), Phase::Failed);
 }
 
 #[test]
@@ -220,7 +220,7 @@ fn one_target_failing_its_checks_in_a_fleet_is_waited_out_like_churn() {
     w.healthy.insert(GREEN.into(), 2);
     let at = w.production.percent(GREEN);
     steps(&mut w, 8);
-    assert_eq!(w.status.phase, Phase::Shifting, "{}", w.status.message);
+    assert_eq!(w.status.phase(), Phase::Shifting, "{}", w.status.message);
     assert_eq!(w.production.percent(GREEN), at, "no weight moves meanwhile");
     w.healthy.insert(GREEN.into(), 3);
     assert_eq!(w.settle(), Phase::Steady);
@@ -238,7 +238,7 @@ fn a_candidate_with_no_healthy_target_gives_its_share_back_until_it_has_one() {
     w.advance(S5);
     w.step();
     assert_eq!(w.production.percent(GREEN), 0, "{}", w.status.message);
-    assert_eq!(w.status.phase, Phase::Shifting, "not a failure");
+    assert_eq!(w.status.phase(), Phase::Shifting, "not a failure");
     assert!(
         w.status
             .message
@@ -248,7 +248,7 @@ fn a_candidate_with_no_healthy_target_gives_its_share_back_until_it_has_one() {
     );
     steps(&mut w, 6);
     assert_eq!(w.production.percent(GREEN), 0, "nothing sent meanwhile");
-    assert_eq!(w.status.phase, Phase::Shifting);
+    assert_eq!(w.status.phase(), Phase::Shifting);
     w.healthy.insert(GREEN.into(), 3);
     w.replacing.remove(GREEN);
     w.advance(S5);
@@ -265,12 +265,12 @@ fn a_candidate_that_never_serves_again_has_no_share_while_its_grace_runs_out() {
     for _ in 0..80 {
         w.advance(S5);
         w.step();
-        if w.status.phase != Phase::Shifting {
+        if w.status.phase() != Phase::Shifting {
             break;
         }
         assert_eq!(w.production.percent(GREEN), 0, "{}", w.status.message);
     }
-    assert_eq!(w.status.phase, Phase::RollingBack, "{}", w.status.message);
+    assert_eq!(w.status.phase(), Phase::RollingBack, "{}", w.status.message);
     assert_eq!(w.settle(), Phase::Failed);
     assert_eq!(w.production.percent(BLUE), 100);
 }
@@ -302,7 +302,7 @@ fn a_pause_step_gets_its_share_back_after_a_retreat() {
         "the canary holds its 10%, not 0%: {}",
         w.status.message
     );
-    assert_eq!(w.status.phase, Phase::Shifting);
+    assert_eq!(w.status.phase(), Phase::Shifting);
 }
 
 #[test]
@@ -368,17 +368,17 @@ fn without_a_task_failures_gate_the_circuit_breaker_rolls_back_a_candidate_whose
     w.failed_tasks = 1;
     w.advance(S5);
     w.step();
-    assert_eq!(w.status.phase, Phase::Shifting, "{}", w.status.message);
+    assert_eq!(w.status.phase(), Phase::Shifting, "{}", w.status.message);
     assert!(planned_reads(&w).failed_tasks.is_some(), "read while short");
     // One failure of three tasks is churn; the second reaches ECS's
     // circuit breaker threshold for three tasks (half, at least two).
     w.advance(S5);
     w.step();
-    assert_eq!(w.status.phase, Phase::Shifting, "{}", w.status.message);
+    assert_eq!(w.status.phase(), Phase::Shifting, "{}", w.status.message);
     w.failed_tasks = 2;
     w.advance(S5);
     w.step();
-    assert_eq!(w.status.phase, Phase::RollingBack, "{}", w.status.message);
+    assert_eq!(w.status.phase(), Phase::RollingBack, "{}", w.status.message);
     assert_eq!(w.settle(), Phase::Failed);
     let failed = w.status.failed.as_ref().expect("failed revision");
     assert!(failed.reason.contains("task_failures"), "{}", failed.reason);

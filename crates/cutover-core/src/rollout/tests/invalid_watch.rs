@@ -38,7 +38,7 @@ fn an_invalid_record_holds_a_healthy_candidate_where_it_is() {
         w.step();
         w.advance(S5);
     }
-    assert_eq!(w.status.phase, Phase::Invalid);
+    assert_eq!(w.status.phase(), Phase::Invalid);
     assert_eq!(w.production.percent(GREEN), 20, "the weights are held");
     assert_eq!(w.deleted, Vec::<String>::new());
     assert!(
@@ -57,7 +57,7 @@ fn an_invalid_record_holds_a_healthy_candidate_where_it_is() {
 fn an_invalid_record_does_not_keep_a_failing_candidate_in_production() {
     let mut w = shifting_then_invalid();
     w.step();
-    assert_eq!(w.status.phase, Phase::Invalid);
+    assert_eq!(w.status.phase(), Phase::Invalid);
     // Every candidate target fails its checks.
     w.healthy.insert(GREEN.to_string(), 0);
     for _ in 0..20 {
@@ -73,7 +73,7 @@ fn an_invalid_record_does_not_keep_a_failing_candidate_in_production() {
     let failed = w.status.failed.as_ref().expect("the revision failed");
     assert!(failed.reason.contains("target_health"), "{}", failed.reason);
     assert_eq!(
-        w.status.phase,
+        w.status.phase(),
         Phase::Invalid,
         "and the record is still invalid"
     );
@@ -92,13 +92,13 @@ fn an_invalid_record_does_not_stop_the_progress_deadline() {
         w.step();
         w.advance(S5);
     }
-    assert_eq!(w.status.phase, Phase::Provisioning);
+    assert_eq!(w.status.phase(), Phase::Provisioning);
     assert_eq!(w.created, 1);
     w.set("container_port", json!("eighty"));
     let mut rolled_back = false;
     for _ in 0..100 {
         w.step();
-        rolled_back |= w.status.phase == Phase::RollingBack;
+        rolled_back |= w.status.phase() == Phase::RollingBack;
         w.advance(Duration::from_secs(30));
     }
     assert!(rolled_back, "the 5m deadline rolled it back");
@@ -123,7 +123,7 @@ fn a_rollout_stored_before_it_kept_a_watch_is_held_as_before() {
         w.step();
         w.advance(S5);
     }
-    assert_eq!(w.status.phase, Phase::Invalid);
+    assert_eq!(w.status.phase(), Phase::Invalid);
     assert_eq!(w.production.percent(GREEN), 20);
 }
 

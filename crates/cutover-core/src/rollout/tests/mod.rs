@@ -1,6 +1,7 @@
 mod checks;
 mod codedeploy;
 mod codedeploy_records;
+mod drivers;
 mod fixture;
 mod flows;
 mod gates;

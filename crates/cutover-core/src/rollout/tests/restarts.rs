@@ -28,15 +28,15 @@ fn run_with_restarts(restart: impl Fn(&Status) -> Status) -> World {
         w.status = restart(&w.status);
         w.step();
         let share = w.production.percent(GREEN);
-        if w.status.phase != Phase::RollingBack && w.status.rollout.is_some() {
+        if w.status.phase() != Phase::RollingBack && w.status.rollout.is_some() {
             assert!(
                 share >= last_share,
                 "weights went back from {last_share} to {share} in {:?}",
-                w.status.phase
+                w.status.phase()
             );
         }
         last_share = share;
-        if w.status.phase == Phase::Steady && w.status.rollout.is_none() && w.created == 1 {
+        if w.status.phase() == Phase::Steady && w.status.rollout.is_none() && w.created == 1 {
             break;
         }
         w.advance(S5);
@@ -47,7 +47,7 @@ fn run_with_restarts(restart: impl Fn(&Status) -> Status) -> World {
 #[test]
 fn a_restart_with_the_stored_status_resumes_exactly() {
     let w = run_with_restarts(|s| s.clone());
-    assert_eq!(w.status.phase, Phase::Steady);
+    assert_eq!(w.status.phase(), Phase::Steady);
     assert_eq!(w.created, 1);
     assert_eq!(w.weight_log, vec![10, 40, 100]);
 }
@@ -59,7 +59,7 @@ fn a_restart_in_every_phase_creates_no_second_task_set() {
     let mut snapshots: Vec<(Phase, World)> = vec![];
     for _ in 0..200 {
         w.step();
-        let phase = w.status.phase;
+        let phase = w.status.phase();
         if !snapshots.iter().any(|(p, _)| *p == phase) {
             let mut copy = World::new(body());
             copy.svc = w.svc.clone();
@@ -91,7 +91,7 @@ fn a_restart_in_every_phase_creates_no_second_task_set() {
         let before = copy.production.percent(GREEN);
         copy.step();
         assert!(
-            copy.production.percent(GREEN) >= before || copy.status.phase == Phase::Steady,
+            copy.production.percent(GREEN) >= before || copy.status.phase() == Phase::Steady,
             "restart in {phase} moved weights back"
         );
         assert_eq!(copy.settle(), Phase::Steady, "restart in {phase}");
@@ -116,7 +116,7 @@ fn a_wiped_status_mid_shift_is_rebuilt_from_the_live_service() {
     // A writer replaced the whole item (PutItem), so the status is gone.
     w.status = Status::default();
     let d = w.step();
-    assert_eq!(w.status.phase, Phase::Shifting);
+    assert_eq!(w.status.phase(), Phase::Shifting);
     assert_eq!(w.production.percent(GREEN), 40, "no jump");
     let named =
         |t: &Option<crate::rollout::status::TaskSetRef>| t.as_ref().map(|t| t.target_group.clone());
@@ -229,7 +229,7 @@ fn a_wiped_status_before_a_newer_candidate_has_traffic_still_goes_through_every_
         if shares.last() != Some(&share) {
             shares.push(share);
         }
-        if w.status.phase == Phase::Steady && w.status.rollout.is_none() && share == 100 {
+        if w.status.phase() == Phase::Steady && w.status.rollout.is_none() && share == 100 {
             break;
         }
         w.advance(S5);
@@ -268,7 +268,7 @@ fn a_status_lost_while_baking_bakes_again_and_keeps_the_old_task_set_until_then(
         "{:?}",
         d.events
     );
-    assert_eq!(w.status.phase, Phase::Baking);
+    assert_eq!(w.status.phase(), Phase::Baking);
     assert!(w.deleted.is_empty(), "blue stays while the bake runs");
     assert_eq!(w.svc.task_sets.len(), 2);
     // The bake runs in full from the adoption: blue is still there just
@@ -339,7 +339,7 @@ fn a_rollback_after_a_lost_status_write_rewrites_production_before_removing_the_
             shifted = true;
             break;
         }
-        if w.status.phase == Phase::Testing {
+        if w.status.phase() == Phase::Testing {
             continue;
         }
         break;
@@ -369,7 +369,7 @@ fn a_rollback_after_a_lost_status_write_rewrites_production_before_removing_the_
                 _ => {}
             }
         }
-        if w.status.phase == Phase::Failed {
+        if w.status.phase() == Phase::Failed {
             break;
         }
     }
@@ -423,7 +423,7 @@ fn a_late_weight_change_seen_after_a_takeover_is_written_back_when_steady() {
             .iter()
             .any(|e| matches!(e, Event::ProductionRestored { .. }))
     );
-    assert_eq!(d.status.phase, Phase::Steady);
+    assert_eq!(d.status.phase(), Phase::Steady);
     // As it should be, or not read at all: nothing to send.
     let right = crate::rollout::Weights::pair(&active, 100, other, 0);
     assert!(after_takeover(&w, Some(right)).commands.is_empty());
@@ -441,5 +441,5 @@ fn a_late_weight_change_seen_after_a_takeover_is_written_back_when_failed() {
         weight_commands(&d),
         vec![crate::rollout::Weights::pair(BLUE, 100, GREEN, 0)]
     );
-    assert_eq!(d.status.phase, Phase::Failed);
+    assert_eq!(d.status.phase(), Phase::Failed);
 }

@@ -103,5 +103,5 @@ fn the_next_rollout_shifts_the_new_listener() {
         w.status
     );
     assert_eq!(w.production.percent(BLUE), 100, "the old one is left alone");
-    assert_ne!(w.status.phase, Phase::Failed);
+    assert_ne!(w.status.phase(), Phase::Failed);
 }

@@ -25,7 +25,7 @@ fn messages_until(w: &mut World, until: Phase, limit: usize) -> Vec<String> {
     for _ in 0..limit {
         w.step();
         seen.push(w.status.message.clone());
-        if w.status.phase == until && w.status.rollout.is_none() {
+        if w.status.phase() == until && w.status.rollout.is_none() {
             break;
         }
         w.advance(S5);
@@ -38,7 +38,7 @@ fn with_stickiness_the_old_task_set_is_removed_only_once_stickiness_is_off_then_
     let mut w = sticky_world(json!("all_at_once"));
     // The fixture refuses to delete a task set while stickiness is on.
     let messages = messages_until(&mut w, Phase::Steady, 200);
-    assert_eq!(w.status.phase, Phase::Steady, "{messages:#?}");
+    assert_eq!(w.status.phase(), Phase::Steady, "{messages:#?}");
     assert_eq!(w.svc.task_sets.len(), 1, "blue was removed");
     assert_eq!(w.svc.task_sets[0].target_group.as_deref(), Some(GREEN));
     assert!(
@@ -68,19 +68,19 @@ fn a_rollback_turns_stickiness_off_so_clients_leave_the_failing_candidate() {
     let mut turned_off_while_rolling_back = false;
     for _ in 0..60 {
         let d = w.step();
-        if w.status.phase == Phase::RollingBack
+        if w.status.phase() == Phase::RollingBack
             && d.commands.iter().any(
                 |c| matches!(c, Command::SetStickiness { stickiness, .. } if !stickiness.enabled),
             )
         {
             turned_off_while_rolling_back = true;
         }
-        if w.status.phase == Phase::Failed {
+        if w.status.phase() == Phase::Failed {
             break;
         }
         w.advance(S5);
     }
-    assert_eq!(w.status.phase, Phase::Failed);
+    assert_eq!(w.status.phase(), Phase::Failed);
     assert!(turned_off_while_rolling_back);
     assert_eq!(w.production.percent(BLUE), 100);
     assert_eq!(w.svc.task_sets.len(), 1, "the candidate was removed");
@@ -100,11 +100,11 @@ fn without_stickiness_no_stickiness_is_written() {
             "{:?}",
             d.commands
         );
-        if w.status.phase == Phase::Steady && w.status.rollout.is_none() && w.created == 1 {
+        if w.status.phase() == Phase::Steady && w.status.rollout.is_none() && w.created == 1 {
             break;
         }
         w.advance(S5);
     }
-    assert_eq!(w.status.phase, Phase::Steady);
+    assert_eq!(w.status.phase(), Phase::Steady);
     assert_eq!(w.svc.task_sets.len(), 1);
 }

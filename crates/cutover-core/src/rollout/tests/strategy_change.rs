@@ -95,7 +95,7 @@ fn a_strategy_change_after_a_lost_status_write_is_not_a_change_by_hand() {
     w.status.production_written = None;
     w.set("strategy", linear(17, "1m"));
     w.step();
-    assert_ne!(w.status.phase, Phase::Paused, "{}", w.status.message);
+    assert_ne!(w.status.phase(), Phase::Paused, "{}", w.status.message);
     assert_eq!(w.settle(), Phase::Steady);
     assert_eq!(w.weight_log, vec![42, 51, 68, 85, 100]);
 }

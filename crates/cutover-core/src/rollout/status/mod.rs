@@ -15,6 +15,11 @@ use super::observed::Weights;
 use super::revision::Revision;
 use crate::time::Timestamp;
 
+mod state;
+mod stored;
+
+pub use state::{Hold, Settled, Stage};
+
 /// How many transitions the status keeps.
 pub const HISTORY_LIMIT: usize = 20;
 
@@ -191,9 +196,14 @@ pub struct Rollout {
     /// Set while rolling back.
     #[serde(default)]
     pub rollback: Option<RollbackReason>,
-    /// The phase to return to when a pause or an invalid record ends.
-    #[serde(default)]
-    pub resume_to: Option<Phase>,
+    /// Where the rollout is. Stored as the status's `phase` (and, while it
+    /// is held, as `resume_to`), as cutover always wrote it: see `stored`.
+    #[serde(skip)]
+    pub stage: Stage,
+    /// What holds the rollout where it is, if anything: its stage is kept,
+    /// and it goes on from there once the hold ends.
+    #[serde(skip)]
+    pub hold: Option<Hold>,
     /// What each analysis gate said, so far, in this rollout.
     #[serde(default)]
     pub gates: BTreeMap<String, GateState>,
@@ -289,7 +299,8 @@ impl Rollout {
             task_failures: 0,
             health: Default::default(),
             rollback: None,
-            resume_to: None,
+            stage: Stage::Provisioning,
+            hold: None,
             gates: Default::default(),
             hooks: Default::default(),
             hook_verdicts: Default::default(),
@@ -328,9 +339,16 @@ pub struct Pending {
     pub at: Timestamp,
 }
 
+/// The status of one service. The phase people see is derived from it
+/// ([`Status::phase`]): the rollout in flight, with its stage and hold, or
+/// where the service rests without one. It is still stored and served as
+/// a `phase` field, so every reader of the status reads it as before.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(from = "stored::StoredStatus", into = "stored::StoredStatus")]
 pub struct Status {
-    pub phase: Phase,
+    /// Where the service rests while no rollout is in flight; while one
+    /// is, where it rested before that rollout began.
+    pub settled: Settled,
     /// The spec revision this status was computed for.
     pub observed_revision: Option<Revision>,
     /// The revision serving production (the active task set's).
@@ -408,8 +426,20 @@ mod tests {
 
     #[test]
     fn status_round_trips_through_json() {
+        let rollout = Rollout::new(
+            RolloutId {
+                revision: Revision::from_raw("0123abcd"),
+                attempt: 1,
+            },
+            None,
+            "tg".into(),
+            Timestamp(0),
+        );
         let s = Status {
-            phase: Phase::Shifting,
+            rollout: Some(Rollout {
+                stage: Stage::Shifting,
+                ..rollout
+            }),
             message: "shifting".into(),
             weights: Some((90, 10)),
             ..Status::default()

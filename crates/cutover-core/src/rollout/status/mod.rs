@@ -342,7 +342,8 @@ pub struct Pending {
 /// The status of one service. The phase people see is derived from it
 /// ([`Status::phase`]): the rollout in flight, with its stage and hold, or
 /// where the service rests without one. It is still stored and served as
-/// a `phase` field, so every reader of the status reads it as before.
+/// a `phase` field, so every reader of the status reads it as before: its
+/// stored form, with the defaults of fields written later, is `stored`'s.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(from = "stored::StoredStatus", into = "stored::StoredStatus")]
 pub struct Status {
@@ -366,14 +367,11 @@ pub struct Status {
     /// The production weights cutover last wrote. A load balancer shows
     /// writes late, so a state that merely looks right is trusted only when
     /// it is also what was last written.
-    #[serde(default)]
     pub production_written: Option<Weights>,
     /// Stickiness cutover turned off on a production route so that sticky
     /// clients leave a task set it removes; it is turned back on after.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stickiness_off: Option<StickinessOff>,
     /// Under the CodeDeploy driver: the deployment of the rollout in flight.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment: Option<super::deployment::DeploymentRef>,
     pub history: Vec<Transition>,
 }

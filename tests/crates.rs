@@ -199,3 +199,87 @@ fn modules_import_only_the_modules_below_them() {
         wrong.join("\n")
     );
 }
+
+/// Inside a module, its submodules' imports of each other (`super::x`,
+/// `crate::<module>::x`, outside tests): the names of the strongly
+/// connected groups of more than one, each a cycle.
+fn import_cycles(dir: &std::path::Path, top: &str) -> Vec<Vec<String>> {
+    let mut subs: BTreeMap<String, Vec<std::path::PathBuf>> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("a module directory") {
+        let path = entry.expect("a directory entry").path();
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name == "mod" || name == "tests" || name.ends_with("_tests") {
+            continue;
+        }
+        let mut files = Vec::new();
+        if path.is_dir() {
+            sources(&path, &mut files);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+        subs.entry(name).or_default().extend(files);
+    }
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (name, files) in &subs {
+        for file in files {
+            let text = std::fs::read_to_string(file).expect("a source file");
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for other in subs.keys().filter(|o| *o != name) {
+                let named = [
+                    format!("super::{other}::"),
+                    format!("super::{other}::{{"),
+                    format!("crate::{top}::{other}::"),
+                ];
+                if named.iter().any(|n| code.contains(n.as_str())) {
+                    edges.entry(name.clone()).or_default().insert(other.clone());
+                }
+            }
+        }
+    }
+    // A group is a cycle: every member reaches every other.
+    let reach = |from: &str| -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![from.to_string()];
+        while let Some(m) = todo.pop() {
+            for next in edges.get(&m).into_iter().flatten() {
+                if seen.insert(next.clone()) {
+                    todo.push(next.clone());
+                }
+            }
+        }
+        seen
+    };
+    let mut cycles: Vec<Vec<String>> = Vec::new();
+    for name in subs.keys() {
+        let from = reach(name);
+        let group: Vec<String> = subs
+            .keys()
+            .filter(|o| *o == name || (from.contains(*o) && reach(o).contains(name)))
+            .cloned()
+            .collect();
+        if group.len() > 1 && !cycles.contains(&group) {
+            cycles.push(group);
+        }
+    }
+    cycles
+}
+
+#[test]
+fn no_two_submodules_import_each_other() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    for (dir, layers) in LAYERS {
+        for module in layers.iter() {
+            let as_dir = root.join(dir).join(module);
+            if as_dir.is_dir() {
+                for cycle in import_cycles(&as_dir, module) {
+                    found.push(format!("{dir}/{module}: {}", cycle.join(" <-> ")));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "import cycles:\n{}", found.join("\n"));
+}

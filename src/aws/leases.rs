@@ -11,6 +11,8 @@
 //! [`crate::cloud::lease::FeedLease`]); `relay/007` holds the relay's logs
 //! (see [`super::relay`]).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -26,7 +28,12 @@ use crate::cloud::lease::{
     FeedFence, FeedLease, FeedSlot, LeaseView, Member, Shard, ShardLease, feed_item, member_item,
     parse_feed_item, parse_member_item, parse_shard_item, shard_item,
 };
+use crate::cloud::relay::RelayLog;
 use crate::cloud::{CloudError, ErrorKind, Fence, Leases};
+
+/// The relay logs this replica last wrote (see `relay.rs`), by slot and shard: what the next write
+/// of each expects to find.
+pub(super) type Written = Arc<Mutex<HashMap<(FeedSlot, Shard), RelayLog>>>;
 
 pub const LEASE_KEY: &str = "lease";
 const HOLDER: &str = "holder";
@@ -45,7 +52,7 @@ pub struct DynamoLeases {
     pub(super) dynamodb: Client,
     pub(super) table: String,
     /// The relay logs this replica last wrote (see [`super::relay`]).
-    pub(super) relayed: super::relay::Written,
+    pub(super) relayed: Written,
 }
 
 impl DynamoLeases {
@@ -53,7 +60,7 @@ impl DynamoLeases {
         DynamoLeases {
             dynamodb: Client::new(config),
             table: table.into(),
-            relayed: super::relay::Written::default(),
+            relayed: Written::default(),
         }
     }
 
@@ -62,7 +69,7 @@ impl DynamoLeases {
     pub fn counted(config: &SdkConfig, table: impl Into<String>, calls: &ApiCalls) -> Self {
         DynamoLeases {
             dynamodb: dynamodb_client(config, calls),
-            relayed: super::relay::Written::default(),
+            relayed: Written::default(),
             table: table.into(),
         }
     }

@@ -9,7 +9,6 @@
 //! still what this writer last wrote, and read again when it is not.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,10 +24,6 @@ use crate::cloud::relay::{
 };
 use crate::cloud::{Change, CloudError, ErrorKind};
 use crate::time::Timestamp;
-
-/// The logs this replica last wrote, by slot and shard: what the next write
-/// of each expects to find.
-pub(super) type Written = Arc<Mutex<HashMap<(FeedSlot, Shard), RelayLog>>>;
 
 /// The most keys one `BatchGetItem` takes.
 const KEYS_PER_BATCH: usize = 100;

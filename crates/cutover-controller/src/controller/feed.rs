@@ -9,51 +9,16 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::cloud::CloudError;
 use crate::cloud::lease::FeedFence;
-use crate::cloud::{Clock, CloudError, DesiredStore};
 
 use super::backoff::Backoff;
-use super::detect::Detection;
-use super::health::StoreHealth;
 use super::publish::{Publisher, Relaying, relay_failed};
-use super::queue::WorkQueue;
-use super::relay::{self, Followed, RelayFeed};
-use super::shards::Ownership;
-use super::unkeyed::Unkeyed;
-use crate::rollout::ServiceKey;
+use super::relay::{self, Followed};
+pub use super::sources::{FeedState, Sources};
 
 /// Changes the feed may deliver ahead of the queue taking them.
 const CHANGE_BUFFER: usize = 256;
-
-/// Where the change feed stands, as the first listing needs to know: a
-/// listing only proves that nothing was missed if it started while the feed
-/// already held its position.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FeedState {
-    /// Opening: a write now may or may not be delivered.
-    Opening,
-    /// Every write from now on will be delivered. The number counts the
-    /// times the feed has taken its position: a feed opened again after it
-    /// failed missed whatever was written in between, so a new number calls
-    /// for a new listing.
-    Positioned(u64),
-    /// The last attempt failed; it is opened again after a backoff.
-    Down,
-}
-
-pub struct Sources {
-    pub store: Arc<dyn DesiredStore>,
-    pub queue: Arc<WorkQueue>,
-    pub clock: Arc<dyn Clock>,
-    pub health: Arc<StoreHealth>,
-    pub detection: Arc<Detection>,
-    /// Only keys of shards held, when replicas share the services.
-    pub ownership: Option<Arc<Ownership>>,
-    pub unkeyed: Unkeyed,
-    /// Present when replicas share one reading of the change stream: only
-    /// feed lease holders read it, and relay it to the others.
-    pub relay: Option<RelayFeed>,
-}
 
 impl Sources {
     /// Schedules every record now, then again every `interval`. `synced`
@@ -174,12 +139,6 @@ impl Sources {
         // After the services are scheduled, so these never hold them up.
         self.unkeyed.answer(listing.unkeyed).await;
         Ok(count)
-    }
-
-    /// Whether this replica drives `key`: always, unless replicas share
-    /// the services.
-    pub(super) fn owns(&self, key: &ServiceKey) -> bool {
-        self.ownership.as_ref().is_none_or(|o| o.owns(key))
     }
 
     /// Follows the change feed, scheduling each changed key at once: the

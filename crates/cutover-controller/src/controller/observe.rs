@@ -5,7 +5,7 @@ use crate::cloud::{Checks, CloudError, CodeDeploy, Ecs, LoadBalancer};
 use crate::rollout::{Desired, Observed, ServiceKey, ServiceState, Status};
 use crate::time::Timestamp;
 
-use super::reconcile::Policy;
+use super::policy::Policy;
 
 #[allow(clippy::too_many_arguments)]
 pub async fn observe(

@@ -16,9 +16,7 @@ use crate::cloud::{
     Checks, Clock, CloudError, DesiredStore, Ecs, ErrorKind, LoadBalancer, StatusWrite,
 };
 use crate::rollout::trim;
-use crate::rollout::{
-    Decision, Desired, Observed, Reads, ServiceKey, ServiceState, Spec, Status, Wake,
-};
+use crate::rollout::{Desired, Observed, ServiceKey, Spec, Status, Wake};
 use crate::time::{Timestamp, format_duration};
 
 use super::act::{self, CommandFailed};
@@ -26,31 +24,12 @@ use super::detect::Detection;
 use super::events::{self, EventSender};
 use super::health::StoreHealth;
 use super::observe::observe;
+pub use super::policy::Policy;
 use super::queue::Trigger;
 use super::seen::Seen;
 use super::shards::{self, Claim, Ownership, Stop};
 use crate::metrics::Metrics;
 use crate::notice::Notify;
-
-pub type ReadsFn = fn(&Desired<'_>, Option<&ServiceState>, &Status, Timestamp) -> Reads;
-pub type DecideFn = fn(&Desired<'_>, &Observed, &Status, Timestamp) -> Decision;
-
-/// The pure rollout logic the loop consults. Only the loop's own tests swap
-/// it, to exercise the loop without depending on any strategy.
-#[derive(Clone, Copy)]
-pub struct Policy {
-    pub reads: ReadsFn,
-    pub decide: DecideFn,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            reads: crate::rollout::reads,
-            decide: crate::rollout::decide,
-        }
-    }
-}
 
 /// How a pass that met no error ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,18 +11,16 @@
 //! controller's own stream feed reopens).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::feed::{FeedState, Sources};
-use super::readership::Readership;
+pub use super::sources::RelayStats;
+use super::sources::{FeedState, RelayFeed, Sources};
 use crate::cloud::lease::{FeedSlot, Shard};
-use crate::cloud::relay::{Relay, RelayRead, Since};
-use crate::cloud::{Change, CloudError, Leases};
+use crate::cloud::relay::{RelayRead, Since};
+use crate::cloud::{Change, CloudError};
 
 /// One reader's unbroken reading of the stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -126,25 +124,6 @@ impl Follower {
         }
         polled
     }
-}
-
-/// Counts for the metrics.
-#[derive(Debug, Default)]
-pub struct RelayStats {
-    pub polls: AtomicU64,
-    /// Shards whose records were listed because the relay could not say
-    /// what changed (first seen, or fallen behind).
-    pub listed: AtomicU64,
-}
-
-/// What the change feed needs to share one reading of the stream.
-pub struct RelayFeed {
-    pub relay: Arc<dyn Relay>,
-    pub leases: Arc<dyn Leases>,
-    pub readership: Arc<Readership>,
-    /// How often a follower polls.
-    pub poll: Duration,
-    pub stats: Arc<RelayStats>,
 }
 
 /// How following the relay ended.

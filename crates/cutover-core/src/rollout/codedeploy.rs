@@ -14,14 +14,17 @@
 
 use super::command::{Command, Outcome, Wake};
 use super::control::RolloutId;
-use super::decide::{Draft, Reads, gated, runs};
 use super::deployment::{
     CodeDeployTarget, ContinueWait, CreateDeployment, Deployment, DeploymentRead, DeploymentRef,
     DeploymentStatus, DeploymentView, description,
 };
-use super::driver::{Driver, Flow, Opening, due_probes, failed_revision, interruption, promoted};
+use super::draft::Draft;
+use super::driver::{
+    Driver, Flow, Opening, due_probes, failed_revision, gated, interruption, promoted, runs,
+};
 use super::machine::task_set_ref;
 use super::observed::{EcsService, Observed, short_task_definition};
+use super::reading::Reads;
 use super::spec::Spec;
 use super::status::{Phase, RollbackReason, Rollout, Status};
 use crate::time::Timestamp;

@@ -256,38 +256,7 @@ pub enum Event {
     },
 }
 
-/// What an [`Event::Alert`] is about; a bounded label for its metric and
-/// the event name of its notification.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertKind {
-    /// Production weights cutover never wrote: the rollout pauses.
-    WeightsChangedByHand,
-    /// A third target group weighs on production: the rollout holds.
-    ForeignTargetGroup,
-    /// The task set the rollout started from was deleted.
-    PreviousTaskSetDeleted,
-    /// A rollback has not finished within the progress deadline.
-    RollbackOverdue,
-}
-
-impl AlertKind {
-    pub const ALL: [AlertKind; 4] = [
-        AlertKind::WeightsChangedByHand,
-        AlertKind::ForeignTargetGroup,
-        AlertKind::PreviousTaskSetDeleted,
-        AlertKind::RollbackOverdue,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::WeightsChangedByHand => "weights_changed_by_hand",
-            AlertKind::ForeignTargetGroup => "foreign_target_group",
-            AlertKind::PreviousTaskSetDeleted => "previous_task_set_deleted",
-            AlertKind::RollbackOverdue => "rollback_overdue",
-        }
-    }
-}
+pub use super::alert::AlertKind;
 
 impl Event {
     /// A bounded label for a held rollback's metric and notification.

@@ -8,10 +8,11 @@
 //! not a copy of this loop.
 
 use super::command::{Event, Outcome, Wake};
-use super::decide::{Draft, Reads};
+use super::draft::Draft;
 use super::gate::{Assessment, Probe, Verdict, assess};
-use super::observed::{EcsService, Observed};
-use super::spec::Spec;
+use super::observed::{EcsService, Observed, TaskSet};
+use super::reading::Reads;
+use super::spec::{Spec, Version};
 use super::status::{Failure, Phase, RollbackReason, Rollout, Status};
 use crate::time::Timestamp;
 
@@ -248,6 +249,33 @@ pub(crate) fn due_probes(spec: &Spec, r: &Rollout, now: Timestamp) -> Vec<Probe>
                 .is_none_or(|t| now >= t + p.interval())
         })
         .collect()
+}
+
+/// Whether `task_set` runs what `spec` asks for.
+pub(crate) fn runs(spec: &Spec, task_set: &TaskSet) -> bool {
+    match task_set.revision() {
+        Some(rev) => rev == spec.revision,
+        // A task set cutover did not create: adopt it if it runs the very
+        // task definition the record names.
+        None => match &spec.version {
+            Version::TaskDefinition(td) => {
+                task_set.task_definition == *td
+                    || task_set
+                        .task_definition
+                        .strip_suffix(td.as_str())
+                        .is_some_and(|head| head.ends_with('/'))
+            }
+            Version::Image { .. } => false,
+        },
+    }
+}
+
+/// Phases in which the candidate has traffic and the gates are watched.
+pub(crate) fn gated(phase: Phase) -> bool {
+    matches!(
+        phase,
+        Phase::Testing | Phase::Shifting | Phase::AwaitingPromotion | Phase::Paused | Phase::Baking
+    )
 }
 
 /// Whether someone promoted the rollout at its current step.

@@ -8,9 +8,47 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::quote::{not_an_http_url, quote};
-use super::spec::TargetHealthGate;
 use super::strategy::humantime_serde_compat as dur;
 use crate::time::Timestamp;
+
+/// The built-in gate: the candidate's target group keeps enough healthy targets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TargetHealthGate {
+    /// Healthy targets needed, as a percentage of the candidate's desired count.
+    pub min_healthy_percent: u8,
+    /// Consecutive failing checks that fail the rollout. Above 1 by default:
+    /// one look can catch a target between its last passing check and ECS
+    /// replacing its task.
+    pub failure_threshold: u32,
+    /// How long a shortfall with no failing target (tasks ECS is starting
+    /// or replacing, targets still `initial`) is waited out before it counts
+    /// as failing: long enough for a routine task replacement or an auto
+    /// scaling step, short enough that a crash loop still rolls back.
+    #[serde(with = "dur")]
+    pub grace: Duration,
+}
+
+/// The longest grace a record may ask for.
+pub const MAX_HEALTH_GRACE: Duration = Duration::from_secs(30 * 60);
+
+/// A replacement task takes up to a minute or so to start, and its target is
+/// `initial` until it passes HealthyThresholdCount checks in a row, one per
+/// HealthCheckIntervalSeconds: 5 × 30 s = 150 s with an HTTP target group's
+/// defaults (CreateTargetGroup,
+/// https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateTargetGroup.html).
+/// Five minutes covers both, with room for a slow image pull.
+pub const DEFAULT_HEALTH_GRACE: Duration = Duration::from_secs(300);
+
+impl Default for TargetHealthGate {
+    fn default() -> Self {
+        TargetHealthGate {
+            min_healthy_percent: 100,
+            failure_threshold: 2,
+            grace: DEFAULT_HEALTH_GRACE,
+        }
+    }
+}
 
 fn default_interval() -> Duration {
     Duration::from_secs(10)

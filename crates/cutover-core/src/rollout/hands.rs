@@ -13,9 +13,9 @@
 //! so the status names that place instead of guessing a person.
 
 use super::command::{AlertKind, Event, Wake};
-use super::decide::live;
 use super::driver::{Driver, Flow};
 use super::machine::Machine;
+use super::observed::live;
 use super::observed::{TaskSetStatus, Weights};
 use super::status::{HandChange, Hold, Phase, RollbackReason, Rollout};
 use super::strategy::Step;

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::control::RolloutId;
 use super::quote::not_an_http_url;
+use super::rollout_id::RolloutId;
 use super::strategy::humantime_serde_compat as dur;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

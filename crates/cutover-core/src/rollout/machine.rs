@@ -4,13 +4,14 @@
 
 use super::command::{Command, CreateTaskSet, Event, Outcome, TARGET_HEALTH, Wake};
 use super::control::RolloutId;
-use super::decide::{Draft, Reads, live, runs};
-use super::driver::{Driver, Flow, Opening, failed_revision, interruption, promoted};
+use super::draft::Draft;
+use super::driver::{Driver, Flow, Opening, failed_revision, interruption, promoted, runs};
 use super::hook::HookPoint;
 use super::observed::{
-    EcsService, Observed, TaskSet, TaskSetStatus, Weights, short_arn, short_task_definition,
+    EcsService, Observed, TaskSet, TaskSetStatus, Weights, live, short_arn, short_task_definition,
 };
 use super::readiness::{self, Health};
+use super::reading::Reads;
 use super::revision::Revision;
 use super::spec::Spec;
 use super::status::{Hold, Phase, RollbackReason, Rollout, Status, TaskSetRef};
@@ -77,7 +78,7 @@ impl<'a> Machine<'a, '_> {
 
     /// The live task set created for the rollout's revision.
     pub(crate) fn candidate(&self, rev: &Revision) -> Option<&'a TaskSet> {
-        super::decide::candidate(self.svc, rev)
+        super::observed::candidate(self.svc, rev)
     }
 
     fn candidate_share(&self, r: &Rollout) -> u32 {

@@ -236,6 +236,20 @@ impl Stickiness {
     }
 }
 
+/// Task sets that still count: a DRAINING task set is on its way out.
+pub(crate) fn live(svc: &EcsService) -> impl Iterator<Item = &TaskSet> {
+    svc.task_sets
+        .iter()
+        .filter(|t| t.status != TaskSetStatus::Draining)
+}
+
+/// The live task set that runs `rev`: a rollout's candidate. A draining task
+/// set of the same revision (the one an A -> B -> A release left behind) is
+/// not it: its stopped tasks and targets belong to the earlier rollout.
+pub(crate) fn candidate<'s>(svc: &'s EcsService, rev: &Revision) -> Option<&'s TaskSet> {
+    live(svc).find(|t| t.revision().as_ref() == Some(rev))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

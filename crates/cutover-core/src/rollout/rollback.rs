@@ -3,9 +3,9 @@
 //! then is the candidate removed.
 
 use super::command::{Command, Event, Outcome, Wake};
-use super::decide::live;
 use super::driver::Flow;
 use super::machine::Machine;
+use super::observed::live;
 use super::observed::{TaskSetStatus, Weights};
 use super::status::{Phase, RollbackReason, Rollout};
 

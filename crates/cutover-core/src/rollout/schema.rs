@@ -19,7 +19,13 @@ use serde_json::{Map, Number, Value};
 
 use super::control::RolloutId;
 use super::quote::{name, quote};
-use super::spec::Problem;
+
+/// One thing wrong with a record.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+}
 
 /// One step of a path into a record: a field of a map, or a place in a list.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

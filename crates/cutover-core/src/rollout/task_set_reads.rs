@@ -3,9 +3,10 @@
 //! stopped tasks, each only in the phases that use it, so a steady fleet
 //! costs no load balancer call at all.
 
-use super::decide::{Reads, candidate, gated, live, runs};
-use super::driver::due_probes;
+use super::driver::{due_probes, gated, runs};
 use super::observed::{EcsService, TaskSetStatus};
+use super::observed::{candidate, live};
+use super::reading::Reads;
 use super::spec::Spec;
 use super::status::{Phase, Status};
 use crate::time::Timestamp;

@@ -4,7 +4,8 @@
 //! and a failing candidate is rolled back. A rollback or a finalization
 //! already under way goes on: both are the way out.
 //!
-//! The rollout remembers what that takes from the last valid record. Only
+//! The rollout remembers what that takes from the last valid record
+//! (here; `watched.rs` drives it). Only
 //! what needs no endpoint is kept: a status is served by the API and read
 //! by anyone who may read the table, and gate, hook and notification URLs
 //! may carry credentials, so the analysis gates and the hooks stop while
@@ -14,15 +15,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::command::Wake;
-use super::decide::gated;
-use super::driver::{Driver, Flow};
 use super::gate::{Gates, TaskFailureGate};
 use super::key::ServiceKey;
-use super::machine::Machine;
 use super::revision::Revision;
 use super::spec::{Spec, TargetHealthGate, Traffic, Version};
-use super::status::RollbackReason;
 use super::strategy::humantime_serde_compat;
 
 /// What a rollout keeps of the last valid record to watch its candidate if
@@ -79,56 +75,5 @@ impl Watch {
             labels: Default::default(),
             driver: Default::default(),
         }
-    }
-}
-
-impl Machine<'_, '_> {
-    /// One step of a rollout in flight while its record is invalid, neither
-    /// rolling back nor finishing; `self.spec` is the watch's.
-    pub(crate) fn watch_candidate(&mut self, why: &str) -> Flow {
-        let Some(r) = self.d.status.rollout.clone() else {
-            return Flow::Next;
-        };
-        let held = self.d.status.working_phase();
-        // The candidate has traffic (or is behind the test route): its gates
-        // look at it as they would have. A gate that waits (a shortfall
-        // within its grace, a first failing check) holds like the record.
-        self.d.say("");
-        if gated(held) {
-            let _ = self.gates(&r);
-        }
-        let rolling_back = |m: &Self| {
-            m.d.status
-                .rollout
-                .as_ref()
-                .is_some_and(|r| r.rollback.is_some())
-        };
-        if rolling_back(self) {
-            return Flow::Next;
-        }
-        let gate_says = self.d.status.message.clone();
-        let deadline = r.progress_at + self.spec.progress_deadline;
-        if self.d.now >= deadline {
-            return self.begin_rollback(RollbackReason::DeadlineExceeded {
-                phase: held,
-                detail: format!("{why}; held in {held}"),
-            });
-        }
-        // `hold` remembers the phase to return to and goes to Invalid.
-        self.d.hold(why.to_string());
-        let mut message = format!(
-            "{}; meanwhile the target health gate and the progress deadline of the last valid record still watch the candidate, and roll it back if it fails",
-            self.d.status.message
-        );
-        if !gate_says.is_empty() {
-            message = format!("{message} (target health: {gate_says})");
-        }
-        self.d.say(message);
-        self.d.wake(if gated(held) {
-            Wake::Poll
-        } else {
-            Wake::At(deadline)
-        });
-        Flow::Wait
     }
 }

@@ -9,7 +9,7 @@ use crate::rollout::{
 };
 use crate::time::Timestamp;
 
-use super::super::reconcile::Policy;
+use super::super::policy::Policy;
 
 pub const POLICY: Policy = Policy { reads, decide };
 

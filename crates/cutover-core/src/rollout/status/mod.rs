@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::command::AlertKind;
+use super::alert::AlertKind;
 use super::control::RolloutId;
 use super::gate::GateState;
 use super::hook::HookPoint;

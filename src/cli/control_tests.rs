@@ -11,27 +11,13 @@ fn id(s: &str) -> RolloutId {
 
 fn rollout(step: u32) -> Rollout {
     Rollout {
-        id: id("0123abcd0123abcd#2"),
-        started_at: Timestamp(1),
-        from: None,
-        target_group: "arn:tg/green".into(),
         step,
-        step_started_at: Timestamp(1),
-        progress_at: Timestamp(1),
-        gate_failures: 0,
-        task_failures: 0,
-        health: Default::default(),
-        rollback: None,
-        stage: Default::default(),
-        hold: None,
-        gates: Default::default(),
-        hooks: Default::default(),
-        hook_verdicts: Default::default(),
-        watch: None,
-        steps: None,
-        went_on_from: None,
-        hand_change: None,
-        alerted: Default::default(),
+        ..Rollout::new(
+            id("0123abcd0123abcd#2"),
+            None,
+            "arn:tg/green".into(),
+            Timestamp(1),
+        )
     }
 }
 

@@ -164,29 +164,7 @@ mod tests {
 
     fn testing() -> Status {
         Status {
-            rollout: Some(Rollout {
-                id: id(1),
-                started_at: Timestamp(0),
-                from: None,
-                target_group: "tg".into(),
-                step: 0,
-                step_started_at: Timestamp(0),
-                progress_at: Timestamp(0),
-                gate_failures: 0,
-                task_failures: 0,
-                health: Default::default(),
-                rollback: None,
-                stage: Default::default(),
-                hold: None,
-                gates: Default::default(),
-                hooks: Default::default(),
-                hook_verdicts: Default::default(),
-                watch: None,
-                steps: None,
-                went_on_from: None,
-                hand_change: None,
-                alerted: Default::default(),
-            }),
+            rollout: Some(Rollout::new(id(1), None, "tg".into(), Timestamp(0))),
             ..Status::default()
         }
         .with_phase(Phase::Testing)

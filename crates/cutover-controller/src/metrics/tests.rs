@@ -101,27 +101,8 @@ fn the_phase_gauge_has_one_series_per_phase_and_follows_the_status_until_the_rec
         weights: Some((90, 10)),
         phase_since: Timestamp(1_700_000_000_000),
         rollout: Some(Rollout {
-            id: rollout_id(),
-            started_at: Timestamp(0),
-            from: None,
-            target_group: "tg".into(),
             step: 2,
-            step_started_at: Timestamp(0),
-            progress_at: Timestamp(0),
-            gate_failures: 0,
-            task_failures: 0,
-            health: Default::default(),
-            rollback: None,
-            stage: Default::default(),
-            hold: None,
-            gates: Default::default(),
-            hooks: Default::default(),
-            hook_verdicts: Default::default(),
-            watch: None,
-            steps: None,
-            went_on_from: None,
-            hand_change: None,
-            alerted: Default::default(),
+            ..Rollout::new(rollout_id(), None, "tg".into(), Timestamp(0))
         }),
         ..Status::default()
     }

@@ -117,27 +117,9 @@ mod tests {
     fn status(phase: Phase, rollback: Option<RollbackReason>) -> Status {
         let mut s = Status {
             rollout: Some(Rollout {
-                id: id(),
-                started_at: Timestamp(0),
-                from: None,
-                target_group: "tg".into(),
                 step: 1,
-                step_started_at: Timestamp(0),
-                progress_at: Timestamp(0),
-                gate_failures: 0,
-                task_failures: 0,
-                health: Default::default(),
                 rollback,
-                stage: Default::default(),
-                hold: None,
-                gates: Default::default(),
-                hooks: Default::default(),
-                hook_verdicts: Default::default(),
-                watch: None,
-                steps: None,
-                went_on_from: None,
-                hand_change: None,
-                alerted: Default::default(),
+                ..Rollout::new(id(), None, "tg".into(), Timestamp(0))
             }),
             ..Status::default()
         };

@@ -15,7 +15,7 @@ use crate::cloud::lease::FeedFence;
 use super::backoff::Backoff;
 use super::publish::{Publisher, Relaying, relay_failed};
 use super::relay::{self, Followed};
-pub use super::sources::{FeedState, Sources};
+use super::sources::{FeedState, Sources};
 
 /// Changes the feed may deliver ahead of the queue taking them.
 const CHANGE_BUFFER: usize = 256;

@@ -55,14 +55,13 @@ use crate::cloud::budget::{ApiBudgets, Budgeted};
 use backoff::{Backoff, Retries, STREAM_CHANGE_FEED, STREAM_RESYNC, STREAM_SERVICES};
 use batch::DescribeBatcher;
 use detect::Detection;
-use feed::{FeedState, Sources};
 use health::StoreHealth;
+use policy::Policy;
 use queue::WorkQueue;
 use readership::Readership;
-use reconcile::{Policy, Reconciler};
-use relay::RelayStats;
+use reconcile::Reconciler;
 use shards::Ownership;
-use sources::RelayFeed;
+use sources::{FeedState, RelayFeed, RelayStats, Sources};
 use weights_batch::WeightsBatcher;
 use worker::Workers;
 

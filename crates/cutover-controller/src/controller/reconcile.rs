@@ -24,7 +24,7 @@ use super::detect::Detection;
 use super::events::{self, EventSender};
 use super::health::StoreHealth;
 use super::observe::observe;
-pub use super::policy::Policy;
+use super::policy::Policy;
 use super::queue::Trigger;
 use super::seen::Seen;
 use super::shards::{self, Claim, Ownership, Stop};

@@ -16,7 +16,6 @@ use std::sync::atomic::Ordering;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub use super::sources::RelayStats;
 use super::sources::{FeedState, RelayFeed, Sources};
 use crate::cloud::lease::{FeedSlot, Shard};
 use crate::cloud::relay::{RelayRead, Since};

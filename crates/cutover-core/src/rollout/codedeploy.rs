@@ -20,7 +20,8 @@ use super::deployment::{
 };
 use super::draft::Draft;
 use super::driver::{
-    Driver, Flow, Opening, due_probes, failed_revision, gated, interruption, promoted, runs,
+    Driver, Flow, Opening, due_probes, failed_revision, gated, interruption, next_attempt,
+    promoted, runs,
 };
 use super::machine::task_set_ref;
 use super::observed::{EcsService, Observed, short_task_definition};
@@ -107,17 +108,21 @@ impl<'a> Driver<'a> for CodeDeploy<'a, '_> {
     /// A failed gate, an abort or a newer revision stops the deployment;
     /// CodeDeploy rolls it back. Not yet seen: the stop is sent once it is.
     fn begin_rollback(&mut self, reason: RollbackReason) -> Flow {
-        match &self.observed.deployment {
-            Some(DeploymentView::Found(dep)) => self.stop(dep, reason),
-            _ => {
-                let text = reason.to_string();
-                if let Some(rr) = self.d.status.rollout.as_mut() {
-                    rr.rollback = Some(reason);
-                }
-                self.d.transition(Phase::RollingBack, text.clone());
-                self.wait(format!("rolling back ({text})"))
-            }
+        let text = reason.to_string();
+        if let Some(rr) = self.d.status.rollout.as_mut() {
+            rr.rollback = Some(reason);
         }
+        self.d.transition(Phase::RollingBack, text.clone());
+        let Some(DeploymentView::Found(dep)) = &self.observed.deployment else {
+            return self.wait(format!("rolling back ({text})"));
+        };
+        self.d.commands.push(Command::StopDeployment {
+            deployment_id: dep.id.clone(),
+        });
+        self.wait(format!(
+            "rolling back ({text}): stopping deployment {}",
+            dep.id
+        ))
     }
 }
 
@@ -184,16 +189,9 @@ impl<'a, 'd> CodeDeploy<'a, 'd> {
             self.d.wake(Wake::Idle);
             return Flow::Wait;
         }
-        let attempt = self.d.status.failed.as_ref().map_or(1, |f| {
-            if f.rollout.revision == spec.revision {
-                f.rollout.attempt + 1
-            } else {
-                1
-            }
-        });
         self.start(RolloutId {
             revision: spec.revision.clone(),
-            attempt,
+            attempt: next_attempt(spec, &self.d.status),
         })
     }
 
@@ -321,7 +319,7 @@ impl<'a, 'd> CodeDeploy<'a, 'd> {
             self.d.status.weights = Some(w);
         }
         if let Some(reason) = interruption(self.spec, &r, self.d.status.phase()) {
-            return self.stop(dep, reason);
+            return self.begin_rollback(reason);
         }
         match dep.status {
             DeploymentStatus::Succeeded => self.succeeded(r, dep),
@@ -436,21 +434,6 @@ impl<'a, 'd> CodeDeploy<'a, 'd> {
         });
         self.wait(format!(
             "continuing deployment {}: rerouting production traffic",
-            dep.id
-        ))
-    }
-
-    fn stop(&mut self, dep: &Deployment, reason: RollbackReason) -> Flow {
-        let text = reason.to_string();
-        if let Some(rr) = self.d.status.rollout.as_mut() {
-            rr.rollback = Some(reason);
-        }
-        self.d.transition(Phase::RollingBack, text.clone());
-        self.d.commands.push(Command::StopDeployment {
-            deployment_id: dep.id.clone(),
-        });
-        self.wait(format!(
-            "rolling back ({text}): stopping deployment {}",
             dep.id
         ))
     }

@@ -4,7 +4,6 @@
 //! every phase, so a lost or stale status, a restart or a lost response all
 //! converge without doing anything twice.
 
-pub use super::draft::RESEND_AFTER;
 use std::borrow::Cow;
 
 use super::codedeploy::CodeDeploy;

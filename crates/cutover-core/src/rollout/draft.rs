@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::command::{Command, Decision, Event, Wake};
+use super::command::{Command, Decision, Event, Outcome, Wake};
 use super::revision::Revision;
-use super::status::{Pending, Phase, Status, Transition};
+use super::status::{Failure, Pending, Phase, Rollout, Status, Transition};
 use crate::time::Timestamp;
 
 /// A command already sent is not sent again for this long while AWS makes
@@ -43,6 +43,9 @@ impl Draft {
         revision: Option<Revision>,
     ) {
         let from = self.shown.take().unwrap_or_else(|| self.status.phase());
+        // Entered even when the phase shown stays: a pause set by someone
+        // replaces a hold by weights changed outside cutover (both show as
+        // Paused).
         self.status.enter(to);
         // A stage cannot be entered without a rollout, nor a resting phase
         // while one is in flight: nothing changed that people see.
@@ -135,6 +138,27 @@ impl Draft {
             wake: self.wake,
             events: self.events,
         }
+    }
+
+    /// Ends the rollout in flight with `outcome`.
+    pub(crate) fn finish_rollout(&mut self, r: &Rollout, outcome: Outcome) {
+        self.shown = Some(self.status.phase());
+        self.events.push(Event::RolloutFinished {
+            rollout: r.id.clone(),
+            outcome,
+            duration: self.now.since(r.started_at),
+        });
+        self.status.rollout = None;
+        self.status.candidate = None;
+    }
+
+    /// Marks the rollout's revision failed: not deployed again until retried.
+    pub(crate) fn fail_revision(&mut self, r: &Rollout, reason: String) {
+        self.status.failed = Some(Failure {
+            rollout: r.id.clone(),
+            reason,
+            at: self.now,
+        });
     }
 }
 

@@ -220,6 +220,15 @@ pub(crate) fn failed_revision(spec: &Spec, status: &Status) -> Option<Failure> {
     })
 }
 
+/// The attempt the record's revision starts at next: one more than the
+/// attempt that failed it (a retry), else the first.
+pub(crate) fn next_attempt(spec: &Spec, status: &Status) -> u32 {
+    match &status.failed {
+        Some(f) if f.rollout.revision == spec.revision => f.rollout.attempt + 1,
+        _ => 1,
+    }
+}
+
 /// Why the rollout in flight must stop before its next step: the record
 /// names a newer revision, or someone aborted it. Once the old side is
 /// being removed (`Finalizing`) there is nothing to return to: finishing is
@@ -299,29 +308,6 @@ impl Outcome {
             _ if returned => Outcome::RolledBack,
             _ => Outcome::Failed,
         }
-    }
-}
-
-impl Draft {
-    /// Ends the rollout in flight with `outcome`.
-    pub(crate) fn finish_rollout(&mut self, r: &Rollout, outcome: Outcome) {
-        self.shown = Some(self.status.phase());
-        self.events.push(Event::RolloutFinished {
-            rollout: r.id.clone(),
-            outcome,
-            duration: self.now.since(r.started_at),
-        });
-        self.status.rollout = None;
-        self.status.candidate = None;
-    }
-
-    /// Marks the rollout's revision failed: not deployed again until retried.
-    pub(crate) fn fail_revision(&mut self, r: &Rollout, reason: String) {
-        self.status.failed = Some(Failure {
-            rollout: r.id.clone(),
-            reason,
-            at: self.now,
-        });
     }
 }
 

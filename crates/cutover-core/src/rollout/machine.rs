@@ -5,7 +5,9 @@
 use super::command::{Command, CreateTaskSet, Event, Outcome, TARGET_HEALTH, Wake};
 use super::control::RolloutId;
 use super::draft::Draft;
-use super::driver::{Driver, Flow, Opening, failed_revision, interruption, promoted, runs};
+use super::driver::{
+    Driver, Flow, Opening, failed_revision, interruption, next_attempt, promoted, runs,
+};
 use super::hook::HookPoint;
 use super::observed::{
     EcsService, Observed, TaskSet, TaskSetStatus, Weights, live, short_arn, short_task_definition,
@@ -14,7 +16,7 @@ use super::readiness::{self, Health};
 use super::reading::Reads;
 use super::revision::Revision;
 use super::spec::Spec;
-use super::status::{Hold, Phase, RollbackReason, Rollout, Status, TaskSetRef};
+use super::status::{Phase, RollbackReason, Rollout, Status, TaskSetRef};
 use super::strategy::Step;
 use crate::time::Timestamp;
 use sha2::{Digest, Sha256};
@@ -167,12 +169,9 @@ impl<'a> Machine<'a, '_> {
             }
             return self.stay_failed(&f);
         }
-        match &self.d.status.failed {
-            Some(f) if f.rollout.revision == spec.revision => {
-                let attempt = f.rollout.attempt + 1;
-                self.start(attempt, "retry requested")
-            }
-            _ => self.start(1, "new revision"),
+        match next_attempt(spec, &self.d.status) {
+            1 => self.start(1, "new revision"),
+            attempt => self.start(attempt, "retry requested"),
         }
     }
 
@@ -610,8 +609,6 @@ impl<'a> Machine<'a, '_> {
         }
         self.d
             .transition(Phase::Paused, "paused = true in the record");
-        // Someone paused: a hold by weights changed outside cutover is now theirs.
-        self.rollout().hold = Some(Hold::Paused);
         self.d.say(format!(
             "paused at step {} with {}% on the candidate; set paused = false to continue",
             r.step,

@@ -118,9 +118,8 @@ impl Status {
     /// Moves to the state `phase` names. A stage is the rollout's, and
     /// ends any hold; `Paused` and `Invalid` hold a rollout in flight
     /// where it is; `Steady`, `Failed` (and `Invalid` without a rollout)
-    /// are where the service rests. Returns whether the phase shown changed.
-    pub fn enter(&mut self, phase: Phase) -> bool {
-        let before = self.phase();
+    /// are where the service rests. Every transition goes through it.
+    pub fn enter(&mut self, phase: Phase) {
         match (self.rollout.as_mut(), Stage::of(phase)) {
             (Some(r), Some(stage)) => {
                 r.stage = stage;
@@ -145,11 +144,8 @@ impl Status {
                 }
             }
         }
-        self.phase() != before
     }
-}
 
-impl Status {
     /// This status, moved to `phase` as [`Status::enter`] moves it: for
     /// building statuses by hand (tests, examples). A rollout's phase with
     /// no rollout in flight puts one in flight, the first attempt at the

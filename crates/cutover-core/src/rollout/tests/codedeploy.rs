@@ -181,13 +181,7 @@ impl Cd {
     }
 
     pub fn finished(&self) -> Vec<Outcome> {
-        self.events
-            .iter()
-            .filter_map(|e| match e {
-                Event::RolloutFinished { outcome, .. } => Some(*outcome),
-                _ => None,
-            })
-            .collect()
+        super::fixture::outcomes(&self.events)
     }
 }
 

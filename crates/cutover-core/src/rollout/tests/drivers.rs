@@ -7,11 +7,11 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::codedeploy::{Cd, cd_record};
-use super::fixture::{World, record};
+use super::fixture::{World, outcomes, record};
 use crate::rollout::deployment::{DeploymentStatus, EventStatus};
 use crate::rollout::gate::{Reading, Verdict};
 use crate::rollout::{
-    Desired, EcsService, Event, Observed, Outcome, Phase, ServiceKey, ServiceState, Status, decide,
+    Desired, EcsService, Observed, Outcome, Phase, ServiceKey, ServiceState, Status, decide,
     parse_record, reads,
 };
 use crate::time::Timestamp;
@@ -28,16 +28,6 @@ fn failing(at: Timestamp) -> Reading {
         verdict: Verdict::Fail,
         detail: "HTTP 500".into(),
     }
-}
-
-fn outcomes(events: &[Event]) -> Vec<Outcome> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::RolloutFinished { outcome, .. } => Some(*outcome),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]

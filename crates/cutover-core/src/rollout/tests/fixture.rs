@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::rollout::{
-    Command, Decision, Desired, EcsService, Observed, Phase, ServiceKey, ServiceState, Spec,
-    Stability, Status, Stickiness, TargetCounts, TaskSet, TaskSetStatus, Wake, Weights, decide,
-    parse_record, reads,
+    Command, Decision, Desired, EcsService, Event, Observed, Outcome, Phase, ServiceKey,
+    ServiceState, Spec, Stability, Status, Stickiness, TargetCounts, TaskSet, TaskSetStatus, Wake,
+    Weights, decide, parse_record, reads,
 };
 use crate::time::Timestamp;
 
@@ -30,6 +30,17 @@ pub fn record(td: &str, strategy: Value) -> Value {
         "bake": "2m",
         "progress_deadline": "5m",
     })
+}
+
+/// How the rollouts that `events` report ended, in order.
+pub fn outcomes(events: &[Event]) -> Vec<Outcome> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::RolloutFinished { outcome, .. } => Some(*outcome),
+            _ => None,
+        })
+        .collect()
 }
 
 pub struct World {

@@ -7,6 +7,7 @@ use aws_sdk_ecs::types::{
 
 use super::ecs_counts::{Reported, Reports};
 use crate::cloud::{CloudError, ErrorKind};
+use crate::rollout::service_deployment::ServiceRevision;
 use crate::rollout::spec::{Launch, Network, Placement};
 use crate::rollout::{EcsService, ServiceKey, ServiceState, Stability, TaskSet, TaskSetStatus};
 use crate::time::Timestamp;
@@ -75,13 +76,22 @@ pub fn service_state(service: &Service, reports: &Reports) -> Result<ServiceStat
         .iter()
         .map(|t| task_set(t, reports.for_task_set(t.task_set_arn())))
         .collect::<Result<Vec<_>, _>>()?;
+    let deployment_controller = service
+        .deployment_controller()
+        .map_or(DEFAULT_CONTROLLER, |d| d.r#type().as_str())
+        .to_string();
+    // ECS deploys services on its own controller itself: what they are set
+    // to run and their newest deployment are what `ecs_native` reads.
+    let native = (deployment_controller == "ECS").then(|| ServiceRevision {
+        task_definition: service.task_definition().unwrap_or_default().to_string(),
+        images: Default::default(),
+        current_deployment: service.current_service_deployment().map(str::to_string),
+    });
     Ok(ServiceState::Found(EcsService {
         desired_count: u32::try_from(service.desired_count).unwrap_or(0),
-        deployment_controller: service
-            .deployment_controller()
-            .map_or(DEFAULT_CONTROLLER, |d| d.r#type().as_str())
-            .to_string(),
+        deployment_controller,
         task_sets,
+        native,
     }))
 }
 

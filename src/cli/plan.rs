@@ -67,6 +67,7 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         &lb,
         &crate::cloud::NoChecks,
         &codedeploy,
+        &crate::cloud::NoServiceDeployments,
         key,
         |service| reads(&desired, Some(service), &status, now),
     )

@@ -23,7 +23,8 @@ use super::report::SweepRun;
 use super::steady::{NAIVE_WORKERS, POLL, WAVE_SPREAD, detection, steady_sweeps};
 use cutover_controller::cloud::observe::observe;
 use cutover_controller::cloud::{
-    Clock, CloudError, DesiredStore, Ecs, LoadBalancer, NoChecks, NoCodeDeploy, StoredRecord,
+    Clock, CloudError, DesiredStore, Ecs, LoadBalancer, NoChecks, NoCodeDeploy,
+    NoServiceDeployments, StoredRecord,
 };
 use cutover_controller::controller::{CommandPorts, execute_commands};
 use cutover_core::rollout::command::CreateTaskSet;
@@ -257,11 +258,19 @@ impl Naive {
             .unwrap_or_default();
         let now = self.clock.now();
         let (ecs, lb) = (self.ecs.as_ref(), self.lb.as_ref());
-        let observed = observe(ecs, lb, &NoChecks, &NoCodeDeploy, &key, |service| {
-            let mut r = reads(&desired, Some(service), &status, now);
-            r.target_health = both;
-            r
-        })
+        let observed = observe(
+            ecs,
+            lb,
+            &NoChecks,
+            &NoCodeDeploy,
+            &NoServiceDeployments,
+            &key,
+            |service| {
+                let mut r = reads(&desired, Some(service), &status, now);
+                r.target_health = both;
+                r
+            },
+        )
         .await?;
         let decision = decide(&desired, &observed, &status, self.clock.now());
         let ports = CommandPorts {
@@ -269,6 +278,7 @@ impl Naive {
             lb,
             checks: &NoChecks,
             codedeploy: &NoCodeDeploy,
+            service_deployments: &NoServiceDeployments,
         };
         execute_commands(&ports, &key, &decision.commands)
             .await

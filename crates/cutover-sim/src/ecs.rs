@@ -158,6 +158,7 @@ impl Service {
         EcsService {
             desired_count: self.desired_count,
             deployment_controller: self.deployment_controller.clone(),
+            native: None,
             task_sets: self
                 .task_sets
                 .iter()

@@ -10,6 +10,7 @@ pub mod error;
 pub mod lease;
 pub mod observe;
 pub mod relay;
+pub mod service_deployments;
 pub mod stopped;
 pub mod write;
 
@@ -32,6 +33,7 @@ pub use codedeploy::{CodeDeploy, DeploymentBatcher, NoCodeDeploy};
 pub use error::{CloudError, ErrorKind};
 pub use lease::{FeedFence, Fence, Leases};
 pub use relay::Relay;
+pub use service_deployments::{NoServiceDeployments, ServiceDeployments};
 pub use write::{Precondition, SpecChanges, SpecWrite};
 
 /// A record as stored: the writer's attributes and the controller's status.

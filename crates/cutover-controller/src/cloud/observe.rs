@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Checks, CloudError, CodeDeploy, Ecs, LoadBalancer};
+use super::{Checks, CloudError, CodeDeploy, Ecs, LoadBalancer, ServiceDeployments};
 use crate::rollout::deployment::{DeploymentRead, DeploymentStatus, DeploymentView};
 use crate::rollout::{Observed, Reads, ServiceKey, ServiceState};
 
@@ -15,6 +15,7 @@ pub async fn observe(
     lb: &dyn LoadBalancer,
     checks: &dyn Checks,
     codedeploy: &dyn CodeDeploy,
+    service_deployments: &dyn ServiceDeployments,
     key: &ServiceKey,
     reads: impl FnOnce(&ServiceState) -> Reads + Send,
 ) -> Result<Observed, CloudError> {
@@ -50,8 +51,13 @@ pub async fn observe(
         Some(read) => Some(deployment(codedeploy, key, read).await?),
         None => None,
     };
+    let service_deployment = match &reads.service_deployment {
+        Some(read) => Some(super::service_deployments::read(service_deployments, key, read).await?),
+        None => None,
+    };
     Ok(Observed {
         service: Some(service),
+        service_deployment,
         production,
         test,
         targets,

@@ -1,6 +1,8 @@
 //! Carrying out a decision's commands, in order, stopping at the first failure.
 
-use crate::cloud::{Checks, CloudError, CodeDeploy, Ecs, ErrorKind, LoadBalancer};
+use crate::cloud::{
+    Checks, CloudError, CodeDeploy, Ecs, ErrorKind, LoadBalancer, ServiceDeployments,
+};
 use crate::rollout::hook::{HookPoint, HookVerdict};
 use crate::rollout::{Command, ServiceKey};
 
@@ -17,6 +19,7 @@ pub struct Ports<'a> {
     pub lb: &'a dyn LoadBalancer,
     pub checks: &'a dyn Checks,
     pub codedeploy: &'a dyn CodeDeploy,
+    pub service_deployments: &'a dyn ServiceDeployments,
 }
 
 /// Runs the commands; returns the verdicts of hooks that answered at once.
@@ -84,6 +87,25 @@ async fn execute_one(
             .map(|_| None),
         Command::StopDeployment { deployment_id } => {
             ports.codedeploy.stop(deployment_id).await.map(|_| None)
+        }
+        Command::StartServiceDeployment(request) => {
+            let arn = ports.service_deployments.start(key, request).await?;
+            if let Some(arn) = arn {
+                tracing::info!(service = %key, service_deployment = %arn, "started service deployment {arn}");
+            }
+            Ok(None)
+        }
+        Command::ContinueServiceDeployment {
+            arn,
+            hook_id,
+            action,
+        } => ports
+            .service_deployments
+            .answer(arn, hook_id, *action)
+            .await
+            .map(|_| None),
+        Command::StopServiceDeployment { arn } => {
+            ports.service_deployments.stop(arn).await.map(|_| None)
         }
         Command::InvokeHook { url, payload } => {
             let answer = ports.checks.call_hook(url, payload).await?;

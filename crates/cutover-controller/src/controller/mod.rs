@@ -37,7 +37,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cloud::{Checks, Clock, DesiredStore, Ecs, LoadBalancer, NoChecks};
-use crate::cloud::{CodeDeploy, NoCodeDeploy};
+use crate::cloud::{CodeDeploy, NoCodeDeploy, NoServiceDeployments, ServiceDeployments};
 use crate::cloud::{Leases, Relay};
 use crate::metrics::{LoopReadings, Metrics};
 use crate::notice::Notify;
@@ -98,6 +98,7 @@ pub struct Controller {
     lb: Arc<dyn LoadBalancer>,
     checks: Arc<dyn Checks>,
     codedeploy: Arc<dyn CodeDeploy>,
+    service_deployments: Arc<dyn ServiceDeployments>,
     notifier: Option<Arc<dyn Notify>>,
     clock: Arc<dyn Clock>,
     config: ControllerConfig,
@@ -134,6 +135,7 @@ impl Controller {
             policy: Policy::default(),
             checks: Arc::new(NoChecks),
             codedeploy: Arc::new(NoCodeDeploy),
+            service_deployments: Arc::new(NoServiceDeployments),
             notifier: None,
             events: events::channel(),
             synced: watch::Sender::new(false),
@@ -183,6 +185,14 @@ impl Controller {
     /// Without it, such records report that they cannot be driven.
     pub fn with_codedeploy(mut self, codedeploy: Arc<dyn CodeDeploy>) -> Self {
         self.codedeploy = codedeploy;
+        self
+    }
+
+    /// Drives records with `driver = "ecs_native"` through ECS's own
+    /// service deployments. Without it, such records report that they
+    /// cannot be driven.
+    pub fn with_service_deployments(mut self, port: Arc<dyn ServiceDeployments>) -> Self {
+        self.service_deployments = port;
         self
     }
 
@@ -273,6 +283,7 @@ impl Controller {
                     lb: Arc::clone(&weights) as Arc<dyn LoadBalancer>,
                     checks: Arc::clone(&self.checks),
                     codedeploy: Arc::clone(&self.codedeploy),
+                    service_deployments: Arc::clone(&self.service_deployments),
                     clock: Arc::clone(&self.clock),
                 },
                 observers: reconcile::Observers {

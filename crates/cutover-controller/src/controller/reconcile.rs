@@ -98,6 +98,7 @@ pub struct Ports {
     pub lb: Arc<dyn LoadBalancer>,
     pub checks: Arc<dyn Checks>,
     pub codedeploy: Arc<dyn crate::cloud::CodeDeploy>,
+    pub service_deployments: Arc<dyn crate::cloud::ServiceDeployments>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -109,6 +110,7 @@ impl Ports {
             lb: self.lb.as_ref(),
             checks: self.checks.as_ref(),
             codedeploy: self.codedeploy.as_ref(),
+            service_deployments: self.service_deployments.as_ref(),
         }
     }
 }
@@ -214,6 +216,7 @@ impl Reconciler {
             self.ports.lb.as_ref(),
             self.ports.checks.as_ref(),
             self.ports.codedeploy.as_ref(),
+            self.ports.service_deployments.as_ref(),
             &self.policy,
             key,
             &desired,

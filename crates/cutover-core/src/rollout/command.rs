@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::control::RolloutId;
 use super::deployment::{ContinueWait, CreateDeployment};
 use super::observed::{Stickiness, Weights, short_arn, short_task_definition, task_set_name};
+use super::service_deployment::{PauseAction, StartServiceDeployment, deployment_id};
 use super::spec::{Placement, Route, Version};
 use super::status::{Status, Transition};
 use crate::time::Timestamp;
@@ -69,6 +70,18 @@ pub enum Command {
     StopDeployment {
         deployment_id: String,
     },
+    /// Starts an ECS service deployment (the `ecs_native` driver).
+    StartServiceDeployment(Box<StartServiceDeployment>),
+    /// Answers a PAUSE hook of a service deployment.
+    ContinueServiceDeployment {
+        arn: String,
+        hook_id: String,
+        action: PauseAction,
+    },
+    /// Stops a service deployment; ECS rolls it back.
+    StopServiceDeployment {
+        arn: String,
+    },
 }
 
 impl Command {
@@ -84,6 +97,9 @@ impl Command {
             Command::CreateDeployment(_) => "create_deployment",
             Command::ContinueDeployment { .. } => "continue_deployment",
             Command::StopDeployment { .. } => "stop_deployment",
+            Command::StartServiceDeployment(_) => "start_service_deployment",
+            Command::ContinueServiceDeployment { .. } => "continue_service_deployment",
+            Command::StopServiceDeployment { .. } => "stop_service_deployment",
         }
     }
 }
@@ -150,6 +166,28 @@ impl fmt::Display for Command {
             Command::StopDeployment { deployment_id } => {
                 write!(f, "stop deployment {deployment_id} and roll it back")
             }
+            Command::StartServiceDeployment(s) => write!(
+                f,
+                "update the service to {} ({}, bake {} min)",
+                short_task_definition(&s.version.to_string()),
+                s.strategy,
+                s.bake_minutes
+            ),
+            Command::ContinueServiceDeployment {
+                arn,
+                hook_id,
+                action,
+            } => write!(
+                f,
+                "answer pause {hook_id} of service deployment {} with {}",
+                deployment_id(arn),
+                action.as_str()
+            ),
+            Command::StopServiceDeployment { arn } => write!(
+                f,
+                "stop service deployment {} and roll it back",
+                deployment_id(arn)
+            ),
         }
     }
 }

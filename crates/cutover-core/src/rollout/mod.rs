@@ -26,6 +26,7 @@ pub mod revision;
 mod rollback;
 pub mod rollout_id;
 pub mod schema;
+pub mod service_deployment;
 pub mod spec;
 pub mod status;
 mod sticky;

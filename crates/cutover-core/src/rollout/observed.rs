@@ -70,6 +70,10 @@ pub struct EcsService {
     /// `EXTERNAL` for services cutover can drive.
     pub deployment_controller: String,
     pub task_sets: Vec<TaskSet>,
+    /// Under the ECS deployment controller: the task definition the service
+    /// is set to run and its newest service deployment.
+    #[serde(default)]
+    pub native: Option<super::service_deployment::ServiceRevision>,
 }
 
 impl EcsService {
@@ -85,6 +89,12 @@ impl EcsService {
 
     pub fn is_external(&self) -> bool {
         self.deployment_controller == "EXTERNAL"
+    }
+
+    /// On the ECS deployment controller, which deploys blue/green, linear
+    /// and canary releases itself.
+    pub fn is_native(&self) -> bool {
+        self.deployment_controller == "ECS"
     }
 }
 
@@ -214,6 +224,8 @@ pub struct Observed {
     pub failed_tasks: Option<u32>,
     /// The CodeDeploy deployment, where read.
     pub deployment: Option<super::deployment::DeploymentView>,
+    /// The ECS service deployment, where read (`driver = "ecs_native"`).
+    pub service_deployment: Option<super::service_deployment::ServiceDeploymentView>,
     /// Group-level stickiness of the production route, where read (only
     /// when a task set that production weighed is about to be removed).
     pub production_stickiness: Option<Stickiness>,

@@ -142,6 +142,7 @@ mod tests {
         EcsService {
             desired_count: desired,
             deployment_controller: "EXTERNAL".into(),
+            native: None,
             task_sets: vec![],
         }
     }

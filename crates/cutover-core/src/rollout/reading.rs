@@ -2,6 +2,7 @@
 
 use super::deployment::DeploymentRead;
 use super::gate::Probe;
+use super::service_deployment::ServiceDeploymentRead;
 use super::spec::Route;
 
 /// What to read from the load balancer before deciding. A steady service
@@ -17,6 +18,8 @@ pub struct Reads {
     pub failed_tasks: Option<String>,
     /// The CodeDeploy deployment to read, under the CodeDeploy driver.
     pub deployment: Option<DeploymentRead>,
+    /// The ECS service deployment to read, under the `ecs_native` driver.
+    pub service_deployment: Option<ServiceDeploymentRead>,
     /// Whether to read the production route's stickiness: only when a task
     /// set it weighed is about to be removed, or stickiness is to be put
     /// back, so a rollout's other passes spend no extra describe call.
@@ -31,6 +34,7 @@ impl Reads {
             && self.probes.is_empty()
             && self.failed_tasks.is_none()
             && self.deployment.is_none()
+            && self.service_deployment.is_none()
             && !self.stickiness
     }
 }

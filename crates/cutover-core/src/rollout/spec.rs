@@ -372,7 +372,32 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
         ],
         &mut bad,
     );
-    let deploys = codedeploy.is_some();
+    let native = raw.driver.as_deref() == Some(driver_kind::NATIVE);
+    if native {
+        driver_kind::native_unused(
+            &[
+                ("production_listener", raw.production_listener.is_some()),
+                ("production_rule", raw.production_rule.is_some()),
+                ("test_listener", raw.test_listener.is_some()),
+                ("test_rule", raw.test_rule.is_some()),
+                ("target_groups", raw.target_groups.is_some()),
+                ("network", raw.network.is_some()),
+                ("launch_type", raw.launch_type.is_some()),
+                (
+                    "capacity_provider_strategy",
+                    raw.capacity_provider_strategy.is_some(),
+                ),
+                (
+                    "gates.target_health",
+                    raw.gates.target_health != TargetHealthGate::default(),
+                ),
+                ("gates.task_failures", raw.gates.task_failures.is_some()),
+            ],
+            &mut bad,
+        );
+    }
+    // ECS or CodeDeploy owns the load balancer wiring.
+    let deploys = codedeploy.is_some() || native;
 
     if let Some(s) = &raw.service
         && s != &key.to_string()
@@ -389,6 +414,8 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
 
     let container = match raw.container.as_deref().map(str::trim) {
         Some(c) if !c.is_empty() => c.to_string(),
+        // ECS's own deployments need a container only to put an image in.
+        _ if native && raw.image.is_none() => String::new(),
         _ => {
             bad(
                 "container",
@@ -403,6 +430,7 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
             bad("container_port", "must be from 1 to 65535".into());
             0
         }
+        None if native => 0,
         None => {
             bad(
                 "container_port",
@@ -536,7 +564,7 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
     let strategy = match &raw.strategy {
         None => Strategy::AllAtOnce,
         // Checked as a deployment configuration by the driver.
-        Some(_) if deploys => Strategy::AllAtOnce,
+        Some(_) if codedeploy.is_some() => Strategy::AllAtOnce,
         Some(v) => match parse_strategy(v) {
             Ok(s) => s,
             Err((field, m)) => {
@@ -630,6 +658,9 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
         );
     }
 
+    let bake = raw.bake.unwrap_or(DEFAULT_BAKE);
+    let native = native.then(|| driver_kind::native(&strategy, bake, progress_deadline, &mut bad));
+
     if !problems.is_empty() {
         return Err(RecordError { problems });
     }
@@ -655,6 +686,9 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
     if let Some(cd) = &codedeploy {
         wiring["codedeploy"] = json!([cd.application, cd.deployment_group, cd.hooks]);
     }
+    if native.is_some() {
+        wiring["driver"] = json!(driver_kind::NATIVE);
+    }
     let revision = Revision::digest(&wiring);
     Ok(Spec {
         key: key.clone(),
@@ -662,7 +696,7 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
         version,
         traffic,
         strategy,
-        bake: raw.bake.unwrap_or(DEFAULT_BAKE),
+        bake,
         progress_deadline,
         paused: raw.paused,
         auto_promote: raw.auto_promote.unwrap_or(true),
@@ -672,7 +706,11 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
         placement,
         control: raw.control,
         labels: raw.labels,
-        driver: codedeploy.map_or(DriverKind::Ecs, DriverKind::CodeDeploy),
+        driver: match (codedeploy, native) {
+            (Some(cd), _) => DriverKind::CodeDeploy(cd),
+            (None, Some(n)) => DriverKind::EcsNative(n),
+            (None, None) => DriverKind::Ecs,
+        },
     })
 }
 

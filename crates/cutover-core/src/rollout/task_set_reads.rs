@@ -124,6 +124,7 @@ pub(crate) fn task_set_reads(
         probes,
         failed_tasks,
         deployment: None,
+        service_deployment: None,
         stickiness,
     }
 }

@@ -163,6 +163,7 @@ mod tests {
             went_on_from: None,
             hand_change: None,
             alerted: Default::default(),
+            service_deployment: None,
         }
     }
 

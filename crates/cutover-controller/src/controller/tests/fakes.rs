@@ -289,6 +289,7 @@ impl Ecs for FakeCloud {
         let service = EcsService {
             desired_count: 2,
             deployment_controller: "EXTERNAL".into(),
+            native: None,
             task_sets: Vec::new(),
         };
         Ok(services

@@ -7,7 +7,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::cloud::budget::{ApiBudgets, BudgetConfig, Budgeted, Rate};
-use crate::cloud::{Clock, Fence, LoadBalancer, NoChecks, NoCodeDeploy, ScaledClock};
+use crate::cloud::{
+    Clock, Fence, LoadBalancer, NoChecks, NoCodeDeploy, NoServiceDeployments, ScaledClock,
+};
 use crate::controller::act::Ports;
 use crate::controller::shards::{LeaseConfig, Ownership, Stop, execute};
 use crate::rollout::{Command, Weights};
@@ -74,6 +76,7 @@ async fn two_weight_changes(renew: bool) -> (Result<(), String>, Vec<Option<Weig
         lb: &lb,
         checks: &NoChecks,
         codedeploy: &NoCodeDeploy,
+        service_deployments: &NoServiceDeployments,
     };
     let result = execute(&ports, &service, &commands, Some(&claim))
         .await

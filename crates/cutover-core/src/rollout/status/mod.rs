@@ -236,6 +236,10 @@ pub struct Rollout {
     /// The alerts already raised in this rollout, so each is raised once.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub alerted: BTreeSet<AlertKind>,
+    /// Under the `ecs_native` driver: the ECS service deployment of this
+    /// rollout, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_deployment: Option<super::service_deployment::ServiceDeploymentRef>,
 }
 
 /// Weights someone else wrote on production mid-rollout.
@@ -309,6 +313,7 @@ impl Rollout {
             went_on_from: None,
             hand_change: None,
             alerted: BTreeSet::new(),
+            service_deployment: None,
         }
     }
 }

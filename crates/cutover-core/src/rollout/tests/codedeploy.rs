@@ -65,6 +65,7 @@ impl Cd {
             svc: EcsService {
                 desired_count: 2,
                 deployment_controller: "CODE_DEPLOY".into(),
+                native: None,
                 task_sets: vec![primary],
             },
             deployments: Vec::new(),

@@ -134,6 +134,7 @@ fn reads_and_the_decision_agree_where_a_service_cannot_be_driven() {
     let svc = |controller: &str| EcsService {
         desired_count: 2,
         deployment_controller: controller.into(),
+        native: None,
         task_sets: vec![],
     };
     let status = Status::default();

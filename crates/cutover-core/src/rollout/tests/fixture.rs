@@ -103,6 +103,7 @@ impl World {
             svc: EcsService {
                 desired_count: 3,
                 deployment_controller: "EXTERNAL".into(),
+                native: None,
                 task_sets: vec![blue],
             },
             production: Weights::pair(BLUE, 100, GREEN, 0),
@@ -289,7 +290,10 @@ impl World {
             }
             Command::CreateDeployment(_)
             | Command::ContinueDeployment { .. }
-            | Command::StopDeployment { .. } => {
+            | Command::StopDeployment { .. }
+            | Command::StartServiceDeployment(_)
+            | Command::ContinueServiceDeployment { .. }
+            | Command::StopServiceDeployment { .. } => {
                 panic!("a CodeDeploy command for a service on cutover's own driver: {c:?}")
             }
             Command::DeleteTaskSet { task_set, .. } => {

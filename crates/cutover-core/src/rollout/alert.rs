@@ -16,14 +16,17 @@ pub enum AlertKind {
     PreviousTaskSetDeleted,
     /// A rollback has not finished within the progress deadline.
     RollbackOverdue,
+    /// ECS could not roll a service deployment back (ROLLBACK_FAILED).
+    RollbackFailed,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 4] = [
+    pub const ALL: [AlertKind; 5] = [
         AlertKind::WeightsChangedByHand,
         AlertKind::ForeignTargetGroup,
         AlertKind::PreviousTaskSetDeleted,
         AlertKind::RollbackOverdue,
+        AlertKind::RollbackFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -32,6 +35,7 @@ impl AlertKind {
             AlertKind::ForeignTargetGroup => "foreign_target_group",
             AlertKind::PreviousTaskSetDeleted => "previous_task_set_deleted",
             AlertKind::RollbackOverdue => "rollback_overdue",
+            AlertKind::RollbackFailed => "rollback_failed",
         }
     }
 }

@@ -66,73 +66,84 @@ impl Machine<'_, '_> {
         }))
     }
 
-    /// `None` when the hook at `point` passed or none is declared; otherwise
-    /// what to do meanwhile: call it, wait for it, or roll back.
+    /// The hook at `point`: see [`hook`].
     pub(crate) fn hook(&mut self, r: &Rollout, point: HookPoint) -> Option<Flow> {
-        let spec = self.spec;
-        let hook = spec.hooks.get(point)?;
-        let verdict = spec
-            .control
-            .hooks
-            .get(&point)
-            .filter(|v| v.rollout == r.id)
-            .or_else(|| r.hook_verdicts.get(&point));
-        if let Some(v) = verdict {
-            if v.verdict == HookAnswer::Pass {
-                return None;
-            }
-            let detail = if v.detail.is_empty() {
-                "it answered fail".to_string()
-            } else {
-                v.detail.clone()
-            };
-            return Some(self.begin_rollback(RollbackReason::HookFailed {
-                hook: point,
-                detail,
-            }));
+        hook(self, r, point)
+    }
+}
+
+/// Every driver's lifecycle hooks: `None` when the hook at `point` passed
+/// or none is declared; otherwise what to do meanwhile: call it, wait for
+/// it, or roll back.
+pub(crate) fn hook<'a>(
+    driver: &mut impl Driver<'a>,
+    r: &Rollout,
+    point: HookPoint,
+) -> Option<Flow> {
+    let spec = driver.spec();
+    let hook = spec.hooks.get(point)?;
+    let verdict = spec
+        .control
+        .hooks
+        .get(&point)
+        .filter(|v| v.rollout == r.id)
+        .or_else(|| r.hook_verdicts.get(&point));
+    if let Some(v) = verdict {
+        if v.verdict == HookAnswer::Pass {
+            return None;
         }
-        let now = self.d.now;
-        match r.hooks.get(&point) {
-            Some(called) if now >= *called + hook.timeout => {
-                Some(self.begin_rollback(RollbackReason::HookFailed {
-                    hook: point,
-                    detail: format!(
-                        "no verdict within {}",
-                        crate::time::format_duration(hook.timeout)
-                    ),
-                }))
+        let detail = if v.detail.is_empty() {
+            "it answered fail".to_string()
+        } else {
+            v.detail.clone()
+        };
+        return Some(driver.begin_rollback(RollbackReason::HookFailed {
+            hook: point,
+            detail,
+        }));
+    }
+    let now = driver.draft().now;
+    match r.hooks.get(&point) {
+        Some(called) if now >= *called + hook.timeout => {
+            Some(driver.begin_rollback(RollbackReason::HookFailed {
+                hook: point,
+                detail: format!(
+                    "no verdict within {}",
+                    crate::time::format_duration(hook.timeout)
+                ),
+            }))
+        }
+        Some(_) => {
+            driver
+                .draft()
+                .say(format!("waiting for the {point} hook's verdict"));
+            driver.draft().wake(Wake::Poll);
+            Some(Flow::Wait)
+        }
+        None => {
+            let weights = driver.draft().status.weights.unwrap_or((100, 0));
+            let payload = HookPayload {
+                service: spec.key.to_string(),
+                hook: point,
+                rollout: r.id.clone(),
+                revision: r.id.revision.as_str().to_string(),
+                phase: driver.draft().status.phase().as_str().to_string(),
+                weights,
+                report_to: format!(
+                    "/v1/services/{}/{}/hooks/{point}",
+                    spec.key.cluster, spec.key.service
+                ),
+            };
+            if let Some(rr) = driver.draft().status.rollout.as_mut() {
+                rr.hooks.insert(point, now);
             }
-            Some(_) => {
-                self.d
-                    .say(format!("waiting for the {point} hook's verdict"));
-                self.d.wake(Wake::Poll);
-                Some(Flow::Wait)
-            }
-            None => {
-                let weights = self.d.status.weights.unwrap_or((100, 0));
-                let payload = HookPayload {
-                    service: spec.key.to_string(),
-                    hook: point,
-                    rollout: r.id.clone(),
-                    revision: r.id.revision.as_str().to_string(),
-                    phase: self.d.status.phase().as_str().to_string(),
-                    weights,
-                    report_to: format!(
-                        "/v1/services/{}/{}/hooks/{point}",
-                        spec.key.cluster, spec.key.service
-                    ),
-                };
-                if let Some(rr) = self.d.status.rollout.as_mut() {
-                    rr.hooks.insert(point, now);
-                }
-                self.d.commands.push(Command::InvokeHook {
-                    url: hook.url.clone(),
-                    payload,
-                });
-                self.d.say(format!("calling the {point} hook"));
-                self.d.wake(Wake::Poll);
-                Some(Flow::Wait)
-            }
+            driver.draft().commands.push(Command::InvokeHook {
+                url: hook.url.clone(),
+                payload,
+            });
+            driver.draft().say(format!("calling the {point} hook"));
+            driver.draft().wake(Wake::Poll);
+            Some(Flow::Wait)
         }
     }
 }

@@ -11,6 +11,7 @@ use super::command::{Decision, Wake};
 use super::draft::Draft;
 use super::driver::{Driver, Mandate};
 use super::machine::Machine;
+use super::native::Native;
 use super::observed::{EcsService, Observed, ServiceState};
 use super::reading::Reads;
 use super::spec::{RecordError, Spec};
@@ -80,6 +81,8 @@ pub(crate) enum Situation<'a> {
     Held(String),
     /// A CodeDeploy deployment group deploys it.
     CodeDeploy { spec: &'a Spec, svc: &'a EcsService },
+    /// ECS deploys it itself (`driver = "ecs_native"`).
+    Native { spec: &'a Spec, svc: &'a EcsService },
     /// cutover's own task sets. `spec` is wired as the rollout in flight
     /// was; `rewired` when that differs from the record, so the rollout is
     /// driven out and the next starts under the record's own wiring.
@@ -133,6 +136,16 @@ impl<'a> Situation<'a> {
                     ))
                 }
             }
+            Some(ServiceState::Found(svc)) if spec.driver.native().is_some() => {
+                if svc.is_native() && svc.native.is_some() {
+                    Situation::Native { spec, svc }
+                } else {
+                    Situation::Held(format!(
+                        "ECS service {} uses the {} deployment controller: driver \"ecs_native\" drives services on the ECS deployment controller (deploymentController ECS, with the load balancer's advancedConfiguration for blue/green)",
+                        spec.key, svc.deployment_controller
+                    ))
+                }
+            }
             Some(ServiceState::Found(svc)) if !svc.is_external() => Situation::Held(format!(
                 "ECS service {} uses the {} deployment controller: cutover drives services created with deploymentController EXTERNAL",
                 spec.key, svc.deployment_controller
@@ -165,6 +178,7 @@ pub fn reads(
             Machine::reads(&spec, svc, &held, now)
         }
         Situation::CodeDeploy { spec, svc } => CodeDeploy::reads(spec, svc, status, now),
+        Situation::Native { spec, svc } => Native::reads(spec, svc, status, now),
         Situation::TaskSets { spec, svc, .. } => Machine::reads(&spec, svc, status, now),
         Situation::Invalid { watched: None, .. } | Situation::Unobserved | Situation::Held(_) => {
             Reads::default()
@@ -203,6 +217,11 @@ pub fn decide(desired: &Desired, observed: &Observed, status: &Status, now: Time
         }
         Situation::CodeDeploy { spec, svc } => {
             if let Some(mut driver) = CodeDeploy::new(spec, svc, observed, &mut draft) {
+                driver.drive(Mandate::Record);
+            }
+        }
+        Situation::Native { spec, svc } => {
+            if let Some(mut driver) = Native::new(spec, svc, observed, &mut draft) {
                 driver.drive(Mandate::Record);
             }
         }

@@ -16,6 +16,7 @@ mod hands;
 pub mod hook;
 pub mod key;
 mod machine;
+mod native;
 pub mod observed;
 pub mod quote;
 pub mod readiness;

@@ -8,6 +8,8 @@ mod gates;
 mod hands;
 mod health;
 mod invalid_watch;
+mod native;
+mod native_records;
 mod properties;
 mod record_kinds;
 mod records;

@@ -12,6 +12,22 @@ pub fn task_set(cluster: &str, service: &str, id: &str) -> String {
     format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-set/{cluster}/{service}/{id}")
 }
 
+/// A service deployment's ARN, as UpdateService reports it in the
+/// service's `currentServiceDeployment`
+/// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ServiceDeployment.html).
+pub fn service_deployment(cluster: &str, service: &str, id: &str) -> String {
+    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{cluster}/{service}/{id}")
+}
+
+/// The cluster and service of a service deployment's ARN.
+pub fn service_deployment_key(arn: &str) -> Option<(String, String)> {
+    let (_, rest) = arn.split_once(":service-deployment/")?;
+    let mut parts = rest.split('/');
+    let (cluster, service, id) = (parts.next()?, parts.next()?, parts.next()?);
+    let whole = parts.next().is_none() && ![cluster, service, id].contains(&"");
+    whole.then(|| (cluster.to_string(), service.to_string()))
+}
+
 /// A task's ARN; `n` is the world's task number.
 pub fn task(cluster: &str, n: u64) -> String {
     format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster}/{n:032x}")

@@ -114,6 +114,19 @@ impl SimBuilder {
         self
     }
 
+    /// How long each stage of an ECS service deployment takes.
+    pub fn native_stage_time(mut self, min: Duration, max: Duration) -> Self {
+        self.config.native_stage_time = (min, max);
+        self
+    }
+
+    /// DescribeServiceDeployments and ListServiceDeployments show each
+    /// deployment as it was `lag` ago.
+    pub fn native_read_lag(mut self, lag: Duration) -> Self {
+        self.config.native_read_lag = lag;
+        self
+    }
+
     pub fn keep_log(mut self, keep: bool) -> Self {
         self.config.keep_log = keep;
         self

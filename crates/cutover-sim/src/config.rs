@@ -49,6 +49,14 @@ pub struct SimConfig {
     /// Tasks of healthy versions failing and being replaced, and service
     /// auto scaling: all off unless a scenario turns them on.
     pub churn: Churn,
+    /// How long each stage of an ECS service deployment takes (services on
+    /// the ECS deployment controller), drawn per stage.
+    pub native_stage_time: (Duration, Duration),
+    /// How far behind DescribeServiceDeployments and
+    /// ListServiceDeployments are: they show each deployment as it was this
+    /// long ago (ECS's API is eventually consistent; how far behind these
+    /// two reads may be is not documented). Zero: up to date.
+    pub native_read_lag: Duration,
 }
 
 /// Seeded misbehaviour of a healthy fleet. Each knob is the range the time
@@ -85,6 +93,8 @@ impl Default for SimConfig {
             feed_delay: (Duration::ZERO, Duration::ZERO),
             scan_staleness: Duration::ZERO,
             churn: Churn::default(),
+            native_stage_time: (Duration::from_secs(5), Duration::from_secs(15)),
+            native_read_lag: Duration::ZERO,
         }
     }
 }

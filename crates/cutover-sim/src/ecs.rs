@@ -1,4 +1,6 @@
 //! ECS services with the EXTERNAL deployment controller and their task sets.
+//! (Services on the ECS deployment controller, which ECS deploys itself,
+//! are in `native`: their revisions run as task sets the API never shows.)
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -48,6 +50,8 @@ pub(crate) struct Service {
     pub removed: Vec<(String, Timestamp)>,
     /// What `Version::Image` builds on when there is no task set to copy.
     pub base_task_definition: String,
+    /// Under the ECS deployment controller: its service deployments.
+    pub native: Option<super::native::NativeService>,
 }
 
 /// What a client token was first used for.
@@ -158,6 +162,7 @@ impl Service {
         EcsService {
             desired_count: self.desired_count,
             deployment_controller: self.deployment_controller.clone(),
+            // Filled in by the world, which knows the task definitions.
             native: None,
             task_sets: self
                 .task_sets
@@ -181,7 +186,11 @@ const DELETE: &str = "ecs:DeleteTaskSet";
 impl World {
     pub fn service_state(&self, key: &ServiceKey) -> ServiceState {
         match self.services.by_key.get(key) {
-            Some(s) => ServiceState::Found(s.to_domain(self.config.report_counts)),
+            Some(s) => {
+                let mut found = s.to_domain(self.config.report_counts);
+                found.native = s.native.as_ref().map(|n| n.revision(&self.registry));
+                ServiceState::Found(found)
+            }
             None => ServiceState::Missing,
         }
     }
@@ -413,7 +422,7 @@ impl World {
         self.delete_task_set_as(key, id_or_arn, true)
     }
 
-    fn delete_task_set_as(
+    pub(crate) fn delete_task_set_as(
         &mut self,
         key: &ServiceKey,
         id_or_arn: &str,

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use super::alb::forward_weights;
 use super::arn::label;
+use super::registry::BadVersion;
 use super::world::{LogEntry, World};
-use crate::rollout::{Route, Weights};
+use crate::rollout::service_deployment::{LifecycleStage, ServiceDeploymentStatus, deployment_id};
+use crate::rollout::{Route, ServiceKey, Weights};
 use crate::time::Timestamp;
 
 #[derive(Debug, Default)]
@@ -30,6 +32,69 @@ pub(crate) struct Invariants {
     /// neither prevent nor shorten it, so it is not timed as exposure. Weight
     /// the controller adds to such a group is still a violation of (a).
     pub excused: BTreeMap<String, Timestamp>,
+    /// Every UpdateService of a service on the ECS deployment controller.
+    pub native_starts: Vec<NativeStart>,
+    /// Every CONTINUE answer to a service deployment's pause.
+    pub native_continues: Vec<NativeContinue>,
+}
+
+/// One UpdateService that started a service deployment. ECS takes no
+/// idempotency token for it, so a retry cannot be told from a second
+/// deployment of the same revision: the harness judges them from these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NativeStart {
+    pub at: Timestamp,
+    pub key: ServiceKey,
+    pub arn: String,
+    /// `family:revision` it deploys.
+    pub task_definition: String,
+    /// The service's deployments that were ongoing when it came: each one
+    /// makes it a violation.
+    pub over_ongoing: Vec<String>,
+    /// The service's previous deployment when it came: its task definition
+    /// and status.
+    pub previous: Option<(String, ServiceDeploymentStatus)>,
+}
+
+/// One CONTINUE answer to a service deployment's pause, with what the
+/// controller could have known of the new revision when it gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NativeContinue {
+    pub at: Timestamp,
+    pub key: ServiceKey,
+    pub arn: String,
+    pub hook_id: String,
+    pub stage: LifecycleStage,
+    /// Production traffic steps ECS had taken before it.
+    pub steps_passed: u32,
+    /// `family:revision` of the new revision, and how it is marked bad.
+    pub task_definition: String,
+    pub bad: Option<BadVersion>,
+    /// Healthy targets of the new revision's target group then (`None`
+    /// before SCALE_UP started it).
+    pub green_healthy: Option<u32>,
+    /// The controller's last reading of that target group's health (when,
+    /// and how many healthy), if it took one.
+    pub health_read: Option<(Timestamp, u32)>,
+    /// When the new revision's tasks stopped for a failure of the version
+    /// (as the task failures gate counts them), up to the answer.
+    pub green_failures: Vec<Timestamp>,
+}
+
+impl NativeContinue {
+    /// Whether the answer lets ECS shift production traffic next.
+    pub fn shifts_production(&self) -> bool {
+        self.stage == LifecycleStage::PreProductionTrafficShift
+    }
+
+    /// Failures of the new revision at least `known_after` before the
+    /// answer: what a pass that read a moment before could know.
+    pub fn failures_known(&self, known_after: Duration) -> u32 {
+        self.green_failures
+            .iter()
+            .filter(|at| **at + known_after <= self.at)
+            .count() as u32
+    }
 }
 
 /// How old a health reading may be and still excuse a weight change that
@@ -84,6 +149,107 @@ impl World {
                 ));
             }
         }
+    }
+
+    /// (f) No UpdateService while one of the service's deployments is
+    /// ongoing (what ECS does then is not documented; the sim rolls the
+    /// ongoing one back). Every start is recorded for the harness.
+    pub fn check_native_start(
+        &mut self,
+        key: &ServiceKey,
+        arn: &str,
+        task_definition: &str,
+        ongoing: &[String],
+        previous: Option<(String, ServiceDeploymentStatus)>,
+    ) {
+        if !ongoing.is_empty() {
+            let ids: Vec<&str> = ongoing.iter().map(|a| deployment_id(a)).collect();
+            self.violation(format!(
+                "{key}: UpdateService while a deployment was ongoing: {} ({task_definition}) \
+                 started over {}",
+                deployment_id(arn),
+                ids.join(", ")
+            ));
+        }
+        self.checks.native_starts.push(NativeStart {
+            at: self.now,
+            key: key.clone(),
+            arn: arn.to_string(),
+            task_definition: task_definition.to_string(),
+            over_ongoing: ongoing.to_vec(),
+            previous,
+        });
+    }
+
+    /// (g) A CONTINUE is the controller's write that lets ECS move
+    /// production weight, so it is judged as (a) judges a weight change:
+    /// letting weight onto the new revision's target group while it has no
+    /// healthy target, without a fresh reading that showed one, is a
+    /// violation. Every CONTINUE is recorded, with what could be known.
+    pub fn check_native_continue(
+        &mut self,
+        key: &ServiceKey,
+        arn: &str,
+        stage: LifecycleStage,
+        hook_id: &str,
+    ) {
+        let (Some(native), Some(d)) = (self.native(key), self.deployment(key, arn)) else {
+            return;
+        };
+        let tg = native.target_groups[d.green_tg()].clone();
+        let strategy = d.request.strategy;
+        let (steps_passed, green) = (d.steps_done, d.green.clone());
+        let task_definition = d.task_definition.clone();
+        let green_healthy = green
+            .as_ref()
+            .map(|_| self.lb.target_groups.get(&tg).map_or(0, |g| g.healthy()));
+        let green_failures = green
+            .as_deref()
+            .and_then(|g| {
+                let service = self.services.by_key.get(key)?;
+                Some(
+                    service
+                        .stopped_tasks
+                        .iter()
+                        .filter(|t| {
+                            t.started_by == g
+                                && crate::cloud::stopped::counts_as_failure(
+                                    Some(t.stop_code),
+                                    Some(&t.stopped_reason),
+                                )
+                        })
+                        .map(|t| t.stopped_at)
+                        .collect(),
+                )
+            })
+            .unwrap_or_default();
+        let record = NativeContinue {
+            at: self.now,
+            key: key.clone(),
+            arn: arn.to_string(),
+            hook_id: hook_id.to_string(),
+            stage,
+            steps_passed,
+            bad: self.registry.badness(&task_definition),
+            task_definition,
+            green_healthy,
+            health_read: self.checks.health_read.get(&tg).copied(),
+            green_failures,
+        };
+        let adds = strategy.weight_after(steps_passed + 1) > strategy.weight_after(steps_passed);
+        let fresh = record
+            .health_read
+            .is_some_and(|(at, seen)| seen > 0 && self.now.since(at) <= FRESH_READING);
+        if record.shifts_production() && adds && record.green_healthy == Some(0) && !fresh {
+            self.violation(format!(
+                "{key}: CONTINUE to {hook_id} of deployment {} lets production weight {} go to \
+                 {} which has no healthy target",
+                deployment_id(arn),
+                strategy.weight_after(steps_passed + 1),
+                label(&tg)
+            ));
+        }
+        self.checks.native_continues.push(record);
     }
 
     /// Remembers a target health answer, for `check_production_weights`.

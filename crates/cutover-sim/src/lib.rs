@@ -1,5 +1,6 @@
-//! The simulated cloud: a deterministic, seeded stand-in for ECS, the
-//! Application Load Balancer and the desired-state table. It implements the
+//! The simulated cloud: a deterministic, seeded stand-in for ECS (task sets,
+//! and the service deployments ECS runs itself), the Application Load
+//! Balancer and the desired-state table. It implements the
 //! same ports as the AWS adapters, and adds what tests, the demo and the
 //! benchmark need: scenario setup, bad versions, faults, call counts, an
 //! event log and safety invariants.
@@ -21,6 +22,7 @@ mod invariants;
 mod item_size;
 mod leases;
 mod limits;
+mod native;
 mod ports;
 mod registry;
 mod relay;
@@ -57,10 +59,11 @@ pub use builder::{DEFAULT_EPOCH, SimBuilder};
 pub use config::{Churn, HealthCheck, SimConfig};
 pub use ecs::TASK_SET_LIMIT;
 pub use faults::{ApiGroup, FaultProfile, Faults};
+pub use invariants::{NativeContinue, NativeStart};
 pub use item_size::{ITEM_LIMIT, item_size};
 pub use limits::RateLimits;
 pub use registry::{BadVersion, Containers};
-pub use scenario::{ServiceArns, ServiceSetup};
+pub use scenario::{NATIVE_CONTROLLER, ServiceArns, ServiceSetup};
 pub use store::STREAM_READERS;
 pub use targets::TargetState;
 pub use tasks::{DesiredStatus, TaskFilter, TaskView};
@@ -155,6 +158,9 @@ impl SimCloud {
     /// served before it: what the controller could know of the version it
     /// kept, as a pass acts on reads taken a moment before. `None` without
     /// a primary, or when no task set was removed after it was created.
+    /// Under the ECS deployment controller the primary is the revision a
+    /// service deployment made serve, and the removal ECS's CLEAN_UP of the
+    /// one before: the controller could stop the deployment until then.
     pub fn primary_failures_before_promotion(
         &self,
         key: &ServiceKey,
@@ -185,6 +191,27 @@ impl SimCloud {
             })
             .count();
         Some(failures as u32)
+    }
+
+    /// Every UpdateService that started a service deployment, in order
+    /// (invariant (f) flags those made while another was ongoing).
+    pub fn native_starts(&self) -> Vec<NativeStart> {
+        self.world().checks.native_starts.clone()
+    }
+
+    /// Every CONTINUE answer to a service deployment's pause, in order,
+    /// with what the controller could know of the new revision then.
+    pub fn native_continues(&self) -> Vec<NativeContinue> {
+        self.world().checks.native_continues.clone()
+    }
+
+    /// The service's deployments as they are now (no lag, cost or
+    /// faults), oldest first.
+    pub fn service_deployments(
+        &self,
+        key: &ServiceKey,
+    ) -> Vec<crate::rollout::service_deployment::ServiceDeployment> {
+        self.world().service_deployments(key)
     }
 
     /// The longest time a production route sent traffic to a target group

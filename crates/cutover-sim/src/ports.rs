@@ -1,4 +1,5 @@
-//! The ports, as the controller sees them: every call is counted, may be
+//! The ports, as the controller sees them (the store, ECS's task sets and
+//! service deployments, the load balancer): every call is counted, may be
 //! slowed or fail as its API group's fault profile says, and then acts on
 //! the world at the time it arrives.
 
@@ -11,13 +12,15 @@ use super::in_flight::{ItemRef, plain_write_conflict};
 use super::tasks::{DESCRIBE_TASKS_LIMIT, DesiredStatus, TaskFilter};
 use crate::cloud::{
     Change, CloudError, DesiredStore, Ecs, ErrorKind, Fence, Listing, LoadBalancer, Positioned,
-    Precondition, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
+    Precondition, ServiceDeployments, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::observed::task_set_id;
+use crate::rollout::service_deployment::{PauseAction, ServiceDeployment, StartServiceDeployment};
 use crate::rollout::{
     Route, ServiceKey, ServiceState, Status, Stickiness, TargetCounts, TaskSet, Weights,
 };
+use crate::time::Timestamp;
 
 impl SimCloud {
     /// Counts the call, draws its fate and waits out its latency.
@@ -316,5 +319,54 @@ impl LoadBalancer for SimCloud {
         let counts = w.target_counts(target_group)?;
         w.health_read(target_group, counts.healthy);
         Ok(counts)
+    }
+}
+
+#[async_trait]
+impl ServiceDeployments for SimCloud {
+    async fn start(
+        &self,
+        key: &ServiceKey,
+        request: &StartServiceDeployment,
+    ) -> Result<Option<String>, CloudError> {
+        const OP: &str = "ecs:UpdateService";
+        let verdict = self.call(ApiGroup::EcsMutation, OP).await?;
+        let result = self.world().start_deployment(key, request).map(Some);
+        self.reply(OP, verdict, result)
+    }
+
+    async fn describe(&self, arns: &[String]) -> Result<Vec<ServiceDeployment>, CloudError> {
+        self.call(ApiGroup::EcsRead, "ecs:DescribeServiceDeployments")
+            .await?;
+        self.world().describe_deployments(arns)
+    }
+
+    async fn ongoing(
+        &self,
+        key: &ServiceKey,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<String>, CloudError> {
+        self.call(ApiGroup::EcsRead, "ecs:ListServiceDeployments")
+            .await?;
+        self.world().ongoing_deployments(key, since)
+    }
+
+    async fn answer(
+        &self,
+        arn: &str,
+        hook_id: &str,
+        action: PauseAction,
+    ) -> Result<(), CloudError> {
+        const OP: &str = "ecs:ContinueServiceDeployment";
+        let verdict = self.call(ApiGroup::EcsMutation, OP).await?;
+        let result = self.world().answer_pause(arn, hook_id, action);
+        self.reply(OP, verdict, result)
+    }
+
+    async fn stop(&self, arn: &str) -> Result<(), CloudError> {
+        const OP: &str = "ecs:StopServiceDeployment";
+        let verdict = self.call(ApiGroup::EcsMutation, OP).await?;
+        let result = self.world().stop_deployment(arn);
+        self.reply(OP, verdict, result)
     }
 }

@@ -8,6 +8,7 @@ use super::SimCloud;
 use super::alb::{Action, Condition, RouteConfig, RouteKind, Stickiness};
 use super::arn;
 use super::ecs::{Service, SimTaskSet};
+use super::native::NativeService;
 use super::registry::{self, Containers};
 use super::targets::TargetGroup;
 use super::world::World;
@@ -49,7 +50,8 @@ pub struct ServiceSetup {
     /// Production traffic goes through a listener rule (with a host header
     /// condition) instead of the listener's default action.
     pub production_rule: bool,
-    /// `EXTERNAL` for services cutover can drive.
+    /// `EXTERNAL` for services cutover drives with task sets; `ECS` for
+    /// services ECS deploys itself (see [`ServiceSetup::native`]).
     pub deployment_controller: String,
     /// The initial task set's external id; `None` as if made by hand.
     pub initial_external_id: Option<String>,
@@ -82,7 +84,23 @@ impl ServiceSetup {
             key,
         }
     }
+
+    /// A service on the ECS deployment controller that ECS deploys itself
+    /// (`driver = "ecs_native"`): its first revision serves from the blue
+    /// target group, and ECS weighs the production and test routes between
+    /// the two target groups in each service deployment (the service's
+    /// `advancedConfiguration`:
+    /// https://docs.aws.amazon.com/AmazonECS/latest/developerguide/blue-green-deployment-implementation.html).
+    pub fn native(key: ServiceKey) -> ServiceSetup {
+        ServiceSetup {
+            deployment_controller: NATIVE_CONTROLLER.into(),
+            ..ServiceSetup::new(key)
+        }
+    }
 }
+
+/// The deployment controller of services ECS deploys itself.
+pub const NATIVE_CONTROLLER: &str = "ECS";
 
 /// What a record for the service needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,6 +123,24 @@ impl ServiceArns {
 
     pub fn green(&self) -> &str {
         &self.target_groups[1]
+    }
+
+    /// A valid `driver = "ecs_native"` record body deploying
+    /// `task_definition` with `strategy`: ECS owns the routes, target
+    /// groups and placement, so the record names none of them.
+    pub fn native_record(&self, task_definition: &str, strategy: Value) -> Value {
+        json!({
+            "service": self.key.to_string(),
+            "driver": "ecs_native",
+            "task_definition": task_definition,
+            "container": self.container,
+            "strategy": strategy,
+            "bake": "1m",
+            "progress_deadline": "10m",
+            "paused": false,
+            "auto_promote": true,
+            "labels": {"team": "sim"},
+        })
     }
 
     /// A valid record body deploying `task_definition` with `strategy`
@@ -276,7 +312,20 @@ impl World {
             tasks: BTreeMap::new(),
             created_at: self.now,
         };
-        let initial_task_set = setup.initial_task_set.then(|| task_set.arn.clone());
+        let native = (setup.deployment_controller == NATIVE_CONTROLLER).then(|| {
+            NativeService::new(
+                &production,
+                test.as_ref(),
+                [blue.clone(), green.clone()],
+                &setup.container,
+                setup.container_port,
+                &task_definition,
+                setup.initial_task_set.then(|| id.clone()),
+            )
+        });
+        // A native service's revisions are not task sets anyone can name.
+        let initial_task_set =
+            (setup.initial_task_set && native.is_none()).then(|| task_set.arn.clone());
         let task_sets = if setup.initial_task_set {
             vec![task_set]
         } else {
@@ -292,6 +341,7 @@ impl World {
                 stopped_tasks: Vec::new(),
                 removed: Vec::new(),
                 base_task_definition: task_definition.clone(),
+                native,
             },
         );
         // Registered long enough ago to have passed its health checks.

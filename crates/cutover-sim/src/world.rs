@@ -83,6 +83,19 @@ pub(crate) enum Event {
     StickyExpired {
         route: String,
     },
+    /// What an ECS service deployment was doing is done (a stage, a bake,
+    /// a rollback step); events of an older `generation` are stale.
+    NativeStep {
+        key: ServiceKey,
+        arn: String,
+        generation: u64,
+    },
+    /// A pause hook's timeout.
+    NativeHookTimeout {
+        key: ServiceKey,
+        arn: String,
+        hook_id: String,
+    },
 }
 
 pub(crate) struct World {
@@ -173,6 +186,14 @@ impl World {
             Event::Churn(kind) => self.churn(kind),
             Event::ExcuseEnds { target_group } => self.target_group_changed(&target_group),
             Event::StickyExpired { route } => self.route_changed(&route),
+            Event::NativeStep {
+                key,
+                arn,
+                generation,
+            } => self.native_step(&key, &arn, generation),
+            Event::NativeHookTimeout { key, arn, hook_id } => {
+                self.native_hook_timeout(&key, &arn, &hook_id)
+            }
         }
     }
 

@@ -8,6 +8,7 @@ mod controller_first_command;
 mod ecs;
 mod faults;
 mod invariants;
+mod native;
 mod sticky;
 mod store;
 mod stream_readers;

@@ -540,8 +540,24 @@ impl<'a, 'd> Native<'a, 'd> {
     /// No deployment of the rollout shows yet: UpdateService was sent and
     /// ECS has not listed its deployment, or the update never landed.
     fn not_created(&mut self, r: Rollout) -> Flow {
-        let landed = self.service.runs(&self.spec.version) && r.id.revision == self.spec.revision;
-        if !landed && (r.rollback.is_some() || r.id.revision != self.spec.revision) {
+        let superseded = r.id.revision != self.spec.revision;
+        let landed = self.service.runs(&self.spec.version) && !superseded;
+        let now = self.d.now;
+        // A superseded rollout's update cannot be told taken or lost: the
+        // service is compared with the record's version, which is no longer
+        // the rollout's. Its status was written only once UpdateService
+        // succeeded, so its deployment may be ongoing and not listed yet;
+        // ending it here started the newer revision beside it. It waits for
+        // that deployment to show (and be stopped), or for the progress
+        // deadline, after which none will.
+        let deadline = r.started_at + self.spec.progress_deadline;
+        if superseded && r.rollback.is_none() && now < deadline {
+            return self.wait(format!(
+                "revision {} is superseded by {}: waiting for ECS to show the deployment of revision {} before deploying",
+                r.id.revision, self.spec.revision, r.id.revision
+            ));
+        }
+        if !landed && (r.rollback.is_some() || superseded) {
             // Nothing was deployed for it: it ends here, and a newer
             // revision starts.
             return match r.rollback {
@@ -554,7 +570,6 @@ impl<'a, 'd> Native<'a, 'd> {
         if !landed && self.spec.control.abort.as_ref() == Some(&r.id) {
             return self.end(r, Outcome::Aborted, Some("aborted by request".into()));
         }
-        let now = self.d.now;
         if now >= r.started_at + self.spec.progress_deadline {
             let why = format!(
                 "ECS showed no service deployment of revision {} within the progress deadline ({})",

@@ -1103,3 +1103,51 @@ fn a_hook_that_says_fail_answers_its_pause_with_rollback() {
         "{reason}"
     );
 }
+
+#[test]
+fn a_newer_revision_written_before_the_update_shows_does_not_start_beside_it() {
+    let mut w = Ecs::new(native_record("web:2", canary()));
+    w.takes = Takes::Unlisted;
+    w.step();
+    w.body["task_definition"] = json!("web:3");
+    // The update to web:2 was taken: its deployment is ongoing although
+    // ECS does not list it yet. The fake panics on a start beside it.
+    for _ in 0..4 {
+        w.advance(S5);
+        w.step();
+    }
+    assert_eq!(w.started.len(), 1);
+    w.show();
+    w.step();
+    assert_eq!(w.stopped, vec![sd(1)]);
+    w.rolled_back();
+    w.step();
+    if w.started.len() == 1 {
+        w.step();
+    }
+    assert_eq!(w.finished(), vec![Outcome::Superseded]);
+    assert_eq!(
+        w.started[1].version,
+        Version::TaskDefinition("web:3".into())
+    );
+}
+
+#[test]
+fn a_newer_revision_after_an_update_that_never_shows_starts_at_the_progress_deadline() {
+    let mut w = Ecs::new(native_record("web:2", canary()));
+    w.takes = Takes::Lost;
+    w.step();
+    w.takes = Takes::Shown;
+    w.body["task_definition"] = json!("web:3");
+    let deadline = w.now + Duration::from_secs(300);
+    while w.started.len() == 1 && w.now <= deadline {
+        w.advance(S5);
+        w.step();
+    }
+    assert_eq!(w.finished(), vec![Outcome::Superseded]);
+    assert_eq!(
+        w.started[1].version,
+        Version::TaskDefinition("web:3".into())
+    );
+    assert!(w.status.failed.is_none());
+}

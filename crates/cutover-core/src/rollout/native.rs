@@ -395,12 +395,24 @@ impl<'a, 'd> Native<'a, 'd> {
             attempt: next_attempt(self.spec, &self.d.status),
         };
         let mut rollout = self.rollout_for(id, dep.created_at.unwrap_or(self.d.now));
+        // The production steps it passed, from the weight ECS moved to the
+        // new revision. Counting none, as before, answered the pause before
+        // the last step as if it were the first: past a promotion that
+        // auto_promote = false waits for, and calling
+        // before_production_traffic again. Without a weight, none.
+        let strategy = self.config.strategy;
+        let passed = dep.target_weight.map_or(0, |w| {
+            (1..=strategy.steps())
+                .take_while(|&n| strategy.weight_after(n) <= w)
+                .count() as u32
+        });
+        rollout.step = passed;
         rollout.service_deployment = Some(ServiceDeploymentRef {
             arn: dep.arn.clone(),
             status: dep.status,
             pause: None,
             answered: None,
-            pauses_passed: 0,
+            pauses_passed: passed,
         });
         self.open(
             rollout,

@@ -1151,3 +1151,35 @@ fn a_newer_revision_after_an_update_that_never_shows_starts_at_the_progress_dead
     );
     assert!(w.status.failed.is_none());
 }
+
+#[test]
+fn a_rollout_adopted_at_its_last_production_pause_still_waits_for_promotion() {
+    let mut body = native_record("web:2", canary());
+    body["auto_promote"] = json!(false);
+    let mut w = started(body);
+    w.pause(PreProductionTrafficShift);
+    w.step();
+    assert_eq!(w.answers.len(), 1);
+    w.at(ProductionTrafficShift);
+    w.last().target_weight = Some(10);
+    w.step();
+    let h2 = w.pause(PreProductionTrafficShift);
+    w.step();
+    assert_eq!(w.status.phase(), Phase::AwaitingPromotion);
+    // A restart after a whole-item PutItem: the status is gone.
+    w.status = Status::default();
+    for _ in 0..3 {
+        w.advance(S5);
+        w.step();
+    }
+    assert_eq!(w.answers.len(), 1, "promotion skipped: {:?}", w.answers);
+    assert_eq!(w.status.phase(), Phase::AwaitingPromotion);
+    let id = w.rollout_id();
+    let step = w.status.rollout.as_ref().unwrap().step;
+    assert_eq!(step, 1, "the canary's step passed before the restart");
+    w.body["control"] = json!({"promote": {"rollout": id, "step": step}});
+    w.step();
+    assert_eq!(w.answered()[1], (h2.as_str(), CONTINUE));
+    let completed = w.steps_completed();
+    assert_eq!(completed.last(), Some(&(2, 100)), "{completed:?}");
+}

@@ -16,6 +16,7 @@ mod fenced;
 mod item;
 pub mod leases;
 mod relay;
+pub mod service_deployments;
 pub mod store;
 mod streams;
 mod table;

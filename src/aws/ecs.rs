@@ -2,7 +2,12 @@
 //!
 //! Reading is DescribeServices alone: task sets come inline, ten services a
 //! call, so a sweep of the fleet costs a tenth of a call per service. The
-//! other calls happen only when the controller changes something.
+//! other calls happen only when the controller changes something. Services
+//! on the ECS deployment controller add one DescribeTaskDefinition per task
+//! definition never seen before, for the images it runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -22,17 +27,80 @@ use crate::rollout::{ServiceKey, ServiceState, TaskSet, Version};
 /// DescribeTasks takes at most this many tasks per call.
 const DESCRIBE_TASKS_LIMIT: usize = 100;
 
+/// Task definitions whose images are remembered. A fleet runs far fewer;
+/// past this many (years of releases) the cache starts again.
+const IMAGES_CACHED: usize = 4_096;
+
+/// Container name to image, by task definition ARN.
+type Images = BTreeMap<String, String>;
+
 #[derive(Clone, Debug)]
 pub struct EcsAdapter {
     client: Client,
+    /// The images of each task definition a service on the ECS deployment
+    /// controller ran. A revision never changes once registered
+    /// (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definitions.html),
+    /// so each is read once and a steady fleet costs no call.
+    images: Arc<Mutex<HashMap<String, Images>>>,
 }
 
 impl EcsAdapter {
     /// Every request attempt is counted in `calls`.
     pub fn new(sdk: &SdkConfig, calls: &ApiCalls) -> Self {
+        Self::from_client(ecs_client(sdk, calls))
+    }
+
+    pub fn from_client(client: Client) -> Self {
         EcsAdapter {
-            client: ecs_client(sdk, calls),
+            client,
+            images: Arc::default(),
         }
+    }
+
+    /// Each container's image in `task_definition`, from the cache or
+    /// DescribeTaskDefinition. Empty when it cannot be read: the service is
+    /// still described, and a release by image then reads as not yet
+    /// running (the read is tried again next time).
+    async fn images(&self, task_definition: &str) -> Images {
+        if let Some(images) = self.cached().get(task_definition) {
+            return images.clone();
+        }
+        let out = self
+            .client
+            .describe_task_definition()
+            .task_definition(task_definition)
+            .send()
+            .await;
+        let td = match out {
+            Ok(out) => out.task_definition,
+            Err(e) => {
+                let subject = Subject {
+                    task_definition: Some(task_definition),
+                    ..Subject::default()
+                };
+                let e = ecs_error("ecs:DescribeTaskDefinition", &subject, e);
+                tracing::debug!(task_definition, error = %e, "cannot read the task definition's images");
+                return Images::new();
+            }
+        };
+        let Some(td) = td else {
+            return Images::new();
+        };
+        let images: Images = td
+            .container_definitions()
+            .iter()
+            .filter_map(|c| Some((c.name()?.to_string(), c.image()?.to_string())))
+            .collect();
+        let mut cache = self.cached();
+        if cache.len() >= IMAGES_CACHED {
+            cache.clear();
+        }
+        cache.insert(task_definition.to_string(), images.clone());
+        images
+    }
+
+    fn cached(&self) -> std::sync::MutexGuard<'_, HashMap<String, Images>> {
+        self.images.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The task set to copy placement and, for an image release, the task
@@ -134,6 +202,16 @@ impl Ecs for EcsAdapter {
             let states = describe_result(batch, out.services(), out.failures(), &probe.reports())
                 .map_err(|m| CloudError::new(ErrorKind::Other, OP, m))?;
             found.extend(states);
+        }
+        // What a service on the ECS controller runs, by container, for
+        // records that release an image.
+        for (_, state) in &mut found {
+            if let ServiceState::Found(service) = state
+                && let Some(native) = &mut service.native
+                && !native.task_definition.is_empty()
+            {
+                native.images = self.images(&native.task_definition).await;
+            }
         }
         Ok(found)
     }
@@ -300,3 +378,7 @@ impl Ecs for EcsAdapter {
         Ok(stopped)
     }
 }
+
+#[cfg(test)]
+#[path = "ecs_tests.rs"]
+mod tests;

@@ -9,6 +9,7 @@ use crate::aws::alb::AlbAdapter;
 use crate::aws::calls::ApiCalls;
 use crate::aws::ecs::EcsAdapter;
 use crate::aws::sdk_config;
+use crate::aws::service_deployments::ServiceDeploymentsAdapter;
 use crate::aws::store::DynamoStore;
 use crate::cloud::{DesiredStore, StoredRecord};
 use crate::config::Config;
@@ -50,6 +51,10 @@ impl Aws {
 
     pub fn codedeploy(&self) -> crate::aws::codedeploy::CodeDeployAdapter {
         crate::aws::codedeploy::CodeDeployAdapter::new(&self.sdk, &ApiCalls::new())
+    }
+
+    pub fn service_deployments(&self) -> ServiceDeploymentsAdapter {
+        ServiceDeploymentsAdapter::new(&self.sdk, &ApiCalls::new())
     }
 
     /// The record, or an error that says where it was looked for.

@@ -62,12 +62,13 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let now = Timestamp::from_system(SystemTime::now());
     // A dry run calls no one's endpoints: gates read as unchecked.
     let codedeploy = aws.codedeploy();
+    let service_deployments = aws.service_deployments();
     let observed = observe(
         &ecs,
         &lb,
         &crate::cloud::NoChecks,
         &codedeploy,
-        &crate::cloud::NoServiceDeployments,
+        &service_deployments,
         key,
         |service| reads(&desired, Some(service), &status, now),
     )

@@ -16,11 +16,14 @@ use crate::aws::codedeploy::CodeDeployAdapter;
 use crate::aws::ecs::EcsAdapter;
 use crate::aws::leases::DynamoLeases;
 use crate::aws::sdk_config;
+use crate::aws::service_deployments::ServiceDeploymentsAdapter;
 use crate::aws::store::DynamoStore;
 use crate::checks::{self, AlarmBatcher, Alarms, LiveChecks, Pacing};
 use crate::cloud::DeploymentBatcher;
 use crate::cloud::budget::{ApiBudgets, Budgeted};
-use crate::cloud::{Clock, DesiredStore, Ecs, Leases, LoadBalancer, SystemClock};
+use crate::cloud::{
+    Clock, DesiredStore, Ecs, Leases, LoadBalancer, ServiceDeployments, SystemClock,
+};
 use crate::controller::{Controller, ControllerConfig, LeaseConfig};
 use crate::http::{self, ApiState, ApiToken};
 use crate::metrics::Metrics;
@@ -82,6 +85,12 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         Pacing::default(),
     );
     let checks = LiveChecks::new(client.clone(), Arc::clone(&clock)).with_alarms(alarms);
+    // Records with driver = "ecs_native": ECS's own deployments, within the
+    // ECS budgets the task set calls keep to.
+    let service_deployments = Budgeted::new(
+        Arc::new(ServiceDeploymentsAdapter::new(&sdk, &calls)) as Arc<dyn ServiceDeployments>,
+        Arc::clone(&budgets),
+    );
     let (notifier, courier) =
         Notifier::start(client, NotifyPolicy::default(), Some(Arc::clone(&metrics)));
     // Jitter only needs to differ between replicas, not to be secret.
@@ -116,6 +125,7 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     .with_relay(Arc::new(leases.clone()))
     .with_checks(Arc::new(checks))
     .with_codedeploy(Arc::new(codedeploy))
+    .with_service_deployments(Arc::new(service_deployments))
     .with_notifier(notifier);
     let handle = controller.handle();
     metrics

@@ -10,12 +10,14 @@ use tokio::sync::mpsc;
 use super::{ApiBudgets, Category};
 use crate::cloud::{
     Change, CloudError, DesiredStore, Ecs, Fence, Listing, LoadBalancer, Positioned, Precondition,
-    SpecChanges, SpecWrite, StatusWrite, StoredRecord,
+    ServiceDeployments, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
+use crate::rollout::service_deployment::{PauseAction, ServiceDeployment, StartServiceDeployment};
 use crate::rollout::{
     Route, ServiceKey, ServiceState, Status, Stickiness, TargetCounts, TaskSet, Weights,
 };
+use crate::time::Timestamp;
 
 /// A port whose calls keep to `budgets`. Wrap the outermost adapter, so
 /// SDK retries (which the adapter makes inside one call) are the only
@@ -81,6 +83,50 @@ impl Ecs for Budgeted<dyn Ecs> {
         // DescribeServices one; sharing that one is the cautious choice.
         self.wait(Category::EcsRead).await;
         self.inner.stopped_tasks(key, task_set_arn).await
+    }
+}
+
+/// ECS's own service deployments: the reads share the DescribeServices
+/// bucket, and starting (UpdateService), answering and stopping share the
+/// UpdateService one, as the other ECS calls do.
+#[async_trait]
+impl ServiceDeployments for Budgeted<dyn ServiceDeployments> {
+    async fn start(
+        &self,
+        key: &ServiceKey,
+        request: &StartServiceDeployment,
+    ) -> Result<Option<String>, CloudError> {
+        self.wait(Category::EcsMutation).await;
+        self.inner.start(key, request).await
+    }
+
+    async fn describe(&self, arns: &[String]) -> Result<Vec<ServiceDeployment>, CloudError> {
+        self.wait(Category::EcsRead).await;
+        self.inner.describe(arns).await
+    }
+
+    async fn ongoing(
+        &self,
+        key: &ServiceKey,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<String>, CloudError> {
+        self.wait(Category::EcsRead).await;
+        self.inner.ongoing(key, since).await
+    }
+
+    async fn answer(
+        &self,
+        arn: &str,
+        hook_id: &str,
+        action: PauseAction,
+    ) -> Result<(), CloudError> {
+        self.wait(Category::EcsMutation).await;
+        self.inner.answer(arn, hook_id, action).await
+    }
+
+    async fn stop(&self, arn: &str) -> Result<(), CloudError> {
+        self.wait(Category::EcsMutation).await;
+        self.inner.stop(arn).await
     }
 }
 

@@ -60,6 +60,33 @@ data "aws_iam_policy_document" "cutover" {
     ]
   }
 
+  # Records with driver = "ecs_native": ECS deploys, cutover starts the
+  # deployment with UpdateService and answers its PAUSE hooks. The actions
+  # and their resource types are those of the Service Authorization
+  # Reference for Amazon ECS:
+  # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerservice.html
+  statement {
+    sid = "EcsNativeDeploymentStarts"
+    actions = [
+      "ecs:UpdateService",
+      "ecs:ListServiceDeployments",
+    ]
+    resources = ["arn:${local.partition}:ecs:${var.region}:${local.account}:service/*/*"]
+  }
+
+  statement {
+    sid = "EcsNativeDeployments"
+    actions = [
+      "ecs:DescribeServiceDeployments",
+      "ecs:ContinueServiceDeployment",
+      "ecs:StopServiceDeployment",
+    ]
+    resources = [
+      "arn:${local.partition}:ecs:${var.region}:${local.account}:service/*/*",
+      "arn:${local.partition}:ecs:${var.region}:${local.account}:service-deployment/*/*/*",
+    ]
+  }
+
   statement {
     sid       = "EcsStoppedTasks"
     actions   = ["ecs:ListTasks"]

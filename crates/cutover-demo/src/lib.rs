@@ -12,7 +12,9 @@ use anyhow::Context;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use cutover_controller::cloud::{Clock, DesiredStore, Ecs, LoadBalancer, ScaledClock};
+use cutover_controller::cloud::{
+    Clock, DesiredStore, Ecs, LoadBalancer, ScaledClock, ServiceDeployments,
+};
 use cutover_controller::controller::{Controller, ControllerConfig};
 use cutover_core::rollout::observed::short_task_definition;
 use cutover_core::rollout::{Event, Phase, ServiceKey};
@@ -59,8 +61,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let scenarios = setup(&sim)?;
 
     println!(
-        "cutover demo: seed {}, simulated clock at {}x. Three records were written:",
-        args.seed, args.speed
+        "cutover demo: seed {}, simulated clock at {}x. {} records were written:",
+        args.seed,
+        args.speed,
+        scenarios.len()
     );
     for s in &scenarios {
         println!("  {:<16} {}", s.key.to_string(), s.story);
@@ -70,6 +74,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let store: Arc<dyn DesiredStore> = Arc::new(sim.clone());
     let ecs: Arc<dyn Ecs> = Arc::new(sim.clone());
     let lb: Arc<dyn LoadBalancer> = Arc::new(sim.clone());
+    let service_deployments: Arc<dyn ServiceDeployments> = Arc::new(sim.clone());
     let controller = Controller::new(
         store,
         ecs,
@@ -82,7 +87,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             seed: args.seed,
             ..ControllerConfig::default()
         },
-    );
+    )
+    .with_service_deployments(service_deployments);
     let mut events = controller.subscribe();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(controller.run(shutdown.clone()));
@@ -167,7 +173,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     println!(
-        "\nall three services ended as expected in {} of simulated time.",
+        "\nall {} services ended as expected in {} of simulated time.",
+        scenarios.len(),
         format_duration(clock.now().since(start))
     );
     Ok(ExitCode::SUCCESS)
@@ -177,6 +184,7 @@ fn setup(sim: &SimCloud) -> anyhow::Result<Vec<Scenario>> {
     let checkout = ServiceKey::new("demo", "checkout");
     let search = ServiceKey::new("demo", "search");
     let billing = ServiceKey::new("demo", "billing");
+    let payments = ServiceKey::new("demo", "payments");
 
     let a = sim.add_service(ServiceSetup {
         desired_count: 3,
@@ -208,6 +216,17 @@ fn setup(sim: &SimCloud) -> anyhow::Result<Vec<Scenario>> {
     body["container_port"] = json!(0);
     sim.put_spec(&billing, body);
 
+    // ECS deploys this one itself; cutover answers each of its pauses.
+    let d = sim.add_service(ServiceSetup {
+        desired_count: 3,
+        ..ServiceSetup::native(payments.clone())
+    })?;
+    let body = d.native_record(
+        "payments:2",
+        json!({"type": "canary", "percent": 10, "interval": "1m"}),
+    );
+    sim.put_spec(&payments, body);
+
     Ok(vec![
         Scenario {
             key: checkout,
@@ -223,6 +242,11 @@ fn setup(sim: &SimCloud) -> anyhow::Result<Vec<Scenario>> {
             key: billing,
             story: "an invalid record → reported and skipped",
             expect: Phase::Invalid,
+        },
+        Scenario {
+            key: payments,
+            story: "ECS's own canary (driver ecs_native): 10% for 1m, each step held at an ECS pause until cutover answers → promoted",
+            expect: Phase::Steady,
         },
     ])
 }
@@ -275,17 +299,23 @@ async fn summary(sim: &SimCloud, scenarios: &[Scenario]) {
     );
     let records = records(sim).await;
     for s in scenarios {
-        let Some(status) = records.get(&s.key).and_then(|r| r.status.clone()) else {
+        let record = records.get(&s.key);
+        let Some(status) = record.and_then(|r| r.status.clone()) else {
             println!("{:<16} (no status yet)", s.key.to_string());
             continue;
         };
         let weights = status
             .weights
             .map_or("-".to_string(), |(a, c)| format!("{a}/{c}"));
-        let serving = status
-            .active
-            .as_ref()
-            .map_or("-", |a| short_task_definition(&a.task_definition));
+        // ECS's own deployments have no task set cutover names: a service
+        // steady on its record serves the record's task definition.
+        let written = record
+            .and_then(|r| r.body["task_definition"].as_str())
+            .filter(|_| status.phase() == Phase::Steady);
+        let serving = status.active.as_ref().map_or_else(
+            || written.map_or("-", short_task_definition),
+            |a| short_task_definition(&a.task_definition),
+        );
         println!(
             "{:<16} {:<12} {:<12} {:<8} {}",
             s.key.to_string(),

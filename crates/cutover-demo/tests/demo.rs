@@ -30,6 +30,15 @@ fn the_demo_finishes_with_every_service_where_its_story_ends() {
         "rolled back to the old version:\n{stdout}"
     );
     assert!(row("demo/billing").contains("Invalid"), "{stdout}");
+    // ECS's own deployment, driven through its pauses, beside the task sets.
+    assert!(row("demo/payments").contains("Steady"), "{stdout}");
+    assert!(row("demo/payments").contains("payments:2"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("demo/payments") && l.contains("candidate has 10% of production")),
+        "the canary's first step:\n{stdout}"
+    );
     assert!(stdout.contains("Shifting → RollingBack"), "{stdout}");
     assert!(!stdout.contains("invariant violated"), "{stdout}");
 }

@@ -219,7 +219,7 @@ impl Metrics {
             alerts: counter_vec(
                 &r,
                 "cutover_rollout_alerts_total",
-                "Changes made outside cutover mid-rollout, and overdue rollbacks, by kind: weights_changed_by_hand (the rollout pauses), foreign_target_group (it holds), previous_task_set_deleted, rollback_overdue.",
+                "Changes made outside cutover mid-rollout, and overdue rollbacks, by kind: weights_changed_by_hand (the rollout pauses), foreign_target_group (it holds), previous_task_set_deleted, rollback_overdue, rollback_failed (ECS could not roll a service deployment back).",
                 &["kind"],
             )?,
             service_phase: gauge_vec(

@@ -26,9 +26,10 @@ use super::ecs_image::task_definition_with_image;
 use super::error::{code, ecs_error};
 use crate::cloud::service_deployments::{DESCRIBE_LIMIT, ServiceDeployments};
 use crate::cloud::{CloudError, ErrorKind};
+use crate::rollout::command::StartServiceDeployment;
 use crate::rollout::service_deployment::{
     LifecycleStage, NativeStrategy, Pause, PauseAction, PauseStatus, ServiceDeployment,
-    ServiceDeploymentStatus, StartServiceDeployment,
+    ServiceDeploymentStatus,
 };
 use crate::rollout::{ServiceKey, Version};
 use crate::time::Timestamp;
@@ -231,6 +232,7 @@ pub(crate) fn service_deployment(d: &SdkServiceDeployment) -> Option<ServiceDepl
             .and_then(|t| t.requested_production_traffic_weight())
             .map(|w| w.round().clamp(0.0, 100.0) as u32),
         rollback_reason: d.rollback().and_then(|r| r.reason()).map(str::to_string),
+        target: None,
     })
 }
 

@@ -436,6 +436,7 @@ async fn a_deployment_reads_its_stage_pauses_and_weight() {
             created_at: Some(Timestamp(1_700_000_000_000)),
             target_weight: Some(10),
             rollback_reason: None,
+            target: None,
         }],
         "the Lambda hook is not a pause"
     );

@@ -15,8 +15,9 @@ use crate::cloud::{
     Precondition, ServiceDeployments, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
+use crate::rollout::command::StartServiceDeployment;
 use crate::rollout::observed::task_set_id;
-use crate::rollout::service_deployment::{PauseAction, ServiceDeployment, StartServiceDeployment};
+use crate::rollout::service_deployment::{PauseAction, ServiceDeployment};
 use crate::rollout::{
     Route, ServiceKey, ServiceState, Status, Stickiness, TargetCounts, TaskSet, Weights,
 };

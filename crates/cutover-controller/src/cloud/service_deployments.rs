@@ -6,9 +6,9 @@ use async_trait::async_trait;
 
 use super::{CloudError, ErrorKind};
 use crate::rollout::ServiceKey;
+use crate::rollout::command::StartServiceDeployment;
 use crate::rollout::service_deployment::{
     PauseAction, ServiceDeployment, ServiceDeploymentRead, ServiceDeploymentView,
-    StartServiceDeployment,
 };
 use crate::time::Timestamp;
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::control::RolloutId;
 use super::deployment::{ContinueWait, CreateDeployment};
 use super::observed::{Stickiness, Weights, short_arn, short_task_definition, task_set_name};
-use super::service_deployment::{PauseAction, StartServiceDeployment, deployment_id};
+use super::service_deployment::{LifecycleStage, NativeStrategy, PauseAction, deployment_id};
 use super::spec::{Placement, Route, Version};
 use super::status::{Status, Transition};
 use crate::time::Timestamp;
@@ -27,6 +27,22 @@ pub struct CreateTaskSet {
     pub template: Option<String>,
     /// Used when there is no template (a service's first release).
     pub placement: Placement,
+}
+
+/// A new service deployment: UpdateService with the record's version,
+/// ECS's strategy, the bake, and cutover's PAUSE hooks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartServiceDeployment {
+    pub version: Version,
+    pub strategy: NativeStrategy,
+    /// `bakeTimeInMinutes`: blue and green both run this long after the
+    /// production shift, and ECS rolls back within it on a failure.
+    pub bake_minutes: u32,
+    /// The stages that hold a PAUSE hook (one hook, these stages).
+    pub pauses: Vec<LifecycleStage>,
+    /// How long a pause waits for cutover's answer before ECS takes the
+    /// timeout action (`timeoutInMinutes`, 1 to 20160).
+    pub pause_timeout_minutes: u32,
 }
 
 /// An idempotent action on AWS. Commands run in order; the first failure stops

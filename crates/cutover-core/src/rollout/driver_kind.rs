@@ -221,8 +221,8 @@ pub(super) fn native_unused(given: &[(&str, bool)], bad: &mut impl FnMut(&str, S
     for (field, present) in given {
         if *present {
             let why = match *field {
-                "gates.target_health" | "gates.task_failures" => {
-                    "ECS checks the new revision's tasks and targets itself (its circuit breaker and alarms)"
+                "gates.task_failures" => {
+                    "ECS replaces the new revision's failed tasks itself; `gates.target_health` watches its targets"
                 }
                 _ => {
                     "ECS owns the load balancer wiring and placement (the service's advancedConfiguration)"

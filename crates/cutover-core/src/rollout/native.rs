@@ -31,9 +31,11 @@
 //! stops the one in flight with a rollback (StopServiceDeployment), waits
 //! for it to end, then starts.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::checks::hook;
+use super::command::StartServiceDeployment;
 use super::command::{AlertKind, Command, Event, Outcome, Wake};
 use super::control::RolloutId;
 use super::draft::{Draft, RESEND_AFTER};
@@ -42,20 +44,51 @@ use super::driver::{
 };
 use super::driver_kind::NativeDeployment;
 use super::hook::HookPoint;
-use super::observed::{EcsService, Observed, short_task_definition};
+use super::observed::{EcsService, Observed, TargetCounts, short_task_definition};
 use super::reading::Reads;
 use super::service_deployment::{
     Answered, LifecycleStage, PauseAction, ServiceDeployment, ServiceDeploymentRead,
     ServiceDeploymentRef, ServiceDeploymentStatus, ServiceDeploymentView, ServiceRevision,
-    StartServiceDeployment,
+    TargetRevision, same_task_definition,
 };
-use super::spec::Spec;
+use super::spec::{Spec, Version};
 use super::status::{Phase, RollbackReason, Rollout, Status};
 use crate::time::Timestamp;
 
 /// Clocks differ: a deployment created this long before its rollout began
 /// may still be the rollout's.
 const CLOCK_SLACK: Duration = Duration::from_secs(60);
+
+/// Whether a task definition with these images (where read) runs `version`.
+pub(crate) fn runs(
+    task_definition: &str,
+    images: &BTreeMap<String, String>,
+    version: &Version,
+) -> bool {
+    match version {
+        Version::TaskDefinition(td) => same_task_definition(task_definition, td),
+        Version::Image { image, container } => images.get(container) == Some(image),
+    }
+}
+
+/// Whether the service is set to run `version` (its task definition
+/// changes as soon as ECS takes an UpdateService).
+fn set_to(service: &ServiceRevision, version: &Version) -> bool {
+    runs(&service.task_definition, &service.images, version)
+}
+
+/// Whether `dep` deploys `version`: by the revision it targets where that
+/// was read; otherwise, by what the service is set to (`set`).
+fn deploys(dep: &ServiceDeployment, version: &Version, set: bool) -> bool {
+    match &dep.target {
+        Some(TargetRevision {
+            task_definition,
+            images,
+            ..
+        }) => runs(task_definition, images, version),
+        None => set,
+    }
+}
 
 /// The stages cutover pauses at for `spec`.
 pub(crate) fn pause_stages(spec: &Spec) -> Vec<LifecycleStage> {
@@ -165,9 +198,13 @@ fn reads(spec: &Spec, svc: &EcsService, status: &Status, now: Timestamp) -> Read
     });
     if let Some(r) = &status.rollout
         && r.rollback.is_none()
-        && gated(status.phase())
     {
-        reads.probes = due_probes(spec, r, now);
+        if let Some(k) = &r.service_deployment {
+            reads.target_health = k.target_groups.clone();
+        }
+        if gated(status.phase()) {
+            reads.probes = due_probes(spec, r, now);
+        }
     }
     reads
 }
@@ -283,9 +320,9 @@ impl<'a, 'd> Native<'a, 'd> {
             Some(ServiceDeploymentView::Found(dep)) => Some(dep),
             Some(ServiceDeploymentView::Absent) => None,
         };
-        let runs = self.service.runs(&spec.version);
+        let set = set_to(self.service, &spec.version);
         if let Some(dep) = latest.filter(|d| d.status.ongoing()) {
-            if runs {
+            if deploys(dep, &spec.version, set) {
                 return self.adopt(dep);
             }
             return self.wait(format!(
@@ -295,10 +332,45 @@ impl<'a, 'd> Native<'a, 'd> {
                 spec.revision
             ));
         }
-        // The service is set to the revision and its newest deployment
-        // (if any) put it there: it serves (a status lost after the end).
-        if runs && latest.is_none_or(|d| d.status == ServiceDeploymentStatus::Successful) {
-            return self.steady(latest);
+        match latest {
+            // Its newest deployment put the revision there: it serves (a
+            // status lost after the end).
+            Some(dep)
+                if dep.status == ServiceDeploymentStatus::Successful
+                    && deploys(dep, &spec.version, set) =>
+            {
+                return self.steady(Some(dep));
+            }
+            // Never deployed through a service deployment, and set to it.
+            None if set && self.service.current_deployment.is_none() => {
+                return self.steady(None);
+            }
+            // A revision whose newest deployment did not succeed (a status
+            // lost after a rollback) is deployed again.
+            Some(dep) if dep.target.is_some() && deploys(dep, &spec.version, set) => {}
+            // ECS took an update to the revision (the service is set to it)
+            // and shows no deployment of it yet: reads lag, and a lost reply
+            // left no status. Never a second update: its rollout is taken
+            // up, and waits for the deployment to show (at most the
+            // progress deadline).
+            _ if set => {
+                let id = RolloutId {
+                    revision: spec.revision.clone(),
+                    attempt: next_attempt(spec, &self.d.status),
+                };
+                self.open(
+                    self.rollout_for(id, self.d.now),
+                    Opening::Adopted {
+                        phase: Phase::Provisioning,
+                        reason: format!(
+                            "service {} is set to revision {}: ECS took its update",
+                            spec.key, spec.revision
+                        ),
+                    },
+                );
+                return Flow::Next;
+            }
+            _ => {}
         }
         if spec.paused {
             self.d.say(format!(
@@ -408,11 +480,8 @@ impl<'a, 'd> Native<'a, 'd> {
         });
         rollout.step = passed;
         rollout.service_deployment = Some(ServiceDeploymentRef {
-            arn: dep.arn.clone(),
-            status: dep.status,
-            pause: None,
-            answered: None,
             pauses_passed: passed,
+            ..ServiceDeploymentRef::of(dep)
         });
         self.open(
             rollout,
@@ -424,16 +493,24 @@ impl<'a, 'd> Native<'a, 'd> {
         Flow::Next
     }
 
-    /// Whether `dep` is the rollout's: the one it knows, or one created
-    /// since the rollout began while the service is set to its revision.
+    /// Whether `dep` is the rollout's: the one it knows; else one created
+    /// since the rollout began (or still ongoing: a rollout taken up after
+    /// a lost reply began after its deployment) that deploys its revision,
+    /// by the revision it targets where read, or else by what the service
+    /// is set to.
     fn is_ours(&self, r: &Rollout, dep: &ServiceDeployment) -> bool {
         match &r.service_deployment {
             Some(k) => k.arn == dep.arn,
             None => {
                 let since = Timestamp(r.started_at.0 - CLOCK_SLACK.as_millis() as i64);
-                dep.created_at.is_none_or(|t| t >= since)
-                    && (r.id.revision != self.spec.revision
-                        || self.service.runs(&self.spec.version))
+                let recent = dep.created_at.is_none_or(|t| t >= since);
+                if r.id.revision != self.spec.revision {
+                    // Superseded before it was seen: what it deploys is no
+                    // longer the record's; the newest update is the one.
+                    return recent;
+                }
+                let set = set_to(self.service, &self.spec.version);
+                (recent || dep.status.ongoing()) && deploys(dep, &self.spec.version, set)
             }
         }
     }
@@ -449,17 +526,11 @@ impl<'a, 'd> Native<'a, 'd> {
             (Some(ServiceDeploymentView::Found(dep)), _) if self.is_ours(&r, dep) => dep,
             _ => return self.not_created(r),
         };
-        let mut k = match known {
-            Some(k) => k,
-            None => ServiceDeploymentRef {
-                arn: dep.arn.clone(),
-                status: dep.status,
-                pause: None,
-                answered: None,
-                pauses_passed: 0,
-            },
-        };
+        let mut k = known.unwrap_or_else(|| ServiceDeploymentRef::of(dep));
         k.status = dep.status;
+        if let Some(t) = dep.target.as_ref().filter(|t| !t.target_groups.is_empty()) {
+            k.target_groups = t.target_groups.clone();
+        }
         self.set_known(k);
         if let Some(w) = dep.target_weight {
             self.d.status.weights = Some((100 - w.min(100), w.min(100)));
@@ -553,7 +624,7 @@ impl<'a, 'd> Native<'a, 'd> {
     /// ECS has not listed its deployment, or the update never landed.
     fn not_created(&mut self, r: Rollout) -> Flow {
         let superseded = r.id.revision != self.spec.revision;
-        let landed = self.service.runs(&self.spec.version) && !superseded;
+        let landed = set_to(self.service, &self.spec.version) && !superseded;
         let now = self.d.now;
         // A superseded rollout's update cannot be told taken or lost: the
         // service is compared with the record's version, which is no longer
@@ -630,13 +701,9 @@ impl<'a, 'd> Native<'a, 'd> {
         let Some(pause) = dep.awaiting() else {
             return self.between_pauses(dep, phase);
         };
-        let mut k = self.known().unwrap_or(ServiceDeploymentRef {
-            arn: dep.arn.clone(),
-            status: dep.status,
-            pause: None,
-            answered: None,
-            pauses_passed: 0,
-        });
+        let mut k = self
+            .known()
+            .unwrap_or_else(|| ServiceDeploymentRef::of(dep));
         let now = self.d.now;
         if let Some(a) = k.answered.as_mut()
             && a.hook_id == pause.hook_id
@@ -676,6 +743,18 @@ impl<'a, 'd> Native<'a, 'd> {
         {
             return flow;
         }
+        // From POST_SCALE_UP on the new revision's tasks run: its targets
+        // must be healthy before any step.
+        let started = stage >= LifecycleStage::PostScaleUp && stage != LifecycleStage::Other;
+        let unhealthy = if started {
+            match self.green_health(&r, dep) {
+                Ok(short) => short,
+                Err(flow) => return flow,
+            }
+        } else {
+            None
+        };
+        let r = self.d.status.rollout.clone().unwrap_or(r);
         let waiting = if gated(phase) {
             match self.analysis_gates(&r) {
                 Ok(waiting) => waiting,
@@ -683,6 +762,10 @@ impl<'a, 'd> Native<'a, 'd> {
             }
         } else {
             None
+        };
+        let waiting = match (unhealthy, waiting) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
         };
         let expires = pause
             .expires_at
@@ -763,12 +846,110 @@ impl<'a, 'd> Native<'a, 'd> {
         ))
     }
 
+    /// ECS's blue/green deployments have no deployment circuit breaker (it
+    /// serves rolling updates only:
+    /// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentCircuitBreaker.html),
+    /// so nothing of ECS's keeps a new revision that never turns healthy
+    /// from its next traffic step: cutover's target health gate watches
+    /// the revision's target group. `Ok(None)` when healthy enough,
+    /// `Ok(Some(why))` while short, `Err` once the rollback has begun.
+    /// Before the new revision has production traffic a shortfall is
+    /// waited out for the gate's grace (its tasks are starting); once it
+    /// has some, each failing look counts at once, since no weight can be
+    /// taken back short of a rollback.
+    fn green_health(
+        &mut self,
+        r: &Rollout,
+        dep: &ServiceDeployment,
+    ) -> Result<Option<String>, Flow> {
+        let gate = self.spec.gates.target_health.clone();
+        let Some(target) = &dep.target else {
+            return Ok(Some("waiting to read the new revision".into()));
+        };
+        // No load balancer target group (Service Connect, VPC Lattice, or
+        // none): no targets to count; the analysis gates watch it.
+        if target.target_groups.is_empty() {
+            return Ok(None);
+        }
+        let desired = target.requested_tasks.unwrap_or(1).max(1);
+        let needed = (desired * u32::from(gate.min_healthy_percent))
+            .div_ceil(100)
+            .max(1);
+        // The least healthy of the groups the new revision may be in.
+        let mut counts = None;
+        for tg in &target.target_groups {
+            match self.observed.targets.get(tg) {
+                None => return Ok(Some("target health not read yet".into())),
+                Some(c) if counts.is_none_or(|m: TargetCounts| c.healthy < m.healthy) => {
+                    counts = Some(*c)
+                }
+                Some(_) => {}
+            }
+        }
+        let Some(counts) = counts else {
+            return Ok(None);
+        };
+        let now = self.d.now;
+        let seen = |passed| Event::GateEvaluated {
+            gate: super::command::TARGET_HEALTH,
+            passed,
+        };
+        if counts.healthy >= needed {
+            if let Some(rr) = self.d.status.rollout.as_mut() {
+                rr.health.short_since = None;
+                rr.gate_failures = 0;
+            }
+            self.d.events.push(seen(true));
+            return Ok(None);
+        }
+        let why = format!(
+            "the new revision has {} healthy targets of the {needed} it needs ({} unhealthy, {} starting)",
+            counts.healthy, counts.unhealthy, counts.initial
+        );
+        let has_traffic = dep.target_weight.is_some_and(|w| w > 0);
+        let since = self
+            .d
+            .status
+            .rollout
+            .as_mut()
+            .map_or(now, |rr| *rr.health.short_since.get_or_insert(now));
+        if !has_traffic && now < since + gate.grace {
+            return Ok(Some(format!(
+                "{why}; waiting for its tasks (grace until {})",
+                since + gate.grace
+            )));
+        }
+        self.d.events.push(seen(false));
+        let failures = r.gate_failures + 1;
+        if let Some(rr) = self.d.status.rollout.as_mut() {
+            rr.gate_failures = failures;
+        }
+        if failures >= gate.failure_threshold {
+            return Err(self.begin_rollback(RollbackReason::GateFailed {
+                gate: super::command::TARGET_HEALTH.into(),
+                detail: why,
+            }));
+        }
+        Ok(Some(format!(
+            "target health check failed ({failures}/{}): {why}",
+            gate.failure_threshold
+        )))
+    }
+
     /// Between pauses ECS moves on by itself; a failing gate stops it.
     fn between_pauses(&mut self, dep: &ServiceDeployment, phase: Phase) -> Flow {
         let mut message = format!("service deployment {} is {}", dep.id(), describe(phase));
         if gated(phase)
             && let Some(r) = self.d.status.rollout.clone()
         {
+            match self.green_health(&r, dep) {
+                Ok(Some(why)) => message = format!("{message}; {why}"),
+                Ok(None) => {}
+                Err(flow) => return flow,
+            }
+            let Some(r) = self.d.status.rollout.clone() else {
+                return self.wait(message);
+            };
             match self.analysis_gates(&r) {
                 Ok(Some(why)) => message = format!("{message}; {why}"),
                 Ok(None) => {}

@@ -13,7 +13,6 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::Version;
 use crate::time::Timestamp;
 
 /// A service deployment's status. ECS calls the first five ongoing and the
@@ -236,6 +235,32 @@ pub struct ServiceDeployment {
     pub target_weight: Option<u32>,
     /// Why ECS rolled it back, where it did.
     pub rollback_reason: Option<String>,
+    /// The revision it deploys, where read (DescribeServiceRevisions of its
+    /// `targetServiceRevision`).
+    #[serde(default)]
+    pub target: Option<TargetRevision>,
+}
+
+/// The revision a service deployment deploys
+/// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ServiceRevision.html).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetRevision {
+    pub task_definition: String,
+    /// Each container's image in that task definition, where read.
+    #[serde(default)]
+    pub images: std::collections::BTreeMap<String, String>,
+    /// The target groups its tasks may register in: each must keep the
+    /// healthy targets the target health gate asks for. One where the
+    /// reader knows this deployment's green group; both of the service's
+    /// when it cannot tell (ECS does not document which one it fills:
+    /// https://docs.aws.amazon.com/AmazonECS/latest/developerguide/alb-resources-for-blue-green.html
+    /// says only "the appropriate target group"); none without a load
+    /// balancer (Service Connect, VPC Lattice).
+    #[serde(default)]
+    pub target_groups: Vec<String>,
+    /// How many tasks ECS runs for it.
+    #[serde(default)]
+    pub requested_tasks: Option<u32>,
 }
 
 impl ServiceDeployment {
@@ -261,6 +286,8 @@ pub fn deployment_id(arn: &str) -> &str {
 /// deployment asked for (by ARN, or the newest ongoing one); `Absent`
 /// means there was none.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+// One per service and pass, moved rarely: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum ServiceDeploymentView {
     Found(ServiceDeployment),
     Absent,
@@ -291,16 +318,6 @@ pub struct ServiceRevision {
     pub current_deployment: Option<String>,
 }
 
-impl ServiceRevision {
-    /// Whether the service is set to run `version`.
-    pub fn runs(&self, version: &Version) -> bool {
-        match version {
-            Version::TaskDefinition(td) => same_task_definition(&self.task_definition, td),
-            Version::Image { image, container } => self.images.get(container) == Some(image),
-        }
-    }
-}
-
 /// Whether a task definition ARN and a `family:revision` (or ARN) name the
 /// same revision.
 pub fn same_task_definition(arn: &str, given: &str) -> bool {
@@ -325,6 +342,28 @@ pub struct ServiceDeploymentRef {
     /// Pauses passed in this deployment (each traffic step has one).
     #[serde(default)]
     pub pauses_passed: u32,
+    /// The target groups the new revision's tasks register in, once
+    /// known: the target health gate reads them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_groups: Vec<String>,
+}
+
+impl ServiceDeploymentRef {
+    /// A deployment first seen: nothing answered, no pause passed.
+    pub fn of(dep: &ServiceDeployment) -> ServiceDeploymentRef {
+        ServiceDeploymentRef {
+            arn: dep.arn.clone(),
+            status: dep.status,
+            pause: None,
+            answered: None,
+            pauses_passed: 0,
+            target_groups: dep
+                .target
+                .as_ref()
+                .map(|t| t.target_groups.clone())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -419,22 +458,6 @@ impl fmt::Display for NativeStrategy {
     }
 }
 
-/// A new service deployment: UpdateService with the record's version,
-/// ECS's strategy, the bake, and cutover's PAUSE hooks.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StartServiceDeployment {
-    pub version: Version,
-    pub strategy: NativeStrategy,
-    /// `bakeTimeInMinutes`: blue and green both run this long after the
-    /// production shift, and ECS rolls back within it on a failure.
-    pub bake_minutes: u32,
-    /// The stages that hold a PAUSE hook (one hook, these stages).
-    pub pauses: Vec<LifecycleStage>,
-    /// How long a pause waits for cutover's answer before ECS takes the
-    /// timeout action (`timeoutInMinutes`, 1 to 20160).
-    pub pause_timeout_minutes: u32,
-}
-
 /// A pause hook's `timeoutInMinutes` range (API_DeploymentLifecycleHookTimeoutConfiguration.html).
 pub const PAUSE_TIMEOUT_MINUTES: std::ops::RangeInclusive<u32> = 1..=20_160;
 /// `bakeTimeInMinutes`, `canaryBakeTimeInMinutes` and `stepBakeTimeInMinutes`:
@@ -485,24 +508,5 @@ mod tests {
         assert_eq!(linear.steps(), 4);
         assert_eq!(linear.weight_after(4), 100);
         assert_eq!(NativeStrategy::BlueGreen.steps(), 1);
-    }
-
-    #[test]
-    fn a_service_runs_a_version_by_task_definition_or_image() {
-        let rev = ServiceRevision {
-            task_definition: "arn:aws:ecs:us-east-1:1:task-definition/web:7".into(),
-            images: [("app".to_string(), "repo/web:2".to_string())].into(),
-            current_deployment: None,
-        };
-        assert!(rev.runs(&Version::TaskDefinition("web:7".into())));
-        assert!(!rev.runs(&Version::TaskDefinition("eb:7".into())));
-        assert!(rev.runs(&Version::Image {
-            image: "repo/web:2".into(),
-            container: "app".into()
-        }));
-        assert!(!rev.runs(&Version::Image {
-            image: "repo/web:3".into(),
-            container: "app".into()
-        }));
     }
 }

@@ -387,10 +387,6 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
                     "capacity_provider_strategy",
                     raw.capacity_provider_strategy.is_some(),
                 ),
-                (
-                    "gates.target_health",
-                    raw.gates.target_health != TargetHealthGate::default(),
-                ),
                 ("gates.task_failures", raw.gates.task_failures.is_some()),
             ],
             &mut bad,

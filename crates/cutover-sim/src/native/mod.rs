@@ -21,10 +21,11 @@ use super::world::World;
 // https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeServiceDeployments.html).
 use crate::cloud::service_deployments::DESCRIBE_LIMIT as DESCRIBE_DEPLOYMENTS_LIMIT;
 use crate::cloud::{CloudError, ErrorKind};
+use crate::rollout::command::StartServiceDeployment;
 use crate::rollout::service_deployment::{
     BAKE_MINUTES, LINEAR_PERCENT, LifecycleStage, NativeStrategy, PAUSE_TIMEOUT_MINUTES, Pause,
     PauseAction, PauseStatus, ServiceDeployment, ServiceDeploymentStatus, ServiceRevision,
-    StartServiceDeployment,
+    TargetRevision,
 };
 use crate::rollout::{Route, ServiceKey, Version};
 use crate::time::Timestamp;
@@ -128,6 +129,8 @@ pub(crate) struct Deployment {
     pub green: Option<String>,
     /// Bumped when what was scheduled for it no longer holds.
     pub generation: u64,
+    /// The revision it deploys, as DescribeServiceRevisions shows it.
+    pub target: TargetRevision,
     /// Views as they were, newest last, for reads that lag.
     history: Vec<(Timestamp, ServiceDeployment)>,
 }
@@ -148,6 +151,7 @@ impl Deployment {
             created_at: Some(self.created_at),
             target_weight: self.target_weight,
             rollback_reason: self.rollback_reason.clone(),
+            target: Some(self.target.clone()),
         }
     }
 
@@ -351,7 +355,9 @@ impl World {
             .deployments
             .last()
             .map(|d| (d.task_definition.clone(), d.status));
+        let green_target_group = native.target_groups[1 - blue_tg].clone();
         let service = &self.services.by_key[key];
+        let requested_tasks = service.desired_count;
         let blue_task_definition = blue
             .as_deref()
             .and_then(|id| service.task_set(id))
@@ -378,7 +384,18 @@ impl World {
         for old in &ongoing {
             self.begin_rollback(key, old, format!("superseded by service deployment {id}"));
         }
+        let images = registry::parse(&task_definition)
+            .and_then(|(family, rev)| self.registry.containers(&family, rev))
+            .cloned()
+            .unwrap_or_default();
+        let target = TargetRevision {
+            task_definition: arn::task_definition(&task_definition),
+            images,
+            target_groups: vec![green_target_group],
+            requested_tasks: Some(requested_tasks),
+        };
         let deployment = Deployment {
+            target,
             arn: arn.clone(),
             request: req.clone(),
             task_definition: task_definition.clone(),

@@ -3,10 +3,11 @@
 
 use super::*;
 use crate::cloud::{ErrorKind, ServiceDeployments};
+use crate::rollout::command::StartServiceDeployment;
 use crate::rollout::parse_record;
 use crate::rollout::service_deployment::{
     LifecycleStage as Stage, NativeStrategy, PauseAction, PauseStatus, ServiceDeployment,
-    ServiceDeploymentStatus as Status, StartServiceDeployment,
+    ServiceDeploymentStatus as Status,
 };
 use crate::{BadVersion, FaultProfile, Faults};
 
@@ -428,7 +429,13 @@ async fn an_image_version_registers_a_task_definition_the_service_shows() {
     let native = service(&sim, &key()).await.native.unwrap();
     assert!(native.task_definition.ends_with("task-definition/web:2"));
     assert_eq!(native.images["app"], "registry.example/web:9");
-    assert!(native.runs(&image));
+    let described = sim.describe(std::slice::from_ref(&arn)).await.unwrap();
+    let target = described[0]
+        .target
+        .as_ref()
+        .expect("the revision it deploys");
+    assert_eq!(target.images["app"], "registry.example/web:9");
+    assert_eq!(target.task_definition, native.task_definition);
     assert_eq!(native.current_deployment, Some(arn));
     assert_eq!(sim.native_starts()[0].task_definition, "web:2");
 }

@@ -13,7 +13,8 @@ use crate::cloud::{
     ServiceDeployments, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
-use crate::rollout::service_deployment::{PauseAction, ServiceDeployment, StartServiceDeployment};
+use crate::rollout::command::StartServiceDeployment;
+use crate::rollout::service_deployment::{PauseAction, ServiceDeployment};
 use crate::rollout::{
     Route, ServiceKey, ServiceState, Status, Stickiness, TargetCounts, TaskSet, Weights,
 };

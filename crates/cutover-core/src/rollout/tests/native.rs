@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::rollout::TargetCounts;
+use crate::rollout::command::StartServiceDeployment;
 use crate::rollout::draft::RESEND_AFTER;
 use crate::rollout::gate::{Reading, Verdict};
 use crate::rollout::hook::HookPoint;
 use crate::rollout::service_deployment::{
     LifecycleStage, NativeStrategy, Pause, PauseAction, PauseStatus, ServiceDeployment,
     ServiceDeploymentRead, ServiceDeploymentStatus, ServiceDeploymentView, ServiceRevision,
-    StartServiceDeployment,
+    TargetRevision,
 };
 use crate::rollout::{
     AlertKind, Command, Decision, Desired, EcsService, Event, Observed, Outcome, Phase, Reads,
@@ -82,6 +84,8 @@ pub struct Ecs {
     pub events: Vec<Event>,
     /// Reads of the service's deployments.
     pub read_count: u32,
+    /// Target groups whose targets are all unhealthy; every other is healthy.
+    pub unhealthy: BTreeSet<String>,
     next_hook: u32,
 }
 
@@ -111,7 +115,9 @@ impl Ecs {
                 created_at: Some(Timestamp(now.0 - 86_400_000)),
                 target_weight: Some(100),
                 rollback_reason: None,
+                target: Some(target(&format!("{TD}web:1"), &BTreeMap::new(), 0)),
             }],
+            unhealthy: BTreeSet::new(),
             unlisted: BTreeSet::new(),
             takes: Takes::Shown,
             status: Status::default(),
@@ -171,10 +177,29 @@ impl Ecs {
             .iter()
             .filter_map(|p| Some((p.name().to_string(), self.readings.get(p.name())?.clone())))
             .collect();
+        let targets = r
+            .target_health
+            .iter()
+            .map(|tg| {
+                let counts = if self.unhealthy.contains(tg) {
+                    TargetCounts {
+                        unhealthy: 2,
+                        ..TargetCounts::default()
+                    }
+                } else {
+                    TargetCounts {
+                        healthy: 2,
+                        ..TargetCounts::default()
+                    }
+                };
+                (tg.clone(), counts)
+            })
+            .collect();
         Observed {
             service: Some(ServiceState::Found(self.svc.clone())),
             service_deployment,
             gates,
+            targets,
             ..Observed::default()
         }
     }
@@ -212,6 +237,7 @@ impl Ecs {
                     }
                 }
                 let arn = sd(self.started.len());
+                let deployed = target(&native.task_definition, &native.images, self.started.len());
                 self.deployments.push(ServiceDeployment {
                     arn: arn.clone(),
                     status: ServiceDeploymentStatus::Pending,
@@ -221,6 +247,7 @@ impl Ecs {
                     created_at: Some(self.now),
                     target_weight: None,
                     rollback_reason: None,
+                    target: Some(deployed),
                 });
                 if self.takes == Takes::Unlisted {
                     self.unlisted.insert(arn);
@@ -379,10 +406,16 @@ fn gated(strategy: Value) -> Ecs {
 }
 
 /// A record for web:2 with its deployment started.
+/// A rollout whose deployment ECS started and cutover has seen (so it
+/// knows the new revision's target group, as it does long before the
+/// first pause of a real deployment).
 fn started(body: Value) -> Ecs {
     let mut w = Ecs::new(body);
     w.step();
     assert_eq!(w.started.len(), 1);
+    if w.takes == Takes::Shown {
+        w.step();
+    }
     w
 }
 
@@ -904,6 +937,7 @@ fn a_deployment_of_another_revision_in_flight_is_waited_for() {
         created_at: Some(now),
         target_weight: None,
         rollback_reason: None,
+        target: Some(target(&format!("{TD}web:5"), &BTreeMap::new(), 9)),
     });
     let native = w.svc.native.as_mut().unwrap();
     native.task_definition = format!("{TD}web:5");
@@ -1182,4 +1216,108 @@ fn a_rollout_adopted_at_its_last_production_pause_still_waits_for_promotion() {
     assert_eq!(w.answered()[1], (h2.as_str(), CONTINUE));
     let completed = w.steps_completed();
     assert_eq!(completed.last(), Some(&(2, 100)), "{completed:?}");
+}
+
+/// The revision a deployment deploys: its tasks register in a target group
+/// of their own (`tg-<n>`), two of them.
+fn target(task_definition: &str, images: &BTreeMap<String, String>, n: usize) -> TargetRevision {
+    TargetRevision {
+        task_definition: task_definition.to_string(),
+        images: images.clone(),
+        target_groups: vec![format!("tg-{n}")],
+        requested_tasks: Some(2),
+    }
+}
+
+/// ECS's blue/green has no circuit breaker: a new revision that never
+/// turns healthy is kept from its first production step by cutover's
+/// target health gate, and rolled back once the grace and the failing
+/// looks are spent.
+#[test]
+fn a_new_revision_that_never_turns_healthy_gets_no_traffic_and_is_rolled_back() {
+    let mut w = started(native_record("web:2", canary()));
+    w.unhealthy.insert("tg-1".into());
+    let h1 = w.pause(PreProductionTrafficShift);
+    // The default grace (5m) passes without an answer.
+    let grace_end = w.now + Duration::from_secs(300);
+    while w.now < grace_end {
+        w.step();
+        assert!(w.answers.is_empty(), "no step for an unhealthy revision");
+        assert_eq!(w.status.phase(), Phase::Shifting);
+        w.advance(S5);
+    }
+    // Then the failing looks count: the second (the default threshold) rolls back.
+    w.step();
+    w.advance(S5);
+    w.step();
+    assert_eq!(w.answered(), vec![(h1.as_str(), ROLLBACK)]);
+    assert_eq!(w.status.phase(), Phase::RollingBack);
+    w.rolled_back();
+    w.step();
+    assert_eq!(w.status.phase(), Phase::Failed);
+    let why = &w.status.failed.as_ref().expect("failed").reason;
+    assert!(why.contains("target_health"), "{why}");
+    assert!(why.contains("0 healthy targets of the 2"), "{why}");
+}
+
+/// Once the new revision serves production, a shortfall is not waited
+/// out: no weight can be taken back short of a rollback.
+#[test]
+fn a_revision_that_turns_unhealthy_with_traffic_is_stopped_without_a_grace() {
+    let mut w = started(native_record("web:2", canary()));
+    w.pause(PreProductionTrafficShift);
+    w.step();
+    assert_eq!(w.answers.len(), 1);
+    w.at(ProductionTrafficShift);
+    w.last().target_weight = Some(10);
+    w.step();
+    w.unhealthy.insert("tg-1".into());
+    w.advance(S5);
+    w.step();
+    assert!(
+        w.stopped.is_empty(),
+        "one failing look is not yet a failure"
+    );
+    w.advance(S5);
+    w.step();
+    assert_eq!(w.stopped, vec![sd(1)]);
+    assert_eq!(w.status.phase(), Phase::RollingBack);
+}
+
+/// A service without a load balancer target group (Service Connect, VPC
+/// Lattice) has no targets to count: its pauses are answered on the
+/// analysis gates alone.
+#[test]
+fn a_revision_without_a_target_group_is_not_held_by_target_health() {
+    let mut w = Ecs::new(native_record("web:2", canary()));
+    w.step();
+    if let Some(t) = w.last().target.as_mut() {
+        t.target_groups.clear();
+    }
+    w.step();
+    let h1 = w.pause(PreProductionTrafficShift);
+    w.step();
+    assert_eq!(w.answered(), vec![(h1.as_str(), CONTINUE)]);
+}
+
+/// The update landed, its reply was lost (so no status was written) and
+/// ECS does not show the deployment yet: the service is set to the
+/// revision, and that is not steady. No second update goes out either.
+#[test]
+fn an_update_whose_reply_was_lost_is_not_taken_for_steady_before_its_deployment_shows() {
+    let mut w = Ecs::new(native_record("web:2", canary()));
+    w.takes = Takes::Unlisted;
+    w.step();
+    // The reply was lost: the controller wrote no status.
+    w.status = Status::default();
+    for _ in 0..3 {
+        w.advance(S5);
+        w.step();
+        assert_ne!(w.status.phase(), Phase::Steady, "{}", w.status.message);
+        assert_eq!(w.started.len(), 1, "a second UpdateService");
+    }
+    w.show();
+    w.step();
+    assert!(w.status.rollout.is_some(), "{}", w.status.message);
+    assert_eq!(w.started.len(), 1);
 }

@@ -154,7 +154,7 @@ fn fields_ecs_owns_are_refused_by_name() {
     let mut body = with_strategy(json!("all_at_once"));
     body["target_groups"] = json!([BLUE, GREEN]);
     body["production_listener"] = json!(PROD);
-    body["gates"] = json!({"target_health": {"min_healthy_percent": 50}});
+    body["gates"] = json!({"task_failures": {"threshold": 2}});
     let e = problems(body);
     for field in ["target_groups", "production_listener"] {
         assert!(
@@ -166,10 +166,20 @@ fn fields_ecs_owns_are_refused_by_name() {
     }
     assert!(
         e.contains(
-            "field `gates.target_health`: is not used with driver = \"ecs_native\": ECS checks"
+            "field `gates.task_failures`: is not used with driver = \"ecs_native\": ECS replaces"
         ),
         "{e}"
     );
+}
+
+/// ECS's blue/green has no circuit breaker: the target health gate is the
+/// new revision's health check, and a record may tune it.
+#[test]
+fn the_target_health_gate_is_kept_under_ecs_native() {
+    let mut body = with_strategy(json!("all_at_once"));
+    body["gates"] = json!({"target_health": {"min_healthy_percent": 50}});
+    let spec = parse_record(&ServiceKey::new("prod", "web"), &body).expect("valid");
+    assert_eq!(spec.gates.target_health.min_healthy_percent, 50);
 }
 
 #[test]

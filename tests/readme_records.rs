@@ -1,0 +1,63 @@
+//! The records the README shows as JSON are records cutover accepts, and
+//! each says what the text around it says.
+
+use serde_json::Value;
+
+use cutover::rollout::driver_kind::DriverKind;
+use cutover::rollout::service_deployment::NativeStrategy;
+use cutover::rollout::{ServiceKey, Spec, parse_record};
+
+const README: &str = include_str!("../README.md");
+
+/// Every ```json block of the README whose value is a record: an object
+/// whose `service` is a plain string and that names a version (hook and
+/// notification payloads name a service too; items in DynamoDB's typed
+/// form are checked by `records_awscli.rs`).
+fn readme_records() -> Vec<Value> {
+    README
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|block| block.split("\n```").next())
+        .filter_map(|text| serde_json::from_str::<Value>(text).ok())
+        .filter(|v| v.get("service").is_some_and(Value::is_string))
+        .filter(|v| v.get("task_definition").is_some() || v.get("image").is_some())
+        .collect()
+}
+
+fn parsed(record: &Value) -> Spec {
+    let key = record["service"].as_str().expect("a key");
+    let (cluster, service) = key.split_once('/').expect("<cluster>/<service>");
+    parse_record(&ServiceKey::new(cluster, service), record)
+        .unwrap_or_else(|e| panic!("the README's record {key} is refused: {e}"))
+}
+
+#[test]
+fn every_record_in_the_readme_is_valid() {
+    let records = readme_records();
+    assert!(records.len() >= 3, "{records:#?}");
+    for r in &records {
+        parsed(r);
+    }
+}
+
+#[test]
+fn the_readmes_ecs_native_record_is_a_canary_ecs_runs() {
+    let native: Vec<Spec> = readme_records()
+        .iter()
+        .filter(|r| r["driver"] == "ecs_native")
+        .map(parsed)
+        .collect();
+    assert_eq!(native.len(), 1, "one ecs_native example");
+    let DriverKind::EcsNative(n) = &native[0].driver else {
+        panic!("{:?}", native[0].driver)
+    };
+    assert_eq!(
+        n.strategy,
+        NativeStrategy::Canary {
+            percent: 10,
+            bake_minutes: 5
+        }
+    );
+    assert_eq!(n.bake_minutes, 10);
+    assert_eq!(n.pause_timeout_minutes, 60);
+}

@@ -374,3 +374,22 @@ async fn metrics_are_served_in_the_text_format() {
     );
     assert!(r.body.contains("cutover_workqueue_depth"), "{}", r.body);
 }
+
+/// ECS weighs a native service's routes itself: the service's view says so
+/// instead of reading a production route the record does not name.
+#[tokio::test(start_paused = true)]
+async fn a_service_ecs_deploys_itself_shows_that_ecs_owns_its_traffic() {
+    let api = api(None).await;
+    let pay = ServiceKey::new("prod", "pay");
+    let p = api
+        .sim
+        .add_service(ServiceSetup::native(pay.clone()))
+        .unwrap();
+    api.sim
+        .put_spec(&pay, p.native_record("pay:2", json!("all_at_once")));
+    let one = get(api.addr, "/v1/services/prod/pay").await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    let live = &one.json()["live"];
+    assert!(live["ecs_native"].is_string(), "{live}");
+    assert!(live.get("error").is_none(), "{live}");
+}

@@ -70,6 +70,10 @@ pub async fn one(
         Ok(spec) if spec.driver.codedeploy().is_some() => {
             json!({ "codedeploy": "the deployment group owns the load balancer; see status.deployment" })
         }
+        // ECS's own deployments weigh the routes themselves.
+        Ok(spec) if spec.driver.native().is_some() => {
+            json!({ "ecs_native": "ECS owns the load balancer; see status.weights and status.rollout.service_deployment" })
+        }
         Ok(spec) => match state.lb.weights(&spec.traffic.production).await {
             Ok(weights) => json!({ "production": weights }),
             Err(e) => json!({ "error": e.to_string() }),

@@ -21,6 +21,7 @@ use crate::aws::store::DynamoStore;
 use crate::checks::{self, AlarmBatcher, Alarms, LiveChecks, Pacing};
 use crate::cloud::DeploymentBatcher;
 use crate::cloud::budget::{ApiBudgets, Budgeted};
+use crate::cloud::service_deployments::ServiceDeploymentBatcher;
 use crate::cloud::{
     Clock, DesiredStore, Ecs, Leases, LoadBalancer, ServiceDeployments, SystemClock,
 };
@@ -87,9 +88,14 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let checks = LiveChecks::new(client.clone(), Arc::clone(&clock)).with_alarms(alarms);
     // Records with driver = "ecs_native": ECS's own deployments, within the
     // ECS budgets the task set calls keep to.
-    let service_deployments = Budgeted::new(
-        Arc::new(ServiceDeploymentsAdapter::new(&sdk, &calls)) as Arc<dyn ServiceDeployments>,
-        Arc::clone(&budgets),
+    // Passes that read service deployments within 50ms of each other share
+    // DescribeServiceDeployments calls, 20 deployments to a call.
+    let service_deployments = ServiceDeploymentBatcher::new(
+        Arc::new(Budgeted::new(
+            Arc::new(ServiceDeploymentsAdapter::new(&sdk, &calls)) as Arc<dyn ServiceDeployments>,
+            Arc::clone(&budgets),
+        )),
+        std::time::Duration::from_millis(50),
     );
     let (notifier, courier) =
         Notifier::start(client, NotifyPolicy::default(), Some(Arc::clone(&metrics)));

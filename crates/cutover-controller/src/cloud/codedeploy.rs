@@ -2,13 +2,13 @@
 //! controller, and the batcher that reads the deployments of every service
 //! in flight together.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::oneshot;
 
+use super::gather::{BatchRead, Gather};
 use super::{CloudError, ErrorKind};
 use crate::rollout::ServiceKey;
 use crate::rollout::deployment::{ContinueWait, CreateDeployment, Deployment, EventStatus};
@@ -85,11 +85,20 @@ impl CodeDeploy for NoCodeDeploy {
     }
 }
 
-type Answer = Result<Vec<Deployment>, CloudError>;
+/// BatchGetDeployments, as [`Gather`] reads it.
+struct Deployments(Arc<dyn CodeDeploy>);
 
-struct Waiting {
-    ids: Vec<String>,
-    answer: oneshot::Sender<Answer>,
+#[async_trait]
+impl BatchRead for Deployments {
+    type Item = Deployment;
+    const LIMIT: usize = BATCH_LIMIT;
+    const OPERATION: &'static str = "codedeploy:BatchGetDeployments";
+    fn id(item: &Deployment) -> &str {
+        &item.id
+    }
+    async fn read(&self, ids: &[String]) -> Result<Vec<Deployment>, CloudError> {
+        self.0.batch_get(ids).await
+    }
 }
 
 /// Gathers the deployment reads of every pass that asks within `window`
@@ -98,81 +107,15 @@ struct Waiting {
 /// straight through.
 #[derive(Clone)]
 pub struct DeploymentBatcher {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
     inner: Arc<dyn CodeDeploy>,
-    window: Duration,
-    waiting: Mutex<Vec<Waiting>>,
+    reads: Gather<Deployments>,
 }
 
 impl DeploymentBatcher {
     pub fn new(inner: Arc<dyn CodeDeploy>, window: Duration) -> DeploymentBatcher {
         DeploymentBatcher {
-            shared: Arc::new(Shared {
-                inner,
-                window,
-                waiting: Mutex::new(Vec::new()),
-            }),
-        }
-    }
-
-    async fn gathered(&self, ids: &[String]) -> Answer {
-        let (tx, rx) = oneshot::channel();
-        let first = {
-            let mut waiting = self.shared.waiting();
-            waiting.push(Waiting {
-                ids: ids.to_vec(),
-                answer: tx,
-            });
-            waiting.len() == 1
-        };
-        if first {
-            tokio::spawn(Arc::clone(&self.shared).flush());
-        }
-        rx.await.unwrap_or_else(|_| {
-            Err(CloudError::new(
-                ErrorKind::Transient,
-                "codedeploy:BatchGetDeployments",
-                "the batched read ended without an answer",
-            ))
-        })
-    }
-}
-
-impl Shared {
-    fn waiting(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
-        // Holders only push or take the list whole: nothing half-done to fear.
-        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Answers everyone who asked in the window. Runs on its own task, so a
-    /// pass that gives up waiting cannot strand the others.
-    async fn flush(self: Arc<Self>) {
-        tokio::time::sleep(self.window).await;
-        let batch = std::mem::take(&mut *self.waiting());
-        let ids: BTreeSet<&String> = batch.iter().flat_map(|w| &w.ids).collect();
-        let ids: Vec<String> = ids.into_iter().cloned().collect();
-        let mut found: BTreeMap<String, Deployment> = BTreeMap::new();
-        let mut failure = None;
-        for chunk in ids.chunks(BATCH_LIMIT) {
-            match self.inner.batch_get(chunk).await {
-                Ok(deployments) => found.extend(deployments.into_iter().map(|d| (d.id.clone(), d))),
-                Err(e) => failure = Some(e),
-            }
-        }
-        for w in batch {
-            let answer = match (&failure, w.ids.iter().all(|id| found.contains_key(id))) {
-                (Some(e), false) => Err(e.clone()),
-                _ => Ok(w
-                    .ids
-                    .iter()
-                    .filter_map(|id| found.get(id).cloned())
-                    .collect()),
-            };
-            // A pass that stopped waiting no longer wants its answer.
-            let _ = w.answer.send(answer);
+            reads: Gather::new(Deployments(Arc::clone(&inner)), window),
+            inner,
         }
     }
 }
@@ -184,19 +127,19 @@ impl CodeDeploy for DeploymentBatcher {
         key: &ServiceKey,
         request: &CreateDeployment,
     ) -> Result<String, CloudError> {
-        self.shared.inner.create(key, request).await
+        self.inner.create(key, request).await
     }
     async fn batch_get(&self, ids: &[String]) -> Result<Vec<Deployment>, CloudError> {
-        self.gathered(ids).await
+        self.reads.get(ids).await
     }
     async fn lifecycle(&self, id: &str, key: &ServiceKey) -> Result<Lifecycle, CloudError> {
-        self.shared.inner.lifecycle(id, key).await
+        self.inner.lifecycle(id, key).await
     }
     async fn continue_deployment(&self, id: &str, wait: ContinueWait) -> Result<(), CloudError> {
-        self.shared.inner.continue_deployment(id, wait).await
+        self.inner.continue_deployment(id, wait).await
     }
     async fn stop(&self, id: &str) -> Result<(), CloudError> {
-        self.shared.inner.stop(id).await
+        self.inner.stop(id).await
     }
     async fn list(
         &self,
@@ -204,15 +147,14 @@ impl CodeDeploy for DeploymentBatcher {
         deployment_group: &str,
         since: Option<Timestamp>,
     ) -> Result<Vec<String>, CloudError> {
-        self.shared
-            .inner
-            .list(application, deployment_group, since)
-            .await
+        self.inner.list(application, deployment_group, since).await
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
     use crate::rollout::deployment::DeploymentStatus;
 

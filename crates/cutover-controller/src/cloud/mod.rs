@@ -7,6 +7,7 @@ pub mod calls;
 pub mod clock;
 pub mod codedeploy;
 pub mod error;
+pub mod gather;
 pub mod lease;
 pub mod observe;
 pub mod relay;

@@ -31,48 +31,33 @@ const DESCRIBE_TASKS_LIMIT: usize = 100;
 /// past this many (years of releases) the cache starts again.
 const IMAGES_CACHED: usize = 4_096;
 
-/// Container name to image, by task definition ARN.
-type Images = BTreeMap<String, String>;
+/// Container name to image.
+pub(crate) type Images = BTreeMap<String, String>;
 
-#[derive(Clone, Debug)]
-pub struct EcsAdapter {
-    client: Client,
-    /// The images of each task definition a service on the ECS deployment
-    /// controller ran. A revision never changes once registered
-    /// (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definitions.html),
-    /// so each is read once and a steady fleet costs no call.
-    images: Arc<Mutex<HashMap<String, Images>>>,
+/// The images of each task definition read, by the name it was asked by
+/// (an ARN, as ECS reports them). A revision never changes once registered
+/// (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definitions.html),
+/// so each is read once and a steady fleet costs no call.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TaskDefinitionImages {
+    cache: Arc<Mutex<HashMap<String, Images>>>,
 }
 
-impl EcsAdapter {
-    /// Every request attempt is counted in `calls`.
-    pub fn new(sdk: &SdkConfig, calls: &ApiCalls) -> Self {
-        Self::from_client(ecs_client(sdk, calls))
-    }
-
-    pub fn from_client(client: Client) -> Self {
-        EcsAdapter {
-            client,
-            images: Arc::default(),
-        }
-    }
-
+impl TaskDefinitionImages {
     /// Each container's image in `task_definition`, from the cache or
-    /// DescribeTaskDefinition. Empty when it cannot be read: the service is
-    /// still described, and a release by image then reads as not yet
-    /// running (the read is tried again next time).
-    async fn images(&self, task_definition: &str) -> Images {
+    /// DescribeTaskDefinition. `None` when it cannot be read, logged at
+    /// debug; nothing is remembered then, so the next call asks again.
+    pub(crate) async fn read(&self, client: &Client, task_definition: &str) -> Option<Images> {
         if let Some(images) = self.cached().get(task_definition) {
-            return images.clone();
+            return Some(images.clone());
         }
-        let out = self
-            .client
+        let out = client
             .describe_task_definition()
             .task_definition(task_definition)
             .send()
             .await;
         let td = match out {
-            Ok(out) => out.task_definition,
+            Ok(out) => out.task_definition?,
             Err(e) => {
                 let subject = Subject {
                     task_definition: Some(task_definition),
@@ -80,11 +65,8 @@ impl EcsAdapter {
                 };
                 let e = ecs_error("ecs:DescribeTaskDefinition", &subject, e);
                 tracing::debug!(task_definition, error = %e, "cannot read the task definition's images");
-                return Images::new();
+                return None;
             }
-        };
-        let Some(td) = td else {
-            return Images::new();
         };
         let images: Images = td
             .container_definitions()
@@ -96,11 +78,43 @@ impl EcsAdapter {
             cache.clear();
         }
         cache.insert(task_definition.to_string(), images.clone());
-        images
+        Some(images)
     }
 
     fn cached(&self) -> std::sync::MutexGuard<'_, HashMap<String, Images>> {
-        self.images.lock().unwrap_or_else(PoisonError::into_inner)
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct EcsAdapter {
+    client: Client,
+    /// The images of each task definition a service on the ECS deployment
+    /// controller ran.
+    images: TaskDefinitionImages,
+}
+
+impl EcsAdapter {
+    /// Every request attempt is counted in `calls`.
+    pub fn new(sdk: &SdkConfig, calls: &ApiCalls) -> Self {
+        Self::from_client(ecs_client(sdk, calls))
+    }
+
+    pub fn from_client(client: Client) -> Self {
+        EcsAdapter {
+            client,
+            images: TaskDefinitionImages::default(),
+        }
+    }
+
+    /// Each container's image in `task_definition`. Empty when it cannot
+    /// be read: the service is still described, and a release by image then
+    /// reads as not yet running (the read is tried again next time).
+    async fn images(&self, task_definition: &str) -> Images {
+        self.images
+            .read(&self.client, task_definition)
+            .await
+            .unwrap_or_default()
     }
 
     /// The task set to copy placement and, for an image release, the task

@@ -2,10 +2,15 @@
 //! controller (`driver = "ecs_native"`): UpdateService starts one,
 //! DescribeServiceDeployments and ListServiceDeployments read them,
 //! ContinueServiceDeployment answers their PAUSE hooks and
-//! StopServiceDeployment rolls them back.
+//! StopServiceDeployment rolls them back. DescribeServiceRevisions and
+//! DescribeTaskDefinition read what each deployment deploys, once per
+//! revision.
 //!
 //! The local emulator implements none of the service deployment calls, so
 //! this adapter is tested against mocked SDK responses only.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -16,11 +21,12 @@ use aws_sdk_ecs::types::{
     DeploymentLifecycleHookAction, DeploymentLifecycleHookStage, DeploymentLifecycleHookTargetType,
     DeploymentLifecycleHookTimeoutConfiguration, DeploymentStrategy, LinearConfiguration, Service,
     ServiceDeployment as SdkServiceDeployment, ServiceDeploymentStatus as SdkDeploymentStatus,
-    StopServiceDeploymentStopType,
+    ServiceRevision as SdkServiceRevision, StopServiceDeploymentStopType,
 };
 use aws_smithy_types::DateTime;
 
 use super::calls::{ApiCalls, ecs_client};
+use super::ecs::TaskDefinitionImages;
 use super::ecs_convert::Subject;
 use super::ecs_image::task_definition_with_image;
 use super::error::{code, ecs_error};
@@ -29,7 +35,7 @@ use crate::cloud::{CloudError, ErrorKind};
 use crate::rollout::command::StartServiceDeployment;
 use crate::rollout::service_deployment::{
     LifecycleStage, NativeStrategy, Pause, PauseAction, PauseStatus, ServiceDeployment,
-    ServiceDeploymentStatus,
+    ServiceDeploymentStatus, TargetRevision,
 };
 use crate::rollout::{ServiceKey, Version};
 use crate::time::Timestamp;
@@ -38,8 +44,29 @@ use crate::time::Timestamp;
 /// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListServiceDeployments.html).
 const LIST_PAGE: i32 = 100;
 
+/// DescribeServiceRevisions takes at most this many ARNs
+/// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeServiceRevisions.html).
+const REVISIONS_LIMIT: usize = 20;
+
+/// Service revisions remembered. A fleet deploys far fewer; past this many
+/// the cache starts again.
+const REVISIONS_CACHED: usize = 4_096;
+
+/// What cutover reads of a service revision. A revision is never changed:
+/// a change to the service makes a new one
+/// (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-revision.html),
+/// so each is read once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Revision {
+    task_definition: String,
+    target_groups: Vec<String>,
+}
+
 pub struct ServiceDeploymentsAdapter {
     client: Client,
+    /// By service revision ARN.
+    revisions: Mutex<HashMap<String, Revision>>,
+    images: TaskDefinitionImages,
 }
 
 impl ServiceDeploymentsAdapter {
@@ -49,7 +76,104 @@ impl ServiceDeploymentsAdapter {
     }
 
     pub fn from_client(client: Client) -> Self {
-        ServiceDeploymentsAdapter { client }
+        ServiceDeploymentsAdapter {
+            client,
+            revisions: Mutex::default(),
+            images: TaskDefinitionImages::default(),
+        }
+    }
+
+    fn cached(&self) -> MutexGuard<'_, HashMap<String, Revision>> {
+        self.revisions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads the revisions not read yet, 20 a call, into the cache. A call
+    /// that fails, or a revision ECS reports in `failures` (MISSING, or one
+    /// created before service revisions existed), is logged at debug and
+    /// left out: its deployments are described without a target, and the
+    /// next describe asks again.
+    async fn read_revisions(&self, arns: BTreeSet<&str>) {
+        const OP: &str = "ecs:DescribeServiceRevisions";
+        let wanted: Vec<String> = {
+            let cache = self.cached();
+            arns.into_iter()
+                .filter(|a| !cache.contains_key(*a))
+                .map(str::to_string)
+                .collect()
+        };
+        for chunk in wanted.chunks(REVISIONS_LIMIT) {
+            let out = self
+                .client
+                .describe_service_revisions()
+                .set_service_revision_arns(Some(chunk.to_vec()))
+                .send()
+                .await;
+            let out = match out {
+                Ok(out) => out,
+                Err(e) => {
+                    let e = error(OP, &Subject::default(), None, e);
+                    tracing::debug!(revisions = ?chunk, error = %e, "cannot read the service revisions");
+                    continue;
+                }
+            };
+            for f in out.failures() {
+                tracing::debug!(
+                    revision = f.arn().unwrap_or_default(),
+                    reason = f.reason().unwrap_or_default(),
+                    detail = f.detail().unwrap_or_default(),
+                    "ECS cannot describe the service revision"
+                );
+            }
+            let mut cache = self.cached();
+            for r in out.service_revisions() {
+                let (Some(arn), Some(read)) = (r.service_revision_arn(), revision(r)) else {
+                    continue;
+                };
+                if cache.len() >= REVISIONS_CACHED {
+                    cache.clear();
+                }
+                cache.insert(arn.to_string(), read);
+            }
+        }
+    }
+
+    /// Fills each deployment's `target` from its target revision, where
+    /// the revision and its task definition's images were read.
+    async fn fill_targets(&self, found: &mut [(ServiceDeployment, Option<TargetSummary>)]) {
+        self.read_revisions(
+            found
+                .iter()
+                .filter_map(|(_, t)| Some(t.as_ref()?.arn.as_str()))
+                .collect(),
+        )
+        .await;
+        for (dep, summary) in found.iter_mut() {
+            let Some(summary) = summary else {
+                continue;
+            };
+            let Some(rev) = self.cached().get(&summary.arn).cloned() else {
+                continue;
+            };
+            // Empty images would make a release by image read as not what
+            // this deployment deploys: a wrong answer, where no target is an
+            // unknown one. The images are asked for again next time.
+            let Some(images) = self.images.read(&self.client, &rev.task_definition).await else {
+                tracing::debug!(
+                    deployment = %dep.arn,
+                    task_definition = %rev.task_definition,
+                    "the target revision's images are not read: no target yet"
+                );
+                continue;
+            };
+            dep.target = Some(TargetRevision {
+                task_definition: rev.task_definition,
+                images,
+                target_groups: rev.target_groups,
+                requested_tasks: summary.requested_tasks,
+            });
+        }
     }
 
     /// The service as it is now: its task definition (the base of an image
@@ -196,6 +320,64 @@ pub(crate) fn deployment_configuration(
     config
 }
 
+/// A deployment's `targetServiceRevision`
+/// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ServiceRevisionSummary.html).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TargetSummary {
+    pub arn: String,
+    /// `requestedTaskCount`, read anew with each describe (the revision
+    /// itself does not change, its task count does). The SDK reads an
+    /// absent count as 0, so 0 is taken for not reported.
+    pub requested_tasks: Option<u32>,
+}
+
+pub(crate) fn target_summary(d: &SdkServiceDeployment) -> Option<TargetSummary> {
+    let t = d.target_service_revision()?;
+    Some(TargetSummary {
+        arn: t.arn().filter(|a| !a.is_empty())?.to_string(),
+        requested_tasks: u32::try_from(t.requested_task_count())
+            .ok()
+            .filter(|&n| n > 0),
+    })
+}
+
+/// What a service revision says of itself; `None` without a task
+/// definition. The fields follow
+/// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ServiceRevision.html.
+///
+/// Which target group a deployment's new (green) tasks register in is not
+/// documented: the ALB resources page says the primary target group is for
+/// the blue revision and the alternate one for the green revision, then that
+/// "Amazon ECS automatically registers tasks with the appropriate target
+/// group based on the deployment stage"
+/// (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/alb-resources-for-blue-green.html),
+/// and nothing says whether the two trade roles once a deployment has
+/// succeeded. So each load balancer gives both its `targetGroupArn` and its
+/// `advancedConfiguration.alternateTargetGroupArn`
+/// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_AdvancedConfiguration.html),
+/// and the target health gate needs each of them healthy: at worst it waits
+/// for a group the new tasks are not in, never passes one they are in. A
+/// revision without load balancers (Service Connect, VPC Lattice, none) has
+/// no target group.
+fn revision(r: &SdkServiceRevision) -> Option<Revision> {
+    let task_definition = r.task_definition().filter(|t| !t.is_empty())?.to_string();
+    let mut target_groups: Vec<String> = Vec::new();
+    for lb in r.load_balancers() {
+        let alternate = lb
+            .advanced_configuration()
+            .and_then(|a| a.alternate_target_group_arn());
+        for tg in [lb.target_group_arn(), alternate].into_iter().flatten() {
+            if !tg.is_empty() && !target_groups.iter().any(|t| t == tg) {
+                target_groups.push(tg.to_string());
+            }
+        }
+    }
+    Some(Revision {
+        task_definition,
+        target_groups,
+    })
+}
+
 /// One deployment in the domain's words; `None` without an ARN. The
 /// fields follow https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ServiceDeployment.html.
 pub(crate) fn service_deployment(d: &SdkServiceDeployment) -> Option<ServiceDeployment> {
@@ -232,6 +414,7 @@ pub(crate) fn service_deployment(d: &SdkServiceDeployment) -> Option<ServiceDepl
             .and_then(|t| t.requested_production_traffic_weight())
             .map(|w| w.round().clamp(0.0, 100.0) as u32),
         rollback_reason: d.rollback().and_then(|r| r.reason()).map(str::to_string),
+        // Read from the revision by the adapter's describe.
         target: None,
     })
 }
@@ -301,10 +484,11 @@ impl ServiceDeployments for ServiceDeploymentsAdapter {
             found.extend(
                 out.service_deployments()
                     .iter()
-                    .filter_map(service_deployment),
+                    .filter_map(|d| Some((service_deployment(d)?, target_summary(d)))),
             );
         }
-        Ok(found)
+        self.fill_targets(&mut found).await;
+        Ok(found.into_iter().map(|(dep, _)| dep).collect())
     }
 
     async fn ongoing(

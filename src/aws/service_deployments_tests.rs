@@ -11,8 +11,13 @@ use aws_sdk_ecs::operation::continue_service_deployment::{
 use aws_sdk_ecs::operation::describe_service_deployments::{
     DescribeServiceDeploymentsError, DescribeServiceDeploymentsOutput,
 };
+use aws_sdk_ecs::operation::describe_service_revisions::{
+    DescribeServiceRevisionsError, DescribeServiceRevisionsOutput,
+};
 use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
-use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
+use aws_sdk_ecs::operation::describe_task_definition::{
+    DescribeTaskDefinitionError, DescribeTaskDefinitionOutput,
+};
 use aws_sdk_ecs::operation::list_service_deployments::ListServiceDeploymentsOutput;
 use aws_sdk_ecs::operation::list_task_definitions::ListTaskDefinitionsOutput;
 use aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionOutput;
@@ -26,9 +31,10 @@ use aws_sdk_ecs::types::error::{
     ConflictException, InvalidParameterException, ServiceDeploymentNotFoundException,
 };
 use aws_sdk_ecs::types::{
-    ContainerDefinition, DeploymentAlarms, DeploymentCircuitBreaker, DeploymentLifecycleHookDetail,
-    DeploymentLifecycleHookStatus, Failure, Rollback, ServiceDeploymentBrief,
-    ServiceDeploymentLifecycleStage, ServiceRevisionSummary, TaskDefinition,
+    AdvancedConfiguration, ContainerDefinition, DeploymentAlarms, DeploymentCircuitBreaker,
+    DeploymentLifecycleHookDetail, DeploymentLifecycleHookStatus, Failure, LoadBalancer, Rollback,
+    ServiceDeploymentBrief, ServiceDeploymentLifecycleStage, ServiceRevisionSummary,
+    TaskDefinition,
 };
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
@@ -36,6 +42,10 @@ use super::*;
 
 const ARN: &str = "arn:aws:ecs:us-east-1:1:service-deployment/prod/web/abc";
 const LAMBDA: &str = "arn:aws:lambda:us-east-1:1:function:smoke";
+const REVISION: &str = "arn:aws:ecs:us-east-1:1:service-revision/prod/web/7";
+const TASK_DEFINITION: &str = "arn:aws:ecs:us-east-1:1:task-definition/web:7";
+const BLUE: &str = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-blue/1";
+const GREEN: &str = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-green/2";
 
 fn key() -> ServiceKey {
     ServiceKey::new("prod", "web")
@@ -403,23 +413,118 @@ fn paused_deployment() -> SdkServiceDeployment {
         .created_at(DateTime::from_millis(1_700_000_000_000))
         .target_service_revision(
             ServiceRevisionSummary::builder()
-                .arn("arn:aws:ecs:us-east-1:1:service-revision/prod/web/7")
+                .arn(REVISION)
+                .requested_task_count(4)
+                .running_task_count(1)
                 .requested_production_traffic_weight(9.6)
                 .build(),
         )
         .build()
 }
 
-#[tokio::test]
-async fn a_deployment_reads_its_stage_pauses_and_weight() {
-    let rule = mock!(Client::describe_service_deployments)
+fn describe_paused() -> aws_smithy_mocks::Rule {
+    mock!(Client::describe_service_deployments)
         .match_requests(|r| r.service_deployment_arns() == [ARN])
         .then_output(|| {
             DescribeServiceDeploymentsOutput::builder()
                 .service_deployments(paused_deployment())
                 .build()
-        });
-    let adapter = ServiceDeploymentsAdapter::from_client(mock_client!(aws_sdk_ecs, [&rule]));
+        })
+}
+
+/// The blue/green load balancer of a service on the ECS deployment
+/// controller: its target group and the alternate one.
+fn blue_green() -> LoadBalancer {
+    LoadBalancer::builder()
+        .target_group_arn(BLUE)
+        .container_name("app")
+        .container_port(8080)
+        .advanced_configuration(
+            AdvancedConfiguration::builder()
+                .alternate_target_group_arn(GREEN)
+                .production_listener_rule(
+                    "arn:aws:elasticloadbalancing:us-east-1:1:listener-rule/app/web/1/2/3",
+                )
+                .role_arn("arn:aws:iam::1:role/ecs-elb")
+                .build(),
+        )
+        .build()
+}
+
+/// DescribeServiceRevisions of REVISION, on task definition web:7 with
+/// these load balancers.
+fn describe_revision(load_balancers: fn() -> Vec<LoadBalancer>) -> aws_smithy_mocks::Rule {
+    mock!(Client::describe_service_revisions)
+        .match_requests(|r| r.service_revision_arns() == [REVISION])
+        .then_output(move || {
+            DescribeServiceRevisionsOutput::builder()
+                .service_revisions(
+                    SdkServiceRevision::builder()
+                        .service_revision_arn(REVISION)
+                        .service_arn("arn:aws:ecs:us-east-1:1:service/prod/web")
+                        .task_definition(TASK_DEFINITION)
+                        .set_load_balancers(Some(load_balancers()))
+                        .build(),
+                )
+                .build()
+        })
+}
+
+/// Task definition web:7: app runs repo/web:2, log runs fluent:2.
+fn task_definition_output() -> DescribeTaskDefinitionOutput {
+    let td = TaskDefinition::builder()
+        .family("web")
+        .revision(7)
+        .task_definition_arn(TASK_DEFINITION)
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("app")
+                .image("repo/web:2")
+                .build(),
+        )
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("log")
+                .image("fluent:2")
+                .build(),
+        )
+        .build();
+    DescribeTaskDefinitionOutput::builder()
+        .task_definition(td)
+        .build()
+}
+
+fn task_definition_7() -> aws_smithy_mocks::Rule {
+    mock!(Client::describe_task_definition)
+        .match_requests(|r| r.task_definition() == Some(TASK_DEFINITION))
+        .then_output(task_definition_output)
+}
+
+fn target_7(target_groups: &[&str]) -> TargetRevision {
+    TargetRevision {
+        task_definition: TASK_DEFINITION.into(),
+        images: [("app", "repo/web:2"), ("log", "fluent:2")]
+            .into_iter()
+            .map(|(c, i)| (c.to_string(), i.to_string()))
+            .collect(),
+        target_groups: target_groups.iter().map(|t| t.to_string()).collect(),
+        requested_tasks: Some(4),
+    }
+}
+
+#[tokio::test]
+async fn a_deployment_reads_its_stage_pauses_weight_and_target() {
+    let (deployments, revisions, td) = (
+        describe_paused(),
+        describe_revision(|| vec![blue_green()]),
+        task_definition_7(),
+    );
+    let client = mock_client!(
+        aws_sdk_ecs,
+        RuleMode::MatchAny,
+        [&deployments, &revisions, &td]
+    );
+    let adapter = ServiceDeploymentsAdapter::from_client(client);
     let found = adapter.describe(&[ARN.to_string()]).await.unwrap();
     assert_eq!(
         found,
@@ -436,9 +541,202 @@ async fn a_deployment_reads_its_stage_pauses_and_weight() {
             created_at: Some(Timestamp(1_700_000_000_000)),
             target_weight: Some(10),
             rollback_reason: None,
-            target: None,
+            // Which of the two groups the new tasks are in is not
+            // documented: both are listed, so both must be healthy.
+            target: Some(target_7(&[BLUE, GREEN])),
         }],
         "the Lambda hook is not a pause"
+    );
+}
+
+#[tokio::test]
+async fn the_target_revision_and_its_images_are_read_once() {
+    let (deployments, revisions, td) = (
+        describe_paused(),
+        describe_revision(|| vec![blue_green()]),
+        task_definition_7(),
+    );
+    let client = mock_client!(
+        aws_sdk_ecs,
+        RuleMode::MatchAny,
+        [&deployments, &revisions, &td]
+    );
+    let adapter = ServiceDeploymentsAdapter::from_client(client);
+    let first = adapter.describe(&[ARN.to_string()]).await.unwrap();
+    let second = adapter.describe(&[ARN.to_string()]).await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!(second[0].target, Some(target_7(&[BLUE, GREEN])));
+    assert_eq!(
+        deployments.num_calls(),
+        2,
+        "the deployment is read each time"
+    );
+    assert_eq!(
+        (revisions.num_calls(), td.num_calls()),
+        (1, 1),
+        "a revision never changes: read once"
+    );
+}
+
+#[tokio::test]
+async fn deployments_of_one_revision_read_it_in_one_call() {
+    let deployments = mock!(Client::describe_service_deployments).then_compute_output(|r| {
+        DescribeServiceDeploymentsOutput::builder()
+            .set_service_deployments(Some(
+                r.service_deployment_arns()
+                    .iter()
+                    .map(|a| {
+                        let mut d = paused_deployment();
+                        d.service_deployment_arn = Some(a.clone());
+                        d
+                    })
+                    .collect(),
+            ))
+            .build()
+    });
+    let (revisions, td) = (
+        describe_revision(|| vec![blue_green()]),
+        task_definition_7(),
+    );
+    let client = mock_client!(
+        aws_sdk_ecs,
+        RuleMode::MatchAny,
+        [&deployments, &revisions, &td]
+    );
+    let adapter = ServiceDeploymentsAdapter::from_client(client);
+    let arns: Vec<String> = (0..3).map(|i| format!("{ARN}-{i}")).collect();
+    let found = adapter.describe(&arns).await.unwrap();
+    assert_eq!(found.len(), 3);
+    assert!(found.iter().all(|d| d.target.is_some()), "{found:?}");
+    assert_eq!((revisions.num_calls(), td.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_revision_without_load_balancers_has_no_target_group() {
+    let (deployments, revisions, td) = (
+        describe_paused(),
+        describe_revision(Vec::new),
+        task_definition_7(),
+    );
+    let client = mock_client!(
+        aws_sdk_ecs,
+        RuleMode::MatchAny,
+        [&deployments, &revisions, &td]
+    );
+    let adapter = ServiceDeploymentsAdapter::from_client(client);
+    let found = adapter.describe(&[ARN.to_string()]).await.unwrap();
+    assert_eq!(found[0].target, Some(target_7(&[])));
+}
+
+#[test]
+fn each_load_balancer_gives_its_target_group_and_its_alternate_once() {
+    let plain = LoadBalancer::builder()
+        .target_group_arn(BLUE)
+        .container_name("app")
+        .container_port(8080)
+        .build();
+    let other = LoadBalancer::builder()
+        .target_group_arn("arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-admin/3")
+        .container_name("admin")
+        .container_port(9090)
+        .build();
+    let classic = LoadBalancer::builder()
+        .load_balancer_name("web-classic")
+        .container_name("app")
+        .container_port(8080)
+        .build();
+    let r = SdkServiceRevision::builder()
+        .task_definition(TASK_DEFINITION)
+        .load_balancers(blue_green())
+        .load_balancers(plain)
+        .load_balancers(other)
+        .load_balancers(classic)
+        .build();
+    assert_eq!(
+        revision(&r).unwrap().target_groups,
+        [
+            BLUE,
+            GREEN,
+            "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-admin/3"
+        ]
+    );
+    let without = SdkServiceRevision::builder()
+        .load_balancers(blue_green())
+        .build();
+    assert_eq!(revision(&without), None, "no task definition, no revision");
+}
+
+#[tokio::test]
+async fn a_revision_that_cannot_be_read_leaves_the_target_unknown_and_is_asked_again() {
+    let deployments = describe_paused();
+    let refused = mock!(Client::describe_service_revisions).then_error(|| {
+        DescribeServiceRevisionsError::generic(meta(
+            "AccessDeniedException",
+            "not authorized to perform ecs:DescribeServiceRevisions",
+        ))
+    });
+    let client = mock_client!(
+        aws_sdk_ecs,
+        RuleMode::MatchAny,
+        [&deployments, &refused],
+        |c| c.retry_config(RetryConfig::disabled())
+    );
+    let adapter = ServiceDeploymentsAdapter::from_client(client);
+    for _ in 0..2 {
+        let found = adapter.describe(&[ARN.to_string()]).await.unwrap();
+        assert_eq!(found.len(), 1, "the deployment is still described");
+        assert_eq!(found[0].target, None);
+        assert_eq!(
+            found[0].stage,
+            Some(LifecycleStage::PreProductionTrafficShift)
+        );
+    }
+    assert_eq!(refused.num_calls(), 2, "a failed read is not remembered");
+}
+
+#[tokio::test]
+async fn a_missing_revision_leaves_the_target_unknown() {
+    let deployments = describe_paused();
+    let missing = mock!(Client::describe_service_revisions).then_output(|| {
+        DescribeServiceRevisionsOutput::builder()
+            .failures(Failure::builder().arn(REVISION).reason("MISSING").build())
+            .build()
+    });
+    let client = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&deployments, &missing]);
+    let adapter = ServiceDeploymentsAdapter::from_client(client);
+    let found = adapter.describe(&[ARN.to_string()]).await.unwrap();
+    assert_eq!(found[0].target, None);
+    assert_eq!(missing.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_target_whose_images_cannot_be_read_is_unknown_until_they_are() {
+    let (deployments, revisions) = (describe_paused(), describe_revision(|| vec![blue_green()]));
+    let td = mock!(Client::describe_task_definition)
+        .sequence()
+        .error(|| {
+            DescribeTaskDefinitionError::generic(meta("AccessDeniedException", "not authorized"))
+        })
+        .output(task_definition_output)
+        .build();
+    let client = mock_client!(
+        aws_sdk_ecs,
+        RuleMode::MatchAny,
+        [&deployments, &revisions, &td],
+        |c| c.retry_config(RetryConfig::disabled())
+    );
+    let adapter = ServiceDeploymentsAdapter::from_client(client);
+    let found = adapter.describe(&[ARN.to_string()]).await.unwrap();
+    assert_eq!(
+        found[0].target, None,
+        "empty images would say it deploys no image"
+    );
+    let found = adapter.describe(&[ARN.to_string()]).await.unwrap();
+    assert_eq!(found[0].target, Some(target_7(&[BLUE, GREEN])));
+    assert_eq!(
+        revisions.num_calls(),
+        1,
+        "the revision itself was read the first time"
     );
 }
 

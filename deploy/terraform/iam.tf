@@ -87,6 +87,17 @@ data "aws_iam_policy_document" "cutover" {
     ]
   }
 
+  # What a deployment deploys: its target revision's task definition and
+  # target groups. Authorized on the service and on the service revision.
+  statement {
+    sid     = "EcsNativeRevisions"
+    actions = ["ecs:DescribeServiceRevisions"]
+    resources = [
+      "arn:${local.partition}:ecs:${var.region}:${local.account}:service/*/*",
+      "arn:${local.partition}:ecs:${var.region}:${local.account}:service-revision/*/*/*",
+    ]
+  }
+
   statement {
     sid       = "EcsStoppedTasks"
     actions   = ["ecs:ListTasks"]

@@ -215,11 +215,26 @@ fn deployment_config(strategy: &Value, bad: &mut impl FnMut(&str, String)) -> Op
     found.map(str::to_string)
 }
 
-/// Fields of the record that cutover's own driver uses and ECS owns under
-/// `ecs_native`: each given one is a problem that says who owns it.
+/// Fields of the record that ECS owns under `ecs_native`.
+const NATIVE_OWNS: [&str; 9] = [
+    "production_listener",
+    "production_rule",
+    "test_listener",
+    "test_rule",
+    "target_groups",
+    "network",
+    "launch_type",
+    "capacity_provider_strategy",
+    "gates.task_failures",
+];
+
+/// Of the fields only cutover's own driver uses (`given`, with whether each
+/// is present), those ECS owns under `ecs_native` are problems that say who
+/// owns them; the image, bake, deadline, hooks and target health gate are
+/// ECS's driver's too.
 pub(super) fn native_unused(given: &[(&str, bool)], bad: &mut impl FnMut(&str, String)) {
     for (field, present) in given {
-        if *present {
+        if *present && NATIVE_OWNS.contains(field) {
             let why = match *field {
                 "gates.task_failures" => {
                     "ECS replaces the new revision's failed tasks itself; `gates.target_health` watches its targets"

@@ -344,53 +344,40 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
         })
     };
 
+    // The fields only cutover's own driver uses, and whether each is given:
+    // the other drivers refuse those whose work is theirs.
+    let given = [
+        ("image", raw.image.is_some()),
+        ("production_listener", raw.production_listener.is_some()),
+        ("production_rule", raw.production_rule.is_some()),
+        ("test_listener", raw.test_listener.is_some()),
+        ("test_rule", raw.test_rule.is_some()),
+        ("target_groups", raw.target_groups.is_some()),
+        ("network", raw.network.is_some()),
+        ("launch_type", raw.launch_type.is_some()),
+        (
+            "capacity_provider_strategy",
+            raw.capacity_provider_strategy.is_some(),
+        ),
+        ("bake", raw.bake.is_some()),
+        ("progress_deadline", raw.progress_deadline.is_some()),
+        ("hooks", raw.hooks != Hooks::default()),
+        (
+            "gates.target_health",
+            raw.gates.target_health != TargetHealthGate::default(),
+        ),
+        ("gates.task_failures", raw.gates.task_failures.is_some()),
+    ];
     let codedeploy = driver_kind::codedeploy(
         raw.driver.as_deref(),
         raw.codedeploy.as_ref(),
         raw.strategy.as_ref(),
-        &[
-            ("image", raw.image.is_some()),
-            ("production_listener", raw.production_listener.is_some()),
-            ("production_rule", raw.production_rule.is_some()),
-            ("test_listener", raw.test_listener.is_some()),
-            ("test_rule", raw.test_rule.is_some()),
-            ("target_groups", raw.target_groups.is_some()),
-            ("network", raw.network.is_some()),
-            ("launch_type", raw.launch_type.is_some()),
-            (
-                "capacity_provider_strategy",
-                raw.capacity_provider_strategy.is_some(),
-            ),
-            ("bake", raw.bake.is_some()),
-            ("progress_deadline", raw.progress_deadline.is_some()),
-            ("hooks", raw.hooks != Hooks::default()),
-            (
-                "gates.target_health",
-                raw.gates.target_health != TargetHealthGate::default(),
-            ),
-            ("gates.task_failures", raw.gates.task_failures.is_some()),
-        ],
+        &given,
         &mut bad,
     );
     let native = raw.driver.as_deref() == Some(driver_kind::NATIVE);
     if native {
-        driver_kind::native_unused(
-            &[
-                ("production_listener", raw.production_listener.is_some()),
-                ("production_rule", raw.production_rule.is_some()),
-                ("test_listener", raw.test_listener.is_some()),
-                ("test_rule", raw.test_rule.is_some()),
-                ("target_groups", raw.target_groups.is_some()),
-                ("network", raw.network.is_some()),
-                ("launch_type", raw.launch_type.is_some()),
-                (
-                    "capacity_provider_strategy",
-                    raw.capacity_provider_strategy.is_some(),
-                ),
-                ("gates.task_failures", raw.gates.task_failures.is_some()),
-            ],
-            &mut bad,
-        );
+        driver_kind::native_unused(&given, &mut bad);
     }
     // ECS or CodeDeploy owns the load balancer wiring.
     let deploys = codedeploy.is_some() || native;

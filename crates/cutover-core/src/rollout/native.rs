@@ -856,7 +856,8 @@ impl<'a, 'd> Native<'a, 'd> {
     /// Before the new revision has production traffic a shortfall is
     /// waited out for the gate's grace (its tasks are starting); once it
     /// has some, each failing look counts at once, since no weight can be
-    /// taken back short of a rollback.
+    /// taken back short of a rollback; and past the last pause, the first
+    /// failing look rolls back.
     fn green_health(
         &mut self,
         r: &Rollout,
@@ -924,7 +925,18 @@ impl<'a, 'd> Native<'a, 'd> {
         if let Some(rr) = self.d.status.rollout.as_mut() {
             rr.gate_failures = failures;
         }
-        if failures >= gate.failure_threshold {
+        // Past the last pause (once it is answered: ECS's bake, then its
+        // clean-up) no pause of cutover's stands before ECS removes the old
+        // revision, so a second failing look may come when there is nothing
+        // left to roll back to. Waiting for the threshold there kept a
+        // revision whose tasks failed while ECS baked: ECS removed the old
+        // one between the two looks (the simulated cloud, native seed 18).
+        // There the first failing look rolls back.
+        let no_pause_left = dep.awaiting().is_none()
+            && dep.stage.is_some_and(|s| {
+                s >= LifecycleStage::PostProductionTrafficShift && s != LifecycleStage::Other
+            });
+        if failures >= gate.failure_threshold || no_pause_left {
             return Err(self.begin_rollback(RollbackReason::GateFailed {
                 gate: super::command::TARGET_HEALTH.into(),
                 detail: why,

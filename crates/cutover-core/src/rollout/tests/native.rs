@@ -1284,6 +1284,36 @@ fn a_revision_that_turns_unhealthy_with_traffic_is_stopped_without_a_grace() {
     assert_eq!(w.status.phase(), Phase::RollingBack);
 }
 
+/// Past the last pause ECS bakes and then removes the old revision
+/// without asking: a failing look there rolls back at once, since the
+/// threshold's second look may come after the old revision is gone (native
+/// simulation seed 18: the tasks of a revision failed while ECS baked, and
+/// ECS removed the old revision between the two looks).
+#[test]
+fn a_revision_failing_while_ecs_bakes_is_stopped_at_the_first_failing_look() {
+    let mut w = started(native_record("web:2", json!("all_at_once")));
+    w.pause(PreProductionTrafficShift);
+    w.step();
+    w.at(ProductionTrafficShift);
+    w.last().target_weight = Some(100);
+    w.step();
+    w.pause(PostProductionTrafficShift);
+    w.step();
+    assert_eq!(w.answers.len(), 2, "both pauses answered: {:?}", w.answers);
+    w.at(BakeTime);
+    w.step();
+    assert_eq!(w.status.phase(), Phase::Baking);
+    assert!(w.stopped.is_empty());
+    w.unhealthy.insert("tg-1".into());
+    w.advance(S5);
+    w.step();
+    assert_eq!(w.stopped, vec![sd(1)]);
+    assert_eq!(w.status.phase(), Phase::RollingBack);
+    w.rolled_back();
+    w.step();
+    assert_eq!(w.status.phase(), Phase::Failed);
+}
+
 /// A service without a load balancer target group (Service Connect, VPC
 /// Lattice) has no targets to count: its pauses are answered on the
 /// analysis gates alone.

@@ -143,12 +143,6 @@ impl<'a, 'd> CodeDeploy<'a, 'd> {
         })
     }
 
-    fn wait(&mut self, message: String) -> Flow {
-        self.d.say(message);
-        self.d.wake(Wake::Poll);
-        Flow::Wait
-    }
-
     fn group(&self) -> String {
         format!(
             "{}/{}",
@@ -439,65 +433,15 @@ impl<'a, 'd> CodeDeploy<'a, 'd> {
     }
 
     fn succeeded(&mut self, r: Rollout, dep: &Deployment) -> Flow {
-        if let Some(reason) = &r.rollback
-            && reason.fails_revision()
-        {
-            let why = format!(
-                "{reason}, but deployment {} succeeded before it could be stopped: revision {} serves; write the previous version to go back",
-                dep.id, r.id.revision
-            );
-            self.d.status.stable_revision = Some(r.id.revision.clone());
-            return self.end(r, Outcome::Failed, Some(why));
-        }
-        self.d.finish_rollout(&r, Outcome::Promoted);
-        self.d.status.stable_revision = Some(r.id.revision.clone());
         self.d.status.deployment = None;
-        self.d.status.weights = Some((100, 0));
-        self.d.transition_of(
-            Phase::Steady,
-            format!(
-                "revision {} deployed by CodeDeploy deployment {}",
-                r.id.revision, dep.id
-            ),
-            Some(r.id.revision.clone()),
-        );
-        self.d.say(format!(
-            "steady on revision {} (deployment {} succeeded)",
-            r.id.revision, dep.id
-        ));
-        self.d.wake(Wake::Idle);
-        // The service's snapshot was taken before the deployment's, so the
-        // next look starts from the stored status, not from this snapshot.
-        Flow::Wait
+        self.promoted_by(r, "CodeDeploy", &format!("deployment {}", dep.id))
     }
 
-    /// Ends the rollout. `why` fails the revision (it is not deployed again
-    /// until retried); `None` ends it quietly, as a supersede does.
+    /// Ends the rollout (see [`Driver::end_rollout`]); the deployment is
+    /// forgotten with it.
     fn end(&mut self, r: Rollout, outcome: Outcome, why: Option<String>) -> Flow {
-        self.d.finish_rollout(&r, outcome);
         self.d.status.deployment = None;
-        let fails = why.is_some() && outcome != Outcome::Superseded;
-        match why.filter(|_| fails) {
-            Some(why) => {
-                self.d.fail_revision(&r, why.clone());
-                self.d
-                    .transition_of(Phase::Failed, why.clone(), Some(r.id.revision.clone()));
-                self.d.say(format!(
-                    "revision {} failed: {why}. Write a new version, or retry",
-                    r.id.revision
-                ));
-                self.d.wake(Wake::Idle);
-                Flow::Wait
-            }
-            None => {
-                self.d.transition_of(
-                    Phase::Steady,
-                    format!("ended rollout of revision {}", r.id.revision),
-                    Some(r.id.revision.clone()),
-                );
-                Flow::Next
-            }
-        }
+        self.end_rollout(r, outcome, why)
     }
 }
 

@@ -194,6 +194,75 @@ pub(crate) trait Driver<'a> {
         }
     }
 
+    /// Nothing more this decision: looks again at the next poll.
+    fn wait(&mut self, message: String) -> Flow {
+        let d = self.draft();
+        d.say(message);
+        d.wake(Wake::Poll);
+        Flow::Wait
+    }
+
+    /// Ends the rollout. `why` fails the revision (it is not deployed again
+    /// until retried); `None` ends it quietly, as a supersede does.
+    fn end_rollout(&mut self, r: Rollout, outcome: Outcome, why: Option<String>) -> Flow {
+        let d = self.draft();
+        d.finish_rollout(&r, outcome);
+        let fails = why.is_some() && outcome != Outcome::Superseded;
+        match why.filter(|_| fails) {
+            Some(why) => {
+                d.fail_revision(&r, why.clone());
+                d.transition_of(Phase::Failed, why.clone(), Some(r.id.revision.clone()));
+                d.say(format!(
+                    "revision {} failed: {why}. Write a new version, or retry",
+                    r.id.revision
+                ));
+                d.wake(Wake::Idle);
+                Flow::Wait
+            }
+            None => {
+                d.transition_of(
+                    Phase::Steady,
+                    format!("ended rollout of revision {}", r.id.revision),
+                    Some(r.id.revision.clone()),
+                );
+                Flow::Next
+            }
+        }
+    }
+
+    /// The deployment `what` of `whose` (CodeDeploy's, ECS's) succeeded:
+    /// the rollout's revision serves. A rollback that fails the revision and
+    /// came too late still fails it, though the revision serves.
+    fn promoted_by(&mut self, r: Rollout, whose: &str, what: &str) -> Flow {
+        if let Some(reason) = &r.rollback
+            && reason.fails_revision()
+        {
+            let why = format!(
+                "{reason}, but {what} succeeded before it could be stopped: revision {} serves; write the previous version to go back",
+                r.id.revision
+            );
+            self.draft().status.stable_revision = Some(r.id.revision.clone());
+            return self.end_rollout(r, Outcome::Failed, Some(why));
+        }
+        let d = self.draft();
+        d.finish_rollout(&r, Outcome::Promoted);
+        d.status.stable_revision = Some(r.id.revision.clone());
+        d.status.weights = Some((100, 0));
+        d.transition_of(
+            Phase::Steady,
+            format!("revision {} deployed by {whose} {what}", r.id.revision),
+            Some(r.id.revision.clone()),
+        );
+        d.say(format!(
+            "steady on revision {} ({what} succeeded)",
+            r.id.revision
+        ));
+        d.wake(Wake::Idle);
+        // The service's snapshot was taken before the deployment's, so the
+        // next look starts from the stored status, not from this snapshot.
+        Flow::Wait
+    }
+
     /// The revision failed and no retry asks for it again: it stays failed.
     fn stay_failed(&mut self, f: &Failure) -> Flow {
         let revision = self.spec().revision.clone();

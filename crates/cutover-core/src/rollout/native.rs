@@ -280,12 +280,6 @@ impl<'a, 'd> Native<'a, 'd> {
         })
     }
 
-    fn wait(&mut self, message: String) -> Flow {
-        self.d.say(message);
-        self.d.wake(Wake::Poll);
-        Flow::Wait
-    }
-
     fn found(&self) -> Option<&'a ServiceDeployment> {
         match &self.observed.service_deployment {
             Some(ServiceDeploymentView::Found(dep)) => Some(dep),
@@ -521,7 +515,7 @@ impl<'a, 'd> Native<'a, 'd> {
             (None, _) => return self.wait("waiting to read the service deployment".into()),
             (Some(ServiceDeploymentView::Absent), Some(k)) => {
                 let why = format!("service deployment {} is not known to ECS", k.arn);
-                return self.end(r, Outcome::Failed, Some(why));
+                return self.end_rollout(r, Outcome::Failed, Some(why));
             }
             (Some(ServiceDeploymentView::Found(dep)), _) if self.is_ours(&r, dep) => dep,
             _ => return self.not_created(r),
@@ -645,13 +639,13 @@ impl<'a, 'd> Native<'a, 'd> {
             // revision starts.
             return match r.rollback {
                 Some(RollbackReason::Aborted) => {
-                    self.end(r, Outcome::Aborted, Some("aborted by request".into()))
+                    self.end_rollout(r, Outcome::Aborted, Some("aborted by request".into()))
                 }
-                _ => self.end(r, Outcome::Superseded, None),
+                _ => self.end_rollout(r, Outcome::Superseded, None),
             };
         }
         if !landed && self.spec.control.abort.as_ref() == Some(&r.id) {
-            return self.end(r, Outcome::Aborted, Some("aborted by request".into()));
+            return self.end_rollout(r, Outcome::Aborted, Some("aborted by request".into()));
         }
         if now >= r.started_at + self.spec.progress_deadline {
             let why = format!(
@@ -659,7 +653,7 @@ impl<'a, 'd> Native<'a, 'd> {
                 r.id.revision,
                 crate::time::format_duration(self.spec.progress_deadline)
             );
-            return self.end(r, Outcome::Failed, Some(why));
+            return self.end_rollout(r, Outcome::Failed, Some(why));
         }
         if landed {
             // The update was taken: its deployment shows soon. Never a
@@ -972,36 +966,7 @@ impl<'a, 'd> Native<'a, 'd> {
     }
 
     fn succeeded(&mut self, r: Rollout, dep: &ServiceDeployment) -> Flow {
-        if let Some(reason) = &r.rollback
-            && reason.fails_revision()
-        {
-            let why = format!(
-                "{reason}, but service deployment {} succeeded before it could be stopped: revision {} serves; write the previous version to go back",
-                dep.id(),
-                r.id.revision
-            );
-            self.d.status.stable_revision = Some(r.id.revision.clone());
-            return self.end(r, Outcome::Failed, Some(why));
-        }
-        self.d.finish_rollout(&r, Outcome::Promoted);
-        self.d.status.stable_revision = Some(r.id.revision.clone());
-        self.d.status.weights = Some((100, 0));
-        self.d.transition_of(
-            Phase::Steady,
-            format!(
-                "revision {} deployed by ECS service deployment {}",
-                r.id.revision,
-                dep.id()
-            ),
-            Some(r.id.revision.clone()),
-        );
-        self.d.say(format!(
-            "steady on revision {} (service deployment {} succeeded)",
-            r.id.revision,
-            dep.id()
-        ));
-        self.d.wake(Wake::Idle);
-        Flow::Wait
+        self.promoted_by(r, "ECS", &format!("service deployment {}", dep.id()))
     }
 
     /// ECS ended the deployment without it succeeding: rolled back (by
@@ -1033,34 +998,6 @@ impl<'a, 'd> Native<'a, 'd> {
                 dep.status
             ),
         };
-        self.end(r, outcome, Some(why))
-    }
-
-    /// Ends the rollout. `why` fails the revision (it is not deployed again
-    /// until retried); `None` ends it quietly, as a supersede does.
-    fn end(&mut self, r: Rollout, outcome: Outcome, why: Option<String>) -> Flow {
-        self.d.finish_rollout(&r, outcome);
-        let fails = why.is_some() && outcome != Outcome::Superseded;
-        match why.filter(|_| fails) {
-            Some(why) => {
-                self.d.fail_revision(&r, why.clone());
-                self.d
-                    .transition_of(Phase::Failed, why.clone(), Some(r.id.revision.clone()));
-                self.d.say(format!(
-                    "revision {} failed: {why}. Write a new version, or retry",
-                    r.id.revision
-                ));
-                self.d.wake(Wake::Idle);
-                Flow::Wait
-            }
-            None => {
-                self.d.transition_of(
-                    Phase::Steady,
-                    format!("ended rollout of revision {}", r.id.revision),
-                    Some(r.id.revision.clone()),
-                );
-                Flow::Next
-            }
-        }
+        self.end_rollout(r, outcome, Some(why))
     }
 }

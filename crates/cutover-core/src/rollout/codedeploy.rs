@@ -23,6 +23,7 @@ use super::driver::{
     Driver, Flow, Opening, due_probes, failed_revision, gated, interruption, next_attempt,
     promoted, runs,
 };
+use super::halt::Stop;
 use super::machine::task_set_ref;
 use super::observed::{EcsService, Observed, short_task_definition};
 use super::reading::Reads;
@@ -175,11 +176,8 @@ impl<'a, 'd> CodeDeploy<'a, 'd> {
                 )),
             };
         }
-        if spec.paused {
-            self.d.say(format!(
-                "paused: revision {} is not deployed until paused = false",
-                spec.revision
-            ));
+        if let Some(stop) = Stop::of(spec, self.d.halt.as_ref()) {
+            self.d.say(stop.not_started(&spec.revision));
             self.d.wake(Wake::Idle);
             return Flow::Wait;
         }
@@ -402,12 +400,13 @@ impl<'a, 'd> CodeDeploy<'a, 'd> {
             return self.wait(message);
         }
         let promoted = promoted(self.spec, &r);
-        if self.spec.paused {
-            self.d
-                .transition(Phase::Paused, "paused = true in the record");
+        if let Some(stop) = Stop::of(self.spec, self.d.halt.as_ref()) {
+            self.d.transition(Phase::Paused, stop.why());
             return self.wait(format!(
-                "paused: deployment {} waits to reroute traffic; set paused = false to continue",
-                dep.id
+                "{}: deployment {} waits to reroute traffic; {}",
+                stop.opening(),
+                dep.id,
+                stop.lift()
             ));
         }
         if self.d.status.phase() == Phase::Paused {

@@ -194,6 +194,7 @@ pub fn decide(desired: &Desired, observed: &Observed, status: &Status, now: Time
         wake: Wake::Idle,
         now,
         shown: None,
+        halt: observed.halt.clone(),
     };
     draft.status.last_error = None;
     if let Desired::Valid(spec) = desired {

@@ -25,6 +25,8 @@ pub(crate) struct Draft {
     /// The phase shown before this decision opened or ended a rollout,
     /// until the transition that says where it is now is recorded from it.
     pub shown: Option<Phase>,
+    /// The fleet-wide halt the decision runs under, if one is on.
+    pub halt: Option<super::halt::Halt>,
 }
 
 impl Draft {

@@ -8,6 +8,7 @@ use super::draft::Draft;
 use super::driver::{
     Driver, Flow, Opening, failed_revision, interruption, next_attempt, promoted, runs,
 };
+use super::halt::Stop;
 use super::hook::HookPoint;
 use super::observed::{
     EcsService, Observed, TaskSet, TaskSetStatus, Weights, live, short_arn, short_task_definition,
@@ -518,8 +519,10 @@ impl<'a> Machine<'a, '_> {
         if let Some(reason) = interruption(spec, &r, phase) {
             return self.begin_rollback(reason);
         }
-        if spec.paused && phase != Phase::Finalizing {
-            return self.paused(r);
+        if phase != Phase::Finalizing
+            && let Some(stop) = Stop::of(spec, self.d.halt.as_ref())
+        {
+            return self.paused(r, stop);
         }
         let r = match self.follow_strategy(r, phase) {
             Ok(r) => r,
@@ -596,23 +599,26 @@ impl<'a> Machine<'a, '_> {
         Ok(self.rollout().clone())
     }
 
-    fn paused(&mut self, r: Rollout) -> Flow {
+    fn paused(&mut self, r: Rollout, stop: Stop) -> Flow {
         // Pausing is how someone says they saw weights changed by hand. It
         // is taken whatever the gates say: a candidate waited out for churn
         // just then would otherwise drop it, and once `paused` is cleared
         // the rollout would stay paused by hand for good (seed 192).
-        if let Some(change) = self.rollout().hand_change.as_mut() {
+        if stop.acknowledges_hands()
+            && let Some(change) = self.rollout().hand_change.as_mut()
+        {
             change.acknowledged = true;
         }
         if let Err(flow) = self.gates(&r) {
             return flow;
         }
-        self.d
-            .transition(Phase::Paused, "paused = true in the record");
+        self.d.transition(Phase::Paused, stop.why());
         self.d.say(format!(
-            "paused at step {} with {}% on the candidate; set paused = false to continue",
+            "{} at step {} with {}% on the candidate; {}",
+            stop.opening(),
             r.step,
-            self.candidate_share(&r)
+            self.candidate_share(&r),
+            stop.lift()
         ));
         // While the candidate serves traffic its health is still watched.
         let w = if self.candidate_share(&r) > 0 {

@@ -12,6 +12,7 @@ mod draft;
 mod driver;
 pub mod driver_kind;
 pub mod gate;
+pub mod halt;
 mod hands;
 pub mod hook;
 pub mod key;
@@ -43,7 +44,7 @@ pub use command::{
 };
 pub use control::{Control, Promote, RolloutId};
 pub use decide::{Desired, decide, reads, under_rollout};
-pub use key::ServiceKey;
+pub use key::{Scope, ServiceKey};
 pub use observed::{
     EcsService, Observed, ServiceState, Stability, Stickiness, TargetCounts, TaskSet,
     TaskSetStatus, Weights,

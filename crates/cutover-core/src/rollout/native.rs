@@ -43,6 +43,7 @@ use super::driver::{
     Driver, Flow, Opening, due_probes, failed_revision, gated, interruption, next_attempt, promoted,
 };
 use super::driver_kind::NativeDeployment;
+use super::halt::Stop;
 use super::hook::HookPoint;
 use super::observed::{EcsService, Observed, TargetCounts, short_task_definition};
 use super::reading::Reads;
@@ -366,11 +367,8 @@ impl<'a, 'd> Native<'a, 'd> {
             }
             _ => {}
         }
-        if spec.paused {
-            self.d.say(format!(
-                "paused: revision {} is not deployed until paused = false",
-                spec.revision
-            ));
+        if let Some(stop) = Stop::of(spec, self.d.halt.as_ref()) {
+            self.d.say(stop.not_started(&spec.revision));
             self.d.wake(Wake::Idle);
             return Flow::Wait;
         }
@@ -765,12 +763,13 @@ impl<'a, 'd> Native<'a, 'd> {
             .expires_at
             .map(|t| format!(" (ECS rolls it back at {t} unless answered)"))
             .unwrap_or_default();
-        if self.spec.paused {
-            self.d
-                .transition(Phase::Paused, "paused = true in the record");
+        if let Some(stop) = Stop::of(self.spec, self.d.halt.as_ref()) {
+            self.d.transition(Phase::Paused, stop.why());
             return self.wait(format!(
-                "paused: service deployment {} waits at {stage}{expires}; set paused = false to continue",
-                dep.id()
+                "{}: service deployment {} waits at {stage}{expires}; {}",
+                stop.opening(),
+                dep.id(),
+                stop.lift()
             ));
         }
         let last_step = production && k.pauses_passed + 1 >= self.config.strategy.steps();

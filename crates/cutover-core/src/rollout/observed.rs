@@ -229,6 +229,9 @@ pub struct Observed {
     /// Group-level stickiness of the production route, where read (only
     /// when a task set that production weighed is about to be removed).
     pub production_stickiness: Option<Stickiness>,
+    /// The fleet-wide halt, when one is on (`rollout::halt`). Read from the
+    /// table for every pass, like the service.
+    pub halt: Option<super::halt::Halt>,
 }
 
 /// Group-level stickiness of a forward action (`TargetGroupStickinessConfig`):

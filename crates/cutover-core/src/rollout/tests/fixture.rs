@@ -76,6 +76,8 @@ pub struct World {
     /// that moves its routes points at one of these, which forward to blue
     /// until written.
     pub other_routes: std::collections::BTreeMap<String, Weights>,
+    /// The fleet-wide halt the next observation reports.
+    pub halt: Option<crate::rollout::halt::Halt>,
 }
 
 impl World {
@@ -123,6 +125,7 @@ impl World {
             readings: Default::default(),
             stickiness: Stickiness::default(),
             other_routes: Default::default(),
+            halt: None,
         }
     }
 
@@ -149,6 +152,7 @@ impl World {
         let r = reads(&desired, Some(&service), &self.status, self.now);
         let mut observed = Observed {
             service: Some(service),
+            halt: self.halt.clone(),
             ..Observed::default()
         };
         if let Some(route) = &r.production {

@@ -5,6 +5,7 @@ mod drivers;
 mod fixture;
 mod flows;
 mod gates;
+mod halt;
 mod hands;
 mod health;
 mod invalid_watch;

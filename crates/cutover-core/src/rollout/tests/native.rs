@@ -87,6 +87,8 @@ pub struct Ecs {
     /// Target groups whose targets are all unhealthy; every other is healthy.
     pub unhealthy: BTreeSet<String>,
     next_hook: u32,
+    /// The fleet-wide halt the next observation reports.
+    pub halt: Option<crate::rollout::halt::Halt>,
 }
 
 impl Ecs {
@@ -130,6 +132,7 @@ impl Ecs {
             events: vec![],
             read_count: 0,
             next_hook: 0,
+            halt: None,
         }
     }
 
@@ -200,6 +203,7 @@ impl Ecs {
             service_deployment,
             gates,
             targets,
+            halt: self.halt.clone(),
             ..Observed::default()
         }
     }
@@ -1350,4 +1354,30 @@ fn an_update_whose_reply_was_lost_is_not_taken_for_steady_before_its_deployment_
     w.step();
     assert!(w.status.rollout.is_some(), "{}", w.status.message);
     assert_eq!(w.started.len(), 1);
+}
+
+#[test]
+fn a_fleet_wide_halt_holds_a_pause_unanswered_with_its_reason_until_lifted() {
+    let mut w = started(native_record("web:2", canary()));
+    w.halt = Some(crate::rollout::halt::Halt {
+        reason: "INC-7: error budget burning".into(),
+        by: None,
+        since: None,
+    });
+    let h1 = w.pause(PreProductionTrafficShift);
+    for _ in 0..3 {
+        w.advance(S5);
+        w.step();
+        assert_eq!(w.status.phase(), Phase::Paused);
+        assert!(
+            w.status.message.contains("INC-7: error budget burning"),
+            "{}",
+            w.status.message
+        );
+    }
+    assert!(w.answers.is_empty(), "no pause answered while halted");
+    w.halt = None;
+    w.step();
+    assert_eq!(w.answered(), vec![(h1.as_str(), CONTINUE)]);
+    assert_eq!(w.status.phase(), Phase::Shifting);
 }

@@ -1,6 +1,7 @@
 //! The decision: pure rollout logic. Nothing in this module performs IO, reads
 //! a clock or knows about tokio or AWS types; it is tested with plain `#[test]`s.
 
+pub mod account;
 pub mod alert;
 mod checks;
 mod codedeploy;

@@ -354,6 +354,8 @@ const RECORD: &[Field] = &[
             "{application = \"…\", deployment_group = \"…\"}",
         ),
     ),
+    opt("region", Kind::Text),
+    opt("role_arn", Kind::Text),
     // The controller's own attribute, and a writer's timestamp: read elsewhere.
     opt("status", Kind::Any),
     opt("updated_at", Kind::Timestamp),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::account;
 use super::control::Control;
 use super::driver_kind::{self, DriverKind, RawCodeDeploy};
 use super::gate::Gates;
@@ -170,6 +171,9 @@ pub struct Spec {
     pub control: Control,
     pub labels: BTreeMap<String, String>,
     pub driver: DriverKind,
+    /// The role to assume in the key's account, when the record names one
+    /// (otherwise the controller's configured role name there).
+    pub role_arn: Option<String>,
 }
 
 impl Spec {
@@ -262,6 +266,9 @@ struct RawRecord {
     control: Control,
     driver: Option<String>,
     codedeploy: Option<RawCodeDeploy>,
+    /// Where the service is: must say what the key says.
+    region: Option<String>,
+    role_arn: Option<String>,
     /// Owned by the controller; ignored here.
     #[allow(dead_code)]
     status: Option<Value>,
@@ -391,6 +398,40 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
                 "{} does not match the record's key {}",
                 quote(s),
                 quote(&key.to_string())
+            ),
+        );
+    }
+
+    // The load balancer ARNs must be where the key says the service is.
+    let arns: Vec<(String, &str)> = [
+        ("production_listener", &raw.production_listener),
+        ("production_rule", &raw.production_rule),
+        ("test_listener", &raw.test_listener),
+        ("test_rule", &raw.test_rule),
+    ]
+    .into_iter()
+    .filter_map(|(f, a)| Some((f.to_string(), a.as_deref()?)))
+    .chain(
+        raw.target_groups
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, a)| (format!("target_groups[{i}]"), a.as_str())),
+    )
+    .collect();
+    let arns: Vec<(&str, &str)> = arns.iter().map(|(f, a)| (f.as_str(), *a)).collect();
+    for (field, message) in
+        account::check(key, raw.region.as_deref(), raw.role_arn.as_deref(), &arns)
+    {
+        bad(&field, message);
+    }
+    if codedeploy.is_some() && !key.scope.is_home() {
+        bad(
+            "driver",
+            format!(
+                "is codedeploy, and the key names {}: cutover reads CodeDeploy only in its own account \
+                 and region; use driver \"ecs\" or \"ecs_native\" there",
+                quote(key.scope.to_string().trim_end_matches(':'))
             ),
         );
     }
@@ -694,6 +735,7 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
             (None, Some(n)) => DriverKind::EcsNative(n),
             (None, None) => DriverKind::Ecs,
         },
+        role_arn: raw.role_arn,
     })
 }
 

@@ -27,7 +27,8 @@ pub fn message(given: &str, error: &KeyError) -> String {
         "attribute `service` is {}, which is not of the form <cluster>/<service>: {}. \
          Nothing is deployed from this record. Write the record again under a key such as \
          prod/checkout-api (the ECS cluster name, '/', the ECS service name, each 1-255 \
-         letters, digits, '-' or '_'), then delete this one",
+         letters, digits, '-' or '_'; in another region or account, prefix it with \
+         <region>: or <region>:<account>:), then delete this one",
         quote_key(given),
         error.why
     )

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::gate::{Gates, TaskFailureGate};
-use super::key::ServiceKey;
+use super::key::{Scope, ServiceKey};
 use super::revision::Revision;
 use super::spec::{Spec, TargetHealthGate, Traffic, Version};
 use super::strategy::humantime_serde_compat;
@@ -25,6 +25,10 @@ use super::strategy::humantime_serde_compat;
 /// the record turns invalid.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Watch {
+    /// Absent for a service in the controller's own account and region, so
+    /// statuses written before scopes existed read the same.
+    #[serde(default, skip_serializing_if = "Scope::is_home")]
+    pub scope: Scope,
     pub cluster: String,
     pub service: String,
     pub version: Version,
@@ -39,6 +43,7 @@ pub struct Watch {
 impl Watch {
     pub fn of(spec: &Spec) -> Watch {
         Watch {
+            scope: spec.key.scope.clone(),
             cluster: spec.key.cluster.clone(),
             service: spec.key.service.clone(),
             version: spec.version.clone(),
@@ -54,7 +59,7 @@ impl Watch {
     /// neither superseded nor started again.
     pub fn spec(&self, revision: &Revision) -> Spec {
         Spec {
-            key: ServiceKey::new(&self.cluster, &self.service),
+            key: ServiceKey::new(&self.cluster, &self.service).in_scope(self.scope.clone()),
             revision: revision.clone(),
             version: self.version.clone(),
             traffic: self.traffic.clone(),
@@ -74,6 +79,7 @@ impl Watch {
             control: Default::default(),
             labels: Default::default(),
             driver: Default::default(),
+            role_arn: None,
         }
     }
 }

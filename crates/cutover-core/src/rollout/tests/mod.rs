@@ -16,5 +16,6 @@ mod record_kinds;
 mod records;
 mod restarts;
 mod route_change;
+mod scoped_records;
 mod sticky;
 mod strategy_change;

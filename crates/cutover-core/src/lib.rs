@@ -4,5 +4,6 @@
 //! no clock; the controller, the AWS adapters and the simulated cloud depend
 //! on it.
 
+pub mod fleet;
 pub mod rollout;
 pub mod time;

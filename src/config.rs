@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::aws::accounts::AccountsConfig;
 use crate::cloud::budget::BudgetConfig;
 use crate::rollout::strategy::humantime_serde_compat;
 
@@ -38,6 +39,7 @@ pub struct Config {
     pub relay_poll: Duration,
     pub replica_id: Option<String>,
     pub budgets: BudgetConfig,
+    pub accounts: AccountsConfig,
 }
 
 impl Default for Config {
@@ -57,6 +59,7 @@ impl Default for Config {
             relay_poll: Duration::from_secs(1),
             replica_id: None,
             budgets: BudgetConfig::default(),
+            accounts: AccountsConfig::default(),
         }
     }
 }
@@ -148,6 +151,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
          elb_mutation = { per_second = 3, burst = 20 }\n\
          cloudwatch = { per_second = 9, burst = 9 }\n\
          dynamodb = { per_second = 1000, burst = 1000 }",
+    ),
+    (
+        "accounts",
+        "Services in other accounts (keys <region>:<account>:<cluster>/<service>) are reached by\n\
+         # assuming a role there: the record's `role_arn`, or else `role_name` in that account.\n\
+         # `external_id` is sent with every AssumeRole (the target roles' trust policies ask for it).\n\
+         # CUTOVER_ACCOUNTS replaces the table with an inline one, e.g. '{role_name = \"cutover-target\"}'.",
+        "[accounts]\n\
+         # role_name = \"cutover-target\"\n\
+         # external_id = \"cutover-prod\"",
     ),
 ];
 
@@ -258,6 +271,7 @@ impl Config {
             return Err(format!("`replica_id` {id:?} must be 1 to 200 characters"));
         }
         self.budgets.validate()?;
+        self.accounts.validate()?;
         if let Some(url) = &self.endpoint_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -310,7 +324,7 @@ fn env_value(key: &str, raw: &str, var: &str) -> Result<toml::Value, ConfigError
                 message: format!("{raw:?} is not a whole number"),
             })?)
         }
-        "budgets" => {
+        "budgets" | "accounts" => {
             let parsed: toml::Table =
                 toml::from_str(&format!("v = {raw}")).map_err(|e| ConfigError::Env {
                     var: var.to_string(),

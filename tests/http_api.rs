@@ -393,3 +393,67 @@ async fn a_service_ecs_deploys_itself_shows_that_ecs_owns_its_traffic() {
     assert!(live["ecs_native"].is_string(), "{live}");
     assert!(live.get("error").is_none(), "{live}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_fleet_wide_halt_holds_rollouts_within_a_poll_and_lifting_it_lets_them_go_on() {
+    let mut api = api(Some(TOKEN)).await;
+    api.start().await;
+    api.wait_for(&web(), Phase::AwaitingPromotion).await;
+    let body = r#"{"reason": "INC-4411: checkout errors", "by": "oncall"}"#;
+    // Without the token nothing is halted, and nothing is said about it.
+    let r = http_client::request(api.addr, "POST", "/v1/halt", None, body).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = http_client::request(api.addr, "DELETE", "/v1/halt", None, "").await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = http_client::request(api.addr, "POST", "/v1/halt", Some(TOKEN), "{}").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["message"].as_str().unwrap().contains("`reason`"));
+    assert_eq!(
+        get(api.addr, "/v1/halt").await.json()["halted"],
+        json!(false)
+    );
+
+    let r = http_client::request(api.addr, "POST", "/v1/halt", Some(TOKEN), body).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let halted_at = api.clock.now();
+    // A second halt leaves the first one, reason and all.
+    let again = r#"{"reason": "something else"}"#;
+    let r = http_client::request(api.addr, "POST", "/v1/halt", Some(TOKEN), again).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["reason"], json!("INC-4411: checkout errors"));
+
+    api.wait_for(&web(), Phase::Paused).await;
+    // Within a poll (5 s) and the pass after it.
+    assert!(
+        api.clock.now().since(halted_at) <= Duration::from_secs(15),
+        "{:?}",
+        api.clock.now().since(halted_at)
+    );
+    let record = DesiredStore::get(&api.sim, &web()).await.unwrap().unwrap();
+    let status = record.status.unwrap();
+    assert!(
+        status.message.contains("INC-4411: checkout errors"),
+        "{}",
+        status.message
+    );
+    let shown = get(api.addr, "/v1/halt").await.json();
+    assert_eq!(shown["halted"], json!(true));
+    assert_eq!(shown["by"], json!("oncall"));
+    let metrics = get(api.addr, "/metrics").await.body;
+    assert!(metrics.contains("cutover_fleet_halted 1"), "{metrics}");
+    assert!(
+        metrics.contains(
+            r#"cutover_fleet_halt_info{by="oncall",reason="INC-4411: checkout errors"} 1"#
+        ),
+        "{metrics}"
+    );
+
+    let r = http_client::request(api.addr, "DELETE", "/v1/halt", Some(TOKEN), "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    api.wait_for(&web(), Phase::AwaitingPromotion).await;
+    let metrics = get(api.addr, "/metrics").await.body;
+    assert!(metrics.contains("cutover_fleet_halted 0"), "{metrics}");
+    assert!(!metrics.contains("cutover_fleet_halt_info{"), "{metrics}");
+    let r = http_client::request(api.addr, "DELETE", "/v1/halt", Some(TOKEN), "").await;
+    assert_eq!(r.status, 200, "lifting twice is harmless: {}", r.body);
+}

@@ -8,6 +8,7 @@
 //! controller reads the weights again before it counts a step as done.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -15,6 +16,7 @@ use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_elasticloadbalancingv2::types::{Action, TargetHealthStateEnum};
 
+use super::accounts::{Accounts, tag};
 use super::alb_convert::{self, ForwardError};
 use super::calls::ApiCalls;
 use super::error::{code, from_sdk};
@@ -30,6 +32,9 @@ const DESCRIBE_TARGET_HEALTH: &str = "elasticloadbalancing:DescribeTargetHealth"
 #[derive(Clone, Debug)]
 pub struct AlbAdapter {
     elb: Client,
+    /// The clients of other accounts and regions, chosen by the account
+    /// and region each ARN names; without it, only home.
+    accounts: Option<Arc<Accounts>>,
 }
 
 impl AlbAdapter {
@@ -37,6 +42,7 @@ impl AlbAdapter {
     pub fn new(sdk: &SdkConfig) -> Self {
         AlbAdapter {
             elb: Client::new(sdk),
+            accounts: None,
         }
     }
 
@@ -49,6 +55,28 @@ impl AlbAdapter {
             .build();
         AlbAdapter {
             elb: Client::from_conf(config),
+            accounts: None,
+        }
+    }
+
+    /// Reaches load balancers in every account and region `accounts`
+    /// knows, by the ARN of each route and target group.
+    pub fn scoped(accounts: Arc<Accounts>) -> Self {
+        AlbAdapter {
+            elb: accounts.home().elb.clone(),
+            accounts: Some(accounts),
+        }
+    }
+
+    /// The client for the resource `arn` names, and what its errors are
+    /// tagged with.
+    async fn at(&self, arn: &str) -> Result<(Client, String), CloudError> {
+        match &self.accounts {
+            None => Ok((self.elb.clone(), String::new())),
+            Some(accounts) => {
+                let clients = accounts.clients_for(arn).await?;
+                Ok((clients.elb.clone(), clients.reached.clone()))
+            }
         }
     }
 
@@ -68,26 +96,27 @@ impl AlbAdapter {
             return Ok(HashMap::new());
         };
         let arns: Vec<String> = routes.iter().map(|r| r.arn().to_string()).collect();
+        // Callers group routes by account and region (`describe_calls`).
+        let (elb, reached) = self.at(first.arn()).await?;
+        let tag = |e: CloudError| tag(e, &reached);
         Ok(match first {
-            Route::Listener(_) => self
-                .elb
+            Route::Listener(_) => elb
                 .describe_listeners()
                 .set_listener_arns(Some(arns))
                 .send()
                 .await
-                .map_err(|e| route_error(DESCRIBE_LISTENERS, first, e))?
+                .map_err(|e| tag(route_error(DESCRIBE_LISTENERS, first, e)))?
                 .listeners
                 .unwrap_or_default()
                 .into_iter()
                 .filter_map(|l| Some((l.listener_arn?, l.default_actions.unwrap_or_default())))
                 .collect(),
-            Route::Rule(_) => self
-                .elb
+            Route::Rule(_) => elb
                 .describe_rules()
                 .set_rule_arns(Some(arns))
                 .send()
                 .await
-                .map_err(|e| route_error(DESCRIBE_RULES, first, e))?
+                .map_err(|e| tag(route_error(DESCRIBE_RULES, first, e)))?
                 .rules
                 .unwrap_or_default()
                 .into_iter()
@@ -125,25 +154,25 @@ impl AlbAdapter {
     /// Replaces the route's actions. A rule's conditions and priority are
     /// not sent, and ELB keeps them as they are.
     async fn replace_actions(&self, route: &Route, actions: Vec<Action>) -> Result<(), CloudError> {
+        let (elb, reached) = self.at(route.arn()).await?;
+        let tag = |e: CloudError| tag(e, &reached);
         match route {
-            Route::Listener(arn) => self
-                .elb
+            Route::Listener(arn) => elb
                 .modify_listener()
                 .listener_arn(arn)
                 .set_default_actions(Some(actions))
                 .send()
                 .await
                 .map(drop)
-                .map_err(|e| route_error(MODIFY_LISTENER, route, e)),
-            Route::Rule(arn) => self
-                .elb
+                .map_err(|e| tag(route_error(MODIFY_LISTENER, route, e))),
+            Route::Rule(arn) => elb
                 .modify_rule()
                 .rule_arn(arn)
                 .set_actions(Some(actions))
                 .send()
                 .await
                 .map(drop)
-                .map_err(|e| route_error(MODIFY_RULE, route, e)),
+                .map_err(|e| tag(route_error(MODIFY_RULE, route, e))),
         }
     }
 }
@@ -200,8 +229,8 @@ impl LoadBalancer for AlbAdapter {
     }
 
     async fn target_health(&self, target_group: &str) -> Result<TargetCounts, CloudError> {
-        let out = self
-            .elb
+        let (elb, reached) = self.at(target_group).await?;
+        let out = elb
             .describe_target_health()
             .target_group_arn(target_group)
             .send()
@@ -211,7 +240,7 @@ impl LoadBalancer for AlbAdapter {
                 if err.kind == ErrorKind::NotFound {
                     err.message = format!("target group {target_group} not found");
                 }
-                err
+                tag(err, &reached)
             })?;
         let mut counts = TargetCounts::default();
         for description in out.target_health_descriptions.unwrap_or_default() {

@@ -14,6 +14,7 @@ use aws_config::SdkConfig;
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::{DesiredStatus, LoadBalancer, Scale, ScaleUnit, TaskSet as SdkTaskSet};
 
+use super::accounts::{Accounts, tag};
 use super::calls::{ApiCalls, ecs_client};
 use super::ecs_convert::{DESCRIBE_LIMIT, Launching, Subject, describe_result, task_set};
 use super::ecs_counts::CountsProbe;
@@ -22,7 +23,7 @@ use super::error::{code, ecs_error};
 use crate::cloud::{CloudError, Ecs, ErrorKind};
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::observed::task_set_id;
-use crate::rollout::{ServiceKey, ServiceState, TaskSet, Version};
+use crate::rollout::{Scope, ServiceKey, ServiceState, TaskSet, Version};
 
 /// DescribeTasks takes at most this many tasks per call.
 const DESCRIBE_TASKS_LIMIT: usize = 100;
@@ -89,6 +90,8 @@ impl TaskDefinitionImages {
 #[derive(Clone, Debug)]
 pub struct EcsAdapter {
     client: Client,
+    /// The clients of other accounts and regions; without it, only home.
+    accounts: Option<Arc<Accounts>>,
     /// The images of each task definition a service on the ECS deployment
     /// controller ran.
     images: TaskDefinitionImages,
@@ -103,30 +106,64 @@ impl EcsAdapter {
     pub fn from_client(client: Client) -> Self {
         EcsAdapter {
             client,
+            accounts: None,
             images: TaskDefinitionImages::default(),
+        }
+    }
+
+    /// Reaches services in every account and region `accounts` knows,
+    /// through its clients; home through its home clients.
+    pub fn scoped(accounts: Arc<Accounts>) -> Self {
+        EcsAdapter {
+            client: accounts.home().ecs.clone(),
+            accounts: Some(accounts),
+            images: TaskDefinitionImages::default(),
+        }
+    }
+
+    /// The client for `scope`, and what its errors are tagged with.
+    async fn at(&self, scope: &Scope) -> Result<(Client, String), CloudError> {
+        match (&self.accounts, scope) {
+            (_, Scope::Home) => Ok((self.client.clone(), String::new())),
+            (Some(accounts), scope) => {
+                let clients = accounts.clients(scope).await?;
+                Ok((clients.ecs.clone(), clients.reached.clone()))
+            }
+            (None, scope) => Err(CloudError::new(
+                ErrorKind::Invalid,
+                "ecs:DescribeServices",
+                format!(
+                    "this ECS adapter reaches only the controller's own account and region, not {}",
+                    scope.to_string().trim_end_matches(':')
+                ),
+            )),
         }
     }
 
     /// Each container's image in `task_definition`. Empty when it cannot
     /// be read: the service is still described, and a release by image then
     /// reads as not yet running (the read is tried again next time).
-    async fn images(&self, task_definition: &str) -> Images {
+    async fn images(&self, client: &Client, task_definition: &str) -> Images {
         self.images
-            .read(&self.client, task_definition)
+            .read(client, task_definition)
             .await
             .unwrap_or_default()
     }
 
     /// The task set to copy placement and, for an image release, the task
     /// definition from. One DescribeTaskSets per rollout, not per sweep.
-    async fn template(&self, key: &ServiceKey, arn: &str) -> Result<SdkTaskSet, CloudError> {
+    async fn template(
+        &self,
+        client: &Client,
+        key: &ServiceKey,
+        arn: &str,
+    ) -> Result<SdkTaskSet, CloudError> {
         const OP: &str = "ecs:DescribeTaskSets";
         let subject = Subject {
             task_set: Some(arn),
             ..Subject::of(key)
         };
-        let out = self
-            .client
+        let out = client
             .describe_task_sets()
             .cluster(&key.cluster)
             .service(&key.service)
@@ -143,10 +180,13 @@ impl EcsAdapter {
 
     /// What an image release builds on without a template: the task
     /// definition the service was created with, if any.
-    async fn service_task_definition(&self, key: &ServiceKey) -> Result<String, CloudError> {
+    async fn service_task_definition(
+        &self,
+        client: &Client,
+        key: &ServiceKey,
+    ) -> Result<String, CloudError> {
         const OP: &str = "ecs:DescribeServices";
-        let out = self
-            .client
+        let out = client
             .describe_services()
             .cluster(&key.cluster)
             .services(&key.service)
@@ -180,6 +220,65 @@ impl Ecs for EcsAdapter {
         cluster: &str,
         services: &[String],
     ) -> Result<Vec<(String, ServiceState)>, CloudError> {
+        self.describe_in(&Scope::Home, cluster, services).await
+    }
+
+    async fn describe_in(
+        &self,
+        scope: &Scope,
+        cluster: &str,
+        services: &[String],
+    ) -> Result<Vec<(String, ServiceState)>, CloudError> {
+        let (client, reached) = self.at(scope).await?;
+        self.describe_with(&client, cluster, services)
+            .await
+            .map_err(|e| tag(e, &reached))
+    }
+
+    async fn create_task_set(
+        &self,
+        key: &ServiceKey,
+        request: &CreateTaskSet,
+    ) -> Result<TaskSet, CloudError> {
+        let (client, reached) = self.at(&key.scope).await?;
+        self.create_with(&client, key, request)
+            .await
+            .map_err(|e| tag(e, &reached))
+    }
+
+    async fn set_primary(&self, key: &ServiceKey, task_set_arn: &str) -> Result<(), CloudError> {
+        let (client, reached) = self.at(&key.scope).await?;
+        self.set_primary_with(&client, key, task_set_arn)
+            .await
+            .map_err(|e| tag(e, &reached))
+    }
+
+    async fn delete_task_set(
+        &self,
+        key: &ServiceKey,
+        task_set_arn: &str,
+    ) -> Result<(), CloudError> {
+        let (client, reached) = self.at(&key.scope).await?;
+        self.delete_with(&client, key, task_set_arn)
+            .await
+            .map_err(|e| tag(e, &reached))
+    }
+
+    async fn stopped_tasks(&self, key: &ServiceKey, task_set_arn: &str) -> Result<u32, CloudError> {
+        let (client, reached) = self.at(&key.scope).await?;
+        self.stopped_with(&client, key, task_set_arn)
+            .await
+            .map_err(|e| tag(e, &reached))
+    }
+}
+
+impl EcsAdapter {
+    async fn describe_with(
+        &self,
+        client: &Client,
+        cluster: &str,
+        services: &[String],
+    ) -> Result<Vec<(String, ServiceState)>, CloudError> {
         const OP: &str = "ecs:DescribeServices";
         let subject = Subject {
             cluster,
@@ -188,8 +287,7 @@ impl Ecs for EcsAdapter {
         let mut found = Vec::with_capacity(services.len());
         for batch in services.chunks(DESCRIBE_LIMIT) {
             let probe = CountsProbe::default();
-            let out = self
-                .client
+            let out = client
                 .describe_services()
                 .cluster(cluster)
                 .set_services(Some(batch.to_vec()))
@@ -224,21 +322,22 @@ impl Ecs for EcsAdapter {
                 && let Some(native) = &mut service.native
                 && !native.task_definition.is_empty()
             {
-                native.images = self.images(&native.task_definition).await;
+                native.images = self.images(client, &native.task_definition).await;
             }
         }
         Ok(found)
     }
 
-    async fn create_task_set(
+    async fn create_with(
         &self,
+        client: &Client,
         key: &ServiceKey,
         request: &CreateTaskSet,
     ) -> Result<TaskSet, CloudError> {
         const OP: &str = "ecs:CreateTaskSet";
         let invalid = |m: String| CloudError::new(ErrorKind::Invalid, OP, m);
         let template = match &request.template {
-            Some(arn) => Some(self.template(key, arn).await?),
+            Some(arn) => Some(self.template(client, key, arn).await?),
             None => None,
         };
         let launching = match &template {
@@ -250,9 +349,9 @@ impl Ecs for EcsAdapter {
             Version::Image { image, container } => {
                 let base = match template.as_ref().and_then(|t| t.task_definition()) {
                     Some(td) => td.to_string(),
-                    None => self.service_task_definition(key).await?,
+                    None => self.service_task_definition(client, key).await?,
                 };
-                task_definition_with_image(&self.client, &base, container, image).await?
+                task_definition_with_image(client, &base, container, image).await?
             }
         };
         let subject = Subject {
@@ -270,8 +369,7 @@ impl Ecs for EcsAdapter {
             .unit(ScaleUnit::Percent)
             .build();
         let probe = CountsProbe::default();
-        let out = self
-            .client
+        let out = client
             .create_task_set()
             .cluster(&key.cluster)
             .service(&key.service)
@@ -298,13 +396,18 @@ impl Ecs for EcsAdapter {
             .map_err(|m| CloudError::new(ErrorKind::Other, OP, m))
     }
 
-    async fn set_primary(&self, key: &ServiceKey, task_set_arn: &str) -> Result<(), CloudError> {
+    async fn set_primary_with(
+        &self,
+        client: &Client,
+        key: &ServiceKey,
+        task_set_arn: &str,
+    ) -> Result<(), CloudError> {
         const OP: &str = "ecs:UpdateServicePrimaryTaskSet";
         let subject = Subject {
             task_set: Some(task_set_arn),
             ..Subject::of(key)
         };
-        self.client
+        client
             .update_service_primary_task_set()
             .cluster(&key.cluster)
             .service(&key.service)
@@ -315,8 +418,9 @@ impl Ecs for EcsAdapter {
         Ok(())
     }
 
-    async fn delete_task_set(
+    async fn delete_with(
         &self,
+        client: &Client,
         key: &ServiceKey,
         task_set_arn: &str,
     ) -> Result<(), CloudError> {
@@ -327,7 +431,7 @@ impl Ecs for EcsAdapter {
         };
         // Deleted task sets still have tasks; without force ECS refuses
         // until they are scaled to 0, which the controller never does.
-        self.client
+        client
             .delete_task_set()
             .cluster(&key.cluster)
             .service(&key.service)
@@ -339,7 +443,12 @@ impl Ecs for EcsAdapter {
         Ok(())
     }
 
-    async fn stopped_tasks(&self, key: &ServiceKey, task_set_arn: &str) -> Result<u32, CloudError> {
+    async fn stopped_with(
+        &self,
+        client: &Client,
+        key: &ServiceKey,
+        task_set_arn: &str,
+    ) -> Result<u32, CloudError> {
         const LIST: &str = "ecs:ListTasks";
         const DESCRIBE: &str = "ecs:DescribeTasks";
         let subject = Subject {
@@ -354,8 +463,7 @@ impl Ecs for EcsAdapter {
         // So list the service's stopped tasks, and count those the task set
         // started, and that failed, from what DescribeTasks says of them.
         let id = task_set_id(task_set_arn);
-        let mut pages = self
-            .client
+        let mut pages = client
             .list_tasks()
             .cluster(&key.cluster)
             .service_name(&key.service)
@@ -369,8 +477,7 @@ impl Ecs for EcsAdapter {
         }
         let mut stopped = 0u32;
         for chunk in stopped_arns.chunks(DESCRIBE_TASKS_LIMIT) {
-            let out = self
-                .client
+            let out = client
                 .describe_tasks()
                 .cluster(&key.cluster)
                 .set_tasks(Some(chunk.to_vec()))

@@ -2,6 +2,7 @@
 //! implements a port from [`crate::cloud`] and hands back domain types and
 //! [`crate::cloud::CloudError`]s.
 
+pub mod accounts;
 pub mod alb;
 pub mod alb_convert;
 pub mod calls;
@@ -54,6 +55,12 @@ pub struct Endpoint {
 /// The shared SDK configuration. Credentials come only from the standard
 /// provider chain (environment, profile, web identity, ECS task role, IMDS).
 pub async fn sdk_config(endpoint: &Endpoint) -> SdkConfig {
+    loader(endpoint).load().await
+}
+
+/// The configuration loader every SDK configuration starts from: the retry
+/// and timeout policy, the region and the endpoint.
+pub(crate) fn loader(endpoint: &Endpoint) -> aws_config::ConfigLoader {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
         .timeout_config(
@@ -68,5 +75,5 @@ pub async fn sdk_config(endpoint: &Endpoint) -> SdkConfig {
     if let Some(url) = &endpoint.url {
         loader = loader.endpoint_url(url.clone());
     }
-    loader.load().await
+    loader
 }

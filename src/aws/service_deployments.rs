@@ -9,8 +9,8 @@
 //! The local emulator implements none of the service deployment calls, so
 //! this adapter is tested against mocked SDK responses only.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -25,6 +25,7 @@ use aws_sdk_ecs::types::{
 };
 use aws_smithy_types::DateTime;
 
+use super::accounts::{Accounts, tag};
 use super::calls::{ApiCalls, ecs_client};
 use super::ecs::TaskDefinitionImages;
 use super::ecs_convert::Subject;
@@ -37,7 +38,7 @@ use crate::rollout::service_deployment::{
     LifecycleStage, NativeStrategy, Pause, PauseAction, PauseStatus, ServiceDeployment,
     ServiceDeploymentStatus, TargetRevision,
 };
-use crate::rollout::{ServiceKey, Version};
+use crate::rollout::{Scope, ServiceKey, Version};
 use crate::time::Timestamp;
 
 /// ListServiceDeployments' largest page
@@ -64,6 +65,8 @@ struct Revision {
 
 pub struct ServiceDeploymentsAdapter {
     client: Client,
+    /// The clients of other accounts and regions; without it, only home.
+    accounts: Option<Arc<Accounts>>,
     /// By service revision ARN.
     revisions: Mutex<HashMap<String, Revision>>,
     images: TaskDefinitionImages,
@@ -78,9 +81,35 @@ impl ServiceDeploymentsAdapter {
     pub fn from_client(client: Client) -> Self {
         ServiceDeploymentsAdapter {
             client,
+            accounts: None,
             revisions: Mutex::default(),
             images: TaskDefinitionImages::default(),
         }
+    }
+
+    /// Reaches service deployments in every account and region `accounts`
+    /// knows: by the key's scope, or by the account and region an ARN names.
+    pub fn scoped(accounts: Arc<Accounts>) -> Self {
+        let mut adapter = Self::from_client(accounts.home().ecs.clone());
+        adapter.accounts = Some(accounts);
+        adapter
+    }
+
+    /// The client for `scope`, and what its errors are tagged with.
+    async fn at(&self, scope: &Scope) -> Result<(Client, String), CloudError> {
+        match (&self.accounts, scope) {
+            (_, Scope::Home) | (None, _) => Ok((self.client.clone(), String::new())),
+            (Some(accounts), scope) => {
+                let clients = accounts.clients(scope).await?;
+                Ok((clients.ecs.clone(), clients.reached.clone()))
+            }
+        }
+    }
+
+    fn scope_of(&self, arn: &str) -> Scope {
+        self.accounts
+            .as_ref()
+            .map_or(Scope::Home, |a| a.scopes().of_arn(arn))
     }
 
     fn cached(&self) -> MutexGuard<'_, HashMap<String, Revision>> {
@@ -94,7 +123,7 @@ impl ServiceDeploymentsAdapter {
     /// created before service revisions existed), is logged at debug and
     /// left out: its deployments are described without a target, and the
     /// next describe asks again.
-    async fn read_revisions(&self, arns: BTreeSet<&str>) {
+    async fn read_revisions(&self, client: &Client, arns: BTreeSet<&str>) {
         const OP: &str = "ecs:DescribeServiceRevisions";
         let wanted: Vec<String> = {
             let cache = self.cached();
@@ -104,8 +133,7 @@ impl ServiceDeploymentsAdapter {
                 .collect()
         };
         for chunk in wanted.chunks(REVISIONS_LIMIT) {
-            let out = self
-                .client
+            let out = client
                 .describe_service_revisions()
                 .set_service_revision_arns(Some(chunk.to_vec()))
                 .send()
@@ -141,8 +169,13 @@ impl ServiceDeploymentsAdapter {
 
     /// Fills each deployment's `target` from its target revision, where
     /// the revision and its task definition's images were read.
-    async fn fill_targets(&self, found: &mut [(ServiceDeployment, Option<TargetSummary>)]) {
+    async fn fill_targets(
+        &self,
+        client: &Client,
+        found: &mut [(ServiceDeployment, Option<TargetSummary>)],
+    ) {
         self.read_revisions(
+            client,
             found
                 .iter()
                 .filter_map(|(_, t)| Some(t.as_ref()?.arn.as_str()))
@@ -159,7 +192,7 @@ impl ServiceDeploymentsAdapter {
             // Empty images would make a release by image read as not what
             // this deployment deploys: a wrong answer, where no target is an
             // unknown one. The images are asked for again next time.
-            let Some(images) = self.images.read(&self.client, &rev.task_definition).await else {
+            let Some(images) = self.images.read(client, &rev.task_definition).await else {
                 tracing::debug!(
                     deployment = %dep.arn,
                     task_definition = %rev.task_definition,
@@ -178,10 +211,9 @@ impl ServiceDeploymentsAdapter {
 
     /// The service as it is now: its task definition (the base of an image
     /// release) and the deployment configuration its owner set.
-    async fn service(&self, key: &ServiceKey) -> Result<Service, CloudError> {
+    async fn service(&self, client: &Client, key: &ServiceKey) -> Result<Service, CloudError> {
         const OP: &str = "ecs:DescribeServices";
-        let out = self
-            .client
+        let out = client
             .describe_services()
             .cluster(&key.cluster)
             .services(&key.service)
@@ -426,8 +458,73 @@ impl ServiceDeployments for ServiceDeploymentsAdapter {
         key: &ServiceKey,
         request: &StartServiceDeployment,
     ) -> Result<Option<String>, CloudError> {
+        let (client, reached) = self.at(&key.scope).await?;
+        self.start_with(&client, key, request)
+            .await
+            .map_err(|e| tag(e, &reached))
+    }
+
+    async fn describe(&self, arns: &[String]) -> Result<Vec<ServiceDeployment>, CloudError> {
+        // One call reaches one account and region.
+        let mut by_scope: BTreeMap<Scope, Vec<String>> = BTreeMap::new();
+        for arn in arns {
+            by_scope
+                .entry(self.scope_of(arn))
+                .or_default()
+                .push(arn.clone());
+        }
+        let mut found = Vec::new();
+        for (scope, arns) in by_scope {
+            let (client, reached) = self.at(&scope).await?;
+            found.extend(
+                self.describe_with(&client, &arns)
+                    .await
+                    .map_err(|e| tag(e, &reached))?,
+            );
+        }
+        Ok(found)
+    }
+
+    async fn ongoing(
+        &self,
+        key: &ServiceKey,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<String>, CloudError> {
+        let (client, reached) = self.at(&key.scope).await?;
+        self.ongoing_with(&client, key, since)
+            .await
+            .map_err(|e| tag(e, &reached))
+    }
+
+    async fn answer(
+        &self,
+        arn: &str,
+        hook_id: &str,
+        action: PauseAction,
+    ) -> Result<(), CloudError> {
+        let (client, reached) = self.at(&self.scope_of(arn)).await?;
+        self.answer_with(&client, arn, hook_id, action)
+            .await
+            .map_err(|e| tag(e, &reached))
+    }
+
+    async fn stop(&self, arn: &str) -> Result<(), CloudError> {
+        let (client, reached) = self.at(&self.scope_of(arn)).await?;
+        self.stop_with(&client, arn)
+            .await
+            .map_err(|e| tag(e, &reached))
+    }
+}
+
+impl ServiceDeploymentsAdapter {
+    async fn start_with(
+        &self,
+        client: &Client,
+        key: &ServiceKey,
+        request: &StartServiceDeployment,
+    ) -> Result<Option<String>, CloudError> {
         const OP: &str = "ecs:UpdateService";
-        let service = self.service(key).await?;
+        let service = self.service(client, key).await?;
         let task_definition = match &request.version {
             Version::TaskDefinition(td) => td.clone(),
             Version::Image { image, container } => {
@@ -441,7 +538,7 @@ impl ServiceDeployments for ServiceDeploymentsAdapter {
                         ),
                     )
                 })?;
-                task_definition_with_image(&self.client, base, container, image).await?
+                task_definition_with_image(client, base, container, image).await?
             }
         };
         let config = deployment_configuration(service.deployment_configuration(), request);
@@ -451,8 +548,7 @@ impl ServiceDeployments for ServiceDeploymentsAdapter {
         };
         // No forceNewDeployment: the new task definition is the change, and
         // a forced deployment of an unchanged service would redeploy it.
-        let out = self
-            .client
+        let out = client
             .update_service()
             .cluster(&key.cluster)
             .service(&key.service)
@@ -467,13 +563,16 @@ impl ServiceDeployments for ServiceDeploymentsAdapter {
             .filter(|arn| !arn.is_empty()))
     }
 
-    async fn describe(&self, arns: &[String]) -> Result<Vec<ServiceDeployment>, CloudError> {
+    async fn describe_with(
+        &self,
+        client: &Client,
+        arns: &[String],
+    ) -> Result<Vec<ServiceDeployment>, CloudError> {
         const OP: &str = "ecs:DescribeServiceDeployments";
         let mut found = Vec::new();
         // The port asks for at most DESCRIBE_LIMIT; more still work.
         for chunk in arns.chunks(DESCRIBE_LIMIT) {
-            let out = self
-                .client
+            let out = client
                 .describe_service_deployments()
                 .set_service_deployment_arns(Some(chunk.to_vec()))
                 .send()
@@ -487,12 +586,13 @@ impl ServiceDeployments for ServiceDeploymentsAdapter {
                     .filter_map(|d| Some((service_deployment(d)?, target_summary(d)))),
             );
         }
-        self.fill_targets(&mut found).await;
+        self.fill_targets(client, &mut found).await;
         Ok(found.into_iter().map(|(dep, _)| dep).collect())
     }
 
-    async fn ongoing(
+    async fn ongoing_with(
         &self,
+        client: &Client,
         key: &ServiceKey,
         since: Option<Timestamp>,
     ) -> Result<Vec<String>, CloudError> {
@@ -509,8 +609,7 @@ impl ServiceDeployments for ServiceDeploymentsAdapter {
         let mut arns = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let out = self
-                .client
+            let out = client
                 .list_service_deployments()
                 .cluster(&key.cluster)
                 .service(&key.service)
@@ -537,8 +636,9 @@ impl ServiceDeployments for ServiceDeploymentsAdapter {
         }
     }
 
-    async fn answer(
+    async fn answer_with(
         &self,
+        client: &Client,
         arn: &str,
         hook_id: &str,
         action: PauseAction,
@@ -551,7 +651,7 @@ impl ServiceDeployments for ServiceDeploymentsAdapter {
             PauseAction::Continue => DeploymentLifecycleHookAction::Continue,
             PauseAction::Rollback => DeploymentLifecycleHookAction::Rollback,
         };
-        self.client
+        client
             .continue_service_deployment()
             .service_deployment_arn(arn)
             .hook_id(hook_id)
@@ -562,11 +662,11 @@ impl ServiceDeployments for ServiceDeploymentsAdapter {
         Ok(())
     }
 
-    async fn stop(&self, arn: &str) -> Result<(), CloudError> {
+    async fn stop_with(&self, client: &Client, arn: &str) -> Result<(), CloudError> {
         const OP: &str = "ecs:StopServiceDeployment";
         // ROLLBACK puts the service back on the revision it ran before
         // (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_StopServiceDeployment.html).
-        self.client
+        client
             .stop_service_deployment()
             .service_deployment_arn(arn)
             .stop_type(StopServiceDeploymentStopType::Rollback)

@@ -5,6 +5,7 @@
 //! updates of those two attributes only, so a team's concurrent write to the
 //! spec is never lost and two controllers never overwrite each other.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -20,11 +21,12 @@ use super::item::{ItemError, VERSION_ATTRIBUTE, key_value, record_from_item, sta
 use super::leases::DynamoLeases;
 use super::streams::Feed;
 use super::table::{create_keyed_table, status_condition};
-use super::unkeyed::{says_item_too_large, unkeyed_from_item};
+use super::unkeyed::{fleet_item_from, says_item_too_large, unkeyed_from_item};
+use crate::cloud::scopes::Scopes;
 use crate::cloud::write::{UPDATED_AT_ATTRIBUTE, check_changes, next_updated_at, parse_updated_at};
 use crate::cloud::{
-    Change, CloudError, DesiredStore, ErrorKind, Fence, Listing, Positioned, Precondition,
-    SpecChanges, SpecWrite, StatusWrite, StoredRecord,
+    Change, CloudError, DesiredStore, ErrorKind, Fence, FleetItem, Listing, Positioned,
+    Precondition, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
 use crate::rollout::{ServiceKey, Status};
@@ -37,6 +39,9 @@ pub struct DynamoStore {
     poll: Duration,
     /// Where the shard leases that fence status writes live.
     leases: Option<DynamoLeases>,
+    /// Told every record read, so the adapters know the accounts and
+    /// roles the records name.
+    scopes: Option<Arc<Scopes>>,
 }
 
 /// What `create_table` found or made.
@@ -70,6 +75,7 @@ impl DynamoStore {
             table: table.into(),
             poll: Duration::from_millis(500),
             leases: None,
+            scopes: None,
         }
     }
 
@@ -86,6 +92,12 @@ impl DynamoStore {
     /// Fences status writes with the shard leases in `leases`' table.
     pub fn with_leases(mut self, leases: DynamoLeases) -> Self {
         self.leases = Some(leases);
+        self
+    }
+
+    /// Tells `scopes` of every record read.
+    pub fn with_scopes(mut self, scopes: Arc<Scopes>) -> Self {
+        self.scopes = Some(scopes);
         self
     }
 
@@ -128,10 +140,23 @@ impl DynamoStore {
         expected: u64,
         status: &Status,
     ) -> Result<StatusWrite, CloudError> {
-        const OP: &str = "dynamodb:UpdateItem";
         let value = status_value(status).map_err(|e| {
-            CloudError::new(ErrorKind::Other, OP, format!("encoding the status: {e}"))
+            CloudError::new(
+                ErrorKind::Other,
+                "dynamodb:UpdateItem",
+                format!("encoding the status: {e}"),
+            )
         })?;
+        self.update_status_value(key, expected, value).await
+    }
+
+    async fn update_status_value(
+        &self,
+        key: AttributeValue,
+        expected: u64,
+        value: AttributeValue,
+    ) -> Result<StatusWrite, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
         let next = expected + 1;
         let result = self
             .dynamodb
@@ -170,95 +195,11 @@ impl DynamoStore {
         }
     }
 
-    /// Whether an item is stored under `key` (a consistent read of the key alone).
-    pub(super) async fn exists(&self, key: AttributeValue) -> Result<bool, CloudError> {
-        let out = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .key(KEY_ATTRIBUTE, key)
-            .consistent_read(true)
-            .projection_expression("#key")
-            .expression_attribute_names("#key", KEY_ATTRIBUTE)
-            .send()
-            .await
-            .map_err(|e| from_sdk("dynamodb:GetItem", e))?;
-        Ok(out.item.is_some())
-    }
-}
-
-#[async_trait]
-impl DesiredStore for DynamoStore {
-    async fn list(&self) -> Result<Vec<StoredRecord>, CloudError> {
-        Ok(self.scan().await?.records)
-    }
-
-    async fn scan(&self) -> Result<Listing, CloudError> {
-        let mut pages = self
-            .dynamodb
-            .scan()
-            .table_name(&self.table)
-            .into_paginator()
-            .send();
-        let mut listing = Listing::default();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.scan_error(from_sdk("dynamodb:Scan", e)))?;
-            for item in page.items.unwrap_or_default() {
-                match record_from_item(item.clone()) {
-                    Ok(r) => listing.records.push(r),
-                    // The controller answers these in their status, and
-                    // warns once for each; not here, on every scan.
-                    Err(ItemError::BadKey(_)) => listing.unkeyed.extend(unkeyed_from_item(item)),
-                    Err(e) => {
-                        tracing::debug!(table = %self.table, error = %e, "skipping an item")
-                    }
-                }
-            }
-        }
-        Ok(listing)
-    }
-
-    async fn get(&self, key: &ServiceKey) -> Result<Option<StoredRecord>, CloudError> {
-        const OP: &str = "dynamodb:GetItem";
-        let out = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .key(KEY_ATTRIBUTE, key_value(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| from_sdk(OP, e))?;
-        match out.item {
-            None => Ok(None),
-            Some(item) => record_from_item(item)
-                .map(Some)
-                .map_err(|e| CloudError::new(ErrorKind::Invalid, OP, format!("{key}: {e}"))),
-        }
-    }
-
-    async fn write_status(
+    /// A writer's conditional change to the attributes of the item under
+    /// `key` (a record's, or a fleet item's); always sets `updated_at`.
+    async fn write_attributes(
         &self,
-        key: &ServiceKey,
-        expected: u64,
-        status: &Status,
-    ) -> Result<StatusWrite, CloudError> {
-        self.update_status(key_value(key), expected, status).await
-    }
-
-    async fn write_unkeyed_status(
-        &self,
-        given: &str,
-        expected: u64,
-        status: &Status,
-    ) -> Result<StatusWrite, CloudError> {
-        self.update_status(AttributeValue::S(given.to_string()), expected, status)
-            .await
-    }
-
-    async fn write_spec(
-        &self,
-        key: &ServiceKey,
+        key: AttributeValue,
         changes: &SpecChanges,
         precondition: Precondition,
     ) -> Result<SpecWrite, CloudError> {
@@ -276,7 +217,7 @@ impl DesiredStore for DynamoStore {
             .dynamodb
             .update_item()
             .table_name(&self.table)
-            .key(KEY_ATTRIBUTE, key_value(key))
+            .key(KEY_ATTRIBUTE, key.clone())
             .expression_attribute_names("#key", KEY_ATTRIBUTE)
             .expression_attribute_names("#updated", UPDATED_AT_ATTRIBUTE)
             .expression_attribute_values(":updated", AttributeValue::S(updated_at.clone()));
@@ -330,10 +271,7 @@ impl DesiredStore for DynamoStore {
                 // The SDK retries a write whose reply was lost; the retry
                 // then fails the condition against our own first attempt.
                 // Our `updated_at` in the item means the write happened.
-                let ours = self.get(key).await?.is_some_and(|r| {
-                    r.body.get(UPDATED_AT_ATTRIBUTE).and_then(|v| v.as_str())
-                        == Some(updated_at.as_str())
-                });
+                let ours = self.updated_at(key).await?.as_deref() == Some(updated_at.as_str());
                 Ok(if ours {
                     SpecWrite::Written { updated_at }
                 } else {
@@ -342,6 +280,214 @@ impl DesiredStore for DynamoStore {
             }
             Err(e) => Err(from_sdk(OP, e)),
         }
+    }
+
+    /// The `updated_at` of the item under `key`, read consistently.
+    async fn updated_at(&self, key: AttributeValue) -> Result<Option<String>, CloudError> {
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, key)
+            .consistent_read(true)
+            .projection_expression("#updated")
+            .expression_attribute_names("#updated", UPDATED_AT_ATTRIBUTE)
+            .send()
+            .await
+            .map_err(|e| from_sdk("dynamodb:GetItem", e))?;
+        Ok(out
+            .item
+            .and_then(|mut i| i.remove(UPDATED_AT_ATTRIBUTE))
+            .and_then(|v| v.as_s().ok().cloned()))
+    }
+
+    /// Whether an item is stored under `key` (a consistent read of the key alone).
+    pub(super) async fn exists(&self, key: AttributeValue) -> Result<bool, CloudError> {
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, key)
+            .consistent_read(true)
+            .projection_expression("#key")
+            .expression_attribute_names("#key", KEY_ATTRIBUTE)
+            .send()
+            .await
+            .map_err(|e| from_sdk("dynamodb:GetItem", e))?;
+        Ok(out.item.is_some())
+    }
+}
+
+#[async_trait]
+impl DesiredStore for DynamoStore {
+    async fn list(&self) -> Result<Vec<StoredRecord>, CloudError> {
+        Ok(self.scan().await?.records)
+    }
+
+    async fn scan(&self) -> Result<Listing, CloudError> {
+        let mut pages = self
+            .dynamodb
+            .scan()
+            .table_name(&self.table)
+            .into_paginator()
+            .send();
+        let mut listing = Listing::default();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.scan_error(from_sdk("dynamodb:Scan", e)))?;
+            for item in page.items.unwrap_or_default() {
+                match record_from_item(item.clone()) {
+                    Ok(r) => listing.records.push(r),
+                    // The controller answers these in their status, and
+                    // warns once for each; not here, on every scan.
+                    Err(ItemError::BadKey(_)) => listing.unkeyed.extend(unkeyed_from_item(item)),
+                    Err(e) => {
+                        tracing::debug!(table = %self.table, error = %e, "skipping an item")
+                    }
+                }
+            }
+        }
+        if let Some(scopes) = &self.scopes {
+            scopes.learn_all(&listing.records);
+        }
+        Ok(listing)
+    }
+
+    async fn get(&self, key: &ServiceKey) -> Result<Option<StoredRecord>, CloudError> {
+        const OP: &str = "dynamodb:GetItem";
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, key_value(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| from_sdk(OP, e))?;
+        let record = match out.item {
+            None => None,
+            Some(item) => Some(
+                record_from_item(item)
+                    .map_err(|e| CloudError::new(ErrorKind::Invalid, OP, format!("{key}: {e}")))?,
+            ),
+        };
+        if let Some(scopes) = &self.scopes {
+            match &record {
+                Some(record) => scopes.learn(record),
+                None => scopes.forget(key),
+            }
+        }
+        Ok(record)
+    }
+
+    async fn write_status(
+        &self,
+        key: &ServiceKey,
+        expected: u64,
+        status: &Status,
+    ) -> Result<StatusWrite, CloudError> {
+        self.update_status(key_value(key), expected, status).await
+    }
+
+    async fn write_unkeyed_status(
+        &self,
+        given: &str,
+        expected: u64,
+        status: &Status,
+    ) -> Result<StatusWrite, CloudError> {
+        self.update_status(AttributeValue::S(given.to_string()), expected, status)
+            .await
+    }
+
+    async fn write_spec(
+        &self,
+        key: &ServiceKey,
+        changes: &SpecChanges,
+        precondition: Precondition,
+    ) -> Result<SpecWrite, CloudError> {
+        self.write_attributes(key_value(key), changes, precondition)
+            .await
+    }
+
+    async fn get_item(&self, name: &str) -> Result<Option<FleetItem>, CloudError> {
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, AttributeValue::S(name.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| from_sdk("dynamodb:GetItem", e))?;
+        Ok(out.item.map(|item| fleet_item_from(name, item)))
+    }
+
+    async fn write_item(
+        &self,
+        name: &str,
+        changes: &SpecChanges,
+        precondition: Precondition,
+    ) -> Result<SpecWrite, CloudError> {
+        self.write_attributes(AttributeValue::S(name.to_string()), changes, precondition)
+            .await
+    }
+
+    async fn delete_item(
+        &self,
+        name: &str,
+        precondition: Precondition,
+    ) -> Result<SpecWrite, CloudError> {
+        const OP: &str = "dynamodb:DeleteItem";
+        let mut delete = self
+            .dynamodb
+            .delete_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, AttributeValue::S(name.to_string()));
+        match &precondition {
+            Precondition::Exists => {}
+            Precondition::Absent => return Ok(SpecWrite::PreconditionFailed),
+            Precondition::Unchanged { updated_at: None } => {
+                delete = delete
+                    .condition_expression("attribute_not_exists(#updated)")
+                    .expression_attribute_names("#updated", UPDATED_AT_ATTRIBUTE);
+            }
+            Precondition::Unchanged {
+                updated_at: Some(expected),
+            } => {
+                let expected = serde_dynamo::to_attribute_value(expected).map_err(|e| {
+                    CloudError::new(ErrorKind::Invalid, OP, format!("`updated_at`: {e}"))
+                })?;
+                delete = delete
+                    .condition_expression("#updated = :expected")
+                    .expression_attribute_names("#updated", UPDATED_AT_ATTRIBUTE)
+                    .expression_attribute_values(":expected", expected);
+            }
+        }
+        match delete.send().await {
+            Ok(_) => Ok(SpecWrite::Written {
+                updated_at: String::new(),
+            }),
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => {
+                Ok(SpecWrite::PreconditionFailed)
+            }
+            Err(e) => Err(from_sdk(OP, e)),
+        }
+    }
+
+    async fn write_item_status(
+        &self,
+        name: &str,
+        expected: u64,
+        status: &serde_json::Value,
+    ) -> Result<StatusWrite, CloudError> {
+        let value = serde_dynamo::to_attribute_value(status).map_err(|e| {
+            CloudError::new(
+                ErrorKind::Other,
+                "dynamodb:UpdateItem",
+                format!("encoding the status: {e}"),
+            )
+        })?;
+        self.update_status_value(AttributeValue::S(name.to_string()), expected, value)
+            .await
     }
 
     async fn write_status_fenced(

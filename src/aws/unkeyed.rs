@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 
 use super::item::{Item, VERSION_ATTRIBUTE};
-use crate::cloud::UnkeyedRecord;
+use crate::cloud::{FleetItem, UnkeyedRecord};
 use crate::rollout::ServiceKey;
 use crate::rollout::Status;
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
@@ -53,6 +53,34 @@ pub fn unkeyed_from_item(mut item: Item) -> Option<UnkeyedRecord> {
         status,
         status_version,
     })
+}
+
+/// A fleet item (the halt, a release) as read: every attribute but the
+/// status as JSON, an attribute without a JSON form (binary, a set) as its
+/// debug text, so whoever judges the item can say which one is wrong.
+pub fn fleet_item_from(name: &str, mut item: Item) -> FleetItem {
+    let status = item
+        .remove(STATUS_ATTRIBUTE)
+        .and_then(|v| serde_dynamo::from_attribute_value::<_, Value>(v).ok());
+    let status_version = item
+        .remove(VERSION_ATTRIBUTE)
+        .and_then(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
+        .unwrap_or(0);
+    let body = Value::Object(
+        item.iter()
+            .map(|(name, v)| {
+                let json = serde_dynamo::from_attribute_value::<_, Value>(v.clone())
+                    .unwrap_or_else(|_| Value::String(format!("{v:?}")));
+                (name.clone(), json)
+            })
+            .collect(),
+    );
+    FleetItem {
+        name: name.to_string(),
+        body,
+        status,
+        status_version,
+    }
 }
 
 /// Whether DynamoDB refused a write because the item would pass 400 KB:

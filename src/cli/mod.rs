@@ -4,6 +4,7 @@ mod artifacts;
 mod connect;
 mod control;
 mod format;
+mod halt;
 mod plan;
 mod probe;
 mod run;
@@ -60,6 +61,11 @@ pub enum Command {
     Retry(control::ControlArgs),
     /// Show what the controller would do for a service now, without doing it.
     Plan(plan::PlanArgs),
+    /// Halt every rollout of the fleet, everywhere: no step, no start, until
+    /// `cutover unhalt` (rollbacks still run).
+    Halt(halt::HaltArgs),
+    /// Lift the fleet-wide halt: held rollouts go on from where they stood.
+    Unhalt(halt::UnhaltArgs),
     /// Exit 0 if a URL answers 2xx (the container health check).
     Probe(probe::ProbeArgs),
 }
@@ -84,6 +90,8 @@ pub fn main() -> ExitCode {
         Command::Resume(args) => control(control::Request::Resume, args),
         Command::Retry(args) => control(control::Request::Retry, args),
         Command::Plan(args) => runtime().and_then(|rt| rt.block_on(plan::plan(args))),
+        Command::Halt(args) => runtime().and_then(|rt| rt.block_on(halt::halt(args))),
+        Command::Unhalt(args) => runtime().and_then(|rt| rt.block_on(halt::unhalt(args))),
         Command::Probe(args) => probe::run(args),
     };
     match result {

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::setup::{ConfigArgs, endpoint};
+use crate::aws::accounts::Accounts;
 use crate::aws::alb::AlbAdapter;
 use crate::aws::calls::ApiCalls;
 use crate::aws::cloudwatch::CloudWatchAlarms;
@@ -21,6 +22,7 @@ use crate::aws::store::DynamoStore;
 use crate::checks::{self, AlarmBatcher, Alarms, LiveChecks, Pacing};
 use crate::cloud::DeploymentBatcher;
 use crate::cloud::budget::{ApiBudgets, Budgeted};
+use crate::cloud::scopes::Scopes;
 use crate::cloud::service_deployments::ServiceDeploymentBatcher;
 use crate::cloud::{
     Clock, DesiredStore, Ecs, Leases, LoadBalancer, ServiceDeployments, SystemClock,
@@ -62,10 +64,23 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     let replica = config.replica();
-    let store: Arc<dyn DesiredStore> =
-        Arc::new(DynamoStore::counted(&sdk, &config.table, &calls).with_leases(leases.clone()));
-    let ecs: Arc<dyn Ecs> = Arc::new(EcsAdapter::new(&sdk, &calls));
-    let lb: Arc<dyn LoadBalancer> = Arc::new(AlbAdapter::counted(&sdk, &calls));
+    // The accounts and regions the records name, learned as records are
+    // read; one set of clients for each, made on first use.
+    let scopes = Arc::new(Scopes::new(sdk.region().map(|r| r.to_string())));
+    let accounts = Accounts::new(
+        &sdk,
+        &endpoint(&config),
+        &config.accounts,
+        Arc::clone(&scopes),
+        &calls,
+    );
+    let store: Arc<dyn DesiredStore> = Arc::new(
+        DynamoStore::counted(&sdk, &config.table, &calls)
+            .with_leases(leases.clone())
+            .with_scopes(Arc::clone(&scopes)),
+    );
+    let ecs: Arc<dyn Ecs> = Arc::new(EcsAdapter::scoped(Arc::clone(&accounts)));
+    let lb: Arc<dyn LoadBalancer> = Arc::new(AlbAdapter::scoped(Arc::clone(&accounts)));
     // Passes that read deployments within 50ms of each other share calls.
     let codedeploy = DeploymentBatcher::new(
         Arc::new(CodeDeployAdapter::new(&sdk, &calls)),
@@ -73,6 +88,7 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let budgets = ApiBudgets::new(&config.budgets, Arc::clone(&clock));
+    budgets.with_scopes(Arc::clone(&scopes));
     metrics
         .export_budgets(&budgets)
         .context("registering the request budget metrics")?;
@@ -92,7 +108,8 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     // DescribeServiceDeployments calls, 20 deployments to a call.
     let service_deployments = ServiceDeploymentBatcher::new(
         Arc::new(Budgeted::new(
-            Arc::new(ServiceDeploymentsAdapter::new(&sdk, &calls)) as Arc<dyn ServiceDeployments>,
+            Arc::new(ServiceDeploymentsAdapter::scoped(Arc::clone(&accounts)))
+                as Arc<dyn ServiceDeployments>,
             Arc::clone(&budgets),
         )),
         std::time::Duration::from_millis(50),

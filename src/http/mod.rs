@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod error;
+mod halt;
 pub mod hooks;
 mod services;
 pub mod token;
@@ -44,6 +45,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
+        .route(
+            "/v1/halt",
+            get(halt::show).post(halt::put_on).delete(halt::lift),
+        )
         .route("/v1/services", get(services::list))
         .route("/v1/services/{cluster}/{service}", get(services::one))
         .route(

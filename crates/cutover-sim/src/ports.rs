@@ -11,8 +11,9 @@ use super::faults::{ApiGroup, Verdict, roll};
 use super::in_flight::{ItemRef, plain_write_conflict};
 use super::tasks::{DESCRIBE_TASKS_LIMIT, DesiredStatus, TaskFilter};
 use crate::cloud::{
-    Change, CloudError, DesiredStore, Ecs, ErrorKind, Fence, Listing, LoadBalancer, Positioned,
-    Precondition, ServiceDeployments, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
+    Change, CloudError, DesiredStore, Ecs, ErrorKind, Fence, FleetItem, Listing, LoadBalancer,
+    Positioned, Precondition, ServiceDeployments, SpecChanges, SpecWrite, StatusWrite,
+    StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::command::StartServiceDeployment;
@@ -30,11 +31,29 @@ impl SimCloud {
         group: ApiGroup,
         op: &'static str,
     ) -> Result<Verdict, CloudError> {
+        self.call_drawing(group, op, false).await
+    }
+
+    /// A call on a fleet item, with its faults drawn apart (`fleet_rng`).
+    async fn fleet_call(&self, op: &'static str) -> Result<Verdict, CloudError> {
+        self.call_drawing(ApiGroup::Store, op, true).await
+    }
+
+    async fn call_drawing(
+        &self,
+        group: ApiGroup,
+        op: &'static str,
+        fleet: bool,
+    ) -> Result<Verdict, CloudError> {
         let (verdict, latency, request_id) = {
             let mut w = self.world();
             *w.calls.entry(op).or_default() += 1;
             let profile = w.faults.get(group).clone();
-            let (verdict, latency) = roll(&mut w.rng, &profile);
+            let (verdict, latency) = if fleet {
+                roll(&mut w.fleet_rng, &profile)
+            } else {
+                roll(&mut w.rng, &profile)
+            };
             let now = w.now;
             let verdict = if w.limits.admit(group, op, now) {
                 verdict
@@ -43,6 +62,7 @@ impl SimCloud {
             };
             let request_id = match verdict {
                 Verdict::Proceed => None,
+                _ if fleet => Some(format!("fleet-{}", w.calls.get(op).copied().unwrap_or(0))),
                 _ => Some(w.hex_id(16)),
             };
             (verdict, latency, request_id)
@@ -112,6 +132,46 @@ impl DesiredStore for SimCloud {
         Ok(self.world().scanned())
     }
 
+    async fn get_item(&self, name: &str) -> Result<Option<FleetItem>, CloudError> {
+        self.fleet_call("dynamodb:GetItem").await?;
+        Ok(self.world().fleet_item(name))
+    }
+
+    async fn write_item(
+        &self,
+        name: &str,
+        changes: &SpecChanges,
+        precondition: Precondition,
+    ) -> Result<SpecWrite, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let verdict = self.fleet_call(OP).await?;
+        let result = self.world().write_item(name, changes, &precondition);
+        self.reply(OP, verdict, result)
+    }
+
+    async fn delete_item(
+        &self,
+        name: &str,
+        precondition: Precondition,
+    ) -> Result<SpecWrite, CloudError> {
+        const OP: &str = "dynamodb:DeleteItem";
+        let verdict = self.fleet_call(OP).await?;
+        let result = self.world().delete_item(name, &precondition);
+        self.reply(OP, verdict, Ok(result))
+    }
+
+    async fn write_item_status(
+        &self,
+        name: &str,
+        expected: u64,
+        status: &serde_json::Value,
+    ) -> Result<StatusWrite, CloudError> {
+        const OP: &str = "dynamodb:UpdateItem";
+        let verdict = self.fleet_call(OP).await?;
+        let result = self.world().write_item_status(name, expected, status);
+        self.reply(OP, verdict, result)
+    }
+
     async fn write_unkeyed_status(
         &self,
         given: &str,
@@ -119,7 +179,7 @@ impl DesiredStore for SimCloud {
         status: &Status,
     ) -> Result<StatusWrite, CloudError> {
         const OP: &str = "dynamodb:UpdateItem";
-        let verdict = self.call(ApiGroup::Store, OP).await?;
+        let verdict = self.fleet_call(OP).await?;
         let result = self.world().write_unkeyed_status(given, expected, status);
         self.reply(OP, verdict, result)
     }
@@ -132,7 +192,7 @@ impl DesiredStore for SimCloud {
     ) -> Result<StatusWrite, CloudError> {
         const OP: &str = "dynamodb:UpdateItem";
         let flight = self.arrive(vec![ItemRef::record(key)], false);
-        let verdict = self.call(ApiGroup::Store, OP).await?;
+        let verdict = self.fleet_call(OP).await?;
         if flight.conflicted() {
             return Err(plain_write_conflict(OP));
         }
@@ -158,7 +218,7 @@ impl DesiredStore for SimCloud {
     ) -> Result<SpecWrite, CloudError> {
         const OP: &str = "dynamodb:UpdateItem";
         let flight = self.arrive(vec![ItemRef::record(key)], false);
-        let verdict = self.call(ApiGroup::Store, OP).await?;
+        let verdict = self.fleet_call(OP).await?;
         if flight.conflicted() {
             return Err(plain_write_conflict(OP));
         }

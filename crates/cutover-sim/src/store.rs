@@ -15,8 +15,8 @@ use crate::cloud::write::{
     parse_updated_at,
 };
 use crate::cloud::{
-    Change, CloudError, ErrorKind, Listing, Positioned, Precondition, SpecChanges, SpecWrite,
-    StatusWrite, StoredRecord, UnkeyedRecord,
+    Change, CloudError, ErrorKind, FleetItem, Listing, Positioned, Precondition, SpecChanges,
+    SpecWrite, StatusWrite, StoredRecord, UnkeyedRecord,
 };
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
 use crate::rollout::{ServiceKey, Status};
@@ -466,6 +466,40 @@ impl World {
                 format!("status does not encode: {e}"),
             )
         })?;
+        let said = match at {
+            At::Service(key) => format!(
+                "{key}: status {} written: {}",
+                status.phase(),
+                status.message
+            ),
+            At::Unkeyed(given) => format!("{given:?}: status {} written", status.phase()),
+        };
+        self.write_status_value_at(at, expected, value, said)
+    }
+
+    /// The status of the fleet item under `name` (a release's), only if it
+    /// still exists.
+    pub fn write_item_status(
+        &mut self,
+        name: &str,
+        expected: u64,
+        status: &Value,
+    ) -> Result<StatusWrite, CloudError> {
+        self.write_status_value_at(
+            At::Unkeyed(name),
+            expected,
+            status.clone(),
+            format!("{name:?}: status written"),
+        )
+    }
+
+    fn write_status_value_at(
+        &mut self,
+        at: At<'_>,
+        expected: u64,
+        value: Value,
+        said: String,
+    ) -> Result<StatusWrite, CloudError> {
         let label = at.text();
         match self.records.item(at) {
             None => return Ok(StatusWrite::Gone),
@@ -489,15 +523,93 @@ impl World {
         };
         item.status = Some(value);
         item.status_version = version;
-        match at {
-            At::Service(key) => self.log(format!(
-                "{key}: status {} written: {}",
-                status.phase(),
-                status.message
-            )),
-            At::Unkeyed(given) => self.log(format!("{given:?}: status {} written", status.phase())),
-        }
+        self.log(said);
         Ok(StatusWrite::Written { version })
+    }
+
+    /// The fleet item under `name`, as a consistent read returns it.
+    pub fn fleet_item(&self, name: &str) -> Option<FleetItem> {
+        let item = self.records.unkeyed.get(name)?;
+        Some(FleetItem {
+            name: name.to_string(),
+            body: item.body.clone(),
+            status: item.status.clone(),
+            status_version: item.status_version,
+        })
+    }
+
+    /// A writer's conditional change to a fleet item (an UpdateItem with a
+    /// condition), as `write_spec` for records; the status is kept.
+    pub fn write_item(
+        &mut self,
+        name: &str,
+        changes: &SpecChanges,
+        precondition: &Precondition,
+    ) -> Result<SpecWrite, CloudError> {
+        check_changes("dynamodb:UpdateItem", changes)?;
+        let existing = self.records.unkeyed.get(name);
+        let holds = match (precondition, existing) {
+            (Precondition::Absent, found) => found.is_none(),
+            (_, None) => false,
+            (Precondition::Exists, Some(_)) => true,
+            (Precondition::Unchanged { updated_at }, Some(item)) => {
+                item.body.get(UPDATED_AT_ATTRIBUTE) == updated_at.as_ref()
+            }
+        };
+        if !holds {
+            self.log(format!("{name:?}: item write refused by its precondition"));
+            return Ok(SpecWrite::PreconditionFailed);
+        }
+        let previous = existing.map(|item| item.written_at);
+        let at = Timestamp::from_system(next_updated_at(
+            self.now.to_system(),
+            previous.map(Timestamp::to_system),
+            Duration::from_millis(1),
+        ));
+        let (mut body, status, status_version) = match existing {
+            Some(item) => (item.body.clone(), item.status.clone(), item.status_version),
+            None => (
+                serde_json::json!({ KEY_ATTRIBUTE: name }),
+                None,
+                self.records.next_version(),
+            ),
+        };
+        apply_changes(&mut body, changes, at);
+        self.records.unkeyed.insert(
+            name.to_string(),
+            Item {
+                body,
+                status,
+                status_version,
+                written_at: at,
+            },
+        );
+        self.log(format!("{name:?}: item written"));
+        Ok(SpecWrite::Written {
+            updated_at: at.to_string(),
+        })
+    }
+
+    /// Removes the fleet item under `name`, if there is one and
+    /// `precondition` holds.
+    pub fn delete_item(&mut self, name: &str, precondition: &Precondition) -> SpecWrite {
+        let holds = match (precondition, self.records.unkeyed.get(name)) {
+            (Precondition::Absent, _) => false,
+            (Precondition::Exists, found) => found.is_some(),
+            (Precondition::Unchanged { updated_at }, Some(item)) => {
+                item.body.get(UPDATED_AT_ATTRIBUTE) == updated_at.as_ref()
+            }
+            (Precondition::Unchanged { .. }, None) => false,
+        };
+        if !holds {
+            return SpecWrite::PreconditionFailed;
+        }
+        if self.records.unkeyed.remove(name).is_some() {
+            self.log(format!("{name:?}: item deleted"));
+        }
+        SpecWrite::Written {
+            updated_at: self.now.to_string(),
+        }
     }
 }
 

@@ -104,6 +104,10 @@ pub(crate) struct World {
     /// Churn draws from a generator of its own, so turning it on does not
     /// shift any other draw of a seed.
     pub churn_rng: ChaCha8Rng,
+    /// The faults of calls on the fleet's own items (the halt, releases)
+    /// draw from a generator of their own too: the controller reads the
+    /// halt at every poll, and a seed's other draws stay as they were.
+    pub fleet_rng: ChaCha8Rng,
     pub config: SimConfig,
     pub faults: Faults,
     pub services: Services,
@@ -127,6 +131,7 @@ impl World {
             now,
             rng,
             churn_rng: ChaCha8Rng::seed_from_u64(0),
+            fleet_rng: ChaCha8Rng::seed_from_u64(0x000f_1ee7),
             config,
             faults,
             services: Services::default(),

@@ -8,9 +8,11 @@ pub mod clock;
 pub mod codedeploy;
 pub mod error;
 pub mod gather;
+pub mod halt;
 pub mod lease;
 pub mod observe;
 pub mod relay;
+pub mod scopes;
 pub mod service_deployments;
 pub mod stopped;
 pub mod write;
@@ -24,8 +26,8 @@ use crate::rollout::hook::{HookAnswer, HookPayload};
 use crate::rollout::key::KeyError;
 use crate::rollout::schema::Unreadable;
 use crate::rollout::{
-    RecordError, Route, ServiceKey, ServiceState, Spec, Status, Stickiness, TargetCounts, TaskSet,
-    Weights, parse_written,
+    RecordError, Route, Scope, ServiceKey, ServiceState, Spec, Status, Stickiness, TargetCounts,
+    TaskSet, Weights, parse_written,
 };
 use crate::time::Timestamp;
 
@@ -109,6 +111,21 @@ pub struct UnkeyedRecord {
     pub status_version: u64,
 }
 
+/// An item of the table that holds no service's record but the fleet's
+/// own controls: the halt (`rollout::halt::HALT_ITEM`) and releases. Any
+/// tool may write one, so its attributes are read as JSON and judged by
+/// whoever reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FleetItem {
+    /// The key attribute as written.
+    pub name: String,
+    /// Every attribute except `status` and `status_version`, as JSON.
+    pub body: serde_json::Value,
+    /// The status the controller wrote, as JSON.
+    pub status: Option<serde_json::Value>,
+    pub status_version: u64,
+}
+
 /// Every item of the table: the records, and the items whose key is not
 /// a service's.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -151,6 +168,65 @@ pub trait DesiredStore: Send + Sync {
         ))
     }
     async fn get(&self, key: &ServiceKey) -> Result<Option<StoredRecord>, CloudError>;
+    /// The fleet item under `name`, read consistently. Stores that hold
+    /// only records (test doubles keyed by service) hold none.
+    async fn get_item(&self, name: &str) -> Result<Option<FleetItem>, CloudError> {
+        let _ = name;
+        Ok(None)
+    }
+    /// `write_spec` for a fleet item: sets and removes its attributes in
+    /// one conditional write, and always sets `updated_at`.
+    async fn write_item(
+        &self,
+        name: &str,
+        changes: &SpecChanges,
+        precondition: Precondition,
+    ) -> Result<SpecWrite, CloudError> {
+        let _ = (changes, precondition);
+        Err(CloudError::new(
+            ErrorKind::Other,
+            "dynamodb:UpdateItem",
+            format!(
+                "this store takes no writes to {}",
+                crate::rollout::unkeyed::quote_key(name)
+            ),
+        ))
+    }
+    /// Removes the fleet item under `name` if `precondition` holds (never
+    /// `Absent`); removing one that is not there is no error.
+    async fn delete_item(
+        &self,
+        name: &str,
+        precondition: Precondition,
+    ) -> Result<SpecWrite, CloudError> {
+        let _ = precondition;
+        Err(CloudError::new(
+            ErrorKind::Other,
+            "dynamodb:DeleteItem",
+            format!(
+                "this store takes no writes to {}",
+                crate::rollout::unkeyed::quote_key(name)
+            ),
+        ))
+    }
+    /// Writes only the status attribute of the fleet item under `name`,
+    /// only if it still exists and its status is at `expected`.
+    async fn write_item_status(
+        &self,
+        name: &str,
+        expected: u64,
+        status: &serde_json::Value,
+    ) -> Result<StatusWrite, CloudError> {
+        let _ = (expected, status);
+        Err(CloudError::new(
+            ErrorKind::Other,
+            "dynamodb:UpdateItem",
+            format!(
+                "this store holds no item under {}",
+                crate::rollout::unkeyed::quote_key(name)
+            ),
+        ))
+    }
     /// Writes only the status attribute, only if its version is still `expected`.
     async fn write_status(
         &self,
@@ -219,6 +295,28 @@ pub trait Ecs: Send + Sync {
         cluster: &str,
         services: &[String],
     ) -> Result<Vec<(String, ServiceState)>, CloudError>;
+    /// Like `describe_services`, for a cluster in `scope` (another region
+    /// or account). Ports that reach only the controller's own account and
+    /// region (the simulated cloud, test doubles) refuse any other.
+    async fn describe_in(
+        &self,
+        scope: &Scope,
+        cluster: &str,
+        services: &[String],
+    ) -> Result<Vec<(String, ServiceState)>, CloudError> {
+        if scope.is_home() {
+            return self.describe_services(cluster, services).await;
+        }
+        Err(CloudError::new(
+            ErrorKind::Invalid,
+            "ecs:DescribeServices",
+            format!(
+                "this controller reaches no ECS cluster outside its own account and region, \
+                 and cluster {cluster} is in {}",
+                scope.to_string().trim_end_matches(':')
+            ),
+        ))
+    }
     async fn create_task_set(
         &self,
         key: &ServiceKey,
@@ -314,16 +412,22 @@ pub trait LoadBalancer: Send + Sync {
 pub const ROUTES_PER_DESCRIBE: usize = 20;
 
 /// The describe calls [`LoadBalancer::weights_of`] makes for `routes`, as
-/// indices into `routes`: listeners and rules apart, [`ROUTES_PER_DESCRIBE`]
-/// to a call.
+/// indices into `routes`: listeners and rules apart, routes of each account
+/// and region apart (one call reaches one), [`ROUTES_PER_DESCRIBE`] to a
+/// call.
 pub fn describe_calls(routes: &[Route]) -> Vec<Vec<usize>> {
-    [false, true]
-        .into_iter()
-        .flat_map(|rules| {
-            let kind: Vec<usize> = (0..routes.len())
-                .filter(|&i| matches!(routes[i], Route::Rule(_)) == rules)
-                .collect();
-            kind.chunks(ROUTES_PER_DESCRIBE)
+    let mut groups: std::collections::BTreeMap<(bool, Option<(&str, &str)>), Vec<usize>> =
+        std::collections::BTreeMap::new();
+    for (i, route) in routes.iter().enumerate() {
+        let rule = matches!(route, Route::Rule(_));
+        let place = crate::rollout::account::arn_region_account(route.arn());
+        groups.entry((rule, place)).or_default().push(i);
+    }
+    groups
+        .into_values()
+        .flat_map(|group| {
+            group
+                .chunks(ROUTES_PER_DESCRIBE)
                 .map(<[usize]>::to_vec)
                 .collect::<Vec<_>>()
         })

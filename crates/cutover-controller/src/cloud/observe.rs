@@ -65,6 +65,8 @@ pub async fn observe(
         failed_tasks,
         deployment,
         production_stickiness,
+        // The fleet's, not the service's: the pass adds it.
+        halt: None,
     })
 }
 
@@ -112,7 +114,7 @@ pub async fn deployment(
 /// services of one cluster into calls of ten can replace it.
 pub async fn describe_service(ecs: &dyn Ecs, key: &ServiceKey) -> Result<ServiceState, CloudError> {
     let found = ecs
-        .describe_services(&key.cluster, std::slice::from_ref(&key.service))
+        .describe_in(&key.scope, &key.cluster, std::slice::from_ref(&key.service))
         .await?;
     let suffix = format!("/{}", key.service);
     // Adapters may answer with the service's ARN rather than its name.

@@ -1,7 +1,9 @@
 //! DescribeServices for many passes at once. ECS describes up to ten
 //! services of one cluster per call, and a steady service's pass needs
 //! nothing else, so passes that describe at about the same time share a
-//! call: a sweep of N services costs about N/10 calls per cluster.
+//! call: a sweep of N services costs about N/10 calls per cluster. A call
+//! reaches one account and region, so a batch holds services of one
+//! cluster in one scope.
 //!
 //! A batch goes out when it holds ten services, when every pass in flight
 //! is waiting in a batch (nobody else could join), or when its window ends:
@@ -19,7 +21,7 @@ use tokio::sync::{Notify, oneshot};
 use crate::cloud::budget::{Priority, current_priority, with_priority};
 use crate::cloud::{Clock, CloudError, Ecs, ErrorKind};
 use crate::rollout::command::CreateTaskSet;
-use crate::rollout::{ServiceKey, ServiceState, TaskSet};
+use crate::rollout::{Scope, ServiceKey, ServiceState, TaskSet};
 use crate::time::Timestamp;
 
 /// Services per DescribeServices call, as ECS allows.
@@ -53,14 +55,15 @@ struct Shared {
 #[derive(Default)]
 struct State {
     batches: HashMap<u64, Batch>,
-    /// The batch of each cluster still taking services.
-    open: HashMap<String, u64>,
+    /// The batch of each cluster (in its scope) still taking services.
+    open: HashMap<(Scope, String), u64>,
     /// Requests in batches not yet sent.
     waiting: usize,
     next_id: u64,
 }
 
 struct Batch {
+    scope: Scope,
     cluster: String,
     opened: Timestamp,
     priority: Priority,
@@ -124,21 +127,23 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn describe(self: &Arc<Self>, cluster: &str, service: &str) -> Answer {
+    async fn describe(self: &Arc<Self>, scope: &Scope, cluster: &str, service: &str) -> Answer {
+        let open = (scope.clone(), cluster.to_string());
         let (tx, rx) = oneshot::channel();
         let priority = current_priority();
         let start = {
             let mut state = self.lock();
             let state = &mut *state;
-            let (id, new) = match state.open.get(cluster) {
+            let (id, new) = match state.open.get(&open) {
                 Some(id) => (*id, false),
                 None => {
                     state.next_id += 1;
                     let id = state.next_id;
-                    state.open.insert(cluster.to_string(), id);
+                    state.open.insert(open.clone(), id);
                     state.batches.insert(
                         id,
                         Batch {
+                            scope: scope.clone(),
                             cluster: cluster.to_string(),
                             opened: self.clock.now(),
                             priority,
@@ -164,7 +169,7 @@ impl Shared {
             batch.priority = batch.priority.min(priority);
             if batch.services.len() >= DESCRIBE_LIMIT {
                 batch.sealed = true;
-                state.open.remove(cluster);
+                state.open.remove(&open);
             }
             if batch.sealed || hurried {
                 batch.wake.notify_one();
@@ -211,8 +216,9 @@ impl Shared {
         let Some(batch) = state.batches.remove(&id) else {
             return Ready::Gone;
         };
-        if state.open.get(&batch.cluster) == Some(&id) {
-            state.open.remove(&batch.cluster);
+        let open = (batch.scope.clone(), batch.cluster.clone());
+        if state.open.get(&open) == Some(&id) {
+            state.open.remove(&open);
         }
         state.waiting = state.waiting.saturating_sub(batch.waiters.len());
         Ready::Send(batch)
@@ -221,7 +227,7 @@ impl Shared {
     async fn send(&self, batch: Batch) {
         let call = self
             .inner
-            .describe_services(&batch.cluster, &batch.services);
+            .describe_in(&batch.scope, &batch.cluster, &batch.services);
         let answer = with_priority(batch.priority, call).await;
         for (service, tx) in batch.waiters {
             let mine = match &answer {
@@ -259,10 +265,23 @@ impl Ecs for DescribeBatcher {
         cluster: &str,
         services: &[String],
     ) -> Result<Vec<(String, ServiceState)>, CloudError> {
+        self.describe_in(&Scope::Home, cluster, services).await
+    }
+
+    async fn describe_in(
+        &self,
+        scope: &Scope,
+        cluster: &str,
+        services: &[String],
+    ) -> Result<Vec<(String, ServiceState)>, CloudError> {
         let [service] = services else {
-            return self.shared.inner.describe_services(cluster, services).await;
+            return self
+                .shared
+                .inner
+                .describe_in(scope, cluster, services)
+                .await;
         };
-        let state = self.shared.describe(cluster, service).await?;
+        let state = self.shared.describe(scope, cluster, service).await?;
         Ok(vec![(service.clone(), state)])
     }
 

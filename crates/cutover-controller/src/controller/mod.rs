@@ -10,6 +10,7 @@ mod batch;
 mod detect;
 mod events;
 mod feed;
+mod halt;
 mod health;
 mod keeper;
 mod observe;
@@ -272,6 +273,7 @@ impl Controller {
                 Box::new(move || queue.in_flight()),
             ))
         };
+        let halt = halt::HaltWatch::new(Arc::clone(&self.store), self.metrics.clone());
         let workers = Arc::new(Workers {
             queue: Arc::clone(&self.queue),
             batcher: Arc::clone(&batcher),
@@ -296,6 +298,7 @@ impl Controller {
                 policy: self.policy,
                 ownership: ownership.clone(),
                 seen: seen::Seen::default(),
+                halt: Arc::clone(&halt),
             }),
             clock: Arc::clone(&self.clock),
             retries: Mutex::new(Retries::new(backoff(STREAM_SERVICES))),
@@ -367,6 +370,12 @@ impl Controller {
                     .await
             }
         });
+        feeding.spawn(halt.run(
+            Arc::clone(&self.queue),
+            Arc::clone(&self.clock),
+            config.poll_interval,
+            shutdown.clone(),
+        ));
         let mut working = JoinSet::new();
         // Zero workers would accept work and never do it.
         let concurrency = config.concurrency.max(1);

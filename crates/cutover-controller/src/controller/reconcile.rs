@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 use tracing::field::Empty;
 
+use super::halt::HaltWatch;
 use crate::cloud::StoredRecord;
 use crate::cloud::budget::{Priority, with_priority};
 use crate::cloud::{
@@ -133,6 +134,8 @@ pub struct Reconciler {
     pub policy: Policy,
     pub ownership: Option<Arc<Ownership>>,
     pub seen: Seen,
+    /// The fleet-wide halt, as this replica last read it.
+    pub halt: Arc<HaltWatch>,
 }
 
 impl Reconciler {
@@ -211,7 +214,8 @@ impl Reconciler {
         let desired = Desired::of(&spec);
 
         let look_at_weights = first_look;
-        let observed = observe(
+        let halt = self.halt.current().await.map_err(PassError::Store)?;
+        let mut observed = observe(
             self.ports.ecs.as_ref(),
             self.ports.lb.as_ref(),
             self.ports.checks.as_ref(),
@@ -226,6 +230,7 @@ impl Reconciler {
         )
         .await
         .map_err(PassError::Observe)?;
+        observed.halt = halt;
         let claim = claim.as_ref();
         let (mut record, mut previous) = (record, previous);
         let mut follow_ons = 0;

@@ -46,6 +46,8 @@ impl Unkeyed {
     pub async fn answer(&self, items: Vec<UnkeyedRecord>) {
         let items: Vec<UnkeyedRecord> = items
             .into_iter()
+            // The halt and releases are answered by their own readers.
+            .filter(|i| !crate::rollout::items::is_fleet_item(&i.given))
             .filter(|i| {
                 self.ownership
                     .as_ref()

@@ -96,6 +96,8 @@ pub struct Metrics {
     phase_since: prometheus::GaugeVec,
     detection_latency: Histogram,
     notifications: IntCounterVec,
+    fleet_halted: prometheus::IntGauge,
+    fleet_halt: IntGaugeVec,
     /// The services that have per-service gauges.
     services: Mutex<BTreeSet<ServiceKey>>,
     /// Which services this replica drives now; unset, all of them.
@@ -263,6 +265,23 @@ impl Metrics {
                 "Rollout notifications, by format (json or slack) and result (sent, failed after its retries, or dropped because the queue was full).",
                 &["format", "result"],
             )?,
+            fleet_halted: {
+                let g = prometheus::IntGauge::new(
+                    "cutover_fleet_halted",
+                    "1 while the fleet-wide halt is on (no rollout takes a step), else 0.",
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
+            // One series at most, and only while halted: the reason is what
+            // the on-call engineer wrote, and a dashboard shows it beside
+            // the red light. It is cut to a bound where it is read.
+            fleet_halt: gauge_vec(
+                &r,
+                "cutover_fleet_halt_info",
+                "1 while the fleet-wide halt is on, with its reason and who halted; no series otherwise.",
+                &["reason", "by"],
+            )?,
             registry: r,
             services: Mutex::new(BTreeSet::new()),
             drives: OnceLock::new(),
@@ -418,6 +437,17 @@ impl Metrics {
             | Event::StepCompleted { .. }
             | Event::RolloutAdopted { .. }
             | Event::ProductionRestored { .. } => {}
+        }
+    }
+
+    /// The fleet-wide halt as last read.
+    pub fn halt(&self, halt: Option<&crate::rollout::halt::Halt>) {
+        self.fleet_halted.set(i64::from(halt.is_some()));
+        self.fleet_halt.reset();
+        if let Some(h) = halt {
+            self.fleet_halt
+                .with_label_values(&[h.reason.as_str(), h.by.as_deref().unwrap_or("")])
+                .set(1);
         }
     }
 

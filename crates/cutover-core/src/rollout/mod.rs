@@ -16,6 +16,7 @@ pub mod gate;
 pub mod halt;
 mod hands;
 pub mod hook;
+pub mod items;
 pub mod key;
 mod machine;
 mod native;

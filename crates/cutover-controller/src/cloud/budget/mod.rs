@@ -6,6 +6,14 @@
 //! mid-rollout, and last the steady-state drift checks, which may only use
 //! a share of it.
 //!
+//! AWS keeps these buckets per account and per region: "Amazon ECS throttles
+//! all API requests for each AWS account on a per-Region basis"
+//! (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html),
+//! and Elastic Load Balancing likewise
+//! (https://docs.aws.amazon.com/elasticloadbalancing/latest/userguide/elb-api-throttling.html).
+//! So cutover keeps one set of buckets per [`Scope`] its records name: a
+//! rollout in one account never waits for another account's budget.
+//!
 //! The buckets wait on the injected [`Clock`], so a simulation on a paused
 //! runtime waits in simulated time. They are applied as decorators around
 //! the ports ([`Budgeted`]), so the AWS adapters and the simulated cloud
@@ -17,15 +25,18 @@ mod ports;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::Clock;
+use super::scopes::Scopes;
+use crate::rollout::Scope;
 use bucket::TokenBucket;
 
 pub use ports::Budgeted;
@@ -259,11 +270,16 @@ struct Buckets {
     counters: Counters,
 }
 
-/// Every category's buckets, shared by all workers of a process.
+/// Every category's buckets, shared by all workers of a process: one set
+/// for the controller's own account and region, and one for each other
+/// scope a call went to, made on its first call.
 pub struct ApiBudgets {
     clock: Arc<dyn Clock>,
     config: BudgetConfig,
     buckets: Vec<Buckets>,
+    elsewhere: Mutex<BTreeMap<Scope, Arc<Vec<Buckets>>>>,
+    /// Which scope an ARN is in, for the calls that name no key.
+    scopes: OnceLock<Arc<Scopes>>,
 }
 
 impl fmt::Debug for ApiBudgets {
@@ -277,20 +293,70 @@ impl fmt::Debug for ApiBudgets {
 impl ApiBudgets {
     /// Buckets start full, as AWS's do after a quiet spell.
     pub fn new(config: &BudgetConfig, clock: Arc<dyn Clock>) -> Arc<ApiBudgets> {
+        let buckets = Self::full(config, clock.as_ref());
+        Arc::new(ApiBudgets {
+            clock,
+            config: config.clone(),
+            buckets,
+            elsewhere: Mutex::default(),
+            scopes: OnceLock::new(),
+        })
+    }
+
+    fn full(config: &BudgetConfig, clock: &dyn Clock) -> Vec<Buckets> {
         let now = clock.now();
-        let buckets = Category::ALL
+        Category::ALL
             .iter()
             .map(|&c| Buckets {
                 all: TokenBucket::new(config.cutover(c), now, true),
                 steady: TokenBucket::new(config.steady(c), now, false),
                 counters: Counters::default(),
             })
-            .collect();
-        Arc::new(ApiBudgets {
-            clock,
-            config: config.clone(),
-            buckets,
-        })
+            .collect()
+    }
+
+    /// Where the scope of an ARN is looked up (the records' accounts); set
+    /// once, before the first call. Without it every ARN is home.
+    pub fn with_scopes(&self, scopes: Arc<Scopes>) {
+        let _ = self.scopes.set(scopes);
+    }
+
+    /// The scope of the resource `arn` names, as [`Scopes::of_arn`] says.
+    pub fn scope_of_arn(&self, arn: &str) -> Scope {
+        self.scopes
+            .get()
+            .map_or(Scope::Home, |scopes| scopes.of_arn(arn))
+    }
+
+    /// Waits until a call of `category` in `scope` fits that scope's budget.
+    pub async fn acquire_in(&self, scope: &Scope, category: Category) {
+        if scope.is_home() {
+            return self.acquire(category).await;
+        }
+        let buckets = self.elsewhere(scope);
+        Self::take(&buckets, self.clock.as_ref(), category, current_priority()).await;
+    }
+
+    fn elsewhere(&self, scope: &Scope) -> Arc<Vec<Buckets>> {
+        let mut elsewhere = self
+            .elsewhere
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(
+            elsewhere
+                .entry(scope.clone())
+                .or_insert_with(|| Arc::new(Self::full(&self.config, self.clock.as_ref()))),
+        )
+    }
+
+    /// The scopes besides home that calls went to so far.
+    pub fn scopes(&self) -> Vec<Scope> {
+        self.elsewhere
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
     }
 
     pub fn config(&self) -> &BudgetConfig {
@@ -304,8 +370,11 @@ impl ApiBudgets {
     }
 
     pub async fn acquire_at(&self, category: Category, priority: Priority) {
-        let b = &self.buckets[category.index()];
-        let clock = self.clock.as_ref();
+        Self::take(&self.buckets, self.clock.as_ref(), category, priority).await;
+    }
+
+    async fn take(buckets: &[Buckets], clock: &dyn Clock, category: Category, priority: Priority) {
+        let b = &buckets[category.index()];
         let mut waited = Duration::ZERO;
         if priority == Priority::Steady {
             waited += b.steady.acquire(clock, priority).await;
@@ -320,8 +389,37 @@ impl ApiBudgets {
         }
     }
 
+    /// What `category` handed out in every scope together.
     pub fn stats(&self, category: Category) -> BudgetStats {
-        let c = &self.buckets[category.index()].counters;
+        let mut total = Self::stats_of(&self.buckets, category);
+        for scope in self.scopes() {
+            let s = self.stats_in(&scope, category);
+            for (t, n) in total.tokens.iter_mut().zip(s.tokens) {
+                *t += n;
+            }
+            total.waited += s.waited;
+            total.wait_time += s.wait_time;
+        }
+        total
+    }
+
+    /// What `category` handed out in `scope` alone.
+    pub fn stats_in(&self, scope: &Scope, category: Category) -> BudgetStats {
+        if scope.is_home() {
+            return Self::stats_of(&self.buckets, category);
+        }
+        let elsewhere = self
+            .elsewhere
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        elsewhere
+            .get(scope)
+            .map(|b| Self::stats_of(b, category))
+            .unwrap_or_default()
+    }
+
+    fn stats_of(buckets: &[Buckets], category: Category) -> BudgetStats {
+        let c = &buckets[category.index()].counters;
         BudgetStats {
             tokens: [0, 1, 2].map(|i| c.tokens[i].load(Ordering::Relaxed)),
             waited: c.waited.load(Ordering::Relaxed),

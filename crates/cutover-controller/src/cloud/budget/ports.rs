@@ -9,14 +9,14 @@ use tokio::sync::mpsc;
 
 use super::{ApiBudgets, Category};
 use crate::cloud::{
-    Change, CloudError, DesiredStore, Ecs, Fence, Listing, LoadBalancer, Positioned, Precondition,
-    ServiceDeployments, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
+    Change, CloudError, DesiredStore, Ecs, Fence, FleetItem, Listing, LoadBalancer, Positioned,
+    Precondition, ServiceDeployments, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::command::StartServiceDeployment;
 use crate::rollout::service_deployment::{PauseAction, ServiceDeployment};
 use crate::rollout::{
-    Route, ServiceKey, ServiceState, Status, Stickiness, TargetCounts, TaskSet, Weights,
+    Route, Scope, ServiceKey, ServiceState, Status, Stickiness, TargetCounts, TaskSet, Weights,
 };
 use crate::time::Timestamp;
 
@@ -35,6 +35,17 @@ impl<P: ?Sized> Budgeted<P> {
 
     async fn wait(&self, category: Category) {
         self.budgets.acquire(category).await;
+    }
+
+    /// Waits for `scope`'s budget: AWS's are per account and region.
+    async fn wait_in(&self, scope: &Scope, category: Category) {
+        self.budgets.acquire_in(scope, category).await;
+    }
+
+    /// Waits for the budget of the account and region `arn` is in.
+    async fn wait_for(&self, arn: &str, category: Category) {
+        let scope = self.budgets.scope_of_arn(arn);
+        self.budgets.acquire_in(&scope, category).await;
     }
 
     /// Waits for a token of `category`, then lends the wrapped port: for
@@ -56,17 +67,27 @@ impl Ecs for Budgeted<dyn Ecs> {
         self.inner.describe_services(cluster, services).await
     }
 
+    async fn describe_in(
+        &self,
+        scope: &Scope,
+        cluster: &str,
+        services: &[String],
+    ) -> Result<Vec<(String, ServiceState)>, CloudError> {
+        self.wait_in(scope, Category::EcsRead).await;
+        self.inner.describe_in(scope, cluster, services).await
+    }
+
     async fn create_task_set(
         &self,
         key: &ServiceKey,
         request: &CreateTaskSet,
     ) -> Result<TaskSet, CloudError> {
-        self.wait(Category::EcsMutation).await;
+        self.wait_in(&key.scope, Category::EcsMutation).await;
         self.inner.create_task_set(key, request).await
     }
 
     async fn set_primary(&self, key: &ServiceKey, task_set_arn: &str) -> Result<(), CloudError> {
-        self.wait(Category::EcsMutation).await;
+        self.wait_in(&key.scope, Category::EcsMutation).await;
         self.inner.set_primary(key, task_set_arn).await
     }
 
@@ -75,14 +96,14 @@ impl Ecs for Budgeted<dyn Ecs> {
         key: &ServiceKey,
         task_set_arn: &str,
     ) -> Result<(), CloudError> {
-        self.wait(Category::EcsMutation).await;
+        self.wait_in(&key.scope, Category::EcsMutation).await;
         self.inner.delete_task_set(key, task_set_arn).await
     }
 
     async fn stopped_tasks(&self, key: &ServiceKey, task_set_arn: &str) -> Result<u32, CloudError> {
         // ListTasks has a bucket of its own at AWS, as large as the
         // DescribeServices one; sharing that one is the cautious choice.
-        self.wait(Category::EcsRead).await;
+        self.wait_in(&key.scope, Category::EcsRead).await;
         self.inner.stopped_tasks(key, task_set_arn).await
     }
 }
@@ -97,12 +118,22 @@ impl ServiceDeployments for Budgeted<dyn ServiceDeployments> {
         key: &ServiceKey,
         request: &StartServiceDeployment,
     ) -> Result<Option<String>, CloudError> {
-        self.wait(Category::EcsMutation).await;
+        self.wait_in(&key.scope, Category::EcsMutation).await;
         self.inner.start(key, request).await
     }
 
     async fn describe(&self, arns: &[String]) -> Result<Vec<ServiceDeployment>, CloudError> {
-        self.wait(Category::EcsRead).await;
+        // One call per account and region among the ARNs gathered.
+        let scopes: std::collections::BTreeSet<Scope> = arns
+            .iter()
+            .map(|arn| self.budgets.scope_of_arn(arn))
+            .collect();
+        if scopes.is_empty() {
+            self.wait(Category::EcsRead).await;
+        }
+        for scope in &scopes {
+            self.wait_in(scope, Category::EcsRead).await;
+        }
         self.inner.describe(arns).await
     }
 
@@ -111,7 +142,7 @@ impl ServiceDeployments for Budgeted<dyn ServiceDeployments> {
         key: &ServiceKey,
         since: Option<Timestamp>,
     ) -> Result<Vec<String>, CloudError> {
-        self.wait(Category::EcsRead).await;
+        self.wait_in(&key.scope, Category::EcsRead).await;
         self.inner.ongoing(key, since).await
     }
 
@@ -121,12 +152,12 @@ impl ServiceDeployments for Budgeted<dyn ServiceDeployments> {
         hook_id: &str,
         action: PauseAction,
     ) -> Result<(), CloudError> {
-        self.wait(Category::EcsMutation).await;
+        self.wait_for(arn, Category::EcsMutation).await;
         self.inner.answer(arn, hook_id, action).await
     }
 
     async fn stop(&self, arn: &str) -> Result<(), CloudError> {
-        self.wait(Category::EcsMutation).await;
+        self.wait_for(arn, Category::EcsMutation).await;
         self.inner.stop(arn).await
     }
 }
@@ -134,24 +165,27 @@ impl ServiceDeployments for Budgeted<dyn ServiceDeployments> {
 #[async_trait]
 impl LoadBalancer for Budgeted<dyn LoadBalancer> {
     async fn weights(&self, route: &Route) -> Result<Weights, CloudError> {
-        self.wait(Category::ElbRead).await;
+        self.wait_for(route.arn(), Category::ElbRead).await;
         self.inner.weights(route).await
     }
 
     async fn weights_of(&self, routes: &[Route]) -> Vec<Result<Weights, CloudError>> {
-        for _ in crate::cloud::describe_calls(routes) {
-            self.wait(Category::ElbRead).await;
+        for call in crate::cloud::describe_calls(routes) {
+            match call.first() {
+                Some(&i) => self.wait_for(routes[i].arn(), Category::ElbRead).await,
+                None => self.wait(Category::ElbRead).await,
+            }
         }
         self.inner.weights_of(routes).await
     }
 
     async fn set_weights(&self, route: &Route, weights: &Weights) -> Result<(), CloudError> {
-        self.wait(Category::ElbMutation).await;
+        self.wait_for(route.arn(), Category::ElbMutation).await;
         self.inner.set_weights(route, weights).await
     }
 
     async fn stickiness(&self, route: &Route) -> Result<Stickiness, CloudError> {
-        self.wait(Category::ElbRead).await;
+        self.wait_for(route.arn(), Category::ElbRead).await;
         self.inner.stickiness(route).await
     }
 
@@ -160,12 +194,12 @@ impl LoadBalancer for Budgeted<dyn LoadBalancer> {
         route: &Route,
         stickiness: Stickiness,
     ) -> Result<(), CloudError> {
-        self.wait(Category::ElbMutation).await;
+        self.wait_for(route.arn(), Category::ElbMutation).await;
         self.inner.set_stickiness(route, stickiness).await
     }
 
     async fn target_health(&self, target_group: &str) -> Result<TargetCounts, CloudError> {
-        self.wait(Category::ElbRead).await;
+        self.wait_for(target_group, Category::ElbRead).await;
         self.inner.target_health(target_group).await
     }
 }
@@ -197,6 +231,40 @@ impl DesiredStore for Budgeted<dyn DesiredStore> {
     async fn get(&self, key: &ServiceKey) -> Result<Option<StoredRecord>, CloudError> {
         self.wait(Category::DynamoDb).await;
         self.inner.get(key).await
+    }
+
+    async fn get_item(&self, name: &str) -> Result<Option<FleetItem>, CloudError> {
+        self.wait(Category::DynamoDb).await;
+        self.inner.get_item(name).await
+    }
+
+    async fn write_item(
+        &self,
+        name: &str,
+        changes: &SpecChanges,
+        precondition: Precondition,
+    ) -> Result<SpecWrite, CloudError> {
+        self.wait(Category::DynamoDb).await;
+        self.inner.write_item(name, changes, precondition).await
+    }
+
+    async fn delete_item(
+        &self,
+        name: &str,
+        precondition: Precondition,
+    ) -> Result<SpecWrite, CloudError> {
+        self.wait(Category::DynamoDb).await;
+        self.inner.delete_item(name, precondition).await
+    }
+
+    async fn write_item_status(
+        &self,
+        name: &str,
+        expected: u64,
+        status: &serde_json::Value,
+    ) -> Result<StatusWrite, CloudError> {
+        self.wait(Category::DynamoDb).await;
+        self.inner.write_item_status(name, expected, status).await
     }
 
     async fn write_status(

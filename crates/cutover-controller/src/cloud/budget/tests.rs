@@ -238,3 +238,29 @@ fn bad_budgets_are_explained() {
         assert!(e.contains(needle), "{e}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn each_account_and_region_has_its_own_budget() {
+    let clock = clock();
+    let budgets = ApiBudgets::new(&elb_mutations_only(), Arc::clone(&clock));
+    let other = crate::rollout::Scope::Account {
+        region: "eu-west-1".into(),
+        account: "210987654321".into(),
+    };
+    let west = crate::rollout::Scope::Region("us-west-2".into());
+    let start = clock.now();
+    // A whole burst at home, then as much in two other scopes: none waits
+    // for another's tokens.
+    for scope in [crate::rollout::Scope::Home, other.clone(), west.clone()] {
+        for _ in 0..10 {
+            budgets.acquire_in(&scope, Category::ElbMutation).await;
+        }
+    }
+    assert_eq!(clock.now(), start, "no scope waited for another's tokens");
+    assert_eq!(
+        budgets.stats_in(&other, Category::ElbMutation).tokens[1],
+        10
+    );
+    assert_eq!(budgets.stats(Category::ElbMutation).tokens[1], 30);
+    assert_eq!(budgets.scopes().len(), 2);
+}

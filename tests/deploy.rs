@@ -2,7 +2,10 @@
 //! terraform task role grants exactly the IAM policy's actions, on the same
 //! resources and under the same conditions, statement by statement; tagging
 //! is granted only on task definitions as they are registered; every CUTOVER_* variable it sets is a configuration key; the
-//! image and the task definition check health with `cutover probe`.
+//! image and the task definition check health with `cutover probe`; the
+//! role assumed in other accounts grants the same ECS and ELB statements,
+//! trusts only the controller's role with the external id, and the
+//! controller may assume it and nothing else.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -244,4 +247,99 @@ fn the_image_and_the_task_check_health_with_cutover_probe() {
         parsed["scrape_configs"][0]["metrics_path"].as_str(),
         Some("/metrics")
     );
+}
+
+/// The role cutover assumes in another account grants what the controller's
+/// own role grants on ECS and the load balancers, in any region, and
+/// nothing of the tables (they stay in the controller's account), CodeDeploy
+/// or CloudWatch (read in the controller's own account and region only).
+#[test]
+fn the_target_role_grants_the_controllers_ecs_and_elb_statements_in_any_region() {
+    let controller = json_policy("deploy/iam/cutover-policy.json");
+    let target = json_policy("deploy/iam/cutover-target-policy.json");
+    assert!(target.len() >= 8, "{target:?}");
+    for (sid, grant) in &target {
+        let own = &controller[sid];
+        assert_eq!(grant.actions, own.actions, "statement {sid}");
+        let conditions: BTreeSet<(String, String, String)> = own
+            .conditions
+            .iter()
+            .map(|(t, k, v)| (t.clone(), k.clone(), v.replace(":REGION:", ":*:")))
+            .collect();
+        assert_eq!(grant.conditions, conditions, "statement {sid}");
+        let anywhere: BTreeSet<String> = own
+            .resources
+            .iter()
+            .map(|r| r.replace(":REGION:", ":*:"))
+            .collect();
+        assert_eq!(grant.resources, anywhere, "statement {sid}");
+        for action in &grant.actions {
+            assert!(
+                action.starts_with("ecs:")
+                    || action.starts_with("elasticloadbalancing:")
+                    || action == "iam:PassRole",
+                "{sid} grants {action}"
+            );
+        }
+    }
+    let left_out: Vec<_> = controller
+        .iter()
+        .filter(|(sid, _)| !target.contains_key(*sid))
+        .flat_map(|(_, g)| g.actions.iter())
+        .filter(|a| a.starts_with("ecs:") || a.starts_with("elasticloadbalancing:"))
+        .collect();
+    assert!(
+        left_out.is_empty(),
+        "ECS or ELB actions the target role lacks: {left_out:?}"
+    );
+}
+
+#[test]
+fn the_target_role_trusts_only_the_controllers_role_with_the_external_id() {
+    let trust: Value =
+        serde_json::from_str(&read("deploy/iam/cutover-target-trust-policy.json")).unwrap();
+    let statements = trust["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1);
+    let s = &statements[0];
+    assert_eq!(s["Action"], "sts:AssumeRole");
+    assert!(
+        s["Principal"]["AWS"]
+            .as_str()
+            .unwrap()
+            .ends_with(":role/cutover-task"),
+        "{s}"
+    );
+    assert_eq!(
+        s["Condition"]["StringEquals"]["sts:ExternalId"],
+        "EXTERNAL_ID"
+    );
+}
+
+#[test]
+fn the_controller_may_assume_the_target_role_and_nothing_else() {
+    let assume = json_policy("deploy/iam/cutover-assume-policy.json");
+    let grant = &assume["AssumeTargetRoles"];
+    assert_eq!(
+        grant.actions,
+        BTreeSet::from(["sts:AssumeRole".to_string()])
+    );
+    assert!(
+        grant
+            .resources
+            .iter()
+            .all(|r| r.starts_with("arn:aws:iam::") && r.ends_with(":role/cutover-target")),
+        "{grant:?}"
+    );
+    // Terraform grants the same, one ARN per listed account.
+    let iam = read("deploy/terraform/iam.tf");
+    let start = iam
+        .find("data \"aws_iam_policy_document\" \"assume_targets\"")
+        .expect("the assume_targets policy document");
+    let document = block(&iam, start + iam[start..].find('{').unwrap());
+    assert!(document.contains("\"sts:AssumeRole\""), "{document}");
+    assert!(
+        document.contains(":role/${var.target_role_name}"),
+        "{document}"
+    );
+    assert!(!document.contains("\"*\""), "{document}");
 }

@@ -34,6 +34,13 @@ locals {
     { name = "CUTOVER_LEASE_TTL", value = var.lease_ttl },
     { name = "CUTOVER_LISTEN", value = "0.0.0.0:8080" },
     { name = "CUTOVER_LOG_FORMAT", value = "json" },
+    # How services in other accounts are reached (README: Many accounts and regions).
+    {
+      name = "CUTOVER_ACCOUNTS",
+      value = var.target_external_id == "" ? "{role_name = \"${var.target_role_name}\"}" : (
+        "{role_name = \"${var.target_role_name}\", external_id = \"${var.target_external_id}\"}"
+      )
+    },
   ]
   secrets = var.api_token_secret_arn == "" ? [] : [
     { name = "CUTOVER_API_TOKEN", valueFrom = var.api_token_secret_arn },

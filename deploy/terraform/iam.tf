@@ -211,6 +211,27 @@ data "aws_iam_policy_document" "cutover" {
   }
 }
 
+# Services in other accounts: the task role may assume the target role in
+# each listed account and in no other (deploy/iam/cutover-assume-policy.json).
+# The target roles themselves live in those accounts: their permissions are
+# deploy/iam/cutover-target-policy.json, their trust policy
+# deploy/iam/cutover-target-trust-policy.json.
+data "aws_iam_policy_document" "assume_targets" {
+  count = length(var.target_account_ids) == 0 ? 0 : 1
+  statement {
+    sid       = "AssumeTargetRoles"
+    actions   = ["sts:AssumeRole"]
+    resources = [for account in var.target_account_ids : "arn:${local.partition}:iam::${account}:role/${var.target_role_name}"]
+  }
+}
+
+resource "aws_iam_role_policy" "assume_targets" {
+  count  = length(var.target_account_ids) == 0 ? 0 : 1
+  name   = "assume-target-roles"
+  role   = aws_iam_role.task.id
+  policy = data.aws_iam_policy_document.assume_targets[0].json
+}
+
 resource "aws_iam_role" "task" {
   name               = "${var.name}-task"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json

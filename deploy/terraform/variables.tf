@@ -61,3 +61,21 @@ variable "api_token_secret_arn" {
   type        = string
   default     = ""
 }
+
+variable "target_account_ids" {
+  description = "Accounts whose services the records name (keys <region>:<account>:<cluster>/<service>); the task role may assume target_role_name in each, and in no other."
+  type        = list(string)
+  default     = []
+}
+
+variable "target_role_name" {
+  description = "The role cutover assumes in each target account (cutover's `accounts.role_name`); its policy is deploy/iam/cutover-target-policy.json."
+  type        = string
+  default     = "cutover-target"
+}
+
+variable "target_external_id" {
+  description = "The external id sent with every AssumeRole (cutover's `accounts.external_id`), which the target roles' trust policies require; empty sends none."
+  type        = string
+  default     = ""
+}

@@ -26,8 +26,8 @@ fn readme_records() -> Vec<Value> {
 
 fn parsed(record: &Value) -> Spec {
     let key = record["service"].as_str().expect("a key");
-    let (cluster, service) = key.split_once('/').expect("<cluster>/<service>");
-    parse_record(&ServiceKey::new(cluster, service), record)
+    let parsed: ServiceKey = key.parse().unwrap_or_else(|e| panic!("{e}"));
+    parse_record(&parsed, record)
         .unwrap_or_else(|e| panic!("the README's record {key} is refused: {e}"))
 }
 
@@ -60,4 +60,22 @@ fn the_readmes_ecs_native_record_is_a_canary_ecs_runs() {
     );
     assert_eq!(n.bake_minutes, 10);
     assert_eq!(n.pause_timeout_minutes, 60);
+}
+
+#[test]
+fn the_readmes_record_in_another_account_names_its_role_there() {
+    let elsewhere: Vec<Spec> = readme_records()
+        .iter()
+        .filter(|r| r.get("role_arn").is_some())
+        .map(parsed)
+        .collect();
+    assert_eq!(elsewhere.len(), 1, "one record in another account");
+    let spec = &elsewhere[0];
+    assert_eq!(spec.key.scope.account(), Some("210987654321"));
+    assert_eq!(spec.key.scope.region(), Some("eu-west-1"));
+    assert!(
+        spec.role_arn
+            .as_deref()
+            .is_some_and(|r| r.contains("210987654321"))
+    );
 }

@@ -6,10 +6,10 @@
 //! mid-rollout, and last the steady-state drift checks, which may only use
 //! a share of it.
 //!
-//! AWS keeps these buckets per account and per region: "Amazon ECS throttles
-//! all API requests for each AWS account on a per-Region basis"
+//! AWS keeps these buckets per account and per Region: ECS throttles each
+//! account's requests Region by Region
 //! (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html),
-//! and Elastic Load Balancing likewise
+//! and Elastic Load Balancing does the same
 //! (https://docs.aws.amazon.com/elasticloadbalancing/latest/userguide/elb-api-throttling.html).
 //! So cutover keeps one set of buckets per [`Scope`] its records name: a
 //! rollout in one account never waits for another account's budget.

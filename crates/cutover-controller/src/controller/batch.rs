@@ -309,3 +309,91 @@ impl Ecs for DescribeBatcher {
         self.shared.inner.stopped_tasks(key, task_set_arn).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::ScaledClock;
+
+    /// Records each DescribeServices call: where it went, and for whom.
+    #[derive(Default)]
+    struct Calls(Mutex<Vec<(Scope, String, Vec<String>)>>);
+
+    #[async_trait]
+    impl Ecs for Calls {
+        async fn describe_services(
+            &self,
+            cluster: &str,
+            services: &[String],
+        ) -> Result<Vec<(String, ServiceState)>, CloudError> {
+            self.describe_in(&Scope::Home, cluster, services).await
+        }
+        async fn describe_in(
+            &self,
+            scope: &Scope,
+            cluster: &str,
+            services: &[String],
+        ) -> Result<Vec<(String, ServiceState)>, CloudError> {
+            let mut calls = self.0.lock().unwrap();
+            calls.push((scope.clone(), cluster.to_string(), services.to_vec()));
+            Ok(vec![])
+        }
+        async fn create_task_set(
+            &self,
+            _: &ServiceKey,
+            _: &CreateTaskSet,
+        ) -> Result<TaskSet, CloudError> {
+            unreachable!()
+        }
+        async fn set_primary(&self, _: &ServiceKey, _: &str) -> Result<(), CloudError> {
+            unreachable!()
+        }
+        async fn delete_task_set(&self, _: &ServiceKey, _: &str) -> Result<(), CloudError> {
+            unreachable!()
+        }
+        async fn stopped_tasks(&self, _: &ServiceKey, _: &str) -> Result<u32, CloudError> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_holds_one_cluster_of_one_account_and_region() {
+        let calls = Arc::new(Calls::default());
+        let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(Timestamp(1_000_000), 1.0));
+        let batcher = Arc::new(DescribeBatcher::new(
+            Arc::clone(&calls) as Arc<dyn Ecs>,
+            clock,
+            Box::new(|| 6),
+        ));
+        let scopes = [
+            Scope::Home,
+            Scope::Region("us-west-2".into()),
+            Scope::Account {
+                region: "eu-west-1".into(),
+                account: "210987654321".into(),
+            },
+        ];
+        let mut passes = tokio::task::JoinSet::new();
+        for scope in &scopes {
+            for service in ["web", "api"] {
+                let (batcher, scope) = (Arc::clone(&batcher), scope.clone());
+                passes.spawn(with_priority(Priority::Rollout, async move {
+                    batcher
+                        .describe_in(&scope, "prod", &[service.to_string()])
+                        .await
+                }));
+            }
+        }
+        while let Some(answer) = passes.join_next().await {
+            answer.unwrap().unwrap();
+        }
+        let mut calls = calls.0.lock().unwrap().clone();
+        calls.sort();
+        assert_eq!(calls.len(), 3, "one call per scope: {calls:?}");
+        for ((scope, cluster, services), expected) in calls.iter().zip(&scopes) {
+            assert_eq!(scope, expected);
+            assert_eq!(cluster, "prod");
+            assert_eq!(services.len(), 2, "{services:?}");
+        }
+    }
+}

@@ -94,9 +94,11 @@ pub fn decide(
         for m in &mut wave.members {
             observe(m, views.get(&m.service).copied(), &st.target, started);
         }
-        settle(wave, now);
     }
     resume(&mut st, &release, now);
+    for wave in &mut st.waves {
+        settle(wave, now);
+    }
     check_budget(&mut st, allowed, size, now);
 
     // Start waves while the ones before have settled and baked; a wave
@@ -252,6 +254,9 @@ fn observe(
         m.outcome = p.outcome;
         m.detail = p.detail;
         m.rollout = p.rollout;
+        if m.outcome == Outcome::Failed && retrying(m) {
+            retry(m);
+        }
         return;
     }
     let now = values(view.body, target);
@@ -267,12 +272,25 @@ fn observe(
     }
 }
 
-/// Keeps when a wave last became settled, or forgets it when a member
-/// goes back in flight (a retry after a resume).
+/// A failed rollout that a resume forgave is retried: the member is
+/// back in flight, and its wave is not settled until the retry is.
+fn retrying(m: &MemberStatus) -> bool {
+    m.rollout.is_some() && m.forgiven.as_ref().is_some_and(|f| f.rollout == m.rollout)
+}
+
+fn retry(m: &mut MemberStatus) {
+    m.outcome = Outcome::Waiting;
+    if let Some(r) = &m.rollout {
+        m.detail = Some(format!(
+            "failure forgiven by a resume: rollout {r} is retried"
+        ));
+    }
+}
+
+/// Keeps when a started wave last became settled, or forgets it when a
+/// member goes back in flight (a retry after a resume).
 fn settle(wave: &mut WaveStatus, now: Timestamp) {
-    if !wave.members.is_empty() && wave.settled() {
-        wave.settled_at.get_or_insert(now);
-    } else if wave.members.is_empty() {
+    if wave.started_at.is_some() && wave.settled() {
         wave.settled_at.get_or_insert(now);
     } else {
         wave.settled_at = None;
@@ -294,6 +312,9 @@ fn resume(st: &mut ReleaseStatus, release: &Release, now: Timestamp) {
                 rollout: m.rollout.clone(),
                 at: now,
             });
+            if retrying(m) {
+                retry(m);
+            }
         }
     }
     st.halt = None;
@@ -380,19 +401,20 @@ fn writes(
                         change(name, value.clone().map(Value::String));
                     }
                 }
-                (Outcome::Failed, Some(failed))
-                    if writing && forgiven(m) && !control_names(view.body, "retry", failed) =>
+                (Outcome::Waiting, Some(failed))
+                    if writing && retrying(m) && !control_names(view.body, "retry", failed) =>
                 {
                     change("control", Some(control_with(view.body, "retry", failed)));
                 }
                 (Outcome::InFlight, Some(rollout))
-                    if aborted || (halt && release.on_halt == OnHalt::Rollback) =>
+                    if (aborted || (halt && release.on_halt == OnHalt::Rollback))
+                        && !control_names(view.body, "abort", rollout) =>
                 {
-                    if !control_names(view.body, "abort", rollout) {
-                        change("control", Some(control_with(view.body, "abort", rollout)));
-                    }
+                    change("control", Some(control_with(view.body, "abort", rollout)));
                 }
-                (Outcome::InFlight, Some(_)) if halt && !member::paused(view.body) => {
+                (Outcome::InFlight, Some(_))
+                    if halt && release.on_halt == OnHalt::Pause && !member::paused(view.body) =>
+                {
                     change("paused", Some(Value::Bool(true)));
                     paused_now.push(key.clone());
                 }

@@ -173,7 +173,12 @@ pub fn parse_release(body: &Value) -> Result<Release, ReleaseError> {
             "services",
             "is missing: list the services (<cluster>/<service>), or give a `selector` of labels, or both".into(),
         );
-    } else if services.as_ref().is_some_and(BTreeSet::is_empty) && selector.is_none() {
+    } else if map
+        .get("services")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+        && selector.is_none()
+    {
         r.bad(
             "services",
             "is empty: list the services (<cluster>/<service>), or give a `selector` of labels"
@@ -276,7 +281,7 @@ impl Reader {
                         written(other)
                     ),
                 );
-                return Some(BTreeSet::new());
+                return None;
             }
         };
         let mut keys = BTreeSet::new();

@@ -416,7 +416,9 @@ pub const ROUTES_PER_DESCRIBE: usize = 20;
 /// and region apart (one call reaches one), [`ROUTES_PER_DESCRIBE`] to a
 /// call.
 pub fn describe_calls(routes: &[Route]) -> Vec<Vec<usize>> {
-    let mut groups: std::collections::BTreeMap<(bool, Option<(&str, &str)>), Vec<usize>> =
+    // By kind (rules after listeners), then by the ARN's region and account.
+    type Call<'a> = (bool, Option<(&'a str, &'a str)>);
+    let mut groups: std::collections::BTreeMap<Call<'_>, Vec<usize>> =
         std::collections::BTreeMap::new();
     for (i, route) in routes.iter().enumerate() {
         let rule = matches!(route, Route::Rule(_));

@@ -122,7 +122,7 @@ impl Scopes {
 
     /// The role the records in `account` name: `Ok(None)` when none does
     /// (the configured role then).
-    pub fn role(&self, account: &str) -> Result<Option<String>, RoleConflict> {
+    pub fn role(&self, account: &str) -> Result<Option<String>, Box<RoleConflict>> {
         let accounts = self.read();
         let Some(keys) = accounts.get(account) else {
             return Ok(None);
@@ -132,11 +132,11 @@ impl Scopes {
             match first {
                 None => first = Some((key, role)),
                 Some((k, r)) if r != role => {
-                    return Err(RoleConflict {
+                    return Err(Box::new(RoleConflict {
                         account: account.to_string(),
                         first: (k.clone(), r.clone().unwrap_or_default()),
                         second: (key.clone(), role.clone().unwrap_or_default()),
-                    });
+                    }));
                 }
                 Some(_) => {}
             }

@@ -24,54 +24,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use aws_config::identity::IdentityCache;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{Region, SdkConfig};
-use serde::{Deserialize, Serialize};
 
 use super::calls::{ApiCalls, ecs_client};
 use crate::cloud::scopes::Scopes;
 use crate::cloud::{CloudError, ErrorKind};
+pub use crate::config::AccountsConfig;
 use crate::rollout::Scope;
 use crate::rollout::account::partition;
-
-/// The `[accounts]` table of the configuration: how other accounts are
-/// reached.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AccountsConfig {
-    /// The role assumed in an account whose records name no `role_arn`:
-    /// `arn:<partition>:iam::<account>:role/<role_name>`. Without it, every
-    /// record in another account must name its role.
-    pub role_name: Option<String>,
-    /// Sent with every AssumeRole; the target roles' trust policies require it.
-    pub external_id: Option<String>,
-}
-
-impl AccountsConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if let Some(name) = &self.role_name {
-            let ok = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c);
-            if name.is_empty()
-                || name.len() > 576
-                || name.starts_with('/')
-                || name.ends_with('/')
-                || !name.chars().all(ok)
-            {
-                return Err(format!(
-                    "`accounts.role_name` {name:?} is not a role name (letters, digits, +=,.@_- and a path with '/'): \
-                     write the name only, such as \"cutover-target\""
-                ));
-            }
-        }
-        if let Some(id) = &self.external_id {
-            let ok = |c: char| c.is_ascii_alphanumeric() || "+=,.@:_-".contains(c);
-            if !(2..=96).contains(&id.len()) || !id.chars().all(ok) {
-                return Err(
-                    "`accounts.external_id` must be 2 to 96 letters, digits or +=,.@:_-".into(),
-                );
-            }
-        }
-        Ok(())
-    }
-}
 
 /// The clients of one account and region.
 #[derive(Clone, Debug)]

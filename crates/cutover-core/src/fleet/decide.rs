@@ -249,7 +249,10 @@ fn observe(
         return;
     }
     if at_target(view.body, target) {
+        // Once seen at the change, any other version is someone else's:
+        // what the record said before no longer matters.
         m.reached = true;
+        m.before = None;
         let p = progress(view);
         m.outcome = p.outcome;
         m.detail = p.detail;

@@ -61,11 +61,23 @@
 //!   every failure so far (the budget counts failures after it), retries
 //!   each failed rollout (`control.retry`), unpauses exactly the members
 //!   the release paused, and lets the waves go on once the retried members
-//!   settle. It is a value rather than a flip of `paused` because a
+//!   settle (retries and unpauses wait while the fleet-wide halt holds).
+//!   It is a value rather than a flip of `paused` because a
 //!   level-triggered reader may never see a flip that is undone before it
 //!   looks; a value it has not acted on stays visible until it has.
 //! - **`abort`**: rollouts in flight are aborted, no member is written
 //!   again, and the release ends `aborted`, even if `abort` is cleared.
+//! - **The fleet-wide halt** (`decide`'s `halted`): while it holds, no
+//!   member is written the change, no retry is asked for and nothing is
+//!   unpaused; a spent budget still pauses or aborts. The release says
+//!   `held by the fleet-wide halt: <reason>`.
+//!
+//! A member's outcome comes from its record and its status: at the change
+//! and steady on the record's revision, it succeeded; failed on that
+//! revision, or invalid, it failed; with that revision's rollout in
+//! flight, it is in flight; otherwise it waits for cutover. A record that
+//! already says the change when its wave comes is not written, and counts
+//! once steady.
 //!
 //! A member's record is never written over by the release once someone
 //! else wrote another version into it (superseded), and every write is

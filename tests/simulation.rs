@@ -646,6 +646,53 @@ struct Outcome {
 
 /// Starts a controller over the simulated cloud; `native` also drives
 /// `ecs_native` records through the cloud's service deployments.
+/// A fleet-wide halt that some seeds put on and lift, drawn from a stream
+/// of its own so every other draw of a seed stays as it was. While it is
+/// on, the simulated cloud records any step forward that comes later than
+/// `HALT_REACH` after it (h).
+struct HaltWindow {
+    from: Duration,
+    until: Duration,
+    on: bool,
+    lifted: bool,
+}
+
+impl HaltWindow {
+    /// One seed in three halts, at a random moment, for up to `longest`.
+    fn draw(seed: u64, longest: u64) -> Option<HaltWindow> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4a17_0000);
+        if !rng.random_ratio(1, 3) {
+            return None;
+        }
+        let from = Duration::from_secs(rng.random_range(5..600u64));
+        let until = from + Duration::from_secs(rng.random_range(20..longest));
+        Some(HaltWindow {
+            from,
+            until,
+            on: false,
+            lifted: false,
+        })
+    }
+
+    fn tick(&mut self, sim: &SimCloud, elapsed: Duration) {
+        if !self.on && elapsed >= self.from {
+            self.on = true;
+            sim.put_unkeyed(
+                "halt",
+                json!({"reason": "simulated incident", "by": "the harness"}),
+            );
+        }
+        if self.on && !self.lifted && elapsed >= self.until {
+            self.lifted = true;
+            sim.delete_unkeyed("halt");
+        }
+    }
+
+    fn done(window: &Option<HaltWindow>) -> bool {
+        window.as_ref().is_none_or(|w| w.lifted)
+    }
+}
+
 fn start_controller(
     sim: &SimCloud,
     clock: Arc<dyn Clock>,
@@ -708,6 +755,7 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
         })
         .collect();
     let mut hand_states = vec![HandState::Waiting; plans.len()];
+    let mut halt = HaltWindow::draw(seed, 400);
     let start = clock.now();
     for p in &plans {
         sim.put_spec(&p.arns.key, p.record(&p.first.0));
@@ -734,6 +782,9 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
             let _ = handle.await;
             generation += 1;
             (token, handle) = start_controller(&sim, clock.clone(), seed, generation, false);
+        }
+        if let Some(h) = halt.as_mut() {
+            h.tick(&sim, elapsed);
         }
         for (i, p) in plans.iter().enumerate() {
             let key = &p.arns.key;
@@ -782,7 +833,7 @@ async fn run_seed(seed: u64, keep_log: bool) -> Outcome {
                 && matches!(hand_states[i], HandState::Waiting | HandState::Done);
             all_written && records.get(&p.arns.key).is_some_and(judged)
         });
-        if settled && restarts.is_empty() {
+        if settled && restarts.is_empty() && HaltWindow::done(&halt) {
             break;
         }
         if elapsed > LIMIT {
@@ -1044,6 +1095,9 @@ async fn run_native_seed(seed: u64, keep_log: bool) -> Outcome {
     let mut second_written = vec![false; plans.len()];
     let mut wiped = vec![false; plans.len()];
     let mut violations = vec![];
+    // Shorter than the records' progress deadline: ECS's pause timeout
+    // runs while halted, and rolls back a deployment left waiting longer.
+    let mut halt = HaltWindow::draw(seed, 120);
 
     loop {
         clock.sleep(Duration::from_secs(1)).await;
@@ -1055,6 +1109,9 @@ async fn run_native_seed(seed: u64, keep_log: bool) -> Outcome {
             let _ = handle.await;
             generation += 1;
             (token, handle) = start_controller(&sim, clock.clone(), seed, generation, true);
+        }
+        if let Some(h) = halt.as_mut() {
+            h.tick(&sim, elapsed);
         }
         for (i, p) in plans.iter().enumerate() {
             let key = &p.arns.key;
@@ -1083,7 +1140,7 @@ async fn run_native_seed(seed: u64, keep_log: bool) -> Outcome {
             (p.second.is_none() || second_written[i])
                 && records.get(&p.arns.key).is_some_and(judged)
         });
-        if settled && restarts.is_empty() {
+        if settled && restarts.is_empty() && HaltWindow::done(&halt) {
             break;
         }
         if elapsed > LIMIT {

@@ -102,7 +102,35 @@ impl NativeContinue {
 /// health and then writes within a few seconds, two poll intervals at most.
 const FRESH_READING: Duration = Duration::from_secs(10);
 
+/// How soon a fleet-wide halt must hold every rollout: the harness's
+/// controller polls every 5 s; a pass that decided just before it read the
+/// halt may still send what it decided, retries included.
+pub const HALT_REACH: Duration = Duration::from_secs(10);
+
 impl World {
+    /// (h) No step forward (a new candidate, weight onto a task set that
+    /// is not primary, a new service deployment, a CONTINUE) once a
+    /// fleet-wide halt has had `HALT_REACH` to reach the controller.
+    pub fn check_halted(&mut self, step: impl FnOnce() -> String) {
+        if let Some(since) = self.halted_since
+            && self.now > since + HALT_REACH
+        {
+            let text = format!("(h) {} while the fleet was halted (since {since})", step());
+            self.violation(text);
+        }
+    }
+
+    /// Whether `target_group` serves a task set that is not primary: weight
+    /// onto it is a step forward, weight back to the primary a retreat.
+    fn serves_candidate(&self, target_group: &str) -> bool {
+        self.services.by_key.values().any(|svc| {
+            svc.task_sets.iter().any(|t| {
+                t.target_group.as_deref() == Some(target_group)
+                    && t.status != crate::rollout::TaskSetStatus::Primary
+            })
+        })
+    }
+
     pub fn violation(&mut self, text: String) {
         self.log(format!("VIOLATION: {text}"));
         self.checks.violations.push(LogEntry { at: self.now, text });
@@ -121,6 +149,9 @@ impl World {
             ));
         }
         for (tg, w) in &after.0 {
+            if *w > before.get(tg) && self.serves_candidate(tg) {
+                self.check_halted(|| format!("production weight {w} on {name} onto {}", label(tg)));
+            }
             let healthy = self.lb.target_groups.get(tg).map_or(0, |g| g.healthy());
             if *w <= before.get(tg) || healthy > 0 {
                 continue;

@@ -255,6 +255,8 @@ impl Ecs for SimCloud {
         request: &CreateTaskSet,
     ) -> Result<TaskSet, CloudError> {
         const OP: &str = "ecs:CreateTaskSet";
+        self.world()
+            .check_halted(|| format!("a new candidate for {key}"));
         let verdict = self.call(ApiGroup::EcsMutation, OP).await?;
         let result = self.world().create_task_set(key, request);
         self.reply(OP, verdict, result)
@@ -391,6 +393,8 @@ impl ServiceDeployments for SimCloud {
         request: &StartServiceDeployment,
     ) -> Result<Option<String>, CloudError> {
         const OP: &str = "ecs:UpdateService";
+        self.world()
+            .check_halted(|| format!("a service deployment of {key}"));
         let verdict = self.call(ApiGroup::EcsMutation, OP).await?;
         let result = self.world().start_deployment(key, request).map(Some);
         self.reply(OP, verdict, result)
@@ -419,6 +423,10 @@ impl ServiceDeployments for SimCloud {
         action: PauseAction,
     ) -> Result<(), CloudError> {
         const OP: &str = "ecs:ContinueServiceDeployment";
+        if action == PauseAction::Continue {
+            self.world()
+                .check_halted(|| format!("CONTINUE to {arn}'s pause {hook_id}"));
+        }
         let verdict = self.call(ApiGroup::EcsMutation, OP).await?;
         let result = self.world().answer_pause(arn, hook_id, action);
         self.reply(OP, verdict, result)

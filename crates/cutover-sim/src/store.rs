@@ -18,6 +18,7 @@ use crate::cloud::{
     Change, CloudError, ErrorKind, FleetItem, Listing, Positioned, Precondition, SpecChanges,
     SpecWrite, StatusWrite, StoredRecord, UnkeyedRecord,
 };
+use crate::rollout::halt::HALT_ITEM;
 use crate::rollout::spec::{KEY_ATTRIBUTE, STATUS_ATTRIBUTE};
 use crate::rollout::{ServiceKey, Status};
 use crate::time::Timestamp;
@@ -327,6 +328,9 @@ impl World {
                 written_at: now,
             },
         );
+        if given == HALT_ITEM {
+            self.halted_since.get_or_insert(now);
+        }
         self.log(format!(
             "{given:?}: item written under a key that is not a service's"
         ));
@@ -584,6 +588,9 @@ impl World {
                 written_at: at,
             },
         );
+        if name == HALT_ITEM {
+            self.halted_since.get_or_insert(at);
+        }
         self.log(format!("{name:?}: item written"));
         Ok(SpecWrite::Written {
             updated_at: at.to_string(),
@@ -606,6 +613,9 @@ impl World {
         }
         if self.records.unkeyed.remove(name).is_some() {
             self.log(format!("{name:?}: item deleted"));
+        }
+        if name == HALT_ITEM {
+            self.halted_since = None;
         }
         SpecWrite::Written {
             updated_at: self.now.to_string(),
@@ -658,6 +668,12 @@ impl SimCloud {
     /// a writer that got the key wrong would: `prod`, `a/b/c`, `/web`.
     pub fn put_unkeyed(&self, given: &str, body: Value) {
         self.world().put_unkeyed(given, body);
+    }
+
+    /// Deletes an item whose key is not a service's (lifting the halt the
+    /// way `aws dynamodb delete-item` would).
+    pub fn delete_unkeyed(&self, given: &str) {
+        self.world().delete_item(given, &Precondition::Exists);
     }
 
     /// Deletes a record; returns whether it existed.

@@ -108,6 +108,8 @@ pub(crate) struct World {
     /// draw from a generator of their own too: the controller reads the
     /// halt at every poll, and a seed's other draws stay as they were.
     pub fleet_rng: ChaCha8Rng,
+    /// Since when the fleet-wide halt item has been in the table.
+    pub halted_since: Option<Timestamp>,
     pub config: SimConfig,
     pub faults: Faults,
     pub services: Services,
@@ -132,6 +134,7 @@ impl World {
             rng,
             churn_rng: ChaCha8Rng::seed_from_u64(0),
             fleet_rng: ChaCha8Rng::seed_from_u64(0x000f_1ee7),
+            halted_since: None,
             config,
             faults,
             services: Services::default(),

@@ -128,12 +128,6 @@ impl Stop {
             }
         }
     }
-
-    /// Only a person's pause of the record says they saw weights changed
-    /// by hand; a fleet-wide halt says nothing about this service.
-    pub fn acknowledges_hands(&self) -> bool {
-        matches!(self, Stop::Paused)
-    }
 }
 
 #[cfg(test)]

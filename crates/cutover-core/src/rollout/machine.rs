@@ -604,7 +604,11 @@ impl<'a> Machine<'a, '_> {
         // is taken whatever the gates say: a candidate waited out for churn
         // just then would otherwise drop it, and once `paused` is cleared
         // the rollout would stay paused by hand for good (seed 192).
-        if stop.acknowledges_hands()
+        // Only the record's `paused` says that someone saw it, halted or
+        // not: a person acknowledging a move by hand during a fleet-wide
+        // halt would otherwise leave the rollout paused by hand for good
+        // once the halt is lifted (simulation seed 5).
+        if self.spec.paused
             && let Some(change) = self.rollout().hand_change.as_mut()
         {
             change.acknowledged = true;

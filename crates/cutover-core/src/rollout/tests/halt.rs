@@ -141,3 +141,28 @@ fn a_halt_does_not_pass_for_someone_seeing_weights_changed_by_hand() {
     assert_eq!(w.status.phase(), Phase::Paused, "{}", w.status.message);
     assert_eq!(w.production.percent(GREEN), 27);
 }
+
+/// Simulation seed 5: someone saw weights moved by hand and paused and
+/// resumed the record while the fleet was halted; once the halt was
+/// lifted the rollout stayed paused by hand for good.
+#[test]
+fn a_person_pausing_during_a_halt_still_acknowledges_weights_changed_by_hand() {
+    let mut w = shifting();
+    w.production = crate::rollout::Weights::pair(BLUE, 73, GREEN, 27);
+    for _ in 0..3 {
+        w.step();
+        w.advance(S5);
+    }
+    assert_eq!(w.status.phase(), Phase::Paused);
+    w.halt = halt();
+    w.step();
+    w.set("paused", json!(true));
+    w.step();
+    w.advance(S5);
+    w.set("paused", json!(false));
+    w.step();
+    w.advance(S5);
+    w.halt = None;
+    assert_eq!(w.settle(), Phase::Steady, "{}", w.status.message);
+    assert_eq!(w.production.percent(GREEN), 100);
+}

@@ -67,6 +67,8 @@ pub async fn observe(
         production_stickiness,
         // The fleet's, not the service's: the pass adds it.
         halt: None,
+        // The replica's count of rollouts, not the service's: the pass adds it.
+        admission: None,
     })
 }
 

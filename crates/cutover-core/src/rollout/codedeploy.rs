@@ -181,6 +181,9 @@ impl<'a, 'd> CodeDeploy<'a, 'd> {
             self.d.wake(Wake::Idle);
             return Flow::Wait;
         }
+        if self.d.queued(&spec.revision) {
+            return Flow::Wait;
+        }
         self.start(RolloutId {
             revision: spec.revision.clone(),
             attempt: next_attempt(spec, &self.d.status),

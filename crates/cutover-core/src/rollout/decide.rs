@@ -195,6 +195,7 @@ pub fn decide(desired: &Desired, observed: &Observed, status: &Status, now: Time
         now,
         shown: None,
         halt: observed.halt.clone(),
+        admission: observed.admission.clone(),
     };
     draft.status.last_error = None;
     if let Desired::Valid(spec) = desired {

@@ -27,6 +27,8 @@ pub(crate) struct Draft {
     pub shown: Option<Phase>,
     /// The fleet-wide halt the decision runs under, if one is on.
     pub halt: Option<super::halt::Halt>,
+    /// Whether a rollout may start under the concurrency limits.
+    pub admission: Option<super::admission::Admission>,
 }
 
 impl Draft {
@@ -85,6 +87,19 @@ impl Draft {
 
     pub fn say(&mut self, message: impl Into<String>) {
         self.status.message = message.into();
+    }
+
+    /// A rollout of `revision` that would start now but waits its turn
+    /// under the concurrency limits: the status says where it stands, and
+    /// the next poll looks again (a slot frees when a rollout elsewhere
+    /// ends). `false` when it may start.
+    pub fn queued(&mut self, revision: &Revision) -> bool {
+        let Some(q) = super::admission::Admission::queued(self.admission.as_ref()) else {
+            return false;
+        };
+        self.status.message = q.not_started(revision);
+        self.wake(Wake::Poll);
+        true
     }
 
     /// Asks to be woken; the soonest request wins.

@@ -329,6 +329,11 @@ impl<'a> Machine<'a, '_> {
         // pick up where the traffic is instead of starting over.
         let mut phase = Phase::Provisioning;
         let adopted = self.candidate(&spec.revision);
+        // A new rollout waits its turn under the concurrency limits; one
+        // whose candidate is in place is in flight already.
+        if adopted.is_none() && self.d.queued(&spec.revision) {
+            return Flow::Wait;
+        }
         if let Some(c) = adopted {
             if let Some(tg) = &c.target_group {
                 rollout.target_group = tg.clone();

@@ -2,6 +2,7 @@
 //! a clock or knows about tokio or AWS types; it is tested with plain `#[test]`s.
 
 pub mod account;
+pub mod admission;
 pub mod alert;
 mod checks;
 mod codedeploy;

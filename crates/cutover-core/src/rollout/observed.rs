@@ -232,6 +232,10 @@ pub struct Observed {
     /// The fleet-wide halt, when one is on (`rollout::halt`). Read from the
     /// table for every pass, like the service.
     pub halt: Option<super::halt::Halt>,
+    /// Whether a rollout not yet started may start, under the configured
+    /// concurrency limits (`rollout::admission`). `None`: no limits are
+    /// configured, or the rollout is in flight; it may start.
+    pub admission: Option<super::admission::Admission>,
 }
 
 /// Group-level stickiness of a forward action (`TargetGroupStickinessConfig`):

@@ -42,6 +42,9 @@ pub struct Cd {
     pub listed: u32,
     pub lifecycle_reads: u32,
     pub events: Vec<Event>,
+    /// The admission under the concurrency limits the next observation
+    /// reports.
+    pub admission: Option<crate::rollout::admission::Admission>,
 }
 
 impl Cd {
@@ -78,6 +81,7 @@ impl Cd {
             listed: 0,
             lifecycle_reads: 0,
             events: Vec::new(),
+            admission: None,
         }
     }
 
@@ -124,6 +128,7 @@ impl Cd {
             service: Some(service),
             deployment,
             gates,
+            admission: self.admission.clone(),
             ..Observed::default()
         }
     }

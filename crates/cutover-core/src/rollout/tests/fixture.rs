@@ -78,6 +78,9 @@ pub struct World {
     pub other_routes: std::collections::BTreeMap<String, Weights>,
     /// The fleet-wide halt the next observation reports.
     pub halt: Option<crate::rollout::halt::Halt>,
+    /// The admission under the concurrency limits the next observation
+    /// reports.
+    pub admission: Option<crate::rollout::admission::Admission>,
 }
 
 impl World {
@@ -126,6 +129,7 @@ impl World {
             stickiness: Stickiness::default(),
             other_routes: Default::default(),
             halt: None,
+            admission: None,
         }
     }
 
@@ -153,6 +157,7 @@ impl World {
         let mut observed = Observed {
             service: Some(service),
             halt: self.halt.clone(),
+            admission: self.admission.clone(),
             ..Observed::default()
         };
         if let Some(route) = &r.production {

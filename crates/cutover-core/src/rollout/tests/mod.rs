@@ -9,6 +9,7 @@ mod halt;
 mod hands;
 mod health;
 mod invalid_watch;
+mod limits;
 mod native;
 mod native_records;
 mod properties;

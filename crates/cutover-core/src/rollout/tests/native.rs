@@ -89,6 +89,9 @@ pub struct Ecs {
     next_hook: u32,
     /// The fleet-wide halt the next observation reports.
     pub halt: Option<crate::rollout::halt::Halt>,
+    /// The admission under the concurrency limits the next observation
+    /// reports.
+    pub admission: Option<crate::rollout::admission::Admission>,
 }
 
 impl Ecs {
@@ -133,6 +136,7 @@ impl Ecs {
             read_count: 0,
             next_hook: 0,
             halt: None,
+            admission: None,
         }
     }
 
@@ -204,6 +208,7 @@ impl Ecs {
             gates,
             targets,
             halt: self.halt.clone(),
+            admission: self.admission.clone(),
             ..Observed::default()
         }
     }

@@ -436,6 +436,17 @@ fn validate(key: &ServiceKey, raw: RawRecord) -> Result<Spec, RecordError> {
         );
     }
 
+    if raw.gates.cloudwatch.is_some() && !key.scope.is_home() {
+        bad(
+            "gates.cloudwatch",
+            format!(
+                "reads alarms in the controller's own account and region, and the key names {}: \
+                 use a `gates.prometheus` or `gates.http` gate there",
+                quote(key.scope.to_string().trim_end_matches(':'))
+            ),
+        );
+    }
+
     let container = match raw.container.as_deref().map(str::trim) {
         Some(c) if !c.is_empty() => c.to_string(),
         // ECS's own deployments need a container only to put an image in.

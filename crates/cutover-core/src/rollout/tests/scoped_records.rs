@@ -112,3 +112,14 @@ fn codedeploy_is_refused_outside_the_home_account_and_region() {
         "{e}"
     );
 }
+
+#[test]
+fn a_cloudwatch_gate_is_refused_outside_the_home_account_and_region() {
+    let mut body = elsewhere("eu-west-1");
+    body["gates"] = json!({"cloudwatch": {"alarms": ["web-5xx"]}});
+    let e = parse_record(&key(&body), &body).unwrap_err().to_string();
+    assert!(
+        e.contains("field `gates.cloudwatch`") && e.contains("own account"),
+        "{e}"
+    );
+}

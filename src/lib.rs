@@ -8,7 +8,7 @@ pub mod http;
 pub mod telemetry;
 
 // The decision core, under the paths the rest of the crate has always used.
-pub use cutover_core::{rollout, time};
+pub use cutover_core::{fleet, rollout, time};
 // The controller without a cloud, likewise.
 pub use cutover_controller::{cloud, controller, metrics, notice};
 // The gates' checks, hook calls and notifications over HTTP.

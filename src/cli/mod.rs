@@ -7,6 +7,7 @@ mod format;
 mod halt;
 mod plan;
 mod probe;
+mod release;
 mod run;
 mod set;
 mod setup;
@@ -66,6 +67,9 @@ pub enum Command {
     Halt(halt::HaltArgs),
     /// Lift the fleet-wide halt: held rollouts go on from where they stood.
     Unhalt(halt::UnhaltArgs),
+    /// Roll one change out to many services in waves, under a failure budget.
+    #[command(subcommand)]
+    Release(release::ReleaseCommand),
     /// Exit 0 if a URL answers 2xx (the container health check).
     Probe(probe::ProbeArgs),
 }
@@ -92,6 +96,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => runtime().and_then(|rt| rt.block_on(plan::plan(args))),
         Command::Halt(args) => runtime().and_then(|rt| rt.block_on(halt::halt(args))),
         Command::Unhalt(args) => runtime().and_then(|rt| rt.block_on(halt::unhalt(args))),
+        Command::Release(command) => runtime().and_then(|rt| rt.block_on(release::run(command))),
         Command::Probe(args) => probe::run(args),
     };
     match result {

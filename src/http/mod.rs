@@ -6,6 +6,7 @@ pub mod actions;
 pub mod error;
 mod halt;
 pub mod hooks;
+mod releases;
 mod services;
 pub mod token;
 mod write;
@@ -49,6 +50,12 @@ pub fn router(state: ApiState) -> Router {
             "/v1/halt",
             get(halt::show).post(halt::put_on).delete(halt::lift),
         )
+        .route("/v1/releases", get(releases::list))
+        .route(
+            "/v1/releases/{name}",
+            get(releases::one).post(releases::start),
+        )
+        .route("/v1/releases/{name}/{action}", post(releases::act))
         .route("/v1/services", get(services::list))
         .route("/v1/services/{cluster}/{service}", get(services::one))
         .route(

@@ -11,4 +11,4 @@ pub mod metrics;
 pub mod notice;
 
 // The decision core under the paths this code has always used.
-use cutover_core::{rollout, time};
+use cutover_core::{fleet, rollout, time};

@@ -233,6 +233,15 @@ impl SimCloud {
         w.apply_badness_everywhere();
     }
 
+    /// Tasks of this task definition behave again from now on (what was
+    /// wrong with it was fixed outside the version, e.g. a dependency);
+    /// tasks that already stopped stay stopped.
+    pub fn mark_task_definition_good(&self, task_definition: &str) {
+        let mut w = self.world();
+        w.registry.unmark_task_definition(task_definition);
+        w.log(format!("task definition {task_definition} behaves again"));
+    }
+
     /// Tasks of any task definition with this image misbehave, including
     /// tasks already running.
     pub fn mark_image_bad(&self, image: &str, bad: BadVersion) {

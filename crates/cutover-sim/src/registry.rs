@@ -117,6 +117,12 @@ impl Registry {
         self.bad_task_definitions.insert(key, bad);
     }
 
+    /// Forgets a mark on `td`: the version was fixed.
+    pub fn unmark_task_definition(&mut self, td: &str) {
+        let key = parse(td).map_or_else(|| td.to_string(), |(f, r)| format!("{f}:{r}"));
+        self.bad_task_definitions.remove(&key);
+    }
+
     pub fn mark_image(&mut self, image: &str, bad: BadVersion) {
         self.bad_images.insert(image.to_string(), bad);
     }

@@ -12,6 +12,7 @@ pub mod halt;
 pub mod lease;
 pub mod observe;
 pub mod relay;
+pub mod releases;
 pub mod scopes;
 pub mod service_deployments;
 pub mod stopped;

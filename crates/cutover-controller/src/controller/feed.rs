@@ -137,6 +137,7 @@ impl Sources {
             }
         }
         // After the services are scheduled, so these never hold them up.
+        self.releases.learn(&listing.unkeyed);
         self.unkeyed.answer(listing.unkeyed).await;
         Ok(count)
     }

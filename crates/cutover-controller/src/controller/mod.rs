@@ -21,6 +21,7 @@ mod readership;
 mod reconcile;
 mod relay;
 mod seen;
+mod releases;
 mod shards;
 mod sources;
 mod unkeyed;
@@ -120,6 +121,7 @@ pub struct Controller {
 
 impl Controller {
     pub fn new(
+    releases: Arc<releases::ActiveReleases>,
         store: Arc<dyn DesiredStore>,
         ecs: Arc<dyn Ecs>,
         lb: Arc<dyn LoadBalancer>,
@@ -151,6 +153,7 @@ impl Controller {
 
     /// Shares the services with other replicas: this controller reconciles
     /// only the services of shards whose lease it holds in `leases`, and
+            releases: Arc::new(releases::ActiveReleases::default()),
     /// writes every status under that lease. Without it, it drives every
     /// service and writes unfenced.
     pub fn with_leases(mut self, leases: Arc<dyn Leases>, config: LeaseConfig) -> Self {
@@ -254,6 +257,7 @@ impl Controller {
             metrics.show_services(Box::new(move |key| ownership.holds(key)));
         }
         let detection = Arc::new(Detection::new(self.clock.now()));
+            releases: Arc::clone(&self.releases),
         let backoff =
             |stream| Backoff::new(config.backoff_base, config.backoff_max, config.seed, stream);
         let batcher = {
@@ -336,7 +340,17 @@ impl Controller {
             let keeper = keeper::Keeper {
                 leases: Arc::clone(leases),
                 ownership: Arc::clone(ownership),
+        let releases = releases::Releases::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.clock),
+            Arc::clone(&halt),
+            Arc::clone(&self.queue),
+            ownership.clone(),
+            self.metrics.clone(),
+            Arc::clone(&self.releases),
+        );
                 config: lease_config.clone(),
+            releases: Arc::clone(&releases),
                 clock: Arc::clone(&self.clock),
                 readership: self.shared_reading().cloned(),
             };
@@ -390,6 +404,7 @@ impl Controller {
 
         shutdown.cancelled().await;
         tracing::info!(
+        feeding.spawn(releases.run(config.poll_interval, shutdown.clone()));
             in_flight = self.queue.in_flight(),
             "shutting down: finishing reconciles in flight"
         );
@@ -446,9 +461,16 @@ impl ControllerHandle {
     }
 
     /// Services waiting to be reconciled, due or not.
+    releases: Arc<releases::ActiveReleases>,
     pub fn queue_depth(&self) -> usize {
         self.queue.depth()
     }
+    /// Looks at the release under `item` (`release:<name>`) from the next
+    /// poll, rather than from the next resync (a start through the API).
+    pub fn release_written(&self, item: &str) {
+        self.releases.learn(item);
+    }
+
 
     pub fn in_flight(&self) -> usize {
         self.queue.in_flight()

@@ -42,6 +42,8 @@ pub struct Sources {
     /// Only keys of shards held, when replicas share the services.
     pub ownership: Option<Arc<Ownership>>,
     pub unkeyed: Unkeyed,
+    /// Told of the releases every listing finds.
+    pub releases: Arc<super::releases::Releases>,
     /// Present when replicas share one reading of the change stream: only
     /// feed lease holders read it, and relay it to the others.
     pub relay: Option<RelayFeed>,

@@ -97,7 +97,11 @@ pub struct Metrics {
     detection_latency: Histogram,
     notifications: IntCounterVec,
     fleet_halted: prometheus::IntGauge,
+    release_phase: IntGaugeVec,
+    release_members: IntGaugeVec,
     fleet_halt: IntGaugeVec,
+    rollouts_in_flight: prometheus::IntGauge,
+    rollouts_queued: prometheus::IntGauge,
     /// The services that have per-service gauges.
     services: Mutex<BTreeSet<ServiceKey>>,
     /// Which services this replica drives now; unset, all of them.
@@ -282,6 +286,34 @@ impl Metrics {
                 "1 while the fleet-wide halt is on, with its reason and who halted; no series otherwise.",
                 &["reason", "by"],
             )?,
+            release_phase: gauge_vec(
+                &r,
+                "cutover_release_phase",
+                "1 for the phase a release is in (pending, rolling, baking, paused, halted, held_by_fleet_halt, aborted, completed, invalid), 0 for the others.",
+                &["release", "phase"],
+            )?,
+            release_members: gauge_vec(
+                &r,
+                "cutover_release_members",
+                "A release's members by outcome: succeeded, failed, in_flight, pending, superseded, missing.",
+                &["release", "outcome"],
+            )?,
+            rollouts_in_flight: {
+                let g = prometheus::IntGauge::new(
+                    "cutover_rollouts_in_flight",
+                    "Rollouts in flight that this replica counts against its concurrency limits ([limits]); 0 when no limit is set.",
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
+            rollouts_queued: {
+                let g = prometheus::IntGauge::new(
+                    "cutover_rollouts_queued",
+                    "Rollouts waiting for a slot under the concurrency limits ([limits]); each one's place is in its status message.",
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
             registry: r,
             services: Mutex::new(BTreeSet::new()),
             drives: OnceLock::new(),
@@ -449,6 +481,46 @@ impl Metrics {
                 .with_label_values(&[h.reason.as_str(), h.by.as_deref().unwrap_or("")])
                 .set(1);
         }
+    }
+
+    /// A release's gauges, from its status.
+    pub fn release(&self, item: &str, status: &crate::fleet::ReleaseStatus) {
+        let name = item.strip_prefix(crate::rollout::items::RELEASE_PREFIX).unwrap_or(item);
+        for phase in crate::fleet::ReleasePhase::KINDS {
+            self.release_phase
+                .with_label_values(&[name, phase])
+                .set(i64::from(status.phase.kind() == phase));
+        }
+        let c = &status.counts;
+        for (outcome, n) in [
+            ("succeeded", c.succeeded),
+            ("failed", c.failed),
+            ("in_flight", c.in_flight),
+            ("pending", c.pending),
+            ("superseded", c.superseded),
+            ("missing", c.missing),
+        ] {
+            self.release_members
+                .with_label_values(&[name, outcome])
+                .set(n as i64);
+        }
+    }
+
+    /// Drops the gauges of a release whose item was deleted.
+    pub fn release_gone(&self, item: &str) {
+        let name = item.strip_prefix(crate::rollout::items::RELEASE_PREFIX).unwrap_or(item);
+        for phase in crate::fleet::ReleasePhase::KINDS {
+            let _ = self.release_phase.remove_label_values(&[name, phase]);
+        }
+        for outcome in ["succeeded", "failed", "in_flight", "pending", "superseded", "missing"] {
+            let _ = self.release_members.remove_label_values(&[name, outcome]);
+        }
+    }
+
+    /// Rollouts counted against the concurrency limits, and waiting.
+    pub fn admissions(&self, in_flight: usize, queued: usize) {
+        self.rollouts_in_flight.set(in_flight as i64);
+        self.rollouts_queued.set(queued as i64);
     }
 
     /// The service's gauges, from the status as stored.

@@ -41,6 +41,19 @@ pub enum ReleasePhase {
 }
 
 impl ReleasePhase {
+    /// Every phase's name, as `kind` gives it.
+    pub const KINDS: [&'static str; 9] = [
+        "pending",
+        "rolling",
+        "baking",
+        "paused",
+        "halted",
+        "held_by_fleet_halt",
+        "aborted",
+        "completed",
+        "invalid",
+    ];
+
     /// The phase's name, for metrics and logs.
     pub fn kind(&self) -> &'static str {
         match self {

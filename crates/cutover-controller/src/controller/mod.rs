@@ -4,6 +4,7 @@
 //! next resync.
 
 mod act;
+mod admission;
 mod backoff;
 mod balance;
 mod batch;
@@ -20,8 +21,8 @@ mod queue;
 mod readership;
 mod reconcile;
 mod relay;
-mod seen;
 mod releases;
+mod seen;
 mod shards;
 mod sources;
 mod unkeyed;
@@ -49,6 +50,7 @@ use crate::time::Timestamp;
 // For loops that drive rollouts other than the controller's own (the
 // benchmark's polling baseline).
 pub use act::{CommandFailed, Ports as CommandPorts, execute as execute_commands};
+pub use admission::Limits;
 pub use events::{EVENT_BUFFER, EventReceiver, EventSender};
 pub use health::{NotReady, ReadyRules, StoreState};
 pub use shards::LeaseConfig;
@@ -109,6 +111,8 @@ pub struct Controller {
     events: EventSender,
     synced: watch::Sender<bool>,
     metrics: Option<Arc<Metrics>>,
+    /// At most so many rollouts in flight; no limit by default.
+    limits: Limits,
     health: Arc<StoreHealth>,
     /// Present when replicas share the services through shard leases.
     leases: Option<(Arc<dyn Leases>, LeaseConfig, Arc<Ownership>)>,
@@ -117,11 +121,11 @@ pub struct Controller {
     /// Present when replicas share one reading of the change stream.
     relay: Option<Arc<dyn Relay>>,
     relay_stats: Arc<RelayStats>,
+    releases: Arc<releases::ActiveReleases>,
 }
 
 impl Controller {
     pub fn new(
-    releases: Arc<releases::ActiveReleases>,
         store: Arc<dyn DesiredStore>,
         ecs: Arc<dyn Ecs>,
         lb: Arc<dyn LoadBalancer>,
@@ -143,17 +147,18 @@ impl Controller {
             events: events::channel(),
             synced: watch::Sender::new(false),
             metrics: None,
+            limits: Limits::default(),
             health: Arc::new(StoreHealth::default()),
             leases: None,
             readership: None,
             relay: None,
             relay_stats: Arc::new(RelayStats::default()),
+            releases: Arc::new(releases::ActiveReleases::default()),
         }
     }
 
     /// Shares the services with other replicas: this controller reconciles
     /// only the services of shards whose lease it holds in `leases`, and
-            releases: Arc::new(releases::ActiveReleases::default()),
     /// writes every status under that lease. Without it, it drives every
     /// service and writes unfenced.
     pub fn with_leases(mut self, leases: Arc<dyn Leases>, config: LeaseConfig) -> Self {
@@ -223,6 +228,14 @@ impl Controller {
         self
     }
 
+    /// Starts at most so many rollouts at once, overall, per cluster and
+    /// per account, among the services this replica drives; the rest
+    /// wait in the order their records were written.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     #[cfg(test)]
     fn with_policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
@@ -244,6 +257,7 @@ impl Controller {
             ownership: self.leases.as_ref().map(|(_, _, o)| Arc::clone(o)),
             readership: self.shared_reading().cloned(),
             relay_stats: Arc::clone(&self.relay_stats),
+            releases: Arc::clone(&self.releases),
         }
     }
 
@@ -257,7 +271,6 @@ impl Controller {
             metrics.show_services(Box::new(move |key| ownership.holds(key)));
         }
         let detection = Arc::new(Detection::new(self.clock.now()));
-            releases: Arc::clone(&self.releases),
         let backoff =
             |stream| Backoff::new(config.backoff_base, config.backoff_max, config.seed, stream);
         let batcher = {
@@ -303,6 +316,13 @@ impl Controller {
                 ownership: ownership.clone(),
                 seen: seen::Seen::default(),
                 halt: Arc::clone(&halt),
+                admissions: self.limits.any().then(|| {
+                    Arc::new(admission::Admissions::new(
+                        self.limits,
+                        config.poll_interval,
+                        self.metrics.clone(),
+                    ))
+                }),
             }),
             clock: Arc::clone(&self.clock),
             retries: Mutex::new(Retries::new(backoff(STREAM_SERVICES))),
@@ -320,7 +340,17 @@ impl Controller {
             }),
             _ => None,
         };
+        let releases = releases::Releases::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.clock),
+            Arc::clone(&halt),
+            Arc::clone(&self.queue),
+            ownership.clone(),
+            self.metrics.clone(),
+            Arc::clone(&self.releases),
+        );
         let sources = Arc::new(Sources {
+            releases: Arc::clone(&releases),
             relay,
             store: Arc::clone(&self.store),
             queue: Arc::clone(&self.queue),
@@ -340,17 +370,7 @@ impl Controller {
             let keeper = keeper::Keeper {
                 leases: Arc::clone(leases),
                 ownership: Arc::clone(ownership),
-        let releases = releases::Releases::new(
-            Arc::clone(&self.store),
-            Arc::clone(&self.clock),
-            Arc::clone(&halt),
-            Arc::clone(&self.queue),
-            ownership.clone(),
-            self.metrics.clone(),
-            Arc::clone(&self.releases),
-        );
                 config: lease_config.clone(),
-            releases: Arc::clone(&releases),
                 clock: Arc::clone(&self.clock),
                 readership: self.shared_reading().cloned(),
             };
@@ -384,6 +404,7 @@ impl Controller {
                     .await
             }
         });
+        feeding.spawn(releases.run(config.poll_interval, shutdown.clone()));
         feeding.spawn(halt.run(
             Arc::clone(&self.queue),
             Arc::clone(&self.clock),
@@ -404,7 +425,6 @@ impl Controller {
 
         shutdown.cancelled().await;
         tracing::info!(
-        feeding.spawn(releases.run(config.poll_interval, shutdown.clone()));
             in_flight = self.queue.in_flight(),
             "shutting down: finishing reconciles in flight"
         );
@@ -441,9 +461,16 @@ pub struct ControllerHandle {
     ownership: Option<Arc<Ownership>>,
     readership: Option<Arc<Readership>>,
     relay_stats: Arc<RelayStats>,
+    releases: Arc<releases::ActiveReleases>,
 }
 
 impl ControllerHandle {
+    /// Looks at the release under `item` (`release:<name>`) from the next
+    /// poll, rather than from the next resync (a start through the API).
+    pub fn release_written(&self, item: &str) {
+        self.releases.learn(item);
+    }
+
     /// Whether the controller can do its job at `now`: it has listed every
     /// record once, and the desired-state table answers.
     pub fn readiness(&self, now: Timestamp) -> Result<(), NotReady> {
@@ -461,16 +488,9 @@ impl ControllerHandle {
     }
 
     /// Services waiting to be reconciled, due or not.
-    releases: Arc<releases::ActiveReleases>,
     pub fn queue_depth(&self) -> usize {
         self.queue.depth()
     }
-    /// Looks at the release under `item` (`release:<name>`) from the next
-    /// poll, rather than from the next resync (a start through the API).
-    pub fn release_written(&self, item: &str) {
-        self.releases.learn(item);
-    }
-
 
     pub fn in_flight(&self) -> usize {
         self.queue.in_flight()

@@ -10,14 +10,16 @@ use std::sync::Arc;
 use tracing::Instrument;
 use tracing::field::Empty;
 
+use super::admission::{Admissions, PassSlot};
 use super::halt::HaltWatch;
 use crate::cloud::StoredRecord;
 use crate::cloud::budget::{Priority, with_priority};
 use crate::cloud::{
     Checks, Clock, CloudError, DesiredStore, Ecs, ErrorKind, LoadBalancer, StatusWrite,
 };
+use crate::rollout::admission::Admission;
 use crate::rollout::trim;
-use crate::rollout::{Desired, Observed, ServiceKey, Spec, Status, Wake};
+use crate::rollout::{Decision, Desired, Observed, ServiceKey, Spec, Status, Wake};
 use crate::time::{Timestamp, format_duration};
 
 use super::act::{self, CommandFailed};
@@ -136,6 +138,9 @@ pub struct Reconciler {
     pub seen: Seen,
     /// The fleet-wide halt, as this replica last read it.
     pub halt: Arc<HaltWatch>,
+    /// The rollouts this replica counts against its concurrency limits;
+    /// `None` when no limit is configured.
+    pub admissions: Option<Arc<Admissions>>,
 }
 
 impl Reconciler {
@@ -163,9 +168,17 @@ impl Reconciler {
             None => None,
             Some(o) => match o.enter(key) {
                 Some(claim) => Some(claim),
-                None => return Ok(Pass::NotOwned),
+                None => {
+                    if let Some(a) = &self.admissions {
+                        a.forget(key);
+                    }
+                    return Ok(Pass::NotOwned);
+                }
             },
         };
+        // A slot given to this pass that it does not take is free again
+        // when it ends, however it ends.
+        let _slot = PassSlot::new(self.admissions.as_deref(), key);
         let tenure = claim.as_ref().map(|c| c.fence().token);
         // A `Scan` may return an older version of an item than a
         // consistent read does
@@ -206,6 +219,9 @@ impl Reconciler {
         // A missing or unreadable status is rebuilt by the decision from the
         // live service, starting from the default.
         let previous = record.status.clone().unwrap_or_default();
+        if let Some(a) = &self.admissions {
+            a.seen(key, previous.rollout.is_some());
+        }
         span.record("phase", previous.phase().as_str());
         let spec = record.spec();
         if let Ok(spec) = &spec {
@@ -285,7 +301,7 @@ impl Reconciler {
         claim: Option<&Claim>,
     ) -> Result<Result<Applied, Pass>, PassError> {
         let now = self.ports.clock.now();
-        let decision = (self.policy.decide)(desired, observed, &previous, now);
+        let decision = self.decide(key, desired, observed, &previous, record, now);
         if let (Desired::Valid(spec), false) = (desired, decision.commands.is_empty()) {
             self.first_action(key, spec, record, now);
         }
@@ -334,6 +350,9 @@ impl Reconciler {
                     tracing::info!(
                         "the lease of this service's shard was lost; its new holder takes over"
                     );
+                    if let Some(a) = &self.admissions {
+                        a.forget(key);
+                    }
                     return Ok(Err(Pass::NotOwned));
                 }
                 StatusWrite::Gone => {
@@ -344,6 +363,9 @@ impl Reconciler {
         }
         if let Some(m) = &self.observers.metrics {
             m.service(key, &status);
+        }
+        if let Some(a) = &self.admissions {
+            a.seen(key, status.rollout.is_some());
         }
         // Only for a stored status: a pass that lost its write is decided
         // again, and its events come with that decision.
@@ -374,6 +396,43 @@ impl Reconciler {
             wake: decision.wake,
             went_on,
         }))
+    }
+
+    /// The decision on `observed`, under the concurrency limits. It is
+    /// taken as if admitted first: only a decision that would start a
+    /// rollout asks for a slot, so services with nothing to start never
+    /// hold one nor queue, and the slot is counted the moment it is given.
+    /// Refused, the decision is taken again, queued (it then starts
+    /// nothing, and says where it waits). A rollout in flight asks nothing.
+    fn decide(
+        &self,
+        key: &ServiceKey,
+        desired: &Desired<'_>,
+        observed: &Observed,
+        previous: &Status,
+        record: &StoredRecord,
+        now: Timestamp,
+    ) -> Decision {
+        let decide = self.policy.decide;
+        let decision = decide(desired, observed, previous, now);
+        let Some(admissions) = &self.admissions else {
+            return decision;
+        };
+        if previous.rollout.is_some() {
+            return decision;
+        }
+        if decision.status.rollout.is_none() {
+            admissions.withdraw(key);
+            return decision;
+        }
+        match admissions.admit(key, record.written_at, now) {
+            Admission::Admitted => decision,
+            queued => {
+                let mut observed = observed.clone();
+                observed.admission = Some(queued);
+                decide(desired, &observed, previous, now)
+            }
+        }
     }
 
     /// Stores `status` in `record`'s item. When the store refuses it for
@@ -460,6 +519,9 @@ impl Reconciler {
     fn forget(&self, key: &ServiceKey) {
         self.observers.detection.forget(key);
         self.seen.forget(key);
+        if let Some(a) = &self.admissions {
+            a.forget(key);
+        }
         if let Some(m) = &self.observers.metrics {
             m.service_gone(key);
         }

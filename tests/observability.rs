@@ -131,6 +131,13 @@ async fn the_readme_metrics_table_lists_exactly_what_the_daemon_exports() {
             clock,
         ))
         .unwrap();
+    // A halt and a release: their series exist only while there is one.
+    budgeted.halt(Some(&cutover::rollout::halt::Halt {
+        reason: "INC-1".into(),
+        by: None,
+        since: None,
+    }));
+    budgeted.release("release:r", &cutover::fleet::ReleaseStatus::default());
     exported.extend(families(&budgeted.render().unwrap()));
 
     let documented = documented_metrics();

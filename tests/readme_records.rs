@@ -79,3 +79,23 @@ fn the_readmes_record_in_another_account_names_its_role_there() {
             .is_some_and(|r| r.contains("210987654321"))
     );
 }
+
+#[test]
+fn the_readmes_release_is_one_cutover_accepts_with_the_waves_it_describes() {
+    let releases: Vec<Value> = README
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|block| block.split("\n```").next())
+        .filter_map(|text| serde_json::from_str::<Value>(text).ok())
+        .filter(|v| {
+            v.get("service")
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.starts_with("release:"))
+        })
+        .collect();
+    assert_eq!(releases.len(), 1, "{releases:#?}");
+    let release = cutover::fleet::parse_release(&releases[0])
+        .unwrap_or_else(|e| panic!("the README's release is refused: {e}"));
+    // 40 members: 2, then 25% (10), then the rest.
+    assert_eq!(cutover::fleet::wave_sizes(&release.waves, 40), vec![2, 10, 40]);
+}

@@ -22,6 +22,18 @@ data "aws_iam_policy_document" "cutover" {
     resources = [aws_dynamodb_table.desired.arn]
   }
 
+  # `DELETE /v1/halt` lifts the fleet-wide halt: the one item it deletes.
+  statement {
+    sid       = "FleetHaltLift"
+    actions   = ["dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.desired.arn]
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["halt"]
+    }
+  }
+
   statement {
     sid = "DesiredRecordChanges"
     actions = [

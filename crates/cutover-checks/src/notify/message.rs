@@ -77,9 +77,11 @@ impl Notice {
 }
 
 /// The phase transitions a team is told about; the others show as steps,
-/// starts and ends.
-fn told(to: Phase) -> bool {
-    matches!(to, Phase::RollingBack | Phase::Failed)
+/// starts and ends. A rollout held by the fleet-wide halt is told too,
+/// with the halt's reason: the team did not ask for it.
+fn told(t: &crate::rollout::status::Transition) -> bool {
+    matches!(t.to, Phase::RollingBack | Phase::Failed)
+        || (t.to == Phase::Paused && crate::rollout::halt::is_halt_reason(&t.reason))
 }
 
 /// The notices for the events of one applied decision. `before` is the
@@ -122,7 +124,7 @@ pub fn notices(
     let mut out = Vec::new();
     for event in events {
         match event {
-            Event::Transition(t) if told(t.to) => {
+            Event::Transition(t) if told(t) => {
                 let mut n = notice(
                     "transition",
                     PhaseChange {
@@ -198,4 +200,37 @@ pub fn notices(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod halt_tests {
+    use super::*;
+    use crate::rollout::status::Transition;
+
+    fn transition(to: Phase, reason: &str) -> Transition {
+        Transition {
+            at: Timestamp(1),
+            from: Phase::Shifting,
+            to,
+            reason: reason.into(),
+            revision: None,
+        }
+    }
+
+    #[test]
+    fn a_rollout_held_by_the_fleet_wide_halt_is_told_with_its_reason() {
+        let halted = Halt {
+            reason: "INC-7".into(),
+            by: None,
+            since: None,
+        };
+        assert!(told(&transition(Phase::Paused, &halted.to_string())));
+        assert!(!told(&transition(
+            Phase::Paused,
+            "paused = true in the record"
+        )));
+        assert!(told(&transition(Phase::RollingBack, "gate failed")));
+    }
+
+    use crate::rollout::halt::Halt;
 }

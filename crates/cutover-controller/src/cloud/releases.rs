@@ -40,7 +40,9 @@ impl std::str::FromStr for ReleaseAction {
             "pause" => Ok(ReleaseAction::Pause),
             "resume" => Ok(ReleaseAction::Resume),
             "abort" => Ok(ReleaseAction::Abort),
-            _ => Err(format!("unknown release action {s:?}: use pause, resume or abort")),
+            _ => Err(format!(
+                "unknown release action {s:?}: use pause, resume or abort"
+            )),
         }
     }
 }
@@ -57,7 +59,9 @@ pub fn item_name(name: &str) -> Result<String, CloudError> {
         return Err(CloudError::new(
             ErrorKind::Invalid,
             "dynamodb:UpdateItem",
-            format!("release name {name:?}: use 1-200 letters, digits, '-', '_' or '.' (e.g. base-image-2026-12)"),
+            format!(
+                "release name {name:?}: use 1-200 letters, digits, '-', '_' or '.' (e.g. base-image-2026-12)"
+            ),
         ));
     }
     Ok(format!("{RELEASE_PREFIX}{name}"))
@@ -105,8 +109,7 @@ pub async fn start(
     };
     let mut checked = body.clone();
     checked[KEY_ATTRIBUTE] = json!(key);
-    parse_release(&checked)
-        .map_err(|e| CloudError::new(ErrorKind::Invalid, OP, e.to_string()))?;
+    parse_release(&checked).map_err(|e| CloudError::new(ErrorKind::Invalid, OP, e.to_string()))?;
     let changes: SpecChanges = fields
         .iter()
         .filter(|(k, _)| k.as_str() != KEY_ATTRIBUTE)
@@ -144,7 +147,10 @@ pub async fn act(
 }
 
 /// The release `name`, as stored.
-pub async fn get(store: &dyn DesiredStore, name: &str) -> Result<Option<StoredRelease>, CloudError> {
+pub async fn get(
+    store: &dyn DesiredStore,
+    name: &str,
+) -> Result<Option<StoredRelease>, CloudError> {
     let key = item_name(name)?;
     Ok(store.get_item(&key).await?.map(StoredRelease::from_item))
 }

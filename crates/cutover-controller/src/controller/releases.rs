@@ -26,9 +26,9 @@ use crate::cloud::releases::StoredRelease;
 use crate::cloud::{Clock, CloudError, DesiredStore, Precondition, StatusWrite, UnkeyedRecord};
 use crate::fleet::{self, MemberView, ReleasePhase};
 use crate::metrics::Metrics;
+use crate::rollout::Spec;
 use crate::rollout::items::RELEASE_PREFIX;
 use crate::rollout::spec::STATUS_ATTRIBUTE;
-use crate::rollout::Spec;
 
 pub struct Releases {
     store: Arc<dyn DesiredStore>,
@@ -202,7 +202,8 @@ impl Releases {
             )
         })?;
         if release.status.as_ref() != Some(status) {
-            let phase_changed = release.status.as_ref().map(|s| s.phase.kind()) != Some(status.phase.kind());
+            let phase_changed =
+                release.status.as_ref().map(|s| s.phase.kind()) != Some(status.phase.kind());
             match self
                 .store
                 .write_item_status(&release.name, release.status_version, &value)
@@ -212,7 +213,10 @@ impl Releases {
                     tracing::info!(phase = status.phase.kind(), "{}", status.message)
                 }
                 StatusWrite::Written { .. } => {}
-                other => tracing::debug!(?other, "the release status was not written; looking again next poll"),
+                other => tracing::debug!(
+                    ?other,
+                    "the release status was not written; looking again next poll"
+                ),
             }
         }
         Ok(matches!(

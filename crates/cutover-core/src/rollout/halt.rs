@@ -61,9 +61,17 @@ impl Halt {
     }
 }
 
+/// How every status and transition held by a halt begins.
+const HALT_OPENING: &str = "halted fleet-wide: ";
+
+/// Whether a transition's reason is the fleet-wide halt's.
+pub fn is_halt_reason(reason: &str) -> bool {
+    reason.starts_with(HALT_OPENING)
+}
+
 impl fmt::Display for Halt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "halted fleet-wide: {}", self.reason)?;
+        write!(f, "{HALT_OPENING}{}", self.reason)?;
         match (&self.by, self.since) {
             (Some(by), Some(at)) => write!(f, " (by {by} at {at})"),
             (Some(by), None) => write!(f, " (by {by})"),

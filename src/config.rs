@@ -39,6 +39,7 @@ pub struct Config {
     pub replica_id: Option<String>,
     pub budgets: BudgetConfig,
     pub accounts: AccountsConfig,
+    pub limits: LimitsConfig,
 }
 
 impl Default for Config {
@@ -59,6 +60,7 @@ impl Default for Config {
             replica_id: None,
             budgets: BudgetConfig::default(),
             accounts: AccountsConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -161,7 +163,58 @@ pub const KEYS: &[(&str, &str, &str)] = &[
          # role_name = \"cutover-target\"\n\
          # external_id = \"cutover-prod\"",
     ),
+    (
+        "limits",
+        "At most so many rollouts in flight at once: in all, per cluster, per account (each optional,\n\
+         # at least 1; none by default). A rollout that would start beyond a limit waits, queued in the\n\
+         # order its record was written, and says so in its status; one in flight is never stopped.\n\
+         # Counted per replica: with shard leases each replica counts the services it drives.\n\
+         # CUTOVER_LIMITS_ROLLOUTS, CUTOVER_LIMITS_PER_CLUSTER and CUTOVER_LIMITS_PER_ACCOUNT set one\n\
+         # each; CUTOVER_LIMITS replaces the table with an inline one, e.g. '{per_cluster = 2}'.",
+        "[limits]\n\
+         # rollouts = 20\n\
+         # per_cluster = 5\n\
+         # per_account = 10",
+    ),
 ];
+
+/// The `[limits]` table: how many rollouts may be in flight at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub rollouts: Option<u32>,
+    pub per_cluster: Option<u32>,
+    pub per_account: Option<u32>,
+}
+
+impl LimitsConfig {
+    /// Its keys, each also set by `CUTOVER_LIMITS_<KEY>`.
+    pub const FIELDS: [&str; 3] = ["rollouts", "per_cluster", "per_account"];
+
+    pub fn validate(&self) -> Result<(), String> {
+        for (field, value) in
+            Self::FIELDS
+                .iter()
+                .zip([self.rollouts, self.per_cluster, self.per_account])
+        {
+            if value == Some(0) {
+                return Err(format!(
+                    "`limits.{field}` is 0, which would start no rollout: use at least 1, or leave it out for no limit"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The limits the controller keeps.
+    pub fn limits(&self) -> crate::controller::Limits {
+        crate::controller::Limits {
+            rollouts: self.rollouts,
+            per_cluster: self.per_cluster,
+            per_account: self.per_account,
+        }
+    }
+}
 
 /// The `[accounts]` table of the configuration: how other accounts are
 /// reached.
@@ -243,6 +296,21 @@ impl Config {
                 table.insert(key.to_string(), env_value(key, &raw, &var)?);
             }
         }
+        for field in LimitsConfig::FIELDS {
+            let var = format!("CUTOVER_LIMITS_{}", field.to_uppercase());
+            if let Some(raw) = env(&var) {
+                let n: i64 = raw.trim().parse().map_err(|_| ConfigError::Env {
+                    var: var.clone(),
+                    message: format!("{raw:?} is not a whole number"),
+                })?;
+                let limits = table
+                    .entry("limits")
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let toml::Value::Table(limits) = limits {
+                    limits.insert(field.to_string(), toml::Value::Integer(n));
+                }
+            }
+        }
         let config: Config =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
                 let field = e.path().to_string();
@@ -312,6 +380,7 @@ impl Config {
         }
         self.budgets.validate()?;
         self.accounts.validate()?;
+        self.limits.validate()?;
         if let Some(url) = &self.endpoint_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -364,7 +433,7 @@ fn env_value(key: &str, raw: &str, var: &str) -> Result<toml::Value, ConfigError
                 message: format!("{raw:?} is not a whole number"),
             })?)
         }
-        "budgets" | "accounts" => {
+        "budgets" | "accounts" | "limits" => {
             let parsed: toml::Table =
                 toml::from_str(&format!("v = {raw}")).map_err(|e| ConfigError::Env {
                     var: var.to_string(),
@@ -520,5 +589,46 @@ mod tests {
         let env = BTreeMap::from([("CUTOVER_BUDGETS", "lots")]);
         let e = load_str("", &env).unwrap_err().to_string();
         assert!(e.contains("CUTOVER_BUDGETS"), "{e}");
+    }
+
+    #[test]
+    fn limits_come_from_their_table_or_the_environment_and_zero_is_refused() {
+        assert_eq!(Config::default().limits, LimitsConfig::default());
+        let c = load_str("[limits]\nper_cluster = 2\n", &BTreeMap::new()).unwrap();
+        assert_eq!(c.limits.per_cluster, Some(2));
+        assert_eq!(c.limits.rollouts, None);
+        let env = BTreeMap::from([
+            ("CUTOVER_LIMITS_ROLLOUTS", "10"),
+            ("CUTOVER_LIMITS_PER_ACCOUNT", "4"),
+        ]);
+        let c = load_str("[limits]\nper_cluster = 2\n", &env).unwrap();
+        assert_eq!(
+            (
+                c.limits.rollouts,
+                c.limits.per_cluster,
+                c.limits.per_account
+            ),
+            (Some(10), Some(2), Some(4))
+        );
+        let env = BTreeMap::from([("CUTOVER_LIMITS", "{per_account = 3}")]);
+        assert_eq!(load_str("", &env).unwrap().limits.per_account, Some(3));
+        for (text, needle) in [
+            ("[limits]\nper_cluster = 0\n", "limits.per_cluster"),
+            ("[limits]\nrollouts = -1\n", "limits.rollouts"),
+            ("[limits]\nper_service = 1\n", "per_service"),
+        ] {
+            let e = load_str(text, &BTreeMap::new()).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+        let e = load_str("[limits]\nper_cluster = 0\n", &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at least 1"), "{e}");
+        let env = BTreeMap::from([("CUTOVER_LIMITS_PER_CLUSTER", "two")]);
+        let e = load_str("", &env).unwrap_err().to_string();
+        assert!(e.contains("CUTOVER_LIMITS_PER_CLUSTER"), "{e}");
+        let env = BTreeMap::from([("CUTOVER_LIMITS_PER_CLUSTER", "0")]);
+        let e = load_str("", &env).unwrap_err().to_string();
+        assert!(e.contains("limits.per_cluster"), "{e}");
     }
 }

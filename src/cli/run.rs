@@ -135,6 +135,7 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .with_metrics(Arc::clone(&metrics))
+    .with_limits(config.limits.limits())
     .with_budgets(&budgets)
     .with_leases(
         Arc::new(leases.clone()),

@@ -29,7 +29,7 @@ async fn at_most_two_per_cluster_in_flight_and_the_rest_start_in_the_order_writt
         .faults(Faults::none())
         .build();
     let keys: Vec<ServiceKey> = (1..=5)
-        .map(|n| ServiceKey::new("prod", &format!("svc-{n}")))
+        .map(|n| ServiceKey::new("prod", format!("svc-{n}")))
         .collect();
     let mut setups = Vec::new();
     for key in &keys {

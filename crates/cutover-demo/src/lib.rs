@@ -1,11 +1,14 @@
-//! The demo: the real controller drives three services on the simulated
+//! The demo: the real controller drives four services with stories, and a
+//! release of twenty more in three waves (`release`), on the simulated
 //! cloud, on a clock that runs many times faster than the wall clock. It
 //! compiles no AWS SDK, so a fresh clone shows it in minutes:
 //! `cargo run --release -p cutover-demo`. `cutover demo` runs the same.
 
+mod release;
+
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -59,6 +62,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         Arc::new(ScaledClock::new(Timestamp(1_700_000_000_000), args.speed));
     let sim = SimCloud::builder(args.seed).clock(clock.clone()).build();
     let scenarios = setup(&sim)?;
+    release::setup(&sim)?;
+    release::start(&sim)
+        .await
+        .context("writing the demo's release")?;
 
     println!(
         "cutover demo: seed {}, simulated clock at {}x. {} records were written:",
@@ -68,6 +75,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     for s in &scenarios {
         println!("  {:<16} {}", s.key.to_string(), s.story);
+    }
+    println!("and");
+    for line in release::intro() {
+        println!("  {line}");
     }
     println!();
 
@@ -94,10 +105,33 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let running = tokio::spawn(controller.run(shutdown.clone()));
     let start = clock.now();
 
+    let story = Arc::new(Mutex::new(release::Story::default()));
+    let watcher = tokio::spawn(release::watch(
+        sim.clone(),
+        clock.clone(),
+        start,
+        story.clone(),
+    ));
+
     let printer = tokio::spawn({
         let clock = clock.clone();
         async move {
+            // Release members whose rollout failed: how their retry ends
+            // is part of the story.
+            let mut failed = std::collections::BTreeSet::new();
             while let Ok((key, event)) = events.recv().await {
+                // The release's twenty members would fill the screen: of
+                // theirs, only what the release's story turns on.
+                if release::is_member(&key) {
+                    match &event {
+                        Event::Transition(t) if t.to == Phase::Failed => {
+                            failed.insert(key.clone());
+                        }
+                        Event::RolloutFinished { .. } if failed.contains(&key) => {}
+                        e if worth_showing(e) => {}
+                        _ => continue,
+                    }
+                }
                 let at = format_duration(clock.now().since(start));
                 match event {
                     Event::Transition(t) => println!(
@@ -141,12 +175,15 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     });
 
-    let finished = wait_for(&sim, &scenarios, clock.as_ref(), args.limit).await;
+    let finished = wait_for(&sim, &scenarios, &story, clock.as_ref(), args.limit).await;
     shutdown.cancel();
     let _ = running.await;
     printer.abort();
+    watcher.abort();
 
     summary(&sim, &scenarios).await;
+    let story = std::mem::take(&mut *story.lock().unwrap_or_else(|e| e.into_inner()));
+    release::summary(&story, start);
     if std::env::var_os("RUST_LOG").is_some() {
         // What the simulated cloud saw, on sim time: with the controller's
         // log, enough to follow a demo that did not end as its story says.
@@ -169,12 +206,21 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     }
-    if !violations.is_empty() {
+    if story.halted_at.is_none() {
+        println!(
+            "\nrelease {} completed without the halt its story has: shop/{} did not fail",
+            release::NAME,
+            release::BROKEN
+        );
+    }
+    if !violations.is_empty() || !story.written_while_halted.is_empty() || story.halted_at.is_none()
+    {
         return Ok(ExitCode::from(1));
     }
     println!(
-        "\nall {} services ended as expected in {} of simulated time.",
+        "\nall {} services ended as expected, and release {} completed after its halt, in {} of simulated time.",
         scenarios.len(),
+        release::NAME,
         format_duration(clock.now().since(start))
     );
     Ok(ExitCode::SUCCESS)
@@ -279,17 +325,33 @@ async fn done(sim: &SimCloud, scenarios: &[Scenario]) -> bool {
 async fn wait_for(
     sim: &SimCloud,
     scenarios: &[Scenario],
+    story: &Mutex<release::Story>,
     clock: &dyn Clock,
     limit: Duration,
 ) -> bool {
+    let released = || story.lock().unwrap_or_else(|e| e.into_inner()).completed;
     let deadline = clock.now() + limit;
     while clock.now() < deadline {
-        if done(sim, scenarios).await {
+        if released() && done(sim, scenarios).await {
             return true;
         }
         clock.sleep(Duration::from_secs(5)).await;
     }
-    done(sim, scenarios).await
+    released() && done(sim, scenarios).await
+}
+
+/// Of a release member's events, those its story turns on: its rollout
+/// failing, being paused by the halt and going on after the resume.
+fn worth_showing(event: &Event) -> bool {
+    let notable = |p: Phase| matches!(p, Phase::Paused | Phase::RollingBack | Phase::Failed);
+    match event {
+        Event::Transition(t) => notable(t.from) || notable(t.to),
+        Event::RolloutFinished { outcome, .. } => {
+            *outcome != cutover_core::rollout::Outcome::Promoted
+        }
+        Event::Alert { .. } => true,
+        _ => false,
+    }
 }
 
 async fn summary(sim: &SimCloud, scenarios: &[Scenario]) {

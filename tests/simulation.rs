@@ -4,11 +4,16 @@
 //!
 //! `invariants_hold_across_seeds` drives services of cutover's task sets;
 //! `native_invariants_hold_across_seeds` services that ECS deploys itself
-//! (`driver = "ecs_native"`) beside a few of them, under one controller.
+//! (`driver = "ecs_native"`) beside a few of them, under one controller;
+//! `release_invariants_hold_across_seeds` a release of one change to a
+//! dozen services in waves under a failure budget (`simulation/releases.rs`).
 //!
-//! `SIM_SEEDS=N` runs N seeds (default 200, native 60); `SIM_SEED=S` replays
+//! `SIM_SEEDS=N` runs N seeds (default 200, native 60, release 12); `SIM_SEED=S` replays
 //! one seed and prints its event log (name the test to replay only its
 //! world, e.g. `cargo test --test simulation native_invariants`).
+
+#[path = "simulation/releases.rs"]
+mod releases;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -1046,6 +1051,19 @@ fn across_seeds(test: &str, default: u64, run: fn(u64, bool) -> Outcome) {
 #[test]
 fn invariants_hold_across_seeds() {
     across_seeds("invariants_hold_across_seeds", 200, run_one);
+}
+
+/// Seeds a default run of `release_invariants_hold_across_seeds` takes:
+/// each drives a dozen services; soaks set `SIM_SEEDS`.
+const RELEASE_SEEDS: u64 = 12;
+
+#[test]
+fn release_invariants_hold_across_seeds() {
+    across_seeds(
+        "release_invariants_hold_across_seeds",
+        RELEASE_SEEDS,
+        releases::run_release,
+    );
 }
 
 /// Services ECS deploys itself (`driver = "ecs_native"`) in a native seed.

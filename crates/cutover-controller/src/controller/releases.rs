@@ -109,6 +109,8 @@ impl Releases {
 
     async fn look(&self, names: &[String]) -> Result<(), CloudError> {
         let listing = self.store.scan().await?;
+        // Releases written since the last resync, found by this listing.
+        self.learn(&listing.unkeyed);
         let halt = self.halt.current().await?;
         let specs: Vec<Option<Spec>> = listing.records.iter().map(|r| r.spec().ok()).collect();
         let views: Vec<MemberView<'_>> = listing

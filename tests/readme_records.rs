@@ -97,5 +97,8 @@ fn the_readmes_release_is_one_cutover_accepts_with_the_waves_it_describes() {
     let release = cutover::fleet::parse_release(&releases[0])
         .unwrap_or_else(|e| panic!("the README's release is refused: {e}"));
     // 40 members: 2, then 25% (10), then the rest.
-    assert_eq!(cutover::fleet::wave_sizes(&release.waves, 40), vec![2, 10, 40]);
+    assert_eq!(
+        cutover::fleet::wave_sizes(&release.waves, 40),
+        vec![2, 10, 40]
+    );
 }

@@ -485,7 +485,9 @@ impl Metrics {
 
     /// A release's gauges, from its status.
     pub fn release(&self, item: &str, status: &crate::fleet::ReleaseStatus) {
-        let name = item.strip_prefix(crate::rollout::items::RELEASE_PREFIX).unwrap_or(item);
+        let name = item
+            .strip_prefix(crate::rollout::items::RELEASE_PREFIX)
+            .unwrap_or(item);
         for phase in crate::fleet::ReleasePhase::KINDS {
             self.release_phase
                 .with_label_values(&[name, phase])
@@ -508,11 +510,20 @@ impl Metrics {
 
     /// Drops the gauges of a release whose item was deleted.
     pub fn release_gone(&self, item: &str) {
-        let name = item.strip_prefix(crate::rollout::items::RELEASE_PREFIX).unwrap_or(item);
+        let name = item
+            .strip_prefix(crate::rollout::items::RELEASE_PREFIX)
+            .unwrap_or(item);
         for phase in crate::fleet::ReleasePhase::KINDS {
             let _ = self.release_phase.remove_label_values(&[name, phase]);
         }
-        for outcome in ["succeeded", "failed", "in_flight", "pending", "superseded", "missing"] {
+        for outcome in [
+            "succeeded",
+            "failed",
+            "in_flight",
+            "pending",
+            "superseded",
+            "missing",
+        ] {
             let _ = self.release_members.remove_label_values(&[name, outcome]);
         }
     }

@@ -12,10 +12,12 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use cutover_controller::cloud::{
-    Change, Clock, CloudError, DesiredStore, Ecs, Fence, Positioned, Precondition, ScaledClock,
-    SpecChanges, SpecWrite, StatusWrite, StoredRecord,
+    Change, Clock, CloudError, DesiredStore, Ecs, Fence, FleetItem, Positioned, Precondition,
+    ScaledClock, SpecChanges, SpecWrite, StatusWrite, StoredRecord,
 };
+use cutover_core::fleet::ReleaseStatus;
 use cutover_core::rollout::command::CreateTaskSet;
+use cutover_core::rollout::items::RELEASE_PREFIX;
 use cutover_core::rollout::{Phase, ServiceKey, ServiceState, Status, TaskSet};
 use cutover_core::time::Timestamp;
 use cutover_sim::{
@@ -115,6 +117,17 @@ impl Fleet {
             .count()
     }
 
+    /// Whether the service's primary task set runs `revision`.
+    pub fn primary_on(&self, key: &ServiceKey, revision: u32) -> bool {
+        let suffix = format!(":{revision}");
+        match self.sim.service(key) {
+            ServiceState::Found(svc) => svc
+                .primary()
+                .is_some_and(|p| p.task_definition.ends_with(&suffix)),
+            ServiceState::Missing | ServiceState::ClusterMissing => false,
+        }
+    }
+
     /// Services whose rollout failed.
     pub fn failed(&self) -> usize {
         self.sim
@@ -136,6 +149,12 @@ impl Fleet {
 /// Passes the simulated cloud's store and ECS through, noting when each
 /// listing ran and when each service first got a task set created: the
 /// first action on a record's write.
+///
+/// Of the fleet items it passes only releases through (`release:<name>`),
+/// and counts the calls the release loop makes on them and on the records
+/// it writes. Any other item, the fleet-wide halt above all, is answered
+/// "none" without a call, as the store's default does: the halt watch's
+/// read every poll costs nothing here, in every run alike.
 pub struct Recorder {
     sim: SimCloud,
     clock: Arc<dyn Clock>,
@@ -147,6 +166,28 @@ struct Recorded {
     lists_started: Vec<Timestamp>,
     lists_done: usize,
     first_create: HashMap<ServiceKey, Timestamp>,
+    release: ReleaseCalls,
+}
+
+/// What the release loop did through the store, and the status it last
+/// wrote.
+#[derive(Clone, Debug, Default)]
+pub struct ReleaseCalls {
+    /// GetItem of a release: one per look, each after the look's Scan.
+    pub reads: u64,
+    /// UpdateItem of a member's record (conditional on its `updated_at`).
+    pub member_writes: u64,
+    /// UpdateItem of a release's status.
+    pub status_writes: u64,
+    /// The last status written, and when its write began.
+    pub last: Option<(Timestamp, ReleaseStatus)>,
+    /// When a status saying `completed` was first written.
+    pub completed_at: Option<Timestamp>,
+    /// The most members the release itself counted in flight in a status
+    /// it wrote (being written, waiting for cutover, or rolling out).
+    pub most_in_flight: usize,
+    /// The largest status written, in bytes of JSON.
+    pub largest_status: usize,
 }
 
 impl Recorder {
@@ -171,6 +212,10 @@ impl Recorder {
     pub fn first_create(&self, key: &ServiceKey) -> Option<Timestamp> {
         self.lock().first_create.get(key).copied()
     }
+
+    pub fn release_calls(&self) -> ReleaseCalls {
+        self.lock().release.clone()
+    }
 }
 
 #[async_trait]
@@ -185,6 +230,48 @@ impl DesiredStore for Recorder {
 
     async fn get(&self, key: &ServiceKey) -> Result<Option<StoredRecord>, CloudError> {
         self.sim.get(key).await
+    }
+
+    async fn get_item(&self, name: &str) -> Result<Option<FleetItem>, CloudError> {
+        if !name.starts_with(RELEASE_PREFIX) {
+            return Ok(None);
+        }
+        self.lock().release.reads += 1;
+        self.sim.get_item(name).await
+    }
+
+    async fn write_item(
+        &self,
+        name: &str,
+        changes: &SpecChanges,
+        precondition: Precondition,
+    ) -> Result<SpecWrite, CloudError> {
+        self.sim.write_item(name, changes, precondition).await
+    }
+
+    async fn write_item_status(
+        &self,
+        name: &str,
+        expected: u64,
+        status: &Value,
+    ) -> Result<StatusWrite, CloudError> {
+        let at = self.clock.now();
+        self.lock().release.status_writes += 1;
+        let written = self.sim.write_item_status(name, expected, status).await?;
+        if let StatusWrite::Written { .. } = written
+            && let Ok(decoded) = serde_json::from_value::<ReleaseStatus>(status.clone())
+        {
+            let size = status.to_string().len();
+            let mut s = self.lock();
+            let r = &mut s.release;
+            r.largest_status = r.largest_status.max(size);
+            r.most_in_flight = r.most_in_flight.max(decoded.counts.in_flight);
+            if decoded.phase == cutover_core::fleet::ReleasePhase::Completed {
+                r.completed_at.get_or_insert(at);
+            }
+            r.last = Some((at, decoded));
+        }
+        Ok(written)
     }
 
     async fn write_status(
@@ -222,6 +309,9 @@ impl DesiredStore for Recorder {
         changes: &SpecChanges,
         precondition: Precondition,
     ) -> Result<SpecWrite, CloudError> {
+        // Only the release loop writes records (the bench writes its own
+        // directly into the simulated table).
+        self.lock().release.member_writes += 1;
         self.sim.write_spec(key, changes, precondition).await
     }
 }

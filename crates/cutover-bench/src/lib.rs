@@ -6,6 +6,7 @@
 mod fleet;
 mod measure;
 mod naive;
+mod release;
 mod report;
 mod rollout;
 mod steady;
@@ -18,7 +19,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use report::{RolloutRun, SweepRun};
+use report::{ReleaseRun, RolloutRun, SweepRun};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -28,6 +29,10 @@ pub struct BenchArgs {
     /// How many services the fleet rollout rolls out at once (0 skips it).
     #[arg(long, default_value_t = 1000)]
     pub rollout: usize,
+    /// How many services the fleet release rolls out in waves (0 skips it;
+    /// by default as many as --rollout).
+    #[arg(long)]
+    pub release: Option<usize>,
     /// Directory for results.json and results.md.
     #[arg(long, default_value = "bench")]
     pub out: PathBuf,
@@ -48,6 +53,8 @@ pub struct Results {
     pub seed: u64,
     pub sweeps: Vec<SweepRun>,
     pub rollouts: Vec<RolloutRun>,
+    #[serde(default)]
+    pub releases: Vec<ReleaseRun>,
     pub wall_seconds: f64,
 }
 
@@ -56,6 +63,13 @@ pub struct Results {
 enum Measured {
     Sweep(SweepRun),
     Rollout(RolloutRun),
+    Release(ReleaseRun),
+}
+
+impl BenchArgs {
+    fn release(&self) -> usize {
+        self.release.unwrap_or(self.rollout)
+    }
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -74,13 +88,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         sweeps: Vec::new(),
         rollouts: Vec::new(),
+        releases: Vec::new(),
         wall_seconds: 0.0,
     };
     for &n in &args.services {
         for side in ["cutover", "naive"] {
             match spawn(&format!("sweep:{side}:{n}"), args.seed)? {
                 Measured::Sweep(run) => results.sweeps.push(run),
-                Measured::Rollout(_) => anyhow::bail!("a sweep measurement answered a rollout"),
+                _ => anyhow::bail!("a sweep measurement answered something else"),
             }
         }
     }
@@ -88,8 +103,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         for side in ["cutover", "naive"] {
             match spawn(&format!("rollout:{side}:{}", args.rollout), args.seed)? {
                 Measured::Rollout(run) => results.rollouts.push(run),
-                Measured::Sweep(_) => anyhow::bail!("a rollout measurement answered a sweep"),
+                _ => anyhow::bail!("a rollout measurement answered something else"),
             }
+        }
+    }
+    if args.release() > 0 {
+        match spawn(&format!("release:cutover:{}", args.release()), args.seed)? {
+            Measured::Release(run) => results.releases.push(run),
+            _ => anyhow::bail!("a release measurement answered something else"),
         }
     }
     results.wall_seconds = wall.elapsed().as_secs_f64();
@@ -115,9 +136,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 fn command_line(args: &BenchArgs) -> String {
     let sizes: Vec<String> = args.services.iter().map(|n| n.to_string()).collect();
     format!(
-        "cargo run --release -p cutover-bench -- --services {} --rollout {} --seed {} --out {}",
+        "cargo run --release -p cutover-bench -- --services {} --rollout {} --release {} --seed {} --out {}",
         sizes.join(","),
         args.rollout,
+        args.release(),
         args.seed,
         args.out.display()
     )
@@ -148,7 +170,8 @@ fn spawn(spec: &str, seed: u64) -> anyhow::Result<Measured> {
     Ok(measured)
 }
 
-/// `sweep:<side>:<services>` or `rollout:<side>:<services>`, on a paused
+/// `sweep:<side>:<services>`, `rollout:<side>:<services>` or
+/// `release:cutover:<services>`, on a paused
 /// runtime: every wait is simulated time, and the process does nothing else.
 fn child(spec: &str, seed: u64) -> anyhow::Result<Measured> {
     let parts: Vec<&str> = spec.split(':').collect();
@@ -168,6 +191,7 @@ fn child(spec: &str, seed: u64) -> anyhow::Result<Measured> {
             ("sweep", "cutover") => Measured::Sweep(steady::run(services, seed).await?),
             ("sweep", "naive") => Measured::Sweep(naive::run(services, seed).await?),
             ("rollout", side) => Measured::Rollout(rollout::run(side, services, seed).await?),
+            ("release", "cutover") => Measured::Release(release::run(services, seed).await?),
             _ => anyhow::bail!("--child {spec:?}: no such measurement"),
         })
     })

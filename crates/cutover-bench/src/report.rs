@@ -118,6 +118,87 @@ pub struct RolloutRun {
     pub wall_seconds: f64,
 }
 
+/// Successful calls of `ops`: attempts less the throttled ones.
+pub fn ok_calls(
+    calls: &BTreeMap<String, u64>,
+    throttled: &BTreeMap<String, u64>,
+    ops: &[&str],
+) -> u64 {
+    ops.iter()
+        .map(|op| calls.get(*op).copied().unwrap_or(0) - throttled.get(*op).copied().unwrap_or(0))
+        .sum()
+}
+
+/// The same fleet released in waves by one release record.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReleaseRun {
+    pub services: usize,
+    /// The release's `waves`, `bake_between` and `failure_budget`.
+    pub waves_spec: String,
+    pub bake_between: String,
+    pub failure_budget: String,
+    /// Simulated seconds from the release's write until every service is
+    /// Steady on the new image, checked every 5 s as for the rollout.
+    pub seconds: Option<f64>,
+    /// Simulated seconds from the release's write until the release loop
+    /// wrote its status `completed`.
+    pub completed_seconds: Option<f64>,
+    /// The release's phase as stored at the end.
+    pub phase: String,
+    pub settled: usize,
+    pub failed: usize,
+    pub waves: Vec<WaveRun>,
+    /// The most members written the new image and neither Steady on it nor
+    /// failed at once, counted every simulated second.
+    pub most_in_flight: usize,
+    /// The most members in flight in a status the release wrote (its own
+    /// count, at each look).
+    pub most_in_flight_counted_by_release: usize,
+    /// Successful ModifyListener/ModifyRule calls.
+    pub elb_mutations: u64,
+    /// Successful CreateTaskSet/UpdateServicePrimaryTaskSet/DeleteTaskSet calls.
+    pub ecs_mutations: u64,
+    /// DynamoDB calls the release loop made.
+    pub release_loop: ReleaseLoopCalls,
+    /// The largest release status written, in bytes of JSON (an item holds
+    /// at most 400 KB).
+    pub largest_status_bytes: usize,
+    /// Every call from the release's write on, the write included.
+    pub calls: BTreeMap<String, u64>,
+    pub throttled: BTreeMap<String, u64>,
+    pub peak_rss_mib: Option<f64>,
+    pub wall_seconds: f64,
+}
+
+/// One wave, in simulated seconds from the release's write.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct WaveRun {
+    /// Members new in this wave.
+    pub services: usize,
+    /// Members in this wave and the ones before.
+    pub cumulative: usize,
+    pub started_seconds: Option<f64>,
+    pub settled_seconds: Option<f64>,
+}
+
+/// The release loop's DynamoDB calls: each look (every poll while the
+/// release is active) is a Scan of the table and a GetItem of the release.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReleaseLoopCalls {
+    pub scans: u64,
+    pub reads: u64,
+    /// Conditional UpdateItems of members' records.
+    pub member_writes: u64,
+    /// UpdateItems of the release's status (when it changed).
+    pub status_writes: u64,
+}
+
+impl ReleaseLoopCalls {
+    pub fn total(&self) -> u64 {
+        self.scans + self.reads + self.member_writes + self.status_writes
+    }
+}
+
 /// The least time `calls` can take at `per_second` after a burst of `burst`.
 pub fn floor_seconds(calls: f64, per_second: f64, burst: f64) -> f64 {
     ((calls - burst) / per_second).max(0.0)

@@ -19,8 +19,8 @@ use cutover_controller::cloud::budget::{ApiBudgets, BudgetConfig};
 const LIMIT: Duration = Duration::from_secs(6 * 3600);
 const CHECK: Duration = Duration::from_secs(5);
 
-const ELB_MUTATIONS: [&str; 2] = ["elbv2:ModifyListener", "elbv2:ModifyRule"];
-const ECS_MUTATIONS: [&str; 3] = [
+pub const ELB_MUTATIONS: [&str; 2] = ["elbv2:ModifyListener", "elbv2:ModifyRule"];
+pub const ECS_MUTATIONS: [&str; 3] = [
     "ecs:CreateTaskSet",
     "ecs:UpdateServicePrimaryTaskSet",
     "ecs:DeleteTaskSet",
@@ -83,7 +83,7 @@ pub async fn run(mode: &str, services: usize, seed: u64) -> anyhow::Result<Rollo
     })
 }
 
-fn delta(
+pub fn delta(
     before: &BTreeMap<&'static str, u64>,
     after: &BTreeMap<&'static str, u64>,
 ) -> BTreeMap<String, u64> {

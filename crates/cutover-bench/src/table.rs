@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::Results;
 use super::fleet::CLUSTER_SIZE;
+use super::release::BAKE_SECONDS;
 use super::report::{ECS_READ_PER_SECOND, RolloutRun, SweepRun, floor_seconds, ratio, secs};
 use super::steady::{CONCURRENCY, NAIVE_WORKERS, POLL, RESYNC, WAVE, WAVE_SPREAD};
 use cutover_controller::cloud::budget::{BudgetConfig, Category};
@@ -128,6 +129,7 @@ pub fn markdown(r: &Results) -> String {
         }
     }
     rollouts(&mut out, r, &budgets);
+    releases(&mut out, r);
     targets(&mut out, r, &budgets);
     out
 }
@@ -246,6 +248,171 @@ fn rollouts(out: &mut String, r: &Results, budgets: &BudgetConfig) {
             run.throttled.values().sum::<u64>(),
             run.failed,
             mib(run.peak_rss_mib),
+        );
+    }
+}
+
+/// Successful calls of the operations whose name starts with `prefix`.
+fn ok_with_prefix(
+    calls: &std::collections::BTreeMap<String, u64>,
+    throttled: &std::collections::BTreeMap<String, u64>,
+    prefix: &str,
+) -> u64 {
+    calls
+        .iter()
+        .filter(|(op, _)| op.starts_with(prefix))
+        .map(|(op, n)| n - throttled.get(op).copied().unwrap_or(0))
+        .sum()
+}
+
+fn secs_or_dash(s: Option<f64>) -> String {
+    s.map_or("-".into(), |s| secs(Some(s)))
+}
+
+fn releases(out: &mut String, r: &Results) {
+    let Some(run) = r.releases.first() else {
+        return;
+    };
+    let rolled = r
+        .rollouts
+        .iter()
+        .find(|x| x.mode == "cutover" && x.services == run.services);
+    let bakes = run.waves.len().saturating_sub(1);
+    let _ = writeln!(
+        out,
+        "\n### Fleet release: {} services in waves\n",
+        count(run.services)
+    );
+    let _ = writeln!(
+        out,
+        "The same fleet, seed, controller configuration and budgets as cutover's all-at-once rollout \
+         above, but one release record instead of {} record writes: it sets a new image (`set` \
+         `image` and `container`, which registers `<family>:2` per service), in waves `{}` ({} \
+         services in all after each), `bake_between` {} and failure budget `{}`; each member's \
+         record says all at once and no bake, as in the rollout. The controller's release loop \
+         writes the members' records; their rollouts are the ordinary ones. Time: from the \
+         release's write until every service is Steady on the new image, checked every 5 s as for \
+         the rollout (in brackets: until the release wrote its status `completed`); {} bakes of \
+         {} are part of it. In flight: members whose record says the new image and that are \
+         neither Steady on it nor failed, counted every simulated second. DynamoDB: every call \
+         from the release's write on (the write included), and in brackets the release loop's: \
+         each look (every poll, 5 s, while the release is active) is a Scan of the table and a \
+         GetItem of the release, then a conditional UpdateItem per member record written and one \
+         for its status when it changed. The halt watch's read every poll is answered by the \
+         bench's store without a call, in both runs. ELB describes and DescribeServices: \
+         successful calls.\n",
+        count(run.services),
+        run.waves_spec,
+        run.waves
+            .iter()
+            .map(|w| count(w.cumulative))
+            .collect::<Vec<_>>()
+            .join(", "),
+        run.bake_between,
+        run.failure_budget,
+        bakes,
+        run.bake_between,
+    );
+    let _ = writeln!(
+        out,
+        "| run | time (simulated) | ELB mutations | ECS mutations | ELB describes | DescribeServices | DynamoDB calls (release loop) | in flight at most | throttled calls | failed | peak RSS | wall time |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    if let Some(x) = rolled {
+        let dynamo = ok_with_prefix(&x.calls, &std::collections::BTreeMap::new(), "dynamodb:");
+        let _ = writeln!(
+            out,
+            "| all at once | {} | {} | {} | {} | {} | {} (-) | {} (all written at once) | {} | {} | {} | {:.0} s |",
+            x.seconds.map_or_else(
+                || format!("not done ({} settled)", x.settled),
+                |s| secs(Some(s))
+            ),
+            x.elb_mutations,
+            x.ecs_mutations,
+            ok_with_prefix(&x.calls, &x.throttled, "elbv2:Describe"),
+            ok_with_prefix(&x.calls, &x.throttled, "ecs:DescribeServices"),
+            dynamo,
+            count(x.services),
+            x.throttled.values().sum::<u64>(),
+            x.failed,
+            mib(x.peak_rss_mib),
+            x.wall_seconds,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| in waves | {} ({}) | {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {:.0} s |",
+        run.seconds.map_or_else(
+            || format!("not done ({} settled)", run.settled),
+            |s| secs(Some(s))
+        ),
+        secs_or_dash(run.completed_seconds),
+        run.elb_mutations,
+        run.ecs_mutations,
+        ok_with_prefix(&run.calls, &run.throttled, "elbv2:Describe"),
+        ok_with_prefix(&run.calls, &run.throttled, "ecs:DescribeServices"),
+        ok_with_prefix(&run.calls, &std::collections::BTreeMap::new(), "dynamodb:"),
+        run.release_loop.total(),
+        count(run.most_in_flight),
+        run.throttled.values().sum::<u64>(),
+        run.failed,
+        mib(run.peak_rss_mib),
+        run.wall_seconds,
+    );
+    let l = &run.release_loop;
+    let _ = writeln!(
+        out,
+        "\nThe release loop's DynamoDB calls: {} Scans, {} GetItems of the release, {} UpdateItems of members' records, {} of its status (the largest {:.0} KB of the 400 KB an item may hold). It ended `{}`, {} of {} services Steady on the new image, {} failed; it counted at most {} members in flight itself.\n",
+        l.scans,
+        l.reads,
+        l.member_writes,
+        l.status_writes,
+        run.largest_status_bytes as f64 / 1024.0,
+        run.phase,
+        count(run.settled),
+        count(run.services),
+        run.failed,
+        count(run.most_in_flight_counted_by_release),
+    );
+    let _ = writeln!(
+        out,
+        "| wave | services (in all) | started | settled | took | then baked |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|");
+    for (i, w) in run.waves.iter().enumerate() {
+        let took = match (w.started_seconds, w.settled_seconds) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
+        let baked = match (w.settled_seconds, run.waves.get(i + 1)) {
+            (Some(settled), Some(next)) => next.started_seconds.map(|s| s - settled),
+            _ => None,
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} ({}) | {} | {} | {} | {} |",
+            i + 1,
+            count(w.services),
+            count(w.cumulative),
+            secs_or_dash(w.started_seconds),
+            secs_or_dash(w.settled_seconds),
+            secs_or_dash(took),
+            secs_or_dash(baked),
+        );
+    }
+    if let (Some(s), Some(x)) = (run.seconds, rolled.and_then(|x| x.seconds)) {
+        let _ = writeln!(
+            out,
+            "\nIn waves it took {} against {} all at once ({:.2}×); less its {} bakes ({}), {}.",
+            secs(Some(s)),
+            secs(Some(x)),
+            s / x.max(1e-9),
+            bakes,
+            secs(Some(BAKE_SECONDS * bakes as f64)),
+            secs(Some(s - BAKE_SECONDS * bakes as f64)),
         );
     }
 }

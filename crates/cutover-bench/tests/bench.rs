@@ -60,10 +60,27 @@ fn a_small_bench_writes_both_reports_with_cutovers_figures_beside_the_baselines(
         "{rollout}"
     );
 
+    // The same 30 services released in waves, next to the rollout.
+    let release = &json["releases"][0];
+    assert_eq!(release["phase"], "completed", "{release}");
+    assert_eq!(release["settled"], 30, "{release}");
+    assert_eq!(release["failed"], 0, "{release}");
+    assert_eq!(release["elb_mutations"], 30, "{release}");
+    assert_eq!(release["waves"].as_array().unwrap().len(), 4, "{release}");
+    assert!(
+        release["most_in_flight"].as_u64().unwrap() < 30,
+        "{release}"
+    );
+    assert!(
+        release["throttled"].as_object().unwrap().is_empty(),
+        "{release}"
+    );
+
     let markdown = std::fs::read_to_string(out.join("results.md")).unwrap();
     for heading in [
         "### Steady state and detection",
         "### Fleet rollout",
+        "### Fleet release",
         "### Targets",
     ] {
         assert!(markdown.contains(heading), "{heading} missing:\n{markdown}");

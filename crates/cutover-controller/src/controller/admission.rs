@@ -66,6 +66,10 @@ struct Waiting {
 struct State {
     holds: BTreeMap<ServiceKey, Hold>,
     waiting: BTreeMap<ServiceKey, Waiting>,
+    /// Whether the rollouts in flight of a whole listing were counted: until
+    /// then no start is admitted, so a replica that just started cannot
+    /// admit one beside a rollout it has not seen yet.
+    counted: bool,
 }
 
 /// The bounds a service falls under, as counted.
@@ -172,12 +176,23 @@ impl Admissions {
         self.show(&state);
     }
 
+    /// Every rollout in flight of a complete listing has been `seen`.
+    pub fn listing_counted(&self) {
+        self.lock().counted = true;
+    }
+
     /// The service's decision would start a rollout: whether it may, now.
     /// `since` is when its record was written, its place in the queue.
     pub fn admit(&self, key: &ServiceKey, since: Option<Timestamp>, now: Timestamp) -> Admission {
         let mut state = self.lock();
         if state.holds.contains_key(key) {
             return Admission::Admitted;
+        }
+        if !state.counted {
+            return Admission::Queued {
+                ahead: 0,
+                limit: "not yet known: this replica counts the rollouts in flight at its first listing of the table".into(),
+            };
         }
         let forget_after = self.forget_after;
         state
@@ -308,7 +323,9 @@ mod tests {
             per_cluster: Some(n),
             ..Limits::default()
         };
-        Admissions::new(limits, Duration::from_secs(10), None)
+        let a = Admissions::new(limits, Duration::from_secs(10), None);
+        a.listing_counted();
+        a
     }
 
     #[test]
@@ -389,6 +406,7 @@ mod tests {
             ..Limits::default()
         };
         let a = Admissions::new(limits, Duration::from_secs(10), None);
+        a.listing_counted();
         let now = at(100);
         a.admit(&key("prod", "a"), Some(at(1)), now);
         a.admit(&key("prod", "b"), Some(at(2)), now);
@@ -440,6 +458,7 @@ mod tests {
             ..Limits::default()
         };
         let a = Admissions::new(limits, Duration::from_secs(10), None);
+        a.listing_counted();
         let now = at(100);
         let other: ServiceKey = "eu-west-1:210987654321:prod/web".parse().unwrap();
         assert_eq!(a.admit(&key("prod", "a"), None, now), Admission::Admitted);
@@ -451,5 +470,33 @@ mod tests {
                 limit: "1 per account (this account)".into()
             }
         );
+    }
+
+    #[test]
+    fn no_start_is_admitted_before_a_listing_counted_the_rollouts_in_flight() {
+        let a = Admissions::new(
+            Limits {
+                per_cluster: Some(1),
+                ..Limits::default()
+            },
+            Duration::from_secs(10),
+            None,
+        );
+        let now = Timestamp(1_000);
+        let started = ServiceKey::new("prod", "a");
+        let waiting = ServiceKey::new("prod", "b");
+        assert!(matches!(
+            a.admit(&waiting, Some(now), now),
+            Admission::Queued { .. }
+        ));
+        // The listing shows a rollout in flight in the same cluster.
+        a.seen(&started, true);
+        a.listing_counted();
+        assert!(matches!(
+            a.admit(&waiting, Some(now), now),
+            Admission::Queued { .. }
+        ));
+        a.seen(&started, false);
+        assert_eq!(a.admit(&waiting, Some(now), now), Admission::Admitted);
     }
 }

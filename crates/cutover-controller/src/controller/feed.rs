@@ -131,6 +131,19 @@ impl Sources {
             }
         };
         let count = listing.records.len();
+        // Every rollout in flight is counted before any service is passed.
+        // Only rollouts in flight: a listing may be older than the status a
+        // pass just stored, and must never free a slot.
+        if let Some(a) = &self.admissions {
+            for record in &listing.records {
+                if self.owns(&record.key)
+                    && record.status.as_ref().is_some_and(|s| s.rollout.is_some())
+                {
+                    a.seen(&record.key, true);
+                }
+            }
+            a.listing_counted();
+        }
         for record in listing.records {
             if self.owns(&record.key) {
                 self.queue.schedule_listed(record, now, mark);

@@ -291,6 +291,13 @@ impl Controller {
             ))
         };
         let halt = halt::HaltWatch::new(Arc::clone(&self.store), self.metrics.clone());
+        let admissions = self.limits.any().then(|| {
+            Arc::new(admission::Admissions::new(
+                self.limits,
+                config.poll_interval,
+                self.metrics.clone(),
+            ))
+        });
         let workers = Arc::new(Workers {
             queue: Arc::clone(&self.queue),
             batcher: Arc::clone(&batcher),
@@ -316,13 +323,7 @@ impl Controller {
                 ownership: ownership.clone(),
                 seen: seen::Seen::default(),
                 halt: Arc::clone(&halt),
-                admissions: self.limits.any().then(|| {
-                    Arc::new(admission::Admissions::new(
-                        self.limits,
-                        config.poll_interval,
-                        self.metrics.clone(),
-                    ))
-                }),
+                admissions: admissions.clone(),
             }),
             clock: Arc::clone(&self.clock),
             retries: Mutex::new(Retries::new(backoff(STREAM_SERVICES))),
@@ -350,6 +351,7 @@ impl Controller {
             Arc::clone(&self.releases),
         );
         let sources = Arc::new(Sources {
+            admissions,
             releases: Arc::clone(&releases),
             relay,
             store: Arc::clone(&self.store),

@@ -42,6 +42,10 @@ pub struct Sources {
     /// Only keys of shards held, when replicas share the services.
     pub ownership: Option<Arc<Ownership>>,
     pub unkeyed: Unkeyed,
+    /// Told of every listed rollout in flight, when concurrency limits are
+    /// set: a replica that just started, or just took a shard over, counts
+    /// them from its first listing, not from each one's first pass.
+    pub admissions: Option<Arc<super::admission::Admissions>>,
     /// Told of the releases every listing finds.
     pub releases: Arc<super::releases::Releases>,
     /// Present when replicas share one reading of the change stream: only

@@ -930,3 +930,148 @@ fn every_cutover_command_in_the_readme_is_accepted_as_written() {
         }
     }
 }
+
+#[tokio::test]
+async fn halt_and_unhalt_write_the_halt_item_that_status_shows_and_never_replace_another() {
+    let w = ready().await;
+    set_new(&w, &key(), "all_at_once").expect(0);
+    let halted = run(
+        &w,
+        &[
+            "halt",
+            "--reason",
+            "INC-4411: checkout errors",
+            "--by",
+            "oncall",
+        ],
+    )
+    .expect(0);
+    assert!(
+        halted
+            .stdout
+            .contains("halted fleet-wide: INC-4411: checkout errors"),
+        "{}",
+        halted.stdout
+    );
+    let stored = item(&w, "halt").await.expect("the halt item");
+    assert_eq!(
+        stored.get("reason"),
+        Some(&AttributeValue::S("INC-4411: checkout errors".into()))
+    );
+    // A second halt leaves the first one, and says whose it is.
+    let again = run(&w, &["halt", "--reason", "something else"]).expect(0);
+    assert!(again.stdout.contains("halted already"), "{}", again.stdout);
+    assert!(again.stdout.contains("INC-4411"), "{}", again.stdout);
+    let status = run(&w, &["status"]).expect(0);
+    assert!(
+        status
+            .stdout
+            .starts_with("FLEET HALTED: halted fleet-wide: INC-4411"),
+        "{}",
+        status.stdout
+    );
+    // An empty reason is refused by name.
+    let refused = run(&w, &["halt", "--reason", "  "]).expect(1);
+    assert!(refused.stderr.contains("`reason`"), "{}", refused.stderr);
+
+    let lifted = run(&w, &["unhalt"]).expect(0);
+    assert!(
+        lifted.stdout.contains("lifted the halt"),
+        "{}",
+        lifted.stdout
+    );
+    assert!(item(&w, "halt").await.is_none());
+    let status = run(&w, &["status"]).expect(0);
+    assert!(!status.stdout.contains("FLEET HALTED"), "{}", status.stdout);
+    let twice = run(&w, &["unhalt"]).expect(0);
+    assert!(twice.stdout.contains("not halted"), "{}", twice.stdout);
+}
+
+#[tokio::test]
+async fn release_start_writes_a_checked_release_item_that_status_pause_and_abort_follow() {
+    let w = ready().await;
+    set_new(&w, &key(), "all_at_once").expect(0);
+    // A bad wave is refused by name, and nothing is written.
+    let refused = run(
+        &w,
+        &[
+            "release",
+            "start",
+            "patch-1",
+            "--image",
+            "registry.example/web:2",
+            "--services",
+            &key(),
+            "--waves",
+            "0%",
+        ],
+    )
+    .expect(1);
+    assert!(refused.stderr.contains("waves"), "{}", refused.stderr);
+    assert!(item(&w, "release:patch-1").await.is_none());
+
+    run(
+        &w,
+        &[
+            "release",
+            "start",
+            "patch-1",
+            "--image",
+            "registry.example/web:2",
+            "--container",
+            "app",
+            "--services",
+            &key(),
+            "--waves",
+            "1,100%",
+            "--bake-between",
+            "5m",
+            "--max-failed",
+            "1",
+        ],
+    )
+    .expect(0);
+    let stored = item(&w, "release:patch-1").await.expect("the release item");
+    let waves = match stored.get("waves") {
+        Some(AttributeValue::L(waves)) => waves.len(),
+        other => panic!("waves: {other:?}"),
+    };
+    assert_eq!(waves, 2);
+    // Written once: a second start under the name is refused.
+    let taken = run(
+        &w,
+        &[
+            "release",
+            "start",
+            "patch-1",
+            "--image",
+            "x:1",
+            "--services",
+            &key(),
+        ],
+    )
+    .expect(1);
+    assert!(taken.stderr.contains("exists already"), "{}", taken.stderr);
+
+    let listed = run(&w, &["release", "status"]).expect(0);
+    assert!(listed.stdout.contains("patch-1"), "{}", listed.stdout);
+    assert!(
+        listed.stdout.contains("has not looked at it yet"),
+        "{}",
+        listed.stdout
+    );
+    run(&w, &["release", "pause", "patch-1"]).expect(0);
+    let stored = item(&w, "release:patch-1").await.unwrap();
+    assert_eq!(stored.get("paused"), Some(&AttributeValue::Bool(true)));
+    run(&w, &["release", "resume", "patch-1"]).expect(0);
+    let stored = item(&w, "release:patch-1").await.unwrap();
+    assert_eq!(stored.get("paused"), Some(&AttributeValue::Bool(false)));
+    assert!(matches!(stored.get("resume"), Some(AttributeValue::S(_))));
+    run(&w, &["release", "abort", "patch-1"]).expect(0);
+    let missing = run(&w, &["release", "abort", "no-such"]).expect(1);
+    assert!(
+        missing.stderr.contains("no release no-such"),
+        "{}",
+        missing.stderr
+    );
+}

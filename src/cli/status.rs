@@ -237,6 +237,13 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let key = args.key.as_ref();
     if !args.watch {
         let records = fetch(&aws, &store, key).await?;
+        // The first thing an on-call engineer must see.
+        if let Some(h) = crate::cloud::halt::read(&store)
+            .await
+            .context("reading the fleet-wide halt")?
+        {
+            println!("FLEET HALTED: {h}; no rollout takes a step until `cutover unhalt`\n");
+        }
         print!("{}", render(&records, key, now()));
         return Ok(ExitCode::SUCCESS);
     }

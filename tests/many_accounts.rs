@@ -479,6 +479,14 @@ async fn one_daemon_rolls_services_in_two_regions_and_another_account() {
         .get(&format!("/v1/services/eu-west-1:{OTHER_ACCOUNT}:prod/web"))
         .await;
     assert!(one.contains("Steady"), "{one}");
+    // So does the CLI: `plan` reads the service where it is.
+    let plan = support::cli::cutover(
+        &endpoint,
+        TABLE,
+        &["plan", &format!("eu-west-1:{OTHER_ACCOUNT}:prod/web")],
+    )
+    .expect(0);
+    assert!(plan.stdout.contains("Steady"), "{}", plan.stdout);
     let exit = daemon.stop();
     assert!(exit.success(), "exit {exit:?}");
 }

@@ -1,16 +1,20 @@
 //! What the platform-team commands share: the daemon's configuration and
 //! credentials, the table, and the record of one service.
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
 use aws_config::SdkConfig;
 
 use super::setup::{ConfigArgs, endpoint};
+use crate::aws::accounts::Accounts;
 use crate::aws::alb::AlbAdapter;
 use crate::aws::calls::ApiCalls;
 use crate::aws::ecs::EcsAdapter;
 use crate::aws::sdk_config;
 use crate::aws::service_deployments::ServiceDeploymentsAdapter;
 use crate::aws::store::DynamoStore;
+use crate::cloud::scopes::Scopes;
 use crate::cloud::{DesiredStore, StoredRecord};
 use crate::config::Config;
 use crate::rollout::ServiceKey;
@@ -27,6 +31,10 @@ pub struct ServiceArg {
 pub struct Aws {
     pub config: Config,
     pub sdk: SdkConfig,
+    /// Clients for the accounts and regions records name, as `cutover run`
+    /// keeps them: a service elsewhere is read where it is.
+    accounts: Arc<Accounts>,
+    scopes: Arc<Scopes>,
 }
 
 impl Aws {
@@ -34,19 +42,33 @@ impl Aws {
     pub async fn connect(args: &ConfigArgs) -> anyhow::Result<Aws> {
         let config = args.load()?;
         let sdk = sdk_config(&endpoint(&config)).await;
-        Ok(Aws { config, sdk })
+        let scopes = Arc::new(Scopes::new(sdk.region().map(|r| r.to_string())));
+        let accounts = Accounts::new(
+            &sdk,
+            &endpoint(&config),
+            &config.accounts,
+            Arc::clone(&scopes),
+            &ApiCalls::new(),
+        );
+        Ok(Aws {
+            config,
+            sdk,
+            accounts,
+            scopes,
+        })
     }
 
+    /// The table; every record it reads teaches the role of its account.
     pub fn store(&self) -> DynamoStore {
-        DynamoStore::new(&self.sdk, &self.config.table)
+        DynamoStore::new(&self.sdk, &self.config.table).with_scopes(Arc::clone(&self.scopes))
     }
 
     pub fn ecs(&self) -> EcsAdapter {
-        EcsAdapter::new(&self.sdk, &ApiCalls::new())
+        EcsAdapter::scoped(Arc::clone(&self.accounts))
     }
 
     pub fn lb(&self) -> AlbAdapter {
-        AlbAdapter::new(&self.sdk)
+        AlbAdapter::scoped(Arc::clone(&self.accounts))
     }
 
     pub fn codedeploy(&self) -> crate::aws::codedeploy::CodeDeployAdapter {
@@ -54,7 +76,7 @@ impl Aws {
     }
 
     pub fn service_deployments(&self) -> ServiceDeploymentsAdapter {
-        ServiceDeploymentsAdapter::new(&self.sdk, &ApiCalls::new())
+        ServiceDeploymentsAdapter::scoped(Arc::clone(&self.accounts))
     }
 
     /// The record, or an error that says where it was looked for.

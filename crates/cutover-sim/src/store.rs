@@ -358,14 +358,7 @@ impl World {
     ) -> Result<SpecWrite, CloudError> {
         check_changes("dynamodb:UpdateItem", changes)?;
         let existing = self.records.items.get(key);
-        let holds = match (precondition, existing) {
-            (Precondition::Absent, found) => found.is_none(),
-            (_, None) => false,
-            (Precondition::Exists, Some(_)) => true,
-            (Precondition::Unchanged { updated_at }, Some(item)) => {
-                item.body.get(UPDATED_AT_ATTRIBUTE) == updated_at.as_ref()
-            }
-        };
+        let holds = holds(precondition, existing);
         if !holds {
             self.log(format!("{key}: record write refused by its precondition"));
             return Ok(SpecWrite::PreconditionFailed);
@@ -552,14 +545,7 @@ impl World {
     ) -> Result<SpecWrite, CloudError> {
         check_changes("dynamodb:UpdateItem", changes)?;
         let existing = self.records.unkeyed.get(name);
-        let holds = match (precondition, existing) {
-            (Precondition::Absent, found) => found.is_none(),
-            (_, None) => false,
-            (Precondition::Exists, Some(_)) => true,
-            (Precondition::Unchanged { updated_at }, Some(item)) => {
-                item.body.get(UPDATED_AT_ATTRIBUTE) == updated_at.as_ref()
-            }
-        };
+        let holds = holds(precondition, existing);
         if !holds {
             self.log(format!("{name:?}: item write refused by its precondition"));
             return Ok(SpecWrite::PreconditionFailed);
@@ -600,15 +586,9 @@ impl World {
     /// Removes the fleet item under `name`, if there is one and
     /// `precondition` holds.
     pub fn delete_item(&mut self, name: &str, precondition: &Precondition) -> SpecWrite {
-        let holds = match (precondition, self.records.unkeyed.get(name)) {
-            (Precondition::Absent, _) => false,
-            (Precondition::Exists, found) => found.is_some(),
-            (Precondition::Unchanged { updated_at }, Some(item)) => {
-                item.body.get(UPDATED_AT_ATTRIBUTE) == updated_at.as_ref()
-            }
-            (Precondition::Unchanged { .. }, None) => false,
-        };
-        if !holds {
+        // A delete never makes an item, so `Absent` never holds.
+        let existing = self.records.unkeyed.get(name);
+        if matches!(precondition, Precondition::Absent) || !holds(precondition, existing) {
             return SpecWrite::PreconditionFailed;
         }
         if self.records.unkeyed.remove(name).is_some() {
@@ -619,6 +599,18 @@ impl World {
         }
         SpecWrite::Written {
             updated_at: self.now.to_string(),
+        }
+    }
+}
+
+/// Whether a writer's precondition holds of the item as stored.
+fn holds(precondition: &Precondition, existing: Option<&Item>) -> bool {
+    match (precondition, existing) {
+        (Precondition::Absent, found) => found.is_none(),
+        (_, None) => false,
+        (Precondition::Exists, Some(_)) => true,
+        (Precondition::Unchanged { updated_at }, Some(item)) => {
+            item.body.get(UPDATED_AT_ATTRIBUTE) == updated_at.as_ref()
         }
     }
 }

@@ -45,6 +45,8 @@ pub struct Cd {
     /// The admission under the concurrency limits the next observation
     /// reports.
     pub admission: Option<crate::rollout::admission::Admission>,
+    /// The fleet-wide halt the next observation reports.
+    pub halt: Option<crate::rollout::halt::Halt>,
 }
 
 impl Cd {
@@ -82,6 +84,7 @@ impl Cd {
             lifecycle_reads: 0,
             events: Vec::new(),
             admission: None,
+            halt: None,
         }
     }
 
@@ -129,6 +132,7 @@ impl Cd {
             deployment,
             gates,
             admission: self.admission.clone(),
+            halt: self.halt.clone(),
             ..Observed::default()
         }
     }
@@ -525,4 +529,34 @@ fn an_external_service_cannot_be_driven_through_codedeploy() {
         "{}",
         w.status.message
     );
+}
+
+#[test]
+fn a_fleet_wide_halt_creates_no_deployment_and_holds_a_ready_one_until_lifted() {
+    let halt = || {
+        Some(crate::rollout::halt::Halt {
+            reason: "INC-9".into(),
+            by: None,
+            since: None,
+        })
+    };
+    let mut w = Cd::new(cd_record("web:2"));
+    w.halt = halt();
+    for _ in 0..3 {
+        let d = w.step();
+        assert!(d.commands.is_empty(), "{:?}", d.commands);
+    }
+    assert!(w.status.message.contains("INC-9"), "{}", w.status.message);
+    w.halt = None;
+    w.step();
+    w.set_status(DeploymentStatus::Ready);
+    w.halt = halt();
+    for _ in 0..3 {
+        w.step();
+        assert_eq!(w.status.phase(), Phase::Paused);
+    }
+    assert!(w.continued.is_empty(), "no traffic rerouted while halted");
+    w.halt = None;
+    w.step();
+    assert_eq!(w.continued.len(), 1);
 }

@@ -1,22 +1,55 @@
 //! ARNs shaped like AWS's, so record validation and ARN parsing in the
 //! controller see what they will see in production.
 
+use crate::rollout::Scope;
+
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "123456789012";
 
-pub fn task_definition(family_revision: &str) -> String {
-    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family_revision}")
+/// The region and account a scope's resources are in: home is
+/// [`REGION`] in [`ACCOUNT`], another region is in [`ACCOUNT`].
+pub fn place(scope: &Scope) -> (&str, &str) {
+    match scope {
+        Scope::Home => (REGION, ACCOUNT),
+        Scope::Region(region) => (region, ACCOUNT),
+        Scope::Account { region, account } => (region, account),
+    }
 }
 
-pub fn task_set(cluster: &str, service: &str, id: &str) -> String {
-    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-set/{cluster}/{service}/{id}")
+/// The region and account an ARN names (its fourth and fifth fields), or
+/// home's for anything else.
+pub fn place_of(arn: &str) -> (&str, &str) {
+    crate::rollout::account::arn_region_account(arn).unwrap_or((REGION, ACCOUNT))
+}
+
+pub fn task_definition_in(scope: &Scope, family_revision: &str) -> String {
+    let (region, account) = place(scope);
+    format!("arn:aws:ecs:{region}:{account}:task-definition/{family_revision}")
+}
+
+pub fn task_set_in(scope: &Scope, cluster: &str, service: &str, id: &str) -> String {
+    let (region, account) = place(scope);
+    format!("arn:aws:ecs:{region}:{account}:task-set/{cluster}/{service}/{id}")
 }
 
 /// A service deployment's ARN, as UpdateService reports it in the
 /// service's `currentServiceDeployment`
 /// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ServiceDeployment.html).
-pub fn service_deployment(cluster: &str, service: &str, id: &str) -> String {
-    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{cluster}/{service}/{id}")
+pub fn service_deployment_in(scope: &Scope, cluster: &str, service: &str, id: &str) -> String {
+    let (region, account) = place(scope);
+    format!("arn:aws:ecs:{region}:{account}:service-deployment/{cluster}/{service}/{id}")
+}
+
+/// The scope an ARN's region and account are in, as a key would name it.
+pub fn scope_of(arn: &str) -> Scope {
+    match place_of(arn) {
+        (REGION, ACCOUNT) => Scope::Home,
+        (region, ACCOUNT) => Scope::Region(region.to_string()),
+        (region, account) => Scope::Account {
+            region: region.to_string(),
+            account: account.to_string(),
+        },
+    }
 }
 
 /// The cluster and service of a service deployment's ARN.
@@ -29,26 +62,37 @@ pub fn service_deployment_key(arn: &str) -> Option<(String, String)> {
 }
 
 /// A task's ARN; `n` is the world's task number.
-pub fn task(cluster: &str, n: u64) -> String {
-    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster}/{n:032x}")
+pub fn task_in(scope: &Scope, cluster: &str, n: u64) -> String {
+    let (region, account) = place(scope);
+    format!("arn:aws:ecs:{region}:{account}:task/{cluster}/{n:032x}")
 }
 
-pub fn load_balancer(name: &str, id: &str) -> String {
-    format!("arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/app/{name}/{id}")
+pub fn load_balancer_in(scope: &Scope, name: &str, id: &str) -> String {
+    let (region, account) = place(scope);
+    format!("arn:aws:elasticloadbalancing:{region}:{account}:loadbalancer/app/{name}/{id}")
 }
 
-pub fn listener(lb_name: &str, lb_id: &str, id: &str) -> String {
-    format!("arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener/app/{lb_name}/{lb_id}/{id}")
+pub fn listener_in(scope: &Scope, lb_name: &str, lb_id: &str, id: &str) -> String {
+    let (region, account) = place(scope);
+    format!("arn:aws:elasticloadbalancing:{region}:{account}:listener/app/{lb_name}/{lb_id}/{id}")
 }
 
-pub fn listener_rule(lb_name: &str, lb_id: &str, listener_id: &str, id: &str) -> String {
+pub fn listener_rule_in(
+    scope: &Scope,
+    lb_name: &str,
+    lb_id: &str,
+    listener_id: &str,
+    id: &str,
+) -> String {
+    let (region, account) = place(scope);
     format!(
-        "arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener-rule/app/{lb_name}/{lb_id}/{listener_id}/{id}"
+        "arn:aws:elasticloadbalancing:{region}:{account}:listener-rule/app/{lb_name}/{lb_id}/{listener_id}/{id}"
     )
 }
 
-pub fn target_group(name: &str, id: &str) -> String {
-    format!("arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:targetgroup/{name}/{id}")
+pub fn target_group_in(scope: &Scope, name: &str, id: &str) -> String {
+    let (region, account) = place(scope);
+    format!("arn:aws:elasticloadbalancing:{region}:{account}:targetgroup/{name}/{id}")
 }
 
 /// Load balancer and target group names are limited to 32 characters.
@@ -82,15 +126,21 @@ mod tests {
 
     #[test]
     fn labels_name_what_people_recognise() {
-        assert_eq!(label(&target_group("web-blue", "0123")), "web-blue");
         assert_eq!(
-            label(&listener("web", "aa", "bbbbbbbbbb")),
+            label(&target_group_in(&Scope::Home, "web-blue", "0123")),
+            "web-blue"
+        );
+        assert_eq!(
+            label(&listener_in(&Scope::Home, "web", "aa", "bbbbbbbbbb")),
             "listener web/bbbbbb"
         );
         assert_eq!(
-            label(&listener_rule("web", "aa", "bb", "cc")),
+            label(&listener_rule_in(&Scope::Home, "web", "aa", "bb", "cc")),
             "rule web/cc"
         );
-        assert_eq!(label(&task_set("prod", "web", "ecs-svc/42")), "ecs-svc/42");
+        assert_eq!(
+            label(&task_set_in(&Scope::Home, "prod", "web", "ecs-svc/42")),
+            "ecs-svc/42"
+        );
     }
 }

@@ -11,7 +11,7 @@ use crate::cloud::{CloudError, ErrorKind};
 use crate::rollout::command::CreateTaskSet;
 use crate::rollout::spec::Placement;
 use crate::rollout::{
-    EcsService, ServiceKey, ServiceState, Stability, TaskSet, TaskSetStatus, Version,
+    EcsService, Scope, ServiceKey, ServiceState, Stability, TaskSet, TaskSetStatus, Version,
 };
 use crate::time::Timestamp;
 
@@ -27,14 +27,22 @@ pub const DESCRIBE_LIMIT: usize = 10;
 
 #[derive(Debug, Default)]
 pub(crate) struct Services {
-    pub clusters: BTreeSet<String>,
+    /// By scope: two accounts or regions may each have a cluster `prod`.
+    pub clusters: BTreeSet<(Scope, String)>,
     pub by_key: BTreeMap<ServiceKey, Service>,
     pub next_task: u64,
     /// Every `CreateTaskSet` client token used, by cluster (ECS's
-    /// idempotency is per cluster), with what it asked for and what it
+    /// idempotency is per cluster, and a cluster is in one scope), with what it asked for and what it
     /// made. ECS does not say that a token is forgotten when its task set
     /// is deleted, so (the worst case) it never is.
-    pub client_tokens: BTreeMap<(String, String), IssuedToken>,
+    pub client_tokens: BTreeMap<(Scope, String, String), IssuedToken>,
+}
+
+impl Services {
+    pub fn has_cluster(&self, scope: &Scope, cluster: &str) -> bool {
+        self.clusters
+            .contains(&(scope.clone(), cluster.to_string()))
+    }
 }
 
 #[derive(Debug)]
@@ -131,7 +139,11 @@ impl SimTaskSet {
         TaskSet {
             id: self.id.clone(),
             arn: self.arn.clone(),
-            task_definition: arn::task_definition(&self.task_definition),
+            // In the task set's account and region.
+            task_definition: arn::task_definition_in(
+                &arn::scope_of(&self.arn),
+                &self.task_definition,
+            ),
             external_id: self.external_id.clone(),
             status: self.status,
             stability: if steady || !report_counts {
@@ -188,15 +200,31 @@ impl World {
         match self.services.by_key.get(key) {
             Some(s) => {
                 let mut found = s.to_domain(self.config.report_counts);
-                found.native = s.native.as_ref().map(|n| n.revision(&self.registry));
+                found.native = s
+                    .native
+                    .as_ref()
+                    .map(|n| n.revision(&key.scope, &self.registry));
                 ServiceState::Found(found)
             }
             None => ServiceState::Missing,
         }
     }
 
+    /// DescribeServices at home.
     pub fn describe_services(
         &self,
+        cluster: &str,
+        names: &[String],
+    ) -> Result<Vec<(String, ServiceState)>, CloudError> {
+        self.describe_services_in(&Scope::Home, cluster, names)
+    }
+
+    /// DescribeServices in one account and region: a cluster there, and
+    /// exactly the services of that scope (a service of the same names
+    /// elsewhere is another service).
+    pub fn describe_services_in(
+        &self,
+        scope: &Scope,
         cluster: &str,
         names: &[String],
     ) -> Result<Vec<(String, ServiceState)>, CloudError> {
@@ -212,7 +240,7 @@ impl World {
         }
         // ECS refuses the whole call with ClusterNotFoundException; the
         // port answers it for each service asked about.
-        if !self.services.clusters.contains(cluster) {
+        if !self.services.has_cluster(scope, cluster) {
             return Ok(names
                 .iter()
                 .map(|n| (n.clone(), ServiceState::ClusterMissing))
@@ -223,7 +251,9 @@ impl World {
             .map(|n| {
                 (
                     n.clone(),
-                    self.service_state(&ServiceKey::new(cluster, n.as_str())),
+                    self.service_state(
+                        &ServiceKey::new(cluster, n.as_str()).in_scope(scope.clone()),
+                    ),
                 )
             })
             .collect())
@@ -258,7 +288,11 @@ impl World {
         // A repeated token: the same request gets the first answer again,
         // even after its task set was deleted; another request is refused
         // (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/ECS_Idempotency.html).
-        let token = (key.cluster.clone(), req.client_token.clone());
+        let token = (
+            key.scope.clone(),
+            key.cluster.clone(),
+            req.client_token.clone(),
+        );
         if let Some(issued) = self.services.client_tokens.get(&token) {
             if issued.request != *req || issued.service != *key {
                 return Err(invalid(format!(
@@ -341,7 +375,7 @@ impl World {
         }
         let id = format!("ecs-svc/{}", self.digits(19));
         let task_set = SimTaskSet {
-            arn: arn::task_set(&key.cluster, &key.service, &id),
+            arn: arn::task_set_in(&key.scope, &key.cluster, &key.service, &id),
             id: id.clone(),
             task_definition,
             external_id: Some(req.external_id.clone()),

@@ -138,6 +138,19 @@ impl SimCloud {
         self.world().limits.throttled.clone()
     }
 
+    /// Calls refused by the enforced rate limits in one account and region
+    /// (the scope's, as its keys name it), by operation.
+    pub fn throttled_in(&self, scope: &crate::rollout::Scope) -> BTreeMap<&'static str, u64> {
+        let (region, account) = arn::place(scope);
+        let w = self.world();
+        w.limits
+            .throttled_in
+            .iter()
+            .filter(|((place, _), _)| place.0 == region && place.1 == account)
+            .map(|((_, op), n)| (*op, *n))
+            .collect()
+    }
+
     pub fn call_count(&self, operation: &str) -> u64 {
         self.world().calls.get(operation).copied().unwrap_or(0)
     }

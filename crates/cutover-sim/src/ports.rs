@@ -7,8 +7,10 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use super::SimCloud;
+use super::arn;
 use super::faults::{ApiGroup, Verdict, roll};
 use super::in_flight::{ItemRef, plain_write_conflict};
+use super::limits::Place;
 use super::tasks::{DESCRIBE_TASKS_LIMIT, DesiredStatus, TaskFilter};
 use crate::cloud::{
     Change, CloudError, DesiredStore, Ecs, ErrorKind, Fence, FleetItem, Listing, LoadBalancer,
@@ -20,28 +22,60 @@ use crate::rollout::command::StartServiceDeployment;
 use crate::rollout::observed::task_set_id;
 use crate::rollout::service_deployment::{PauseAction, ServiceDeployment};
 use crate::rollout::{
-    Route, ServiceKey, ServiceState, Status, Stickiness, TargetCounts, TaskSet, Weights,
+    Route, Scope, ServiceKey, ServiceState, Status, Stickiness, TargetCounts, TaskSet, Weights,
 };
 use crate::time::Timestamp;
 
+/// The place a scope's calls are metered in.
+fn place(scope: &Scope) -> Place {
+    let (region, account) = arn::place(scope);
+    (region.to_string(), account.to_string())
+}
+
 impl SimCloud {
-    /// Counts the call, draws its fate and waits out its latency.
+    /// Counts the call, draws its fate and waits out its latency: a call
+    /// in the controller's own account and region.
     pub(super) async fn call(
         &self,
         group: ApiGroup,
         op: &'static str,
     ) -> Result<Verdict, CloudError> {
-        self.call_drawing(group, op, false).await
+        self.call_in(group, &Scope::Home, op).await
+    }
+
+    /// A call for a service in `scope`, metered by that account and region.
+    pub(super) async fn call_in(
+        &self,
+        group: ApiGroup,
+        scope: &Scope,
+        op: &'static str,
+    ) -> Result<Verdict, CloudError> {
+        self.call_drawing(group, place(scope), op, false).await
+    }
+
+    /// A call on a resource named by its ARN, metered by the ARN's account
+    /// and region.
+    pub(super) async fn call_on(
+        &self,
+        group: ApiGroup,
+        arn: &str,
+        op: &'static str,
+    ) -> Result<Verdict, CloudError> {
+        let (region, account) = arn::place_of(arn);
+        let at = (region.to_string(), account.to_string());
+        self.call_drawing(group, at, op, false).await
     }
 
     /// A call on a fleet item, with its faults drawn apart (`fleet_rng`).
     async fn fleet_call(&self, op: &'static str) -> Result<Verdict, CloudError> {
-        self.call_drawing(ApiGroup::Store, op, true).await
+        self.call_drawing(ApiGroup::Store, place(&Scope::Home), op, true)
+            .await
     }
 
     async fn call_drawing(
         &self,
         group: ApiGroup,
+        at: Place,
         op: &'static str,
         fleet: bool,
     ) -> Result<Verdict, CloudError> {
@@ -55,7 +89,7 @@ impl SimCloud {
                 roll(&mut w.rng, &profile)
             };
             let now = w.now;
-            let verdict = if w.limits.admit(group, op, now) {
+            let verdict = if w.limits.admit(group, &at, op, now) {
                 verdict
             } else {
                 Verdict::Fail(ErrorKind::Throttled)
@@ -249,6 +283,19 @@ impl Ecs for SimCloud {
         self.world().describe_services(cluster, services)
     }
 
+    /// Every scope is simulated: a cluster of another account or region is
+    /// described there, and metered there.
+    async fn describe_in(
+        &self,
+        scope: &Scope,
+        cluster: &str,
+        services: &[String],
+    ) -> Result<Vec<(String, ServiceState)>, CloudError> {
+        self.call_in(ApiGroup::EcsRead, scope, "ecs:DescribeServices")
+            .await?;
+        self.world().describe_services_in(scope, cluster, services)
+    }
+
     async fn create_task_set(
         &self,
         key: &ServiceKey,
@@ -257,14 +304,14 @@ impl Ecs for SimCloud {
         const OP: &str = "ecs:CreateTaskSet";
         self.world()
             .check_halted(|| format!("a new candidate for {key}"));
-        let verdict = self.call(ApiGroup::EcsMutation, OP).await?;
+        let verdict = self.call_in(ApiGroup::EcsMutation, &key.scope, OP).await?;
         let result = self.world().create_task_set(key, request);
         self.reply(OP, verdict, result)
     }
 
     async fn set_primary(&self, key: &ServiceKey, task_set_arn: &str) -> Result<(), CloudError> {
         const OP: &str = "ecs:UpdateServicePrimaryTaskSet";
-        let verdict = self.call(ApiGroup::EcsMutation, OP).await?;
+        let verdict = self.call_in(ApiGroup::EcsMutation, &key.scope, OP).await?;
         let result = self.world().set_primary(key, task_set_arn);
         self.reply(OP, verdict, result)
     }
@@ -275,7 +322,7 @@ impl Ecs for SimCloud {
         task_set_arn: &str,
     ) -> Result<(), CloudError> {
         const OP: &str = "ecs:DeleteTaskSet";
-        let verdict = self.call(ApiGroup::EcsMutation, OP).await?;
+        let verdict = self.call_in(ApiGroup::EcsMutation, &key.scope, OP).await?;
         let result = self.world().delete_task_set(key, task_set_arn);
         self.reply(OP, verdict, result)
     }
@@ -289,13 +336,19 @@ impl Ecs for SimCloud {
             started_by: None,
             desired_status: Some(DesiredStatus::Stopped),
         };
-        self.call(ApiGroup::EcsRead, "ecs:ListTasks").await?;
-        let stopped = self.world().list_tasks(&key.cluster, &filter)?;
+        self.call_in(ApiGroup::EcsRead, &key.scope, "ecs:ListTasks")
+            .await?;
+        let stopped = self
+            .world()
+            .list_tasks_in(&key.scope, &key.cluster, &filter)?;
         let id = task_set_id(task_set_arn);
         let mut count = 0u32;
         for chunk in stopped.chunks(DESCRIBE_TASKS_LIMIT) {
-            self.call(ApiGroup::EcsRead, "ecs:DescribeTasks").await?;
-            let tasks = self.world().describe_tasks(&key.cluster, chunk)?;
+            self.call_in(ApiGroup::EcsRead, &key.scope, "ecs:DescribeTasks")
+                .await?;
+            let tasks = self
+                .world()
+                .describe_tasks_in(&key.scope, &key.cluster, chunk)?;
             count += tasks
                 .iter()
                 .filter(|t| {
@@ -318,7 +371,7 @@ impl LoadBalancer for SimCloud {
             Route::Listener(_) => "elbv2:DescribeListeners",
             Route::Rule(_) => "elbv2:DescribeRules",
         };
-        self.call(ApiGroup::ElbRead, op).await?;
+        self.call_on(ApiGroup::ElbRead, route.arn(), op).await?;
         self.world().weights(route)
     }
 
@@ -329,7 +382,10 @@ impl LoadBalancer for SimCloud {
                 Some(Route::Rule(_)) => "elbv2:DescribeRules",
                 _ => "elbv2:DescribeListeners",
             };
-            let call = self.call(ApiGroup::ElbRead, op).await;
+            // One call reaches one account and region (`describe_calls`
+            // groups them so).
+            let at = chunk.first().map_or("", |&i| routes[i].arn());
+            let call = self.call_on(ApiGroup::ElbRead, at, op).await;
             for i in chunk {
                 let answer = match &call {
                     Ok(_) => self.world().weights(&routes[i]),
@@ -347,7 +403,7 @@ impl LoadBalancer for SimCloud {
             Route::Listener(_) => "elbv2:ModifyListener",
             Route::Rule(_) => "elbv2:ModifyRule",
         };
-        let verdict = self.call(ApiGroup::ElbMutation, op).await?;
+        let verdict = self.call_on(ApiGroup::ElbMutation, route.arn(), op).await?;
         let result = self.world().set_weights(route, weights);
         self.reply(op, verdict, result)
     }
@@ -357,7 +413,7 @@ impl LoadBalancer for SimCloud {
             Route::Listener(_) => "elbv2:DescribeListeners",
             Route::Rule(_) => "elbv2:DescribeRules",
         };
-        self.call(ApiGroup::ElbRead, op).await?;
+        self.call_on(ApiGroup::ElbRead, route.arn(), op).await?;
         self.world().stickiness(route)
     }
 
@@ -370,14 +426,18 @@ impl LoadBalancer for SimCloud {
             Route::Listener(_) => "elbv2:ModifyListener",
             Route::Rule(_) => "elbv2:ModifyRule",
         };
-        let verdict = self.call(ApiGroup::ElbMutation, op).await?;
+        let verdict = self.call_on(ApiGroup::ElbMutation, route.arn(), op).await?;
         let result = self.world().set_stickiness(route, stickiness);
         self.reply(op, verdict, result)
     }
 
     async fn target_health(&self, target_group: &str) -> Result<TargetCounts, CloudError> {
-        self.call(ApiGroup::ElbRead, "elbv2:DescribeTargetHealth")
-            .await?;
+        self.call_on(
+            ApiGroup::ElbRead,
+            target_group,
+            "elbv2:DescribeTargetHealth",
+        )
+        .await?;
         let mut w = self.world();
         let counts = w.target_counts(target_group)?;
         w.health_read(target_group, counts.healthy);
@@ -395,13 +455,15 @@ impl ServiceDeployments for SimCloud {
         const OP: &str = "ecs:UpdateService";
         self.world()
             .check_halted(|| format!("a service deployment of {key}"));
-        let verdict = self.call(ApiGroup::EcsMutation, OP).await?;
+        let verdict = self.call_in(ApiGroup::EcsMutation, &key.scope, OP).await?;
         let result = self.world().start_deployment(key, request).map(Some);
         self.reply(OP, verdict, result)
     }
 
     async fn describe(&self, arns: &[String]) -> Result<Vec<ServiceDeployment>, CloudError> {
-        self.call(ApiGroup::EcsRead, "ecs:DescribeServiceDeployments")
+        // One call reaches one account and region: the first ARN's.
+        let at = arns.first().map_or("", String::as_str);
+        self.call_on(ApiGroup::EcsRead, at, "ecs:DescribeServiceDeployments")
             .await?;
         self.world().describe_deployments(arns)
     }
@@ -411,7 +473,7 @@ impl ServiceDeployments for SimCloud {
         key: &ServiceKey,
         since: Option<Timestamp>,
     ) -> Result<Vec<String>, CloudError> {
-        self.call(ApiGroup::EcsRead, "ecs:ListServiceDeployments")
+        self.call_in(ApiGroup::EcsRead, &key.scope, "ecs:ListServiceDeployments")
             .await?;
         self.world().ongoing_deployments(key, since)
     }
@@ -427,14 +489,14 @@ impl ServiceDeployments for SimCloud {
             self.world()
                 .check_halted(|| format!("CONTINUE to {arn}'s pause {hook_id}"));
         }
-        let verdict = self.call(ApiGroup::EcsMutation, OP).await?;
+        let verdict = self.call_on(ApiGroup::EcsMutation, arn, OP).await?;
         let result = self.world().answer_pause(arn, hook_id, action);
         self.reply(OP, verdict, result)
     }
 
     async fn stop(&self, arn: &str) -> Result<(), CloudError> {
         const OP: &str = "ecs:StopServiceDeployment";
-        let verdict = self.call(ApiGroup::EcsMutation, OP).await?;
+        let verdict = self.call_on(ApiGroup::EcsMutation, arn, OP).await?;
         let result = self.world().stop_deployment(arn);
         self.reply(OP, verdict, result)
     }

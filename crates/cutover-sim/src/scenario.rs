@@ -14,7 +14,7 @@ use super::targets::TargetGroup;
 use super::world::World;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::rollout::spec::{Network, Placement, Route};
-use crate::rollout::{ServiceKey, TaskSetStatus};
+use crate::rollout::{Scope, ServiceKey, TaskSetStatus};
 
 const OP: &str = "sim:AddService";
 /// The longest group-level stickiness ELB accepts: 7 days
@@ -243,12 +243,15 @@ impl World {
 
         let lb_name = arn::elb_name(&key.service, "");
         let lb_id = self.hex_id(16);
-        let blue = self.add_target_group(&arn::elb_name(&key.service, "-blue"));
-        let green = self.add_target_group(&arn::elb_name(&key.service, "-green"));
+        // Everything in the key's account and region, as a record there
+        // must name it.
+        let scope = &key.scope;
+        let blue = self.add_target_group(scope, &arn::elb_name(&key.service, "-blue"));
+        let green = self.add_target_group(scope, &arn::elb_name(&key.service, "-green"));
         let forward = || Action::forward(&[(blue.as_str(), 100), (green.as_str(), 0)]);
 
         let listener_id = self.hex_id(16);
-        let listener = arn::listener(&lb_name, &lb_id, &listener_id);
+        let listener = arn::listener_in(scope, &lb_name, &lb_id, &listener_id);
         let production = if setup.production_rule {
             let not_found = Action::FixedResponse {
                 status_code: 404,
@@ -261,7 +264,8 @@ impl World {
                 false,
                 route(vec![not_found]),
             );
-            let rule = arn::listener_rule(&lb_name, &lb_id, &listener_id, &self.hex_id(16));
+            let rule =
+                arn::listener_rule_in(scope, &lb_name, &lb_id, &listener_id, &self.hex_id(16));
             let mut config = route(vec![forward()]);
             config.priority = Some(10);
             config.conditions = vec![Condition {
@@ -285,7 +289,7 @@ impl World {
             Route::Listener(listener)
         };
         let test = setup.test_listener.then(|| {
-            let test = arn::listener(&lb_name, &lb_id, &self.hex_id(16));
+            let test = arn::listener_in(scope, &lb_name, &lb_id, &self.hex_id(16));
             self.lb
                 .add_route(&test, RouteKind::Listener, false, route(vec![forward()]));
             Route::Listener(test)
@@ -293,7 +297,7 @@ impl World {
 
         let id = format!("ecs-svc/{}", self.digits(19));
         let task_set = SimTaskSet {
-            arn: arn::task_set(&key.cluster, &key.service, &id),
+            arn: arn::task_set_in(&key.scope, &key.cluster, &key.service, &id),
             id: id.clone(),
             task_definition: task_definition.clone(),
             external_id: setup.initial_external_id.clone(),
@@ -331,7 +335,9 @@ impl World {
         } else {
             vec![]
         };
-        self.services.clusters.insert(key.cluster.clone());
+        self.services
+            .clusters
+            .insert((key.scope.clone(), key.cluster.clone()));
         self.services.by_key.insert(
             key.clone(),
             Service {
@@ -360,8 +366,8 @@ impl World {
             self.log(format!("{key}: service added without task sets"));
         }
         Ok(ServiceArns {
+            load_balancer: arn::load_balancer_in(&key.scope, &lb_name, &lb_id),
             key,
-            load_balancer: arn::load_balancer(&lb_name, &lb_id),
             production,
             test,
             target_groups: [blue, green],
@@ -371,8 +377,8 @@ impl World {
         })
     }
 
-    fn add_target_group(&mut self, name: &str) -> String {
-        let arn = arn::target_group(name, &self.hex_id(16));
+    fn add_target_group(&mut self, scope: &Scope, name: &str) -> String {
+        let arn = arn::target_group_in(scope, name, &self.hex_id(16));
         self.lb.target_groups.insert(
             arn.clone(),
             TargetGroup {

@@ -233,7 +233,7 @@ impl World {
         let started_by = ts.id.clone();
         let (stop_code, stopped_reason) = stop_code(reason, target_group.as_deref());
         service.stopped_tasks.push(StoppedTask {
-            arn: arn::task(&task.key.cluster, task.task),
+            arn: arn::task_in(&task.key.scope, &task.key.cluster, task.task),
             started_by,
             stop_code,
             stopped_reason,

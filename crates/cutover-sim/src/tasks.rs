@@ -12,7 +12,7 @@ use super::arn;
 use super::ecs::TaskState;
 use super::world::World;
 use crate::cloud::{CloudError, ErrorKind};
-use crate::rollout::ServiceKey;
+use crate::rollout::{Scope, ServiceKey};
 
 const LIST: &str = "ecs:ListTasks";
 const DESCRIBE: &str = "ecs:DescribeTasks";
@@ -48,10 +48,10 @@ pub struct TaskView {
 }
 
 impl World {
-    fn tasks_of(&self, cluster: &str) -> Vec<(&ServiceKey, TaskView)> {
+    fn tasks_of(&self, scope: &Scope, cluster: &str) -> Vec<(&ServiceKey, TaskView)> {
         let mut all = vec![];
         for (key, service) in &self.services.by_key {
-            if key.cluster != cluster {
+            if key.cluster != cluster || key.scope != *scope {
                 continue;
             }
             for ts in &service.task_sets {
@@ -60,7 +60,7 @@ impl World {
                         all.push((
                             key,
                             TaskView {
-                                arn: arn::task(cluster, *n),
+                                arn: arn::task_in(scope, cluster, *n),
                                 started_by: ts.id.clone(),
                                 desired_status: DesiredStatus::Running,
                                 stop_code: None,
@@ -91,6 +91,16 @@ impl World {
         cluster: &str,
         filter: &TaskFilter,
     ) -> Result<Vec<String>, CloudError> {
+        self.list_tasks_in(&Scope::Home, cluster, filter)
+    }
+
+    /// `ListTasks` in a cluster of `scope`.
+    pub fn list_tasks_in(
+        &self,
+        scope: &Scope,
+        cluster: &str,
+        filter: &TaskFilter,
+    ) -> Result<Vec<String>, CloudError> {
         if filter.started_by.is_some()
             && (filter.service_name.is_some() || filter.desired_status.is_some())
         {
@@ -100,12 +110,12 @@ impl World {
                 "startedBy must be the only filter when it is given",
             ));
         }
-        if !self.services.clusters.contains(cluster) {
+        if !self.services.has_cluster(scope, cluster) {
             return Err(CloudError::not_found(LIST, format!("cluster {cluster}")));
         }
         let status = filter.desired_status.unwrap_or_default();
         Ok(self
-            .tasks_of(cluster)
+            .tasks_of(scope, cluster)
             .into_iter()
             .filter(|(key, t)| {
                 t.desired_status == status
@@ -127,6 +137,16 @@ impl World {
         cluster: &str,
         arns: &[String],
     ) -> Result<Vec<TaskView>, CloudError> {
+        self.describe_tasks_in(&Scope::Home, cluster, arns)
+    }
+
+    /// `DescribeTasks` in a cluster of `scope`.
+    pub fn describe_tasks_in(
+        &self,
+        scope: &Scope,
+        cluster: &str,
+        arns: &[String],
+    ) -> Result<Vec<TaskView>, CloudError> {
         if arns.len() > DESCRIBE_TASKS_LIMIT {
             return Err(CloudError::new(
                 ErrorKind::Invalid,
@@ -138,7 +158,7 @@ impl World {
             ));
         }
         Ok(self
-            .tasks_of(cluster)
+            .tasks_of(scope, cluster)
             .into_iter()
             .map(|(_, t)| t)
             .filter(|t| arns.contains(&t.arn))

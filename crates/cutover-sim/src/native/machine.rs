@@ -254,7 +254,7 @@ impl World {
             .map_or_else(Placement::default, |t| t.placement.clone());
         let id = format!("ecs-svc/{}", self.digits(19));
         let revision = SimTaskSet {
-            arn: super::super::arn::task_set(&key.cluster, &key.service, &id),
+            arn: super::super::arn::task_set_in(&key.scope, &key.cluster, &key.service, &id),
             id: id.clone(),
             task_definition: task_definition.clone(),
             external_id: None,

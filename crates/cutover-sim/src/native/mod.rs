@@ -27,7 +27,7 @@ use crate::rollout::service_deployment::{
     PauseAction, PauseStatus, ServiceDeployment, ServiceDeploymentStatus, ServiceRevision,
     TargetRevision,
 };
-use crate::rollout::{Route, ServiceKey, Version};
+use crate::rollout::{Route, Scope, ServiceKey, Version};
 use crate::time::Timestamp;
 
 const UPDATE: &str = "ecs:UpdateService";
@@ -83,13 +83,13 @@ impl NativeService {
     }
 
     /// What DescribeServices shows of it.
-    pub fn revision(&self, registry: &Registry) -> ServiceRevision {
+    pub fn revision(&self, scope: &Scope, registry: &Registry) -> ServiceRevision {
         let images = registry::parse(&self.task_definition)
             .and_then(|(family, rev)| registry.containers(&family, rev))
             .cloned()
             .unwrap_or_default();
         ServiceRevision {
-            task_definition: arn::task_definition(&self.task_definition),
+            task_definition: arn::task_definition_in(scope, &self.task_definition),
             images,
             current_deployment: self.current.clone(),
         }
@@ -251,7 +251,7 @@ fn step_bake(minutes: u32) -> Result<(), String> {
 /// The service a deployment ARN names.
 fn deployment_key(op: &'static str, arn: &str) -> Result<ServiceKey, CloudError> {
     arn::service_deployment_key(arn)
-        .map(|(cluster, service)| ServiceKey::new(cluster, service))
+        .map(|(cluster, service)| ServiceKey::new(cluster, service).in_scope(arn::scope_of(arn)))
         .ok_or_else(|| {
             CloudError::new(
                 ErrorKind::Invalid,
@@ -376,7 +376,7 @@ impl World {
         .map_err(invalid)?;
 
         let id = self.hex_id(22);
-        let arn = arn::service_deployment(&key.cluster, &key.service, &id);
+        let arn = arn::service_deployment_in(&key.scope, &key.cluster, &key.service, &id);
         self.check_native_start(key, &arn, &task_definition, &ongoing, previous);
         // What ECS does with an UpdateService while a deployment is ongoing
         // is not documented; the worst case is that the ongoing one rolls
@@ -389,7 +389,7 @@ impl World {
             .cloned()
             .unwrap_or_default();
         let target = TargetRevision {
-            task_definition: arn::task_definition(&task_definition),
+            task_definition: arn::task_definition_in(&key.scope, &task_definition),
             images,
             target_groups: vec![green_target_group],
             requested_tasks: Some(requested_tasks),

@@ -9,6 +9,7 @@ mod ecs;
 mod faults;
 mod invariants;
 mod native;
+mod scopes;
 mod sticky;
 mod store;
 mod stream_readers;

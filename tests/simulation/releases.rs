@@ -1,7 +1,11 @@
 //! Releases in the simulation: one change released to a dozen services in
 //! waves under a failure budget, by the real controller over the simulated
 //! cloud, with the faults, bad versions, restarts and fleet-wide halts of
-//! the other seeds. What the harness checks, from what it sees of the
+//! the other seeds. The services are spread over three accounts and
+//! regions (home, `us-west-2:` of the same account, and
+//! `eu-west-1:210987654321:`), each with its own request budgets in the
+//! controller and its own throttling buckets in the simulated cloud. What
+//! the harness checks, from what it sees of the
 //! table every simulated second (never from what the release says of
 //! itself):
 //!
@@ -27,7 +31,7 @@ use serde_json::json;
 use cutover::cloud::releases;
 use cutover::cloud::{Clock, ScaledClock, StoredRecord};
 use cutover::fleet::{Outcome as MemberOutcome, ReleasePhase, ReleaseStatus};
-use cutover::rollout::{Phase, ServiceKey};
+use cutover::rollout::{Phase, Scope, ServiceKey};
 use cutover::sim::{BadVersion, DEFAULT_EPOCH, ServiceSetup, SimCloud};
 use cutover::time::Timestamp;
 
@@ -42,8 +46,28 @@ const IMAGE: &str = "registry.example/app:2";
 /// write what it decided.
 const REACH: Duration = Duration::from_secs(10);
 
-fn key(i: usize) -> ServiceKey {
-    ServiceKey::new("rel", format!("svc-{i}"))
+/// Where the services are: a third each at home, in another region of the
+/// controller's account and in another account, in an order drawn from a
+/// stream of its own, so that the seed's other draws stay as they were.
+fn keys(seed: u64) -> Vec<ServiceKey> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5c0b_e5ac);
+    let scopes = [
+        Scope::Home,
+        Scope::Region("us-west-2".into()),
+        Scope::Account {
+            region: "eu-west-1".into(),
+            account: "210987654321".into(),
+        },
+    ];
+    let mut placed: Vec<Scope> = (0..SERVICES).map(|i| scopes[i % 3].clone()).collect();
+    for i in (1..placed.len()).rev() {
+        placed.swap(i, rng.random_range(0..=i));
+    }
+    placed
+        .into_iter()
+        .enumerate()
+        .map(|(i, scope)| ServiceKey::new("rel", format!("svc-{i}")).in_scope(scope))
+        .collect()
 }
 
 /// Whether the record says the change.
@@ -72,6 +96,8 @@ pub async fn run_release_seed(seed: u64, keep_log: bool) -> Outcome {
         .faults(faults(&mut rng))
         .keep_log(keep_log)
         .build();
+    let keys = keys(seed);
+    let key = |i: usize| keys[i].clone();
     let mut auto_promote = BTreeMap::new();
     for i in 0..SERVICES {
         let arns = sim

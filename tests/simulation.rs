@@ -1453,6 +1453,16 @@ fn seed_2166_a_restarted_controller_reads_each_record_consistently_first() {
     replays_cleanly(2166);
 }
 
+/// A fleet-wide halt came while a baking candidate lost its healthy
+/// targets: cutover gave production back to the previous task set, as it
+/// must halted or not, and invariant (h) took that retreat for a step
+/// forward because the candidate was already primary (232; also 80, 158).
+#[test]
+fn seeds_232_and_80_a_halt_never_keeps_production_on_a_candidate_without_healthy_targets() {
+    replays_cleanly(232);
+    replays_cleanly(80);
+}
+
 /// A native seed (`native_invariants_hold_across_seeds`) that once broke an
 /// invariant, replayed by name.
 fn native_replays_cleanly(seed: u64) {

@@ -108,8 +108,8 @@ const FRESH_READING: Duration = Duration::from_secs(10);
 pub const HALT_REACH: Duration = Duration::from_secs(10);
 
 impl World {
-    /// (h) No step forward (a new candidate, weight onto a task set that
-    /// is not primary, a new service deployment, a CONTINUE) once a
+    /// (h) No step forward (a new candidate, weight onto the newest task
+    /// set, a new service deployment, a CONTINUE) once a
     /// fleet-wide halt has had `HALT_REACH` to reach the controller.
     pub fn check_halted(&mut self, step: impl FnOnce() -> String) {
         if let Some(since) = self.halted_since
@@ -120,14 +120,24 @@ impl World {
         }
     }
 
-    /// Whether `target_group` serves a task set that is not primary: weight
-    /// onto it is a step forward, weight back to the primary a retreat.
+    /// Whether `target_group` serves a service's candidate: weight onto it
+    /// is a step forward, weight back onto an older task set a retreat.
+    /// The candidate is the newest task set of a service that has another
+    /// one to go back to; whether it is primary does not say (a rollout may
+    /// make it primary before it bakes). Weight back onto an older task set
+    /// is a retreat, which a halt must never stop: it is how production
+    /// leaves a candidate that lost its healthy targets (seed 232).
     fn serves_candidate(&self, target_group: &str) -> bool {
         self.services.by_key.values().any(|svc| {
-            svc.task_sets.iter().any(|t| {
-                t.target_group.as_deref() == Some(target_group)
-                    && t.status != crate::rollout::TaskSetStatus::Primary
-            })
+            let live: Vec<_> = svc
+                .task_sets
+                .iter()
+                .filter(|t| t.status != crate::rollout::TaskSetStatus::Draining)
+                .collect();
+            live.len() >= 2
+                && live
+                    .last()
+                    .is_some_and(|newest| newest.target_group.as_deref() == Some(target_group))
         })
     }
 

@@ -219,6 +219,7 @@ impl Reconciler {
         // A missing or unreadable status is rebuilt by the decision from the
         // live service, starting from the default.
         let previous = record.status.clone().unwrap_or_default();
+        self.seen.rollout(key, previous.rollout.is_some());
         if let Some(a) = &self.admissions {
             a.seen(key, previous.rollout.is_some());
         }
@@ -340,6 +341,7 @@ impl Reconciler {
             match written {
                 StatusWrite::Written { version: v } => {
                     self.seen.status_written(key, v);
+                    self.seen.rollout(key, status.rollout.is_some());
                     version = Some(v);
                 }
                 StatusWrite::TooLarge => {

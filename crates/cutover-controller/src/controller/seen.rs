@@ -1,9 +1,10 @@
 //! What this replica knows it has seen and written of each service, beyond
 //! the stored status: under which lease it last read the production
-//! weights, and the status version it last stored. Lost on restart, which
+//! weights, the status version it last stored, and whether a rollout was in
+//! flight when it last read or stored the status. Lost on restart, which
 //! only means looking once more.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::rollout::ServiceKey;
@@ -21,6 +22,7 @@ pub struct Seen {
 struct Inner {
     weights_read: HashMap<ServiceKey, Tenure>,
     status_written: HashMap<ServiceKey, u64>,
+    in_flight: HashSet<ServiceKey>,
 }
 
 impl Seen {
@@ -56,10 +58,29 @@ impl Seen {
             .is_some_and(|&written| version < written)
     }
 
+    /// The status of `key`, as last read or stored, has a rollout in
+    /// flight (`true`) or none.
+    pub fn rollout(&self, key: &ServiceKey, in_flight: bool) {
+        let mut inner = self.lock();
+        if in_flight {
+            inner.in_flight.insert(key.clone());
+        } else {
+            inner.in_flight.remove(key);
+        }
+    }
+
+    /// Whether `key` had a rollout in flight when its status was last read
+    /// or stored: its traffic may be split, so a failed pass must not leave
+    /// it unwatched for longer than a poll.
+    pub fn rollout_in_flight(&self, key: &ServiceKey) -> bool {
+        self.lock().in_flight.contains(key)
+    }
+
     pub fn forget(&self, key: &ServiceKey) {
         let mut inner = self.lock();
         inner.weights_read.remove(key);
         inner.status_written.remove(key);
+        inner.in_flight.remove(key);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -86,6 +107,20 @@ mod tests {
         );
         seen.forget(&key);
         assert!(seen.weights_unread(&key, Some(4)));
+    }
+
+    #[test]
+    fn a_rollout_in_flight_is_remembered_until_it_ends_or_is_forgotten() {
+        let seen = Seen::default();
+        let key = ServiceKey::new("c", "s");
+        assert!(!seen.rollout_in_flight(&key));
+        seen.rollout(&key, true);
+        assert!(seen.rollout_in_flight(&key));
+        seen.rollout(&key, false);
+        assert!(!seen.rollout_in_flight(&key));
+        seen.rollout(&key, true);
+        seen.forget(&key);
+        assert!(!seen.rollout_in_flight(&key));
     }
 
     #[test]

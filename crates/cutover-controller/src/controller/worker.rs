@@ -86,7 +86,19 @@ impl Workers {
             Ok(Err(error)) => {
                 let kind = error.error_kind();
                 let delay = if error.backs_off() {
-                    retries.failed(key)
+                    let delay = retries.failed(key);
+                    if self.reconciler.seen.rollout_in_flight(key) {
+                        // A rollout in flight may have production split
+                        // between two task sets, and the next pass that gets
+                        // through is the one that notices a side lost its
+                        // targets: it is never left unwatched longer than a
+                        // poll. That costs no more than its passes did
+                        // before they failed; the request budgets still pace
+                        // every call.
+                        delay.min(self.poll_interval)
+                    } else {
+                        delay
+                    }
                 } else {
                     // The owner must fix the record or the account; retrying
                     // sooner would not help, and backing off further would

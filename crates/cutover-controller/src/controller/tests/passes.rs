@@ -180,6 +180,75 @@ async fn a_failed_read_backs_off_and_leaves_the_status_alone() {
     run.stop().await;
 }
 
+/// Seconds between the `describe_services` calls that name `service`.
+fn describe_gaps(h: &Harness, service: &str) -> Vec<i64> {
+    let s = h.cloud.state();
+    let at: Vec<i64> = s
+        .calls
+        .iter()
+        .filter(|c| c.operation == "describe_services" && c.target.contains(service))
+        .map(|c| c.at)
+        .collect();
+    at.windows(2).map(|w| (w[1] - w[0]) / 1000).collect()
+}
+
+/// Soak seed 1093 of the simulation: a person deleted the task set
+/// production was shifting from, and ten failed passes in a row backed the
+/// service off to 30 s between tries, so production stayed on a target
+/// group without targets for 111 s. A rollout in flight is retried at least
+/// every poll however often it fails; a steady service backs off as before.
+#[tokio::test(start_paused = true)]
+async fn a_rollout_in_flight_is_retried_every_poll_while_its_passes_fail() {
+    let h = Harness::new();
+    h.cloud.put(&key("web"), record("web", &[]));
+    let run = h.start(config());
+    h.sleep(secs(1)).await;
+    assert_eq!(h.phase(&key("web")), Some(Phase::Shifting));
+    let unavailable = CloudError::new(
+        ErrorKind::Transient,
+        "ecs:DescribeServices",
+        "Service unavailable",
+    );
+    h.cloud.fail("describe_services", unavailable, None);
+    h.sleep(secs(300)).await;
+
+    let gaps = describe_gaps(&h, "web");
+    assert!(
+        gaps.len() >= 25,
+        "{} retries in 300 s: {gaps:?}",
+        gaps.len()
+    );
+    let poll = config().poll_interval.as_secs() as i64;
+    assert!(
+        gaps.iter().all(|&g| g <= poll),
+        "a retry later than a poll: {gaps:?}"
+    );
+    assert_eq!(h.phase(&key("web")), Some(Phase::Shifting));
+    run.stop().await;
+
+    // The same failures without a rollout in flight back off past a poll.
+    let h = Harness::new();
+    h.cloud.put(&key("api"), record("api", &[]));
+    let run = h.start(config());
+    h.sleep(secs(30)).await;
+    assert_eq!(h.phase(&key("api")), Some(Phase::Steady));
+    let unavailable = CloudError::new(
+        ErrorKind::Transient,
+        "ecs:DescribeServices",
+        "Service unavailable",
+    );
+    h.cloud.fail("describe_services", unavailable, None);
+    // The owner writes the record again: a pass, which fails.
+    h.cloud.put(&key("api"), record("api", &[]));
+    h.sleep(secs(300)).await;
+    let gaps = describe_gaps(&h, "api");
+    assert!(
+        gaps.iter().any(|&g| g > poll),
+        "a steady service backs off: {gaps:?}"
+    );
+    run.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_deleted_record_is_forgotten() {
     let h = Harness::new();

@@ -38,10 +38,7 @@ impl Machine<'_, '_> {
         }
         // While baking, production is all on the candidate already, and the
         // old task set is about to go anyway.
-        if let Some(from) = &r.from
-            && phase != Phase::Baking
-            && !live(self.svc).any(|t| t.arn == from.arn)
-        {
+        if self.previous_gone(r, phase) {
             return Some(self.previous_deleted(r));
         }
         if let Some(change) = r.hand_change.as_ref().filter(|c| !c.acknowledged) {
@@ -186,15 +183,7 @@ impl Machine<'_, '_> {
     /// it; otherwise nothing can be done but wait for the candidate until
     /// the deadline, which fails the revision.
     fn previous_deleted(&mut self, r: &Rollout) -> Flow {
-        let from_tg = self.returning_target_group(r);
-        let why = format!(
-            "the task set this rollout started from ({}) was deleted outside cutover",
-            r.from
-                .as_ref()
-                .map_or_else(String::new, |f| super::observed::task_set_id(&f.arn)
-                    .to_string())
-        );
-        self.alert(r, AlertKind::PreviousTaskSetDeleted, why.clone());
+        let why = self.previous_deleted_alert(r);
         let healthy = self.healthy_targets(&r.target_group);
         let candidate = self.candidate(&r.id.revision);
         let (Some(c), true) = (candidate, healthy > 0) else {
@@ -211,11 +200,79 @@ impl Machine<'_, '_> {
             self.d.wake(Wake::Poll);
             return Flow::Wait;
         };
+        if let Some(flow) = self.production_to_candidate(r, &why, healthy) {
+            return flow;
+        }
+        if c.status != TaskSetStatus::Primary {
+            self.make_primary(c);
+        }
+        self.d.status.weights = Some((0, 100));
+        let steps = self.steps(r).len() as u32;
+        let now = self.d.now;
+        let rr = self.rollout();
+        rr.step = steps;
+        rr.step_started_at = now;
+        rr.progress_at = now;
+        rr.hand_change = None;
+        self.d.transition(
+            Phase::Baking,
+            format!("{why}: all production traffic is on the candidate"),
+        );
+        self.d.wake(Wake::Poll);
+        Flow::Wait
+    }
+
+    /// Under a pause or a fleet-wide halt, which hold every step forward,
+    /// the rescue of production still runs: when the task set the rollout
+    /// started from was deleted and the candidate can serve, production
+    /// goes to the candidate, since every request the emptied group gets
+    /// fails (simulation seed 1581: a halt kept production on a deleted
+    /// task set for 127 s). Baking the candidate waits until the hold is
+    /// lifted. `None` when there is nothing to rescue, or it is done.
+    pub(crate) fn rescue_while_held(&mut self, r: &Rollout, phase: Phase) -> Option<Flow> {
+        if !self.previous_gone(r, phase) || self.candidate(&r.id.revision).is_none() {
+            return None;
+        }
+        let healthy = self.healthy_targets(&r.target_group);
+        if healthy == 0 {
+            return None;
+        }
+        let why = self.previous_deleted_alert(r);
+        self.production_to_candidate(r, &why, healthy)
+    }
+
+    /// Whether the task set the rollout started from was deleted while
+    /// production may still weigh it (it is all on the candidate by Baking).
+    fn previous_gone(&self, r: &Rollout, phase: Phase) -> bool {
+        r.from.as_ref().is_some_and(|from| {
+            phase != Phase::Baking && !live(self.svc).any(|t| t.arn == from.arn)
+        })
+    }
+
+    /// Says once per rollout that its previous task set was deleted, and
+    /// returns the words for it.
+    fn previous_deleted_alert(&mut self, r: &Rollout) -> String {
+        let why = format!(
+            "the task set this rollout started from ({}) was deleted outside cutover",
+            r.from
+                .as_ref()
+                .map_or_else(String::new, |f| super::observed::task_set_id(&f.arn)
+                    .to_string())
+        );
+        self.alert(r, AlertKind::PreviousTaskSetDeleted, why.clone());
+        why
+    }
+
+    /// Moves production, and its sticky clients, off the deleted task set's
+    /// group onto the candidate, which has `healthy` targets. `None` once
+    /// both are there.
+    fn production_to_candidate(&mut self, r: &Rollout, why: &str, healthy: u32) -> Option<Flow> {
+        let from_tg = self.returning_target_group(r);
         let want = Weights::pair(&from_tg, 0, &r.target_group, 100);
         match self.production_settled(&want) {
             None => {
                 self.d.wake(Wake::Poll);
-                Flow::Wait
+                Some(Flow::Wait)
             }
             Some(false) => {
                 self.set_production(want);
@@ -225,28 +282,10 @@ impl Machine<'_, '_> {
                     "{why}: sending all production traffic to the candidate, which has {healthy} healthy targets"
                 ));
                 self.d.wake(Wake::Poll);
-                Flow::Wait
+                Some(Flow::Wait)
             }
-            Some(true) if self.sticky_clients_held(&from_tg) => Flow::Wait,
-            Some(true) => {
-                if c.status != TaskSetStatus::Primary {
-                    self.make_primary(c);
-                }
-                self.d.status.weights = Some((0, 100));
-                let steps = self.steps(r).len() as u32;
-                let now = self.d.now;
-                let rr = self.rollout();
-                rr.step = steps;
-                rr.step_started_at = now;
-                rr.progress_at = now;
-                rr.hand_change = None;
-                self.d.transition(
-                    Phase::Baking,
-                    format!("{why}: all production traffic is on the candidate"),
-                );
-                self.d.wake(Wake::Poll);
-                Flow::Wait
-            }
+            Some(true) if self.sticky_clients_held(&from_tg) => Some(Flow::Wait),
+            Some(true) => None,
         }
     }
 

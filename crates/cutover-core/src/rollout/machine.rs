@@ -527,6 +527,9 @@ impl<'a> Machine<'a, '_> {
         if phase != Phase::Finalizing
             && let Some(stop) = Stop::of(spec, self.d.halt.as_ref())
         {
+            if let Some(flow) = self.rescue_while_held(&r, phase) {
+                return flow;
+            }
             return self.paused(r, stop);
         }
         let r = match self.follow_strategy(r, phase) {

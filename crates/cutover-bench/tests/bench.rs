@@ -87,3 +87,29 @@ fn a_small_bench_writes_both_reports_with_cutovers_figures_beside_the_baselines(
     }
     std::fs::remove_dir_all(&out).ok();
 }
+
+/// The README's benchmark figures are the committed run's: every table row
+/// and the line saying how it was measured appear in the README as
+/// `bench/results.md` has them, so a re-run that changes a figure fails
+/// here until the README says it too.
+#[test]
+fn the_readmes_benchmark_figures_are_the_committed_runs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let results = std::fs::read_to_string(root.join("bench/results.md")).unwrap();
+    let lines: Vec<&str> = results
+        .lines()
+        .filter(|l| l.starts_with('|') || l.starts_with("Measured on"))
+        .collect();
+    assert!(lines.len() > 20, "bench/results.md has its tables");
+    let missing: Vec<&&str> = lines.iter().filter(|l| !readme.contains(**l)).collect();
+    assert!(
+        missing.is_empty(),
+        "README.md lacks these lines of bench/results.md:\n{}",
+        missing
+            .iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

@@ -127,14 +127,14 @@ pub async fn run(services: usize, seed: u64) -> anyhow::Result<ReleaseRun> {
         let t = tally(&fleet);
         most_in_flight = most_in_flight.max(t.in_flight);
         let calls = fleet.recorder.release_calls();
-        if let Some((_, status)) = &calls.last {
-            if matches!(
+        if let Some((_, status)) = &calls.last
+            && matches!(
                 status.phase,
                 ReleasePhase::Halted { .. } | ReleasePhase::Aborted | ReleasePhase::Invalid { .. }
-            ) {
-                outcome = format!("{}: {}", status.phase, status.message);
-                break;
-            }
+            )
+        {
+            outcome = format!("{}: {}", status.phase, status.message);
+            break;
         }
         if fleet.clock.now().since(last_check) >= CHECK {
             last_check = fleet.clock.now();

@@ -167,6 +167,19 @@ fn a_person_pausing_during_a_halt_still_acknowledges_weights_changed_by_hand() {
     assert_eq!(w.production.percent(GREEN), 100);
 }
 
+/// A person deletes the old task set; six looks later production is all
+/// on the candidate.
+fn blue_deleted_by_a_person(w: &mut World) {
+    let blue = w.svc.task_sets[0].arn.clone();
+    w.svc.task_sets.retain(|t| t.arn != blue);
+    w.healthy.insert(BLUE.into(), 0);
+    for _ in 0..6 {
+        w.advance(S5);
+        w.step();
+    }
+    assert_eq!(w.production.percent(GREEN), 100, "{}", w.status.message);
+}
+
 /// Soak seed 1581: a person deleted the task set production was shifting
 /// from just as a halt came, and the halt kept 90% of production on its
 /// emptied target group for 127 s. A hold stops steps forward, never the
@@ -179,14 +192,7 @@ fn a_halt_still_moves_production_off_a_deleted_old_task_set() {
     w.step();
     assert_eq!(w.status.phase(), Phase::Paused);
     assert!(w.production.percent(BLUE) > 0);
-    let blue = w.svc.task_sets[0].arn.clone();
-    w.svc.task_sets.retain(|t| t.arn != blue);
-    w.healthy.insert(BLUE.into(), 0);
-    for _ in 0..6 {
-        w.advance(S5);
-        w.step();
-    }
-    assert_eq!(w.production.percent(GREEN), 100, "{}", w.status.message);
+    blue_deleted_by_a_person(&mut w);
     assert_eq!(w.status.phase(), Phase::Paused, "still held");
     assert!(
         w.status.message.contains("INC-4411"),
@@ -205,14 +211,7 @@ fn a_paused_rollout_still_moves_production_off_a_deleted_old_task_set() {
     w.set("paused", json!(true));
     w.step();
     assert_eq!(w.status.phase(), Phase::Paused);
-    let blue = w.svc.task_sets[0].arn.clone();
-    w.svc.task_sets.retain(|t| t.arn != blue);
-    w.healthy.insert(BLUE.into(), 0);
-    for _ in 0..6 {
-        w.advance(S5);
-        w.step();
-    }
-    assert_eq!(w.production.percent(GREEN), 100, "{}", w.status.message);
+    blue_deleted_by_a_person(&mut w);
     assert_eq!(w.status.phase(), Phase::Paused);
     w.set("paused", json!(false));
     assert_eq!(w.settle(), Phase::Steady);

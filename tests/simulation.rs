@@ -705,6 +705,24 @@ fn start_controller(
     generation: u64,
     native: bool,
 ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    spawn(controller(sim, clock, seed, generation, native))
+}
+
+fn spawn(controller: Controller) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let token = CancellationToken::new();
+    let handle = tokio::spawn(controller.run(token.clone()));
+    (token, handle)
+}
+
+/// The controller of a seed's `generation`th process, as `cutover run`
+/// wires it over the simulated cloud.
+fn controller(
+    sim: &SimCloud,
+    clock: Arc<dyn Clock>,
+    seed: u64,
+    generation: u64,
+    native: bool,
+) -> Controller {
     let mut controller = Controller::new(
         Arc::new(sim.clone()) as Arc<dyn DesiredStore>,
         Arc::new(sim.clone()) as Arc<dyn Ecs>,
@@ -723,9 +741,7 @@ fn start_controller(
         controller = controller
             .with_service_deployments(Arc::new(sim.clone()) as Arc<dyn ServiceDeployments>);
     }
-    let token = CancellationToken::new();
-    let handle = tokio::spawn(controller.run(token.clone()));
-    (token, handle)
+    controller
 }
 
 async fn run_seed(seed: u64, keep_log: bool) -> Outcome {

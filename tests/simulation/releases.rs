@@ -17,6 +17,8 @@
 //! - **the fleet-wide halt**: no member gets the change while it holds
 //!   (after `HALT_REACH`), and no rollout steps forward (the simulated
 //!   cloud's invariant (h));
+//! - **each account and region's budgets**: AWS's are enforced in each
+//!   by the simulated cloud, and none refuses a call of cutover's;
 //! - only members are written, and a completed release leaves every
 //!   member Steady on the change.
 
@@ -28,14 +30,18 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
+use cutover::cloud::budget::{ApiBudgets, BudgetConfig};
 use cutover::cloud::releases;
+use cutover::cloud::scopes::Scopes;
 use cutover::cloud::{Clock, ScaledClock, StoredRecord};
 use cutover::fleet::{Outcome as MemberOutcome, ReleasePhase, ReleaseStatus};
 use cutover::rollout::{Phase, Scope, ServiceKey};
-use cutover::sim::{BadVersion, DEFAULT_EPOCH, ServiceSetup, SimCloud};
+use cutover::sim::{
+    BadVersion, DEFAULT_EPOCH, REGION as HOME_REGION, RateLimits, ServiceSetup, SimCloud,
+};
 use cutover::time::Timestamp;
 
-use super::{HaltWindow, LIMIT, Outcome, faults, promote_waiting, start_controller, strategy};
+use super::{HaltWindow, LIMIT, Outcome, controller, faults, promote_waiting, spawn, strategy};
 
 /// Services in a release seed, and how many of them the selector leaves out.
 const SERVICES: usize = 12;
@@ -88,12 +94,33 @@ async fn release_status(sim: &SimCloud) -> Option<ReleaseStatus> {
     releases::get(sim, "patch").await.ok()??.status
 }
 
+/// A controller process as `cutover run` wires it: request budgets for
+/// each account and region its records name, each at the default share
+/// of AWS's, new with each process.
+fn start_budgeted(
+    sim: &SimCloud,
+    clock: Arc<dyn Clock>,
+    seed: u64,
+    generation: u64,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let scopes = Arc::new(Scopes::new(Some(HOME_REGION.to_string())));
+    scopes.learn_all(sim.records().iter());
+    let budgets = ApiBudgets::new(&BudgetConfig::default(), Arc::clone(&clock));
+    budgets.with_scopes(scopes);
+    spawn(controller(sim, clock, seed, generation, false).with_budgets(&budgets))
+}
+
 pub async fn run_release_seed(seed: u64, keep_log: bool) -> Outcome {
     let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(DEFAULT_EPOCH, 1.0));
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7e1e_a5e5);
     let sim = SimCloud::builder(seed)
         .clock(clock.clone())
         .faults(faults(&mut rng))
+        // AWS's budgets, enforced per account and region as AWS does.
+        .rate_limits(RateLimits::aws())
         .keep_log(keep_log)
         .build();
     let keys = keys(seed);
@@ -148,7 +175,7 @@ pub async fn run_release_seed(seed: u64, keep_log: bool) -> Outcome {
 
     let start = clock.now();
     let mut generation = 0;
-    let (mut token, mut handle) = start_controller(&sim, clock.clone(), seed, generation, false);
+    let (mut token, mut handle) = start_budgeted(&sim, clock.clone(), seed, generation);
     let mut violations = vec![];
     let mut written = false;
     // What the harness saw, tick by tick.
@@ -173,7 +200,7 @@ pub async fn run_release_seed(seed: u64, keep_log: bool) -> Outcome {
             token.cancel();
             let _ = handle.await;
             generation += 1;
-            (token, handle) = start_controller(&sim, clock.clone(), seed, generation, false);
+            (token, handle) = start_budgeted(&sim, clock.clone(), seed, generation);
         }
         if !written && elapsed >= Duration::from_secs(5) {
             written = true;
@@ -361,6 +388,14 @@ pub async fn run_release_seed(seed: u64, keep_log: bool) -> Outcome {
                 failed.len()
             ));
         }
+    }
+    // Each account and region's budgets: cutover keeps to its share of
+    // every one, so AWS's (enforced per account and region) refuse nothing.
+    let throttled = sim.throttled();
+    if !throttled.is_empty() {
+        violations.push(format!(
+            "calls throttled by an account and region's request budget: {throttled:?}"
+        ));
     }
     // How the seeds went, for a soak's note.
     if std::env::var_os("SIM_RELEASE_SUMMARY").is_some() {

@@ -15,6 +15,7 @@ use cutover::rollout::{Phase, ServiceKey};
 use cutover::sim::{DEFAULT_EPOCH, RateLimits, ServiceArns, ServiceSetup, SimCloud};
 
 const RESYNC: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_secs(5);
 
 struct Fleet {
     clock: Arc<dyn Clock>,
@@ -55,7 +56,7 @@ fn start(f: &Fleet, budgets: Option<&Arc<ApiBudgets>>) -> (CancellationToken, Co
         Arc::new(f.sim.clone()),
         Arc::clone(&f.clock),
         ControllerConfig {
-            poll_interval: Duration::from_secs(5),
+            poll_interval: POLL,
             resync_interval: RESYNC,
             concurrency: 16,
             ..ControllerConfig::default()
@@ -80,7 +81,7 @@ fn all_steady(f: &Fleet) -> bool {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_steady_sweep_of_25_services_makes_3_describe_calls_and_no_get_item() {
+async fn a_steady_sweep_of_25_services_makes_3_describe_calls_and_reads_no_record() {
     let f = fleet("prod", 25);
     let (shutdown, _handle) = start(&f, None);
     // The first sweep writes every status; the next one has nothing to do.
@@ -94,7 +95,11 @@ async fn a_steady_sweep_of_25_services_makes_3_describe_calls_and_no_get_item() 
         |op: &str| after.get(op).copied().unwrap_or(0) - before.get(op).copied().unwrap_or(0);
     assert_eq!(delta("dynamodb:Scan"), 1, "{after:?}");
     assert_eq!(delta("ecs:DescribeServices"), 3, "{after:?}");
-    assert_eq!(delta("dynamodb:GetItem"), 0, "{after:?}");
+    // The passes read no record: the listing handed each its own. The
+    // replica's only GetItem is the fleet-wide halt's, once a poll, whatever
+    // the fleet's size (fewer reads than the 25 services here).
+    let polls = RESYNC.as_secs() / POLL.as_secs() + 1;
+    assert!(delta("dynamodb:GetItem") <= polls, "{after:?}");
     assert_eq!(delta("dynamodb:UpdateItem"), 0, "{after:?}");
     for op in ["elbv2:DescribeListeners", "elbv2:DescribeTargetHealth"] {
         assert_eq!(delta(op), 0, "{op}: {after:?}");

@@ -1082,6 +1082,15 @@ fn release_invariants_hold_across_seeds() {
     );
 }
 
+/// The reply to the release's start was lost after the table applied it:
+/// the start reads its item back and knows it landed (release soak seed
+/// 1995).
+#[test]
+fn release_seed_1995_a_start_whose_reply_is_lost_still_starts_the_release() {
+    let out = releases::run_release(1995, false);
+    assert!(out.violations.is_empty(), "{:?}", out.violations);
+}
+
 /// Services ECS deploys itself (`driver = "ecs_native"`) in a native seed.
 const NATIVE_SERVICES: usize = 3;
 /// Services of cutover's task sets beside them, under the same controller.

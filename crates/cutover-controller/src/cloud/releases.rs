@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 
+use super::write::UPDATED_AT_ATTRIBUTE;
 use super::{CloudError, DesiredStore, ErrorKind, FleetItem, Precondition, SpecChanges, SpecWrite};
 use crate::fleet::{ReleaseStatus, parse_release};
 use crate::rollout::items::RELEASE_PREFIX;
@@ -115,7 +116,40 @@ pub async fn start(
         .filter(|(k, _)| k.as_str() != KEY_ATTRIBUTE)
         .map(|(k, v)| (k.clone(), Some(v.clone())))
         .collect();
-    store.write_item(&key, &changes, Precondition::Absent).await
+    // A reply lost after DynamoDB applied the write (a connection reset, a
+    // timeout) leaves the writer not knowing whether it landed, and a retry
+    // of a write conditioned on no item fails if the first one did. The item
+    // tells: one that holds exactly the fields written is this start,
+    // landed, as AppSync's DynamoDB resolver judges a failed condition whose
+    // item already matches the write
+    // (https://docs.aws.amazon.com/appsync/latest/devguide/js-aws-appsync-resolver-reference-dynamodb-condition-expressions.html).
+    let mut attempt = 1;
+    loop {
+        match store.write_item(&key, &changes, Precondition::Absent).await {
+            Err(e) if e.kind.is_retryable() => match store.get_item(&key).await {
+                Ok(Some(item)) => return Ok(landed(&item, &changes)),
+                Ok(None) if attempt < START_ATTEMPTS => attempt += 1,
+                _ => return Err(e),
+            },
+            other => return other,
+        }
+    }
+}
+
+/// Attempts at a start whose replies are lost and whose item is not there.
+const START_ATTEMPTS: u32 = 3;
+
+/// What a start whose reply was lost did, judged from the item now stored:
+/// written when it holds every field the start wrote, else someone else's.
+fn landed(item: &FleetItem, changes: &SpecChanges) -> SpecWrite {
+    let ours = changes.iter().all(|(k, v)| item.body.get(k) == v.as_ref());
+    if !ours {
+        return SpecWrite::PreconditionFailed;
+    }
+    let updated_at = item.body.get(UPDATED_AT_ATTRIBUTE).and_then(Value::as_str);
+    SpecWrite::Written {
+        updated_at: updated_at.unwrap_or_default().to_string(),
+    }
 }
 
 /// Carries out `action` on the release `name`; `Ok(None)` when it has no

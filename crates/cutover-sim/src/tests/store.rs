@@ -297,3 +297,39 @@ async fn scans_are_up_to_date_unless_staleness_is_asked_for() {
     };
     assert_eq!(sim.list().await.unwrap()[0].status_version, version);
 }
+
+fn release() -> serde_json::Value {
+    json!({
+        "services": ["prod/web"],
+        "set": {"image": "registry.example/web:2", "container": "app"},
+        "waves": [{"services": 1}],
+    })
+}
+
+/// Soak seed 1995 of the release simulation: the reply to a release's
+/// start was lost after the table applied it. The start reads the item
+/// back and says it was written; a second start of the same name is still
+/// refused as someone else's.
+#[tokio::test(start_paused = true)]
+async fn a_release_start_whose_reply_is_lost_is_known_by_its_item() {
+    use crate::cloud::{SpecWrite, releases};
+    use crate::{FaultProfile, Faults};
+    let sim = sim(31);
+    sim.set_faults(Faults {
+        store: FaultProfile {
+            lost_reply: 1.0,
+            ..FaultProfile::NONE
+        },
+        ..Faults::none()
+    });
+    let started = releases::start(&sim, "patch", &release()).await.unwrap();
+    assert!(matches!(started, SpecWrite::Written { .. }), "{started:?}");
+    let stored = releases::get(&sim, "patch").await.unwrap().unwrap();
+    assert_eq!(stored.body["waves"], json!([{"services": 1}]));
+
+    sim.set_faults(Faults::none());
+    let mut other = release();
+    other["waves"] = json!([{"services": 1}, {"percent": 100}]);
+    let again = releases::start(&sim, "patch", &other).await.unwrap();
+    assert_eq!(again, SpecWrite::PreconditionFailed);
+}

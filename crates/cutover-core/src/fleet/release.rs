@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::rollout::key::ServiceKey;
 use crate::rollout::quote::{escape_controls, name, quote};
-use crate::rollout::schema::Problem;
+use crate::rollout::schema::{Problem, json_written as written, not_a_field};
 use crate::rollout::spec::PROBLEMS_SHOWN;
 
 /// The most waves a release takes: more would be a schedule, not a release.
@@ -645,47 +645,8 @@ impl Reader {
     }
 }
 
-/// What was written, in DynamoDB's words, as the start of a message.
-fn written(v: &Value) -> &'static str {
-    match v {
-        Value::String(_) => "is a string (S)",
-        Value::Number(_) => "is a number (N)",
-        Value::Bool(_) => "is a boolean (BOOL)",
-        Value::Null => "is null (NULL)",
-        Value::Array(_) => "is a list (L)",
-        Value::Object(_) => "is a map (M)",
-    }
-}
-
 fn unknown(k: &str) -> String {
-    let mut message = "is not a field of a release: remove it".to_string();
-    if let Some(close) = FIELDS
-        .iter()
-        .min_by_key(|f| edit_distance(k, f))
-        .filter(|f| edit_distance(k, f) <= 2)
-    {
-        message.push_str(&format!(", or did you mean `{close}`?"));
-    }
-    message
-}
-
-/// Levenshtein distance; names longer than any field are far anyway.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().take(64).collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let next = (prev + usize::from(ca != cb))
-                .min(row[j] + 1)
-                .min(row[j + 1] + 1);
-            prev = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
+    not_a_field(k, FIELDS.iter().copied(), "a release")
 }
 
 /// `family:revision` or a task definition ARN that ends in one, as a

@@ -672,17 +672,24 @@ fn written(found: &Written<'_>, list_wanted: bool) -> String {
         ""
     };
     match found {
-        Written::Json(Value::String(_)) => "is a string (S)".into(),
-        Written::Json(Value::Number(_)) => "is a number (N)".into(),
-        Written::Json(Value::Bool(_)) => "is a boolean (BOOL)".into(),
-        Written::Json(Value::Null) => "is null (NULL)".into(),
-        Written::Json(Value::Array(_)) => "is a list (L)".into(),
-        Written::Json(Value::Object(_)) => "is a map (M)".into(),
+        Written::Json(v) => json_written(v).into(),
         Written::NoJson(NoJsonForm::Binary) => "is binary (B)".into(),
         Written::NoJson(NoJsonForm::BinarySet) => format!("is a binary set (BS){unordered}"),
         Written::NoJson(NoJsonForm::NumberSet) => format!("is a number set (NS){unordered}"),
         Written::NoJson(NoJsonForm::StringSet) => format!("is a string set (SS){unordered}"),
         Written::NoJson(NoJsonForm::Unreadable) => "is a value cutover cannot read".into(),
+    }
+}
+
+/// What a JSON value is, in DynamoDB's words, as the start of a message.
+pub(crate) fn json_written(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "is a string (S)",
+        Value::Number(_) => "is a number (N)",
+        Value::Bool(_) => "is a boolean (BOOL)",
+        Value::Null => "is null (NULL)",
+        Value::Array(_) => "is a list (L)",
+        Value::Object(_) => "is a map (M)",
     }
 }
 
@@ -766,11 +773,15 @@ fn whole(n: &Number) -> Option<i128> {
 }
 
 fn unknown(k: &str, fields: &[Field], of: &str) -> String {
+    let names = fields.iter().map(|f| f.name).filter(|f| *f != "status");
+    not_a_field(k, names, of)
+}
+
+/// "is not a field of `of`: remove it", with the closest of `names` (two
+/// edits away at most) as a suggestion.
+pub(crate) fn not_a_field<'a>(k: &str, names: impl Iterator<Item = &'a str>, of: &str) -> String {
     let mut message = format!("is not a field of {of}: remove it");
-    if let Some(close) = fields
-        .iter()
-        .map(|f| f.name)
-        .filter(|f| *f != "status")
+    if let Some(close) = names
         .min_by_key(|f| edit_distance(k, f))
         .filter(|f| edit_distance(k, f) <= 2)
     {

@@ -184,14 +184,7 @@ pub trait DesiredStore: Send + Sync {
         precondition: Precondition,
     ) -> Result<SpecWrite, CloudError> {
         let _ = (changes, precondition);
-        Err(CloudError::new(
-            ErrorKind::Other,
-            "dynamodb:UpdateItem",
-            format!(
-                "this store takes no writes to {}",
-                crate::rollout::unkeyed::quote_key(name)
-            ),
-        ))
+        Err(no_item_writes("dynamodb:UpdateItem", name))
     }
     /// Removes the fleet item under `name` if `precondition` holds (never
     /// `Absent`); removing one that is not there is no error.
@@ -201,14 +194,7 @@ pub trait DesiredStore: Send + Sync {
         precondition: Precondition,
     ) -> Result<SpecWrite, CloudError> {
         let _ = precondition;
-        Err(CloudError::new(
-            ErrorKind::Other,
-            "dynamodb:DeleteItem",
-            format!(
-                "this store takes no writes to {}",
-                crate::rollout::unkeyed::quote_key(name)
-            ),
-        ))
+        Err(no_item_writes("dynamodb:DeleteItem", name))
     }
     /// Writes only the status attribute of the fleet item under `name`,
     /// only if it still exists and its status is at `expected`.
@@ -285,6 +271,19 @@ pub trait DesiredStore: Send + Sync {
             format!("this store takes no writes to the record of {key}"),
         ))
     }
+}
+
+/// What a store that holds only records (a test double) answers a write
+/// to the fleet item `name`.
+fn no_item_writes(operation: &'static str, name: &str) -> CloudError {
+    CloudError::new(
+        ErrorKind::Other,
+        operation,
+        format!(
+            "this store takes no writes to {}",
+            crate::rollout::unkeyed::quote_key(name)
+        ),
+    )
 }
 
 /// ECS services that use the EXTERNAL deployment controller.

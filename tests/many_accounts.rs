@@ -21,7 +21,6 @@ use aws_sdk_ecs::types::{
 };
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, ForwardActionConfig, ProtocolEnum, TargetDescription, TargetGroupTuple,
-    TargetTypeEnum,
 };
 use serde_json::{Value, json};
 
@@ -112,51 +111,20 @@ async fn place(endpoint: &str, sdk: &SdkConfig, account: Option<&str>, key: &str
     }
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(sdk);
     let ecs = aws_sdk_ecs::Client::new(sdk);
-    let lb = elb
-        .create_load_balancer()
-        .name("shop")
-        .set_subnets(Some(subnets.clone()))
-        .send()
-        .await
-        .unwrap()
-        .load_balancers
-        .unwrap()
-        .remove(0)
-        .load_balancer_arn
-        .unwrap();
-    let mut groups = vec![];
-    for name in ["web-blue", "web-green"] {
-        let tg = elb
-            .create_target_group()
-            .name(name)
-            .protocol(ProtocolEnum::Http)
-            .port(8080)
-            .vpc_id(&vpc)
-            .target_type(TargetTypeEnum::Ip)
-            .send()
-            .await
-            .unwrap();
-        groups.push(
-            tg.target_groups
-                .unwrap()
-                .remove(0)
-                .target_group_arn
-                .unwrap(),
-        );
-    }
+    let (lb, blue, green) = support::aws::blue_green(&elb, "shop", &subnets, &vpc).await;
     let forward = Action::builder()
         .r#type(ActionTypeEnum::Forward)
         .forward_config(
             ForwardActionConfig::builder()
                 .target_groups(
                     TargetGroupTuple::builder()
-                        .target_group_arn(&groups[0])
+                        .target_group_arn(&blue)
                         .weight(100)
                         .build(),
                 )
                 .target_groups(
                     TargetGroupTuple::builder()
-                        .target_group_arn(&groups[1])
+                        .target_group_arn(&green)
                         .weight(0)
                         .build(),
                 )
@@ -233,7 +201,7 @@ async fn place(endpoint: &str, sdk: &SdkConfig, account: Option<&str>, key: &str
         )
         .load_balancers(
             LoadBalancer::builder()
-                .target_group_arn(&groups[0])
+                .target_group_arn(&blue)
                 .container_name("app")
                 .container_port(8080)
                 .build(),
@@ -262,8 +230,8 @@ async fn place(endpoint: &str, sdk: &SdkConfig, account: Option<&str>, key: &str
         key: key.to_string(),
         ecs,
         elb,
-        blue: groups[0].clone(),
-        green: groups[1].clone(),
+        blue,
+        green,
         region_arn: listener.split(':').nth(3).unwrap().to_string()
             + ":"
             + listener.split(':').nth(4).unwrap(),

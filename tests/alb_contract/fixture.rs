@@ -5,7 +5,7 @@ use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, AuthenticateOidcActionConfig, FixedResponseActionConfig,
     ForwardActionConfig, HostHeaderConditionConfig, ProtocolEnum, Rule, RuleCondition,
-    TargetDescription, TargetGroupStickinessConfig, TargetGroupTuple, TargetTypeEnum,
+    TargetDescription, TargetGroupStickinessConfig, TargetGroupTuple,
 };
 use cutover::aws::alb::AlbAdapter;
 use cutover::aws::calls::ApiCalls;
@@ -41,39 +41,7 @@ pub async fn fixture() -> Fixture {
     let elb = Client::new(&config);
 
     let support::aws::Network { vpc, subnets } = support::aws::network(&emulator).await;
-    let lb = elb
-        .create_load_balancer()
-        .name("web")
-        .set_subnets(Some(subnets))
-        .send()
-        .await
-        .unwrap()
-        .load_balancers
-        .unwrap()
-        .remove(0)
-        .load_balancer_arn
-        .unwrap();
-    let mut groups = Vec::new();
-    for name in ["web-blue", "web-green"] {
-        let tg = elb
-            .create_target_group()
-            .name(name)
-            .protocol(ProtocolEnum::Http)
-            .port(8080)
-            .vpc_id(&vpc)
-            .target_type(TargetTypeEnum::Ip)
-            .send()
-            .await
-            .unwrap();
-        groups.push(
-            tg.target_groups
-                .unwrap()
-                .remove(0)
-                .target_group_arn
-                .unwrap(),
-        );
-    }
-    let [blue, green] = <[String; 2]>::try_from(groups).unwrap();
+    let (lb, blue, green) = support::aws::blue_green(&elb, "web", &subnets, &vpc).await;
 
     let production = elb
         .create_listener()

@@ -13,7 +13,6 @@ use aws_sdk_ecs::types::{
 };
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, ForwardActionConfig, ProtocolEnum, TargetDescription, TargetGroupTuple,
-    TargetTypeEnum,
 };
 use serde_json::{Value, json};
 
@@ -44,40 +43,7 @@ pub async fn world() -> World {
     let ddb = aws_sdk_dynamodb::Client::new(&config);
 
     let support::aws::Network { vpc, subnets } = support::aws::network(&emulator).await;
-    let lb = elb
-        .create_load_balancer()
-        .name("shop")
-        .set_subnets(Some(subnets.clone()))
-        .send()
-        .await
-        .unwrap();
-    let lb = lb
-        .load_balancers
-        .unwrap()
-        .remove(0)
-        .load_balancer_arn
-        .unwrap();
-    let mut groups = vec![];
-    for name in ["web-blue", "web-green"] {
-        let tg = elb
-            .create_target_group()
-            .name(name)
-            .protocol(ProtocolEnum::Http)
-            .port(8080)
-            .vpc_id(&vpc)
-            .target_type(TargetTypeEnum::Ip)
-            .send()
-            .await
-            .unwrap();
-        groups.push(
-            tg.target_groups
-                .unwrap()
-                .remove(0)
-                .target_group_arn
-                .unwrap(),
-        );
-    }
-    let (blue, green) = (groups[0].clone(), groups[1].clone());
+    let (lb, blue, green) = support::aws::blue_green(&elb, "shop", &subnets, &vpc).await;
     let forward = |w_blue: i32| {
         Action::builder()
             .r#type(ActionTypeEnum::Forward)

@@ -115,3 +115,49 @@ async fn ec2_query(emulator: &Emulator, params: &[(&str, &str)], field: &str) ->
         _ => panic!("EC2 {params:?}: no <{field}> in {text}"),
     }
 }
+
+/// A load balancer `name` in `subnets`, and the HTTP target groups
+/// `web-blue` and `web-green` of IP targets on port 8080 in `vpc`, as the
+/// emulator tests' services use them: the three ARNs.
+pub async fn blue_green(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    name: &str,
+    subnets: &[String],
+    vpc: &str,
+) -> (String, String, String) {
+    use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetTypeEnum};
+    let lb = elb
+        .create_load_balancer()
+        .name(name)
+        .set_subnets(Some(subnets.to_vec()))
+        .send()
+        .await
+        .unwrap()
+        .load_balancers
+        .unwrap()
+        .remove(0)
+        .load_balancer_arn
+        .unwrap();
+    let mut groups = Vec::new();
+    for group in ["web-blue", "web-green"] {
+        let tg = elb
+            .create_target_group()
+            .name(group)
+            .protocol(ProtocolEnum::Http)
+            .port(8080)
+            .vpc_id(vpc)
+            .target_type(TargetTypeEnum::Ip)
+            .send()
+            .await
+            .unwrap();
+        groups.push(
+            tg.target_groups
+                .unwrap()
+                .remove(0)
+                .target_group_arn
+                .unwrap(),
+        );
+    }
+    let [blue, green] = <[String; 2]>::try_from(groups).unwrap();
+    (lb, blue, green)
+}
